@@ -1,0 +1,275 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/agentproto"
+)
+
+// pipeDrainGrace is how long exec waits for stdout/stderr to reach EOF after
+// the process exits. A background child that inherited the pipes would
+// otherwise hold the stream open forever.
+const pipeDrainGrace = 200 * time.Millisecond
+
+// exec runs one process and streams its output on st until it exits.
+func (s *Server) exec(ctx context.Context, st *stream, req *agentproto.ExecRequest) {
+	if len(req.Argv) == 0 || req.Argv[0] == "" {
+		st.fail(agentproto.CodeInvalidArgument, errors.New("exec: empty argv"))
+		return
+	}
+	p, err := s.startProcess(req)
+	if err != nil {
+		code := agentproto.CodeInternal
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			code = agentproto.CodeNotFound
+		} else if errors.Is(err, os.ErrPermission) {
+			code = agentproto.CodePermission
+		}
+		st.fail(code, err)
+		return
+	}
+	defer p.closeAll()
+
+	var outWG sync.WaitGroup
+	outWG.Add(2)
+	go p.pump(&outWG, st, agentproto.TypeStdout, p.stdout)
+	go p.pump(&outWG, st, agentproto.TypeStderr, p.stderr)
+	hostGone := make(chan struct{})
+	go p.readHost(st, hostGone)
+
+	var timeout <-chan time.Time
+	if req.TimeoutMS > 0 {
+		t := time.NewTimer(time.Duration(req.TimeoutMS) * time.Millisecond)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var ws syscall.WaitStatus
+	timedOut := false
+	for done := false; !done; {
+		select {
+		case ws = <-p.wait:
+			done = true
+		case <-timeout:
+			timedOut = true
+			p.kill(syscall.SIGKILL)
+			timeout = nil
+		case <-hostGone:
+			// The host cancelled (or vanished): nobody will read the output.
+			p.kill(syscall.SIGKILL)
+			hostGone = nil
+		case <-ctx.Done():
+			p.kill(syscall.SIGKILL)
+			ctx = context.Background()
+		}
+	}
+	dur := time.Since(p.started)
+	// Background children may keep the pipes open; they keep running (users
+	// start servers this way) but the stream ends after a short grace.
+	drained := make(chan struct{})
+	go func() { outWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(pipeDrainGrace):
+		p.stdout.Close()
+		p.stderr.Close()
+		<-drained
+	}
+	st.writeJSON(agentproto.TypeExit, exitFrame(ws, timedOut, dur))
+}
+
+func exitFrame(ws syscall.WaitStatus, timedOut bool, dur time.Duration) agentproto.Exit {
+	e := agentproto.Exit{ExitCode: ws.ExitStatus(), TimedOut: timedOut, DurationMS: dur.Milliseconds()}
+	if ws.Signaled() {
+		e.ExitCode = -1
+		e.Signal = sigName(ws.Signal())
+	}
+	return e
+}
+
+// process is one started child with the agent's ends of its pipes.
+type process struct {
+	pid            int
+	started        time.Time
+	wait           <-chan syscall.WaitStatus
+	stdin          *os.File // nil when the request has no stdin
+	stdout, stderr *os.File
+	stdinOnce      sync.Once
+}
+
+func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
+	path, err := exec.LookPath(req.Argv[0])
+	if err != nil {
+		return nil, err
+	}
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	if req.User != "" {
+		cred, err := lookupUser(req.User)
+		if err != nil {
+			return nil, err
+		}
+		attr.Credential = cred
+	}
+	cwd := req.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	p := &process{}
+	var childIn, childOut, childErr *os.File
+	if req.Stdin {
+		if childIn, p.stdin, err = os.Pipe(); err != nil {
+			return nil, err
+		}
+	} else if childIn, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	defer childIn.Close()
+	if p.stdout, childOut, err = os.Pipe(); err != nil {
+		p.closeAll()
+		return nil, err
+	}
+	defer childOut.Close()
+	if p.stderr, childErr, err = os.Pipe(); err != nil {
+		p.closeAll()
+		return nil, err
+	}
+	defer childErr.Close()
+
+	pattr := &os.ProcAttr{
+		Dir:   cwd,
+		Env:   append(baseEnv(), req.Env...),
+		Files: []*os.File{childIn, childOut, childErr},
+		Sys:   attr,
+	}
+	p.wait, err = s.reaper.start(func() (int, error) {
+		proc, err := os.StartProcess(path, req.Argv, pattr)
+		if err != nil {
+			return 0, err
+		}
+		p.pid = proc.Pid
+		proc.Release() // the reaper waits, not os.Process
+		return p.pid, nil
+	})
+	if err != nil {
+		p.closeAll()
+		return nil, err
+	}
+	p.started = time.Now()
+	// Keep the agent alive under memory pressure: the workload, not the agent,
+	// is the OOM killer's victim (the agent itself runs with a low score).
+	os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", p.pid), []byte("500"), 0)
+	return p, nil
+}
+
+func (p *process) kill(sig syscall.Signal) {
+	if p.pid > 0 {
+		syscall.Kill(-p.pid, sig)
+	}
+}
+
+func (p *process) closeAll() {
+	for _, f := range []*os.File{p.stdin, p.stdout, p.stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func (p *process) pump(wg *sync.WaitGroup, st *stream, t agentproto.FrameType, r io.Reader) {
+	defer wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if st.write(t, buf[:n]) != nil {
+				io.Copy(io.Discard, r) // keep the child from blocking on a full pipe
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readHost applies the host's stdin and signal frames. It closes hostGone when
+// the stream breaks before the exit frame was written.
+func (p *process) readHost(st *stream, hostGone chan<- struct{}) {
+	for {
+		f, err := agentproto.ReadFrame(st, 0)
+		if err != nil {
+			p.closeStdin()
+			close(hostGone)
+			return
+		}
+		switch f.Type {
+		case agentproto.TypeStdin:
+			if p.stdin != nil {
+				p.stdin.Write(f.Payload)
+			}
+		case agentproto.TypeStdinClose:
+			p.closeStdin()
+		case agentproto.TypeSignal:
+			var sr agentproto.SignalRequest
+			if json.Unmarshal(f.Payload, &sr) == nil && sr.Signal > 0 && sr.Signal < 65 {
+				p.kill(syscall.Signal(sr.Signal))
+			}
+		}
+	}
+}
+
+func (p *process) closeStdin() {
+	p.stdinOnce.Do(func() {
+		if p.stdin != nil {
+			p.stdin.Close()
+		}
+	})
+}
+
+func lookupUser(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return nil, fmt.Errorf("user %q: %w", name, os.ErrNotExist)
+		}
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// baseEnv is the environment every process starts from. As PID 1 the agent
+// may have almost none, so PATH and HOME get sane values.
+func baseEnv() []string {
+	env := os.Environ()
+	if os.Getenv("PATH") == "" {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	if os.Getenv("HOME") == "" {
+		env = append(env, "HOME=/root")
+	}
+	return env
+}
+
+func sigName(s syscall.Signal) string {
+	names := map[syscall.Signal]string{
+		syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT",
+		syscall.SIGHUP: "SIGHUP", syscall.SIGQUIT: "SIGQUIT", syscall.SIGSEGV: "SIGSEGV",
+		syscall.SIGABRT: "SIGABRT", syscall.SIGPIPE: "SIGPIPE", syscall.SIGUSR1: "SIGUSR1",
+		syscall.SIGUSR2: "SIGUSR2", syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE",
+	}
+	if n, ok := names[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("SIG%d", int(s))
+}

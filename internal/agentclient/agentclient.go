@@ -1,0 +1,141 @@
+// Package agentclient is the host side of the agent protocol (see package
+// agentproto). It takes any net.Conn to a sandbox's agent, so every runtime
+// (unix socket, vsock, virtio-serial) shares it. The daemon's worker and API
+// import it; the guest agent does not.
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/errdefs"
+)
+
+// Client is one handshaken connection to an agent. It is safe for concurrent
+// use: every operation runs on its own multiplexed stream.
+type Client struct {
+	conn  net.Conn
+	sess  *yamux.Session
+	hello agentproto.Hello
+}
+
+// Handshake says hello on conn and, when the agent answers with a version
+// both speak, starts the multiplexed session. A successful handshake is the
+// sandbox's readiness signal. On error conn is closed. The deadline of ctx
+// (if any) bounds the handshake.
+func Handshake(ctx context.Context, conn net.Conn) (*Client, error) {
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	hello, err := handshake(conn)
+	if !stop() {
+		err = errors.Join(ctx.Err(), err)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("agent handshake: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.KeepAliveInterval = 10 * time.Second
+	cfg.MaxStreamWindowSize = 1 << 20
+	sess, err := yamux.Client(conn, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &Client{conn: conn, sess: sess, hello: hello}, nil
+}
+
+func handshake(conn net.Conn) (agentproto.Hello, error) {
+	var hello agentproto.Hello
+	err := agentproto.WriteJSON(conn, agentproto.TypeHello, agentproto.Hello{
+		Version: agentproto.Version, MinVersion: agentproto.MinVersion,
+	})
+	if err != nil {
+		return hello, err
+	}
+	f, err := agentproto.ReadFrame(conn, 4096)
+	if err != nil {
+		return hello, err
+	}
+	if err := f.Decode(agentproto.TypeHello, &hello); err != nil {
+		return hello, err
+	}
+	if hello.Version < agentproto.MinVersion || hello.Version > agentproto.Version {
+		return hello, fmt.Errorf("agent chose unsupported protocol version %d", hello.Version)
+	}
+	return hello, nil
+}
+
+// Hello returns the agent's handshake answer.
+func (c *Client) Hello() agentproto.Hello { return c.hello }
+
+// Close ends the session and its operations. It is idempotent.
+func (c *Client) Close() error { return c.sess.Close() }
+
+// Done is closed when the session has ended, by Close or a broken connection.
+func (c *Client) Done() <-chan struct{} { return c.sess.CloseChan() }
+
+// open starts an operation stream and sends its request. The stream is closed
+// when ctx ends, which makes the agent abandon the operation.
+func (c *Client) open(ctx context.Context, req agentproto.Request) (*yamux.Stream, func(), error) {
+	st, err := c.sess.OpenStream()
+	if err != nil {
+		return nil, nil, errdefs.Unavailable("agent connection lost: %v", err)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Close(); st.SetReadDeadline(time.Now()) })
+	done := func() { stop(); st.Close() }
+	if err := agentproto.WriteJSON(st, agentproto.TypeRequest, req); err != nil {
+		done()
+		return nil, nil, errdefs.Unavailable("agent connection lost: %v", err)
+	}
+	return st, done, nil
+}
+
+// Health asks the agent whether it is serving.
+func (c *Client) Health(ctx context.Context) (agentproto.Response, error) {
+	var resp agentproto.Response
+	st, done, err := c.open(ctx, agentproto.Request{Op: agentproto.OpHealth})
+	if err != nil {
+		return resp, err
+	}
+	defer done()
+	f, err := agentproto.ReadFrame(st, 0)
+	if err != nil {
+		return resp, streamErr(ctx, err)
+	}
+	return resp, mapRemote(f.Decode(agentproto.TypeResponse, &resp))
+}
+
+// streamErr turns a broken stream into the cancellation that caused it, or an
+// Unavailable error.
+func streamErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errdefs.Unavailable("agent stream broken: %v", err)
+}
+
+// mapRemote gives agent errors their errdefs class.
+func mapRemote(err error) error {
+	var re *agentproto.RemoteError
+	if !errors.As(err, &re) {
+		return err
+	}
+	switch re.Code {
+	case agentproto.CodeNotFound:
+		return fmt.Errorf("%w: %s", errdefs.ErrNotFound, re.Message)
+	case agentproto.CodeInvalidArgument:
+		return fmt.Errorf("%w: %s", errdefs.ErrInvalidArgument, re.Message)
+	case agentproto.CodePermission:
+		return fmt.Errorf("%w: permission denied: %s", errdefs.ErrFailedPrecondition, re.Message)
+	}
+	return err
+}
