@@ -1,0 +1,152 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// VMGetParams selects a sandbox by ID, or by name within a project.
+type VMGetParams struct {
+	IDOrName  string
+	ProjectID string
+}
+
+// VMListParams filters VMList.
+type VMListParams struct {
+	// IncludeDeleted also lists sandboxes in status deleted.
+	IncludeDeleted bool
+	ProjectID      string
+	// WorkerID, when set, lists only that worker's sandboxes.
+	WorkerID string
+}
+
+// VMInsertParams is a sandbox created together with its vm:create task.
+type VMInsertParams struct {
+	AdditionalTools []string
+	ID              string
+	Image           string
+	MemoryMB        int
+	Name            string
+	Runtime         string
+	ToolVersions    map[string]string
+	VCPUs           int
+	WorkerID        string
+}
+
+// VMUpdateParams sets the non-nil fields of one sandbox.
+type VMUpdateParams struct {
+	Error     *string
+	ID        string
+	RuntimeID *string
+	Status    *string
+	WorkerID  *string
+}
+
+// TaskInsertParams inserts a pending task.
+type TaskInsertParams struct {
+	// ID is the task's UUID, also used as the queue message ID. Empty means generate one.
+	ID string
+	// Job, when set, is inserted in the same transaction (its TaskID is this task).
+	Job        *JobInsertParams
+	MaxRetries int
+	Payload    json.RawMessage
+	Priority   string
+	ProjectID  string
+	Type       string
+	// VM, when set, is inserted in the same transaction; the task's VMID is its ID.
+	VM   *VMInsertParams
+	VMID string
+}
+
+// JobInsertParams is a job created together with its job:run task.
+type JobInsertParams struct {
+	Commands []string
+	ID       string
+	VMID     string
+}
+
+// TaskGetParams selects one task.
+type TaskGetParams struct {
+	ID        string
+	ProjectID string
+}
+
+// TaskListParams filters TaskList.
+type TaskListParams struct {
+	// CreatedBefore, when non-zero, lists only tasks created before it.
+	CreatedBefore time.Time
+	// Limit caps the result; 0 means 1000.
+	Limit  int
+	Status string
+	// WorkerID, when set, lists only tasks last claimed by that worker.
+	WorkerID string
+}
+
+// TaskUpdateParams moves a task to Status and sets the non-nil fields.
+// Moving to running stamps started_at; moving to a terminal status stamps
+// completed_at.
+type TaskUpdateParams struct {
+	Error      *string
+	ID         string
+	Progress   *string
+	Result     json.RawMessage
+	RetryCount *int
+	Status     string
+	WorkerID   *string
+}
+
+// JobGetParams selects one job.
+type JobGetParams struct {
+	ID        string
+	ProjectID string
+}
+
+// JobUpdateParams sets a job's status; running stamps started_at, terminal
+// statuses stamp completed_at.
+type JobUpdateParams struct {
+	Error  *string
+	ID     string
+	Status string
+}
+
+// ExecutionInsertParams records the start of an execution.
+type ExecutionInsertParams struct {
+	Args      []string
+	Command   string
+	JobID     string
+	ProjectID string
+	StartedAt time.Time
+	TaskID    string
+	VMID      string
+}
+
+// ExecutionFinishParams records how an execution ended.
+type ExecutionFinishParams struct {
+	DurationMS      int64
+	Error           string
+	ExitCode        *int
+	ID              string
+	Signal          string
+	Stderr          string
+	StderrTruncated bool
+	Stdout          string
+	StdoutTruncated bool
+	TimedOut        bool
+}
+
+// ExecutionListParams selects a sandbox's or a job's executions.
+type ExecutionListParams struct {
+	JobID string
+	// Limit caps the result; 0 means 1000.
+	Limit     int
+	ProjectID string
+	VMID      string
+}
+
+// WorkerUpsertParams registers a worker or refreshes its heartbeat.
+type WorkerUpsertParams struct {
+	Address  string
+	Capacity int
+	ID       string
+	Runtime  string
+}

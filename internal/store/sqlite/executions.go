@@ -1,0 +1,94 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+
+	"github.com/google/uuid"
+
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+const execColumns = `id, project_id, vm_id, task_id, job_id, command, args, exit_code, signal, timed_out, error,
+	stdout, stderr, stdout_truncated, stderr_truncated, started_at, completed_at, duration_ms`
+
+func scanExecution(row interface{ Scan(...any) error }) (*store.Execution, error) {
+	var e store.Execution
+	var args string
+	var code sql.NullInt64
+	var started int64
+	var completed sql.NullInt64
+	err := row.Scan(&e.ID, &e.ProjectID, &e.VMID, &e.TaskID, &e.JobID, &e.Command, &args, &code, &e.Signal,
+		&e.TimedOut, &e.Error, &e.Stdout, &e.Stderr, &e.StdoutTruncated, &e.StderrTruncated, &started, &completed, &e.DurationMS)
+	if err != nil {
+		return nil, err
+	}
+	json.Unmarshal([]byte(args), &e.Args)
+	if e.Args == nil {
+		e.Args = []string{}
+	}
+	if code.Valid {
+		c := int(code.Int64)
+		e.ExitCode = &c
+	}
+	e.StartedAt, e.CompletedAt = fromMicros(started), fromNullMicros(completed)
+	return &e, nil
+}
+
+// ExecutionInsert implements store.Store.
+func (s *Store) ExecutionInsert(ctx context.Context, p *store.ExecutionInsertParams) (*store.Execution, error) {
+	args, _ := json.Marshal(nonNil(p.Args))
+	started := p.StartedAt
+	if started.IsZero() {
+		started = fromMicros(now())
+	}
+	e, err := scanExecution(s.db.QueryRowContext(ctx, `INSERT INTO executions (id, project_id, vm_id, task_id, job_id,
+		command, args, started_at) VALUES (?,?,?,?,?,?,?,?) RETURNING `+execColumns,
+		uuid.Must(uuid.NewV7()).String(), p.ProjectID, p.VMID, p.TaskID, p.JobID, p.Command, string(args), micros(started)))
+	return e, mapErr(err, "execution")
+}
+
+// ExecutionFinish implements store.Store.
+func (s *Store) ExecutionFinish(ctx context.Context, p *store.ExecutionFinishParams) (*store.Execution, error) {
+	var code any
+	if p.ExitCode != nil {
+		code = *p.ExitCode
+	}
+	e, err := scanExecution(s.db.QueryRowContext(ctx, `UPDATE executions SET exit_code = ?, signal = ?, timed_out = ?,
+		error = ?, stdout = ?, stderr = ?, stdout_truncated = ?, stderr_truncated = ?, completed_at = ?, duration_ms = ?
+		WHERE id = ? RETURNING `+execColumns, code, p.Signal, p.TimedOut, p.Error, p.Stdout, p.Stderr,
+		p.StdoutTruncated, p.StderrTruncated, now(), p.DurationMS, p.ID))
+	return e, mapErr(err, "execution "+p.ID)
+}
+
+// ExecutionList implements store.Store.
+func (s *Store) ExecutionList(ctx context.Context, p *store.ExecutionListParams) ([]*store.Execution, error) {
+	q, args := `SELECT `+execColumns+` FROM executions WHERE project_id = ?`, []any{p.ProjectID}
+	if p.VMID != "" {
+		q += ` AND vm_id = ?`
+		args = append(args, p.VMID)
+	}
+	if p.JobID != "" {
+		q += ` AND job_id = ?`
+		args = append(args, p.JobID)
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY started_at, id LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, mapErr(err, "list executions")
+	}
+	defer rows.Close()
+	out := []*store.Execution{}
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			return nil, mapErr(err, "list executions")
+		}
+		out = append(out, e)
+	}
+	return out, mapErr(rows.Err(), "list executions")
+}

@@ -1,0 +1,118 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+const vmColumns = `id, project_id, name, status, runtime, runtime_id, worker_id, image, vcpus, memory_mb,
+	additional_tools, tool_versions, error, created_at, updated_at`
+
+func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
+	var vm store.VM
+	var tools, versions string
+	var created, updated int64
+	err := row.Scan(&vm.ID, &vm.ProjectID, &vm.Name, &vm.Status, &vm.Runtime, &vm.RuntimeID, &vm.WorkerID,
+		&vm.Image, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &vm.Error, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	json.Unmarshal([]byte(tools), &vm.AdditionalTools)
+	json.Unmarshal([]byte(versions), &vm.ToolVersions)
+	if vm.AdditionalTools == nil {
+		vm.AdditionalTools = []string{}
+	}
+	if vm.ToolVersions == nil {
+		vm.ToolVersions = map[string]string{}
+	}
+	vm.CreatedAt, vm.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &vm, nil
+}
+
+func insertVM(ctx context.Context, tx *sql.Tx, projectID string, p *store.VMInsertParams) error {
+	tools, _ := json.Marshal(nonNil(p.AdditionalTools))
+	versions, _ := json.Marshal(nonNilMap(p.ToolVersions))
+	t := now()
+	_, err := tx.ExecContext(ctx, `INSERT INTO vms (id, project_id, name, status, runtime, worker_id, image, vcpus,
+		memory_mb, additional_tools, tool_versions, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		p.ID, projectID, p.Name, store.VMCreating, p.Runtime, p.WorkerID, p.Image, p.VCPUs, p.MemoryMB,
+		string(tools), string(versions), t, t)
+	if err != nil && strings.Contains(err.Error(), "vms.project_id, vms.name") {
+		return mapErr(err, "sandbox named "+p.Name)
+	}
+	return mapErr(err, "sandbox")
+}
+
+// VMGet implements store.Store.
+func (s *Store) VMGet(ctx context.Context, p *store.VMGetParams) (*store.VM, error) {
+	vm, err := scanVM(s.db.QueryRowContext(ctx, `SELECT `+vmColumns+` FROM vms WHERE id = ? AND project_id = ?`,
+		p.IDOrName, p.ProjectID))
+	if err == sql.ErrNoRows {
+		vm, err = scanVM(s.db.QueryRowContext(ctx, `SELECT `+vmColumns+` FROM vms
+			WHERE name = ? AND project_id = ? AND status <> 'deleted'`, p.IDOrName, p.ProjectID))
+	}
+	return vm, mapErr(err, "sandbox "+p.IDOrName)
+}
+
+// VMList implements store.Store.
+func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM, error) {
+	q := `SELECT ` + vmColumns + ` FROM vms WHERE project_id = ?`
+	args := []any{p.ProjectID}
+	if !p.IncludeDeleted {
+		q += ` AND status <> 'deleted'`
+	}
+	if p.WorkerID != "" {
+		q += ` AND worker_id = ?`
+		args = append(args, p.WorkerID)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, mapErr(err, "list sandboxes")
+	}
+	defer rows.Close()
+	vms := []*store.VM{}
+	for rows.Next() {
+		vm, err := scanVM(rows)
+		if err != nil {
+			return nil, mapErr(err, "list sandboxes")
+		}
+		vms = append(vms, vm)
+	}
+	return vms, mapErr(rows.Err(), "list sandboxes")
+}
+
+// VMUpdate implements store.Store.
+func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.VM, error) {
+	sets, args := []string{"updated_at = ?"}, []any{now()}
+	add := func(col string, v *string) {
+		if v != nil {
+			sets = append(sets, col+" = ?")
+			args = append(args, *v)
+		}
+	}
+	add("status", p.Status)
+	add("runtime_id", p.RuntimeID)
+	add("worker_id", p.WorkerID)
+	add("error", p.Error)
+	args = append(args, p.ID)
+	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+vmColumns, args...))
+	return vm, mapErr(err, "sandbox "+p.ID)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

@@ -1,0 +1,47 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+const workerColumns = `id, address, runtime, capacity, started_at, heartbeat_at`
+
+func scanWorker(row interface{ Scan(...any) error }) (*store.Worker, error) {
+	var w store.Worker
+	var started, hb int64
+	if err := row.Scan(&w.ID, &w.Address, &w.Runtime, &w.Capacity, &started, &hb); err != nil {
+		return nil, err
+	}
+	w.StartedAt, w.HeartbeatAt = fromMicros(started), fromMicros(hb)
+	return &w, nil
+}
+
+// WorkerUpsert implements store.Store.
+func (s *Store) WorkerUpsert(ctx context.Context, p *store.WorkerUpsertParams) (*store.Worker, error) {
+	t := now()
+	w, err := scanWorker(s.db.QueryRowContext(ctx, `INSERT INTO workers (id, address, runtime, capacity, started_at, heartbeat_at)
+		VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, runtime = excluded.runtime,
+		capacity = excluded.capacity, heartbeat_at = excluded.heartbeat_at RETURNING `+workerColumns,
+		p.ID, p.Address, p.Runtime, p.Capacity, t, t))
+	return w, mapErr(err, "worker "+p.ID)
+}
+
+// WorkerList implements store.Store.
+func (s *Store) WorkerList(ctx context.Context) ([]*store.Worker, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+workerColumns+` FROM workers ORDER BY id`)
+	if err != nil {
+		return nil, mapErr(err, "list workers")
+	}
+	defer rows.Close()
+	out := []*store.Worker{}
+	for rows.Next() {
+		w, err := scanWorker(rows)
+		if err != nil {
+			return nil, mapErr(err, "list workers")
+		}
+		out = append(out, w)
+	}
+	return out, mapErr(rows.Err(), "list workers")
+}

@@ -1,0 +1,181 @@
+// Package store is Aetherium's durable state: projects, workers, sandboxes
+// (vms), tasks, jobs and executions. It is the source of truth; queue messages
+// only point at task rows.
+//
+// Store is internal to the daemon. It is implemented by store/sqlite (embedded
+// mode) and, later, store/postgres; both must pass storetest.Run. Because the
+// project owns every implementation, the interface may be wider than the
+// small-interface rule allows.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// DefaultProjectID is the project every row belongs to until tenants exist.
+// The first migration creates it.
+const DefaultProjectID = "default"
+
+// VM statuses.
+const (
+	VMCreating = "creating"
+	VMRunning  = "running"
+	VMStopped  = "stopped"
+	VMDeleting = "deleting"
+	VMDeleted  = "deleted"
+	VMFailed   = "failed"
+)
+
+// Task statuses. Succeeded and failed are terminal: no update leaves them.
+const (
+	TaskPending   = "pending"
+	TaskRunning   = "running"
+	TaskSucceeded = "succeeded"
+	TaskFailed    = "failed"
+)
+
+// Job statuses.
+const (
+	JobPending   = "pending"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+)
+
+// Store is the daemon's state. Implementations are safe for concurrent use.
+// Errors: a missing row is errdefs.ErrNotFound; a duplicate name is
+// errdefs.ErrAlreadyExists; an update of a terminal task is errdefs.ErrConflict.
+type Store interface {
+	// Ping checks the database is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the database. It is idempotent.
+	Close() error
+
+	// VMGet finds a sandbox by ID or, failing that, by name within the
+	// project. Deleted sandboxes are found by ID only.
+	VMGet(ctx context.Context, params *VMGetParams) (*VM, error)
+	// VMList lists a project's sandboxes, oldest first.
+	VMList(ctx context.Context, params *VMListParams) ([]*VM, error)
+	// VMUpdate sets the non-nil fields of a sandbox and returns it.
+	VMUpdate(ctx context.Context, params *VMUpdateParams) (*VM, error)
+
+	// TaskInsert inserts a pending task and, in the same transaction, the
+	// sandbox or job it creates (params.VM, params.Job), so a request never
+	// leaves half its rows behind.
+	TaskInsert(ctx context.Context, params *TaskInsertParams) (*Task, error)
+	// TaskGet returns one task.
+	TaskGet(ctx context.Context, params *TaskGetParams) (*Task, error)
+	// TaskList lists tasks by status, oldest first.
+	TaskList(ctx context.Context, params *TaskListParams) ([]*Task, error)
+	// TaskUpdate moves a non-terminal task to params.Status and sets the
+	// non-nil fields. Updating a terminal task returns ErrConflict.
+	TaskUpdate(ctx context.Context, params *TaskUpdateParams) (*Task, error)
+
+	// JobGet returns one job.
+	JobGet(ctx context.Context, params *JobGetParams) (*Job, error)
+	// JobUpdate sets a job's status and the non-nil fields.
+	JobUpdate(ctx context.Context, params *JobUpdateParams) (*Job, error)
+
+	// ExecutionInsert records a started (or, with CompletedAt set, finished) execution.
+	ExecutionInsert(ctx context.Context, params *ExecutionInsertParams) (*Execution, error)
+	// ExecutionFinish records an execution's outcome.
+	ExecutionFinish(ctx context.Context, params *ExecutionFinishParams) (*Execution, error)
+	// ExecutionList lists a sandbox's or a job's executions, oldest first.
+	ExecutionList(ctx context.Context, params *ExecutionListParams) ([]*Execution, error)
+
+	// WorkerUpsert registers a worker or refreshes its heartbeat.
+	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)
+	// WorkerList lists all workers.
+	WorkerList(ctx context.Context) ([]*Worker, error)
+}
+
+// VM is a sandbox.
+type VM struct {
+	ID              string            `json:"id"`
+	ProjectID       string            `json:"project_id"`
+	Name            string            `json:"name"`
+	Status          string            `json:"status"`
+	Runtime         string            `json:"runtime"`
+	RuntimeID       string            `json:"runtime_id,omitempty"`
+	WorkerID        string            `json:"worker_id,omitempty"`
+	Image           string            `json:"image"`
+	VCPUs           int               `json:"vcpus"`
+	MemoryMB        int               `json:"memory_mb"`
+	AdditionalTools []string          `json:"additional_tools"`
+	ToolVersions    map[string]string `json:"tool_versions"`
+	Error           string            `json:"error,omitempty"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+}
+
+// Task is one unit of asynchronous work.
+type Task struct {
+	ID          string          `json:"id"`
+	ProjectID   string          `json:"project_id"`
+	Type        string          `json:"type"`
+	Status      string          `json:"status"`
+	Priority    string          `json:"priority"`
+	VMID        string          `json:"vm_id,omitempty"`
+	Payload     json.RawMessage `json:"payload"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	Progress    string          `json:"progress,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	RetryCount  int             `json:"retry_count"`
+	MaxRetries  int             `json:"max_retries"`
+	WorkerID    string          `json:"worker_id,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	StartedAt   *time.Time      `json:"started_at,omitempty"`
+	CompletedAt *time.Time      `json:"completed_at,omitempty"`
+}
+
+// Terminal reports whether the task has finished for good.
+func (t *Task) Terminal() bool { return t.Status == TaskSucceeded || t.Status == TaskFailed }
+
+// Job is a list of commands run in order in one sandbox.
+type Job struct {
+	ID          string     `json:"id"`
+	ProjectID   string     `json:"project_id"`
+	VMID        string     `json:"vm_id"`
+	TaskID      string     `json:"task_id"`
+	Status      string     `json:"status"`
+	Commands    []string   `json:"commands"`
+	Error       string     `json:"error,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+}
+
+// Execution is the record of one command run in a sandbox, by any path.
+type Execution struct {
+	ID              string     `json:"id"`
+	ProjectID       string     `json:"project_id"`
+	VMID            string     `json:"vm_id"`
+	TaskID          string     `json:"task_id,omitempty"`
+	JobID           string     `json:"job_id,omitempty"`
+	Command         string     `json:"command"`
+	Args            []string   `json:"args"`
+	ExitCode        *int       `json:"exit_code"`
+	Signal          string     `json:"signal,omitempty"`
+	TimedOut        bool       `json:"timed_out"`
+	Error           string     `json:"error,omitempty"`
+	Stdout          string     `json:"stdout"`
+	Stderr          string     `json:"stderr"`
+	StdoutTruncated bool       `json:"stdout_truncated"`
+	StderrTruncated bool       `json:"stderr_truncated"`
+	StartedAt       time.Time  `json:"started_at"`
+	CompletedAt     *time.Time `json:"completed_at,omitempty"`
+	DurationMS      int64      `json:"duration_ms"`
+}
+
+// Worker is a host that runs sandboxes.
+type Worker struct {
+	ID          string    `json:"id"`
+	Address     string    `json:"address"`
+	Runtime     string    `json:"runtime"`
+	Capacity    int       `json:"capacity"`
+	StartedAt   time.Time `json:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+}

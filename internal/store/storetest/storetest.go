@@ -1,0 +1,259 @@
+// Package storetest is the conformance suite every store.Store must pass.
+// Implementations call Run from their tests with a constructor that returns a
+// fresh, empty, migrated store.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+// Run runs the suite. newStore must return an independent store per call.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"VMCreateWithTask", testVMCreateWithTask},
+		{"VMDuplicateNameLeavesNoRows", testVMDuplicateName},
+		{"VMGetByIDOrName", testVMGet},
+		{"VMDeletedFreesName", testVMDeletedFreesName},
+		{"TaskLifecycle", testTaskLifecycle},
+		{"TaskTerminalIsFinal", testTaskTerminalIsFinal},
+		{"TaskListPendingOlderThan", testTaskList},
+		{"JobWithTask", testJob},
+		{"Executions", testExecutions},
+		{"Workers", testWorkers},
+		{"NotFound", testNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, newStore(t))
+		})
+	}
+}
+
+func newVM(name string) *store.VMInsertParams {
+	return &store.VMInsertParams{ID: uuid.NewString(), Name: name, Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512,
+		AdditionalTools: []string{"go"}, ToolVersions: map[string]string{"go": "1.23.0"}}
+}
+
+func createVM(t *testing.T, s store.Store, name string) (*store.VM, *store.Task) {
+	t.Helper()
+	p := newVM(name)
+	task, err := s.TaskInsert(context.Background(), &store.TaskInsertParams{ProjectID: store.DefaultProjectID,
+		Type: "vm:create", Priority: "high", MaxRetries: 3, Payload: json.RawMessage(`{"a":1}`), VM: p})
+	if err != nil {
+		t.Fatalf("TaskInsert with VM: %v", err)
+	}
+	vm, err := s.VMGet(context.Background(), &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: p.ID})
+	if err != nil {
+		t.Fatalf("VMGet: %v", err)
+	}
+	return vm, task
+}
+
+func testVMCreateWithTask(t *testing.T, s store.Store) {
+	vm, task := createVM(t, s, "alpha")
+	if vm.Status != store.VMCreating || vm.Name != "alpha" || vm.VCPUs != 1 || vm.ToolVersions["go"] != "1.23.0" ||
+		len(vm.AdditionalTools) != 1 || vm.ProjectID != store.DefaultProjectID {
+		t.Errorf("vm = %+v", vm)
+	}
+	if task.VMID != vm.ID || task.Status != store.TaskPending || task.MaxRetries != 3 || string(task.Payload) != `{"a":1}` {
+		t.Errorf("task = %+v", task)
+	}
+}
+
+func testVMDuplicateName(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	createVM(t, s, "dup")
+	id := uuid.NewString()
+	_, err := s.TaskInsert(ctx, &store.TaskInsertParams{ID: id, ProjectID: store.DefaultProjectID, Type: "vm:create",
+		Priority: "high", VM: newVM("dup")})
+	if !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("duplicate name: err = %v, want ErrAlreadyExists", err)
+	}
+	if _, err := s.TaskGet(ctx, &store.TaskGetParams{ID: id}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("task of failed create exists: %v", err)
+	}
+	vms, _ := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID})
+	if len(vms) != 1 {
+		t.Errorf("%d vms after duplicate insert, want 1", len(vms))
+	}
+}
+
+func testVMGet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, _ := createVM(t, s, "findme")
+	for _, key := range []string{vm.ID, "findme"} {
+		got, err := s.VMGet(ctx, &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: key})
+		if err != nil || got.ID != vm.ID {
+			t.Errorf("VMGet(%q) = %v, %v", key, got, err)
+		}
+	}
+	st, rid := store.VMRunning, "ctr-1"
+	got, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st, RuntimeID: &rid})
+	if err != nil || got.Status != st || got.RuntimeID != rid || got.Name != "findme" {
+		t.Errorf("VMUpdate = %+v, %v", got, err)
+	}
+	list, err := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID})
+	if err != nil || len(list) != 1 || list[0].Status != st {
+		t.Errorf("VMList = %v, %v", list, err)
+	}
+}
+
+func testVMDeletedFreesName(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, _ := createVM(t, s, "reuse")
+	st := store.VMDeleted
+	if _, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st}); err != nil {
+		t.Fatal(err)
+	}
+	vm2, _ := createVM(t, s, "reuse")
+	got, err := s.VMGet(ctx, &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: "reuse"})
+	if err != nil || got.ID != vm2.ID {
+		t.Errorf("name lookup after delete = %v, %v; want %s", got, err, vm2.ID)
+	}
+	if got, _ := s.VMGet(ctx, &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: vm.ID}); got == nil || got.Status != store.VMDeleted {
+		t.Errorf("deleted vm by id = %v", got)
+	}
+	live, _ := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID})
+	all, _ := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, IncludeDeleted: true})
+	if len(live) != 1 || len(all) != 2 {
+		t.Errorf("live %d all %d, want 1 and 2", len(live), len(all))
+	}
+}
+
+func testTaskLifecycle(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, task := createVM(t, s, "life")
+	w, retries := "w1", 1
+	got, err := s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: task.ID, Status: store.TaskRunning, WorkerID: &w, RetryCount: &retries})
+	if err != nil || got.Status != store.TaskRunning || got.StartedAt == nil || got.WorkerID != "w1" || got.RetryCount != 1 {
+		t.Fatalf("to running = %+v, %v", got, err)
+	}
+	prog := "2/3"
+	if got, err = s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: task.ID, Status: store.TaskRunning, Progress: &prog}); err != nil || got.Progress != prog {
+		t.Fatalf("progress = %+v, %v", got, err)
+	}
+	got, err = s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: task.ID, Status: store.TaskSucceeded, Result: json.RawMessage(`{"ok":true}`)})
+	if err != nil || got.Status != store.TaskSucceeded || got.CompletedAt == nil || string(got.Result) != `{"ok":true}` || !got.Terminal() {
+		t.Errorf("to succeeded = %+v, %v", got, err)
+	}
+}
+
+func testTaskTerminalIsFinal(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, task := createVM(t, s, "final")
+	msg := "boom"
+	if _, err := s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: task.ID, Status: store.TaskFailed, Error: &msg}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: task.ID, Status: store.TaskRunning})
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("update of failed task: %v, want ErrConflict", err)
+	}
+	got, _ := s.TaskGet(ctx, &store.TaskGetParams{ID: task.ID})
+	if got.Status != store.TaskFailed || got.Error != "boom" {
+		t.Errorf("task changed: %+v", got)
+	}
+}
+
+func testTaskList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, old := createVM(t, s, "old")
+	time.Sleep(5 * time.Millisecond)
+	cut := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	createVM(t, s, "new")
+	got, err := s.TaskList(ctx, &store.TaskListParams{Status: store.TaskPending, CreatedBefore: cut})
+	if err != nil || len(got) != 1 || got[0].ID != old.ID {
+		t.Errorf("TaskList older than cut = %v, %v", got, err)
+	}
+	all, _ := s.TaskList(ctx, &store.TaskListParams{Status: store.TaskPending})
+	if len(all) != 2 {
+		t.Errorf("all pending = %d, want 2", len(all))
+	}
+}
+
+func testJob(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, _ := createVM(t, s, "jobvm")
+	jobID := uuid.NewString()
+	task, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "job:run",
+		Priority: "default", VMID: vm.ID, Job: &store.JobInsertParams{ID: jobID, VMID: vm.ID, Commands: []string{"a", "b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.JobGet(ctx, &store.JobGetParams{ID: jobID, ProjectID: store.DefaultProjectID})
+	if err != nil || j.TaskID != task.ID || len(j.Commands) != 2 || j.Status != store.JobPending {
+		t.Fatalf("JobGet = %+v, %v", j, err)
+	}
+	msg := "cmd 2 exited 1"
+	j, err = s.JobUpdate(ctx, &store.JobUpdateParams{ID: jobID, Status: store.JobFailed, Error: &msg})
+	if err != nil || j.Status != store.JobFailed || j.CompletedAt == nil || j.Error != msg {
+		t.Errorf("JobUpdate = %+v, %v", j, err)
+	}
+}
+
+func testExecutions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, _ := createVM(t, s, "execvm")
+	e, err := s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: vm.ID,
+		Command: "echo", Args: []string{"hi"}})
+	if err != nil || e.ExitCode != nil || e.CompletedAt != nil {
+		t.Fatalf("ExecutionInsert = %+v, %v", e, err)
+	}
+	code := 3
+	e, err = s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: e.ID, ExitCode: &code, Stdout: "hi\n",
+		Stderr: "x", StderrTruncated: true, DurationMS: 12})
+	if err != nil || *e.ExitCode != 3 || e.Stdout != "hi\n" || !e.StderrTruncated || e.DurationMS != 12 || e.CompletedAt == nil {
+		t.Fatalf("ExecutionFinish = %+v, %v", e, err)
+	}
+	list, err := s.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: store.DefaultProjectID, VMID: vm.ID})
+	if err != nil || len(list) != 1 || list[0].Args[0] != "hi" {
+		t.Errorf("ExecutionList = %v, %v", list, err)
+	}
+}
+
+func testWorkers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	w1, err := s.WorkerUpsert(ctx, &store.WorkerUpsertParams{ID: "w", Address: "a:1", Runtime: "docker", Capacity: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	w2, err := s.WorkerUpsert(ctx, &store.WorkerUpsertParams{ID: "w", Address: "a:2", Runtime: "docker", Capacity: 4})
+	if err != nil || !w2.HeartbeatAt.After(w1.HeartbeatAt) || !w2.StartedAt.Equal(w1.StartedAt) || w2.Address != "a:2" {
+		t.Errorf("heartbeat = %+v, %v (first %+v)", w2, err, w1)
+	}
+	list, _ := s.WorkerList(ctx)
+	if len(list) != 1 {
+		t.Errorf("%d workers, want 1", len(list))
+	}
+}
+
+func testNotFound(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	checks := map[string]error{}
+	_, checks["VMGet"] = s.VMGet(ctx, &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: "nope"})
+	_, checks["TaskGet"] = s.TaskGet(ctx, &store.TaskGetParams{ID: "nope"})
+	_, checks["JobGet"] = s.JobGet(ctx, &store.JobGetParams{ID: "nope"})
+	_, checks["TaskUpdate"] = s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: "nope", Status: store.TaskRunning})
+	st := store.VMRunning
+	_, checks["VMUpdate"] = s.VMUpdate(ctx, &store.VMUpdateParams{ID: "nope", Status: &st})
+	for name, err := range checks {
+		if !errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+}
