@@ -1,0 +1,138 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/errdefs"
+)
+
+// Connect dials the sandbox's agent and completes the protocol handshake,
+// retrying while the agent is not up yet, until ctx ends. A nil error means the
+// sandbox is ready: this is the readiness check, there is no sleep.
+func Connect(ctx context.Context, rt Runtime, id string) (*agentclient.Client, error) {
+	delay := time.Millisecond
+	for {
+		c, err := connectOnce(ctx, rt, id)
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sandbox %s agent not ready: %w (last error: %v)", id, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+func connectOnce(ctx context.Context, rt Runtime, id string) (*agentclient.Client, error) {
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := rt.Dial(hctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return agentclient.Handshake(hctx, conn)
+}
+
+// Agents keeps one live agent connection per sandbox, so an exec costs a
+// stream open, not a dial and handshake. It is safe for concurrent use.
+type Agents struct {
+	rt Runtime
+	mu sync.Mutex
+	m  map[string]*agentEntry
+}
+
+type agentEntry struct {
+	once   chan struct{} // closed when client/err are set
+	client *agentclient.Client
+	err    error
+}
+
+// NewAgents returns an empty connection cache over rt.
+func NewAgents(rt Runtime) *Agents {
+	return &Agents{rt: rt, m: make(map[string]*agentEntry)}
+}
+
+// Get returns a ready client for sandbox id, connecting (and waiting for
+// readiness, bounded by ctx) if there is no live connection.
+func (a *Agents) Get(ctx context.Context, id string) (*agentclient.Client, error) {
+	for {
+		a.mu.Lock()
+		e, ok := a.m[id]
+		if ok {
+			select {
+			case <-e.once:
+				if e.err != nil || isDone(e.client) {
+					delete(a.m, id)
+					ok = false
+				}
+			default:
+			}
+		}
+		if !ok {
+			e = &agentEntry{once: make(chan struct{})}
+			a.m[id] = e
+			a.mu.Unlock()
+			e.client, e.err = Connect(ctx, a.rt, id)
+			close(e.once)
+			return e.client, e.err
+		}
+		a.mu.Unlock()
+		select {
+		case <-e.once:
+			if e.err == nil && !isDone(e.client) {
+				return e.client, nil
+			}
+			// The connection another caller made failed or died: try again.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Forget closes and drops the connection to sandbox id (after a delete).
+func (a *Agents) Forget(id string) {
+	a.mu.Lock()
+	e, ok := a.m[id]
+	delete(a.m, id)
+	a.mu.Unlock()
+	if ok {
+		go func() {
+			<-e.once
+			if e.client != nil {
+				e.client.Close()
+			}
+		}()
+	}
+}
+
+// Close closes every connection.
+func (a *Agents) Close() {
+	a.mu.Lock()
+	ids := make([]string, 0, len(a.m))
+	for id := range a.m {
+		ids = append(ids, id)
+	}
+	a.mu.Unlock()
+	for _, id := range ids {
+		a.Forget(id)
+	}
+}
+
+func isDone(c *agentclient.Client) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,322 @@
+// Package docker is the sandbox.Runtime on Docker Engine: one container per
+// sandbox, with aether-agent bind-mounted read-only as PID 1 and reached over a
+// unix socket in a per-sandbox host directory (so it works with networking
+// off). Containers carry labels naming their owner, so List finds them again
+// after a crash and the reconciler can remove orphans.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/sandbox"
+)
+
+// Label keys set on every container this runtime creates.
+const (
+	LabelManaged = "io.aetherium.managed"
+	LabelSandbox = "io.aetherium.sandbox-id"
+	LabelOwner   = "io.aetherium.owner"
+	LabelName    = "io.aetherium.name"
+)
+
+// In-container paths. The socket directory is the only host directory the
+// sandbox sees besides the agent binary.
+const (
+	agentPath  = "/.aether/aether-agent"
+	socketDir  = "/run/aether"
+	socketName = "agent.sock"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// AgentPath is the host path of a static aether-agent binary. Required.
+	AgentPath string
+	// StateDir holds one directory per sandbox for its agent socket. Required.
+	StateDir string
+	// Owner marks containers as this runtime instance's (the worker ID), so
+	// two daemons on one Docker host never adopt or reap each other's. Required.
+	Owner string
+	// Network is the container network mode: "bridge" (default) or "none".
+	Network string
+	// PidsLimit caps processes per sandbox; 0 means 4096, -1 means no limit.
+	PidsLimit int64
+	// Host is the Docker daemon address; empty means the environment's
+	// (DOCKER_HOST) or the default socket.
+	Host string
+}
+
+func (c *Config) withDefaults() {
+	if c.Network == "" {
+		c.Network = "bridge"
+	}
+	if c.PidsLimit == 0 {
+		c.PidsLimit = 4096
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.AgentPath == "":
+		return errors.New("docker runtime: AgentPath is required")
+	case c.StateDir == "":
+		return errors.New("docker runtime: StateDir is required")
+	case c.Owner == "":
+		return errors.New("docker runtime: Owner is required")
+	case c.Network != "bridge" && c.Network != "none":
+		return fmt.Errorf("docker runtime: Network must be bridge or none, not %q", c.Network)
+	}
+	if fi, err := os.Stat(c.AgentPath); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("docker runtime: AgentPath %s is not a file (build it with `make build`)", c.AgentPath)
+	}
+	return nil
+}
+
+// Runtime is a sandbox.Runtime on Docker. It is safe for concurrent use.
+type Runtime struct {
+	cfg Config
+	cli *client.Client
+}
+
+var _ sandbox.Runtime = (*Runtime)(nil)
+
+// New connects to the Docker daemon (API version negotiated) and returns a
+// Runtime. It does not fail when the daemon is down; Health reports that.
+func New(cfg Config) (*Runtime, error) {
+	cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	agent, err := filepath.Abs(cfg.AgentPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AgentPath = agent
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.Host != "" {
+		opts = append(opts, client.WithHost(cfg.Host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, err
+	}
+	return &Runtime{cfg: cfg, cli: cli}, nil
+}
+
+// Close releases the Docker client.
+func (r *Runtime) Close() error { return r.cli.Close() }
+
+func containerName(id string) string { return "aether-" + id }
+
+func (r *Runtime) sandboxDir(id string) string { return filepath.Join(r.cfg.StateDir, id) }
+
+// Create implements sandbox.Runtime.
+func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info, error) {
+	if spec.ID == "" || strings.ContainsAny(spec.ID, "/.") {
+		return nil, errdefs.InvalidArgument("sandbox id %q is not valid", spec.ID)
+	}
+	if _, err := r.cli.ImageInspect(ctx, spec.Image); err != nil {
+		if client.IsErrNotFound(err) {
+			return nil, errdefs.FailedPrecondition("image %q is not present on this Docker host; build it with `aether image build` or pull it", spec.Image)
+		}
+		return nil, r.mapErr(err, spec.ID)
+	}
+	dir := r.sandboxDir(spec.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	id, err := r.createContainer(ctx, spec, dir)
+	if errors.Is(err, errdefs.ErrConflict) {
+		// A previous attempt created it (at-least-once delivery): adopt it.
+		return r.startAndInspect(ctx, spec.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return nil, r.mapErr(err, spec.ID)
+	}
+	return r.Inspect(ctx, spec.ID)
+}
+
+func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string) (string, error) {
+	vcpus, mem := spec.VCPUs, spec.MemoryMB
+	if vcpus == 0 {
+		vcpus = 1
+	}
+	if mem == 0 {
+		mem = 512
+	}
+	pids := r.cfg.PidsLimit
+	if pids < 0 {
+		pids = 0
+	}
+	resp, err := r.cli.ContainerCreate(ctx, &container.Config{
+		Image:      spec.Image,
+		Entrypoint: []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName},
+		Cmd:        []string{},
+		Hostname:   hostname(spec),
+		WorkingDir: "/",
+		Labels: map[string]string{
+			LabelManaged: "true", LabelSandbox: spec.ID, LabelOwner: r.cfg.Owner, LabelName: spec.Name,
+		},
+	}, &container.HostConfig{
+		Binds: []string{
+			r.cfg.AgentPath + ":" + agentPath + ":ro",
+			dir + ":" + socketDir,
+		},
+		NetworkMode: container.NetworkMode(r.cfg.Network),
+		// No negative OomScoreAdj for the agent: hosts whose dockerd runs with
+		// a score floor refuse it. The agent raises its children's score
+		// instead, which makes the workload the OOM killer's choice.
+		Resources: container.Resources{
+			NanoCPUs:   int64(vcpus) * 1e9,
+			Memory:     int64(mem) << 20,
+			MemorySwap: int64(mem) << 20, // no swap: the limit is the limit
+			PidsLimit:  &pids,
+		},
+	}, nil, nil, containerName(spec.ID))
+	if err != nil {
+		return "", r.mapErr(err, spec.ID)
+	}
+	return resp.ID, nil
+}
+
+func hostname(spec *sandbox.Spec) string {
+	if spec.Name != "" && len(spec.Name) <= 63 {
+		return spec.Name
+	}
+	return spec.ID[:min(12, len(spec.ID))]
+}
+
+func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info, error) {
+	if err := r.Start(ctx, id); err != nil {
+		return nil, err
+	}
+	return r.Inspect(ctx, id)
+}
+
+// Start implements sandbox.Runtime.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{})
+	return r.mapErr(err, id)
+}
+
+// Stop implements sandbox.Runtime.
+func (r *Runtime) Stop(ctx context.Context, id string) error {
+	timeout := 5
+	err := r.cli.ContainerStop(ctx, containerName(id), container.StopOptions{Timeout: &timeout})
+	return r.mapErr(err, id)
+}
+
+// Delete implements sandbox.Runtime.
+func (r *Runtime) Delete(ctx context.Context, id string) error {
+	err := r.cli.ContainerRemove(ctx, containerName(id), container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !client.IsErrNotFound(err) && !strings.Contains(err.Error(), "is already in progress") {
+		return r.mapErr(err, id)
+	}
+	return os.RemoveAll(r.sandboxDir(id))
+}
+
+// Inspect implements sandbox.Runtime.
+func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error) {
+	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	if err != nil {
+		return nil, r.mapErr(err, id)
+	}
+	if c.Config == nil || c.Config.Labels[LabelOwner] != r.cfg.Owner {
+		return nil, errdefs.NotFound("sandbox %s not found", id)
+	}
+	created, _ := time.Parse(time.RFC3339Nano, c.Created)
+	return &sandbox.Info{ID: id, RuntimeID: c.ID, State: state(c.State), Image: c.Config.Image, CreatedAt: created}, nil
+}
+
+func state(s *container.State) string {
+	switch {
+	case s == nil:
+		return sandbox.StateStopped
+	case s.Paused:
+		return sandbox.StatePaused
+	case s.Running:
+		return sandbox.StateRunning
+	case s.Status == "created":
+		return sandbox.StateCreated
+	}
+	return sandbox.StateStopped
+}
+
+// List implements sandbox.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]*sandbox.Info, error) {
+	cs, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelManaged+"=true"),
+		filters.Arg("label", LabelOwner+"="+r.cfg.Owner),
+	)})
+	if err != nil {
+		return nil, r.mapErr(err, "")
+	}
+	out := make([]*sandbox.Info, 0, len(cs))
+	for _, c := range cs {
+		st := sandbox.StateStopped
+		switch c.State {
+		case "running":
+			st = sandbox.StateRunning
+		case "paused":
+			st = sandbox.StatePaused
+		case "created":
+			st = sandbox.StateCreated
+		}
+		out = append(out, &sandbox.Info{ID: c.Labels[LabelSandbox], RuntimeID: c.ID, State: st, Image: c.Image,
+			CreatedAt: time.Unix(c.Created, 0)})
+	}
+	return out, nil
+}
+
+// Dial implements sandbox.Runtime.
+func (r *Runtime) Dial(ctx context.Context, id string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(r.sandboxDir(id), socketName))
+	if err != nil {
+		if _, serr := os.Stat(r.sandboxDir(id)); os.IsNotExist(serr) {
+			return nil, errdefs.NotFound("sandbox %s has no agent directory on this host", id)
+		}
+		return nil, errdefs.Unavailable("agent of sandbox %s not reachable: %v", id, err)
+	}
+	return conn, nil
+}
+
+// Health implements sandbox.Runtime.
+func (r *Runtime) Health(ctx context.Context) error {
+	if _, err := r.cli.Ping(ctx); err != nil {
+		return errdefs.Unavailable("docker daemon: %v", err)
+	}
+	return nil
+}
+
+// mapErr translates Docker errors into errdefs classes.
+func (r *Runtime) mapErr(err error, id string) error {
+	switch {
+	case err == nil:
+		return nil
+	case client.IsErrNotFound(err):
+		return errdefs.NotFound("sandbox %s not found: %v", id, err)
+	case strings.Contains(err.Error(), "Conflict") || strings.Contains(err.Error(), "is already in use"):
+		return errdefs.Conflict("sandbox %s: %v", id, err)
+	case client.IsErrConnectionFailed(err):
+		return errdefs.Unavailable("docker daemon: %v", err)
+	}
+	return fmt.Errorf("docker: %w", err)
+}

@@ -1,0 +1,78 @@
+// Package sandbox defines what the worker needs from an isolation runtime
+// (Runtime) and the runtime-independent layer above it: connecting to a
+// sandbox's agent, which is also how readiness is decided.
+//
+// Runtimes live in sandbox/docker, sandbox/qemu and sandbox/firecracker; each
+// passes sandboxtest.Run.
+package sandbox
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// Runtime produces and destroys isolated machines and hands the host a byte
+// stream to each machine's agent. Everything else (exec, files, readiness) is
+// done over that stream by package agentclient.
+//
+// Sandboxes are named by the caller's ID (the store's VM ID). Implementations
+// are safe for concurrent use, and mark what they create so that List finds
+// it again after a crash of the daemon.
+type Runtime interface {
+	// Create creates and starts a sandbox for spec. It is idempotent by
+	// spec.ID: if that sandbox exists, it is started if needed and returned.
+	// Errors: ErrFailedPrecondition when the image is missing,
+	// ErrInvalidArgument for a spec the runtime cannot satisfy.
+	Create(ctx context.Context, spec *Spec) (*Info, error)
+	// Start starts a stopped sandbox. Starting a running one does nothing.
+	Start(ctx context.Context, id string) error
+	// Stop stops a sandbox, keeping its disk. Stopping a stopped one does nothing.
+	Stop(ctx context.Context, id string) error
+	// Delete destroys a sandbox and everything the runtime made for it. It is
+	// idempotent: deleting a missing sandbox returns nil.
+	Delete(ctx context.Context, id string) error
+	// Inspect returns a sandbox's current state, or ErrNotFound.
+	Inspect(ctx context.Context, id string) (*Info, error)
+	// List returns every sandbox this runtime instance owns, including ones
+	// the store no longer knows (orphans after a crash).
+	List(ctx context.Context) ([]*Info, error)
+	// Dial opens a new byte stream to the sandbox's agent. It fails fast when
+	// the agent is not listening yet; callers retry (see Connect).
+	Dial(ctx context.Context, id string) (net.Conn, error)
+	// Health reports whether the runtime can create sandboxes right now.
+	Health(ctx context.Context) error
+}
+
+// Spec describes a sandbox to create.
+type Spec struct {
+	// ID names the sandbox; it is the store's VM ID.
+	ID string
+	// Name is the user's name for it, used in labels and hostnames.
+	Name string
+	// Image is the runtime-specific image reference.
+	Image string
+	// VCPUs is the CPU limit in cores; 0 means 1.
+	VCPUs int
+	// MemoryMB is the memory limit; the workload is killed beyond it. 0 means 512.
+	MemoryMB int
+}
+
+// States reported in Info.State.
+const (
+	StateRunning = "running"
+	StateStopped = "stopped"
+	StatePaused  = "paused"
+	StateCreated = "created"
+)
+
+// Info is a sandbox as the runtime sees it.
+type Info struct {
+	// ID is the Spec.ID the sandbox was created with.
+	ID string
+	// RuntimeID is the runtime's own handle (container ID, VM PID…).
+	RuntimeID string
+	State     string
+	Image     string
+	CreatedAt time.Time
+}

@@ -1,0 +1,96 @@
+// Package testbin builds the project's binaries and finds the real services
+// (dockerd, images) that integration tests need. Only tests import it.
+//
+// A missing service skips the test with a one-line reason, unless
+// AETHER_REQUIRE_SERVICES=1 (set by CI), where it fails instead: CI must never
+// pass by skipping.
+package testbin
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/image"
+)
+
+var (
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
+)
+
+// Root returns the module's root directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Build compiles ./cmd/<name> statically (CGO off) once per test process and
+// returns the binary's path.
+func Build(t testing.TB, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "aether-testbin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = d
+	}
+	out := filepath.Join(buildDir, name)
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+	cmd.Dir = Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, b)
+	}
+	built[name] = out
+	return out
+}
+
+// Need skips (or, under AETHER_REQUIRE_SERVICES=1, fails) the test when err
+// says a required service is missing.
+func Need(t testing.TB, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("AETHER_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s required but unavailable: %v", what, err)
+	}
+	t.Skipf("skipping: %s unavailable: %v", what, err)
+}
+
+var (
+	imageOnce sync.Once
+	imageErr  error
+)
+
+// BaseImage makes sure the default sandbox image exists in the local Docker
+// daemon, building it with the real image builder (debootstrap) the first
+// time, and returns its reference. It skips or fails the test via Need.
+func BaseImage(t testing.TB) string {
+	t.Helper()
+	imageOnce.Do(func() {
+		b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"))
+		if err != nil {
+			imageErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		_, imageErr = b.Build(ctx, image.Spec{}, nil)
+	})
+	Need(t, "docker with the base image", imageErr)
+	return image.DefaultRef
+}
