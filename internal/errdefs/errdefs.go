@@ -58,4 +58,3 @@ func Unavailable(format string, a ...any) error { return newf(ErrUnavailable, fo
 func newf(class error, format string, a ...any) error {
 	return &classed{class: class, msg: fmt.Sprintf(format, a...)}
 }
-

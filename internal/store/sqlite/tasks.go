@@ -152,4 +152,3 @@ func (s *Store) TaskUpdate(ctx context.Context, p *store.TaskUpdateParams) (*sto
 	}
 	return task, mapErr(err, "task "+p.ID)
 }
-
