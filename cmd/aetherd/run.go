@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aetherium/aetherium/internal/api"
+	"github.com/aetherium/aetherium/internal/config"
+	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/queue"
+	"github.com/aetherium/aetherium/internal/queue/sqlitequeue"
+	"github.com/aetherium/aetherium/internal/sandbox"
+	"github.com/aetherium/aetherium/internal/sandbox/docker"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/store/sqlite"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+// closer is a named shutdown step; run closes them in reverse start order.
+type closer struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+func run(ctx context.Context, args []string) (err error) {
+	fs := flag.NewFlagSet("aetherd", flag.ContinueOnError)
+	load := config.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+
+	var closers []closer
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i].fn(sctx); cerr != nil {
+				log.Warn("shutdown step failed", slog.String("step", closers[i].name), slog.Any("err", cerr))
+			}
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, closer{"data dir lock", func(context.Context) error { return unlock() }})
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	closers = append(closers, closer{"store", func(context.Context) error { return st.Close() }})
+
+	q, err := openQueue(ctx, cfg, log)
+	if err != nil {
+		return fmt.Errorf("open queue: %w", err)
+	}
+	closers = append(closers, closer{"queue", q.Stop})
+
+	workerID := cfg.WorkerID
+	if workerID == "" {
+		workerID, _ = os.Hostname()
+	}
+	health := map[string]api.HealthCheck{"store": st.Ping, "queue": q.Ping}
+	var sandboxes api.Sandboxes = noWorker{}
+	var w *worker.Worker
+	runtimeName := cfg.Runtime
+	if cfg.Role != "api" {
+		var rt sandbox.Runtime
+		rt, runtimeName, err = openRuntime(cfg, workerID, log)
+		if err != nil {
+			return fmt.Errorf("open runtime: %w", err)
+		}
+		health["runtime"] = rt.Health
+		images, err := image.NewBuilder(filepath.Join(cfg.DataDir, "build"))
+		if err != nil {
+			return fmt.Errorf("image builder: %w", err)
+		}
+		advertise := cfg.Advertise
+		if advertise == "" {
+			advertise = cfg.Listen
+		}
+		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName,
+			MaxOutputBytes: cfg.Executions.MaxOutputBytes, Logger: log}, st, q, rt, images)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, closer{"agent connections", func(context.Context) error { w.Close(); return nil }})
+		sandboxes = w
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if w != nil {
+		if err := q.Start(ctx, w.Handle); err != nil {
+			return fmt.Errorf("start queue: %w", err)
+		}
+		g.Go(func() error { return w.Run(gctx) })
+	}
+	if cfg.Role != "worker" {
+		srv, err := newHTTPServer(cfg, runtimeName, st, q, sandboxes, health, log)
+		if err != nil {
+			return err
+		}
+		l, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		log.Info("aetherd serving", slog.String("listen", l.Addr().String()), slog.String("role", cfg.Role),
+			slog.String("worker_id", workerID), slog.String("data_dir", cfg.DataDir))
+		g.Go(func() error {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			// Stop taking requests first; in-flight ones finish within the
+			// shutdown timeout. Queue handlers drain in the queue closer.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	err = g.Wait()
+	log.Info("aetherd stopping")
+	return err
+}
+
+func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, sb api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	h, err := api.New(api.Config{
+		DefaultImage: cfg.Sandbox.DefaultImage, RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
+		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Registry: reg, Logger: log,
+	}, st, q, sb)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		return nil, errors.New("database_url: PostgreSQL is not supported by this build yet; leave it empty for SQLite")
+	}
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "aether.db"))
+}
+
+func openQueue(ctx context.Context, cfg *config.Config, log *slog.Logger) (queue.Queue, error) {
+	if cfg.RedisAddr != "" {
+		return nil, errors.New("redis_addr: the Redis queue is not supported by this build yet; leave it empty for the embedded queue")
+	}
+	return sqlitequeue.New(ctx, sqlitequeue.Config{
+		Path: filepath.Join(cfg.DataDir, "queue.db"), Concurrency: cfg.Queue.Concurrency, Weights: cfg.Queue.Weights,
+		PollInterval: cfg.Queue.PollInterval, MaxTimeout: worker.MaxTimeout(), Logger: quieter(log),
+	})
+}
+
+// openRuntime picks the runtime by name. auto picks the strongest isolation
+// that works here; today that is Docker.
+func openRuntime(cfg *config.Config, workerID string, log *slog.Logger) (sandbox.Runtime, string, error) {
+	switch cfg.Runtime {
+	case "auto", "docker":
+		agent, err := agentPath(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		rt, err := docker.New(docker.Config{AgentPath: agent, StateDir: filepath.Join(cfg.DataDir, "sandboxes"),
+			Owner: workerID, Network: cfg.Docker.Network, PidsLimit: cfg.Docker.PidsLimit, Host: cfg.Docker.Host})
+		if err != nil {
+			return nil, "", err
+		}
+		if cfg.Runtime == "auto" {
+			log.Info("runtime auto: using docker (microVM runtimes are not in this build)")
+		}
+		return rt, "docker", nil
+	}
+	return nil, "", fmt.Errorf("runtime: %q is not available in this build; use docker", cfg.Runtime)
+}
+
+// agentPath finds aether-agent: the configured path, else beside aetherd.
+func agentPath(cfg *config.Config) (string, error) {
+	if cfg.AgentPath != "" {
+		return cfg.AgentPath, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(filepath.Dir(self), "aether-agent")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("agent_path: aether-agent not found beside aetherd (%s); build it with `make build` or set agent_path", p)
+	}
+	return p, nil
+}
+
+// lockDataDir takes an exclusive lock so two daemons never share one data
+// directory: the embedded queue's crash recovery relies on it.
+func lockDataDir(dir string) (func() error, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "aetherd.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data_dir %s is in use by another aetherd", dir)
+	}
+	return f.Close, nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// quieter passes only warnings and errors: River logs every retry at info.
+func quieter(log *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+}
+
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}

@@ -1,0 +1,123 @@
+// Package api is Aetherium's REST API (v1): HTTP handlers, the route table,
+// the OpenAPI document and the mapping of error classes to HTTP statuses.
+// cmd/aetherd mounts it; nothing else imports it.
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/queue"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+// Sandboxes runs commands and moves files in sandboxes. In one process it is
+// the *worker.Worker; with separate roles it is a client of the owning
+// worker's internal endpoint.
+type Sandboxes interface {
+	Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
+	PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, r io.Reader) (int64, error)
+	GetFile(ctx context.Context, vm *store.VM, path string) (*agentclient.FileReader, error)
+}
+
+// HealthCheck reports one component's health; nil means healthy.
+type HealthCheck func(ctx context.Context) error
+
+// Config configures a Server.
+type Config struct {
+	// DefaultImage is the image used when a create request names none. Required.
+	DefaultImage string
+	// RuntimeName is recorded on each sandbox ("docker"). Required.
+	RuntimeName string
+	// MaxVCPUs bounds vcpus per sandbox; 0 means 16.
+	MaxVCPUs int
+	// MaxMemoryMB bounds memory_mb per sandbox; 0 means 65536.
+	MaxMemoryMB int
+	// Health lists the checks behind GET /health by component name.
+	Health map[string]HealthCheck
+	// Registry receives the API's metrics and is served at /metrics; nil
+	// means a new registry.
+	Registry *prometheus.Registry
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() {
+	if c.MaxVCPUs == 0 {
+		c.MaxVCPUs = 16
+	}
+	if c.MaxMemoryMB == 0 {
+		c.MaxMemoryMB = 65536
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server serves the API. It is safe for concurrent use.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	queue     queue.Queue
+	sandboxes Sandboxes
+	metrics   *metrics
+	mux       *http.ServeMux
+}
+
+// New returns a Server over the given store, queue and sandboxes.
+func New(cfg Config, st store.Store, q queue.Queue, sb Sandboxes) (*Server, error) {
+	cfg.withDefaults()
+	if cfg.DefaultImage == "" || cfg.RuntimeName == "" {
+		return nil, errors.New("api: DefaultImage and RuntimeName are required")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), store: st, queue: q, sandboxes: sb,
+		metrics: newMetrics(cfg.Registry)}
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes() {
+		s.mux.HandleFunc(rt.pattern, rt.handler)
+	}
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(rec, r)
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	s.metrics.requests.WithLabelValues(route, statusClass(rec.status)).Inc()
+	s.metrics.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// statusRecorder remembers the status code for metrics. It forwards Flush and
+// full-duplex control through Unwrap.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func statusClass(code int) string {
+	return string(rune('0'+code/100)) + "xx"
+}

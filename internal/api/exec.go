@@ -1,0 +1,115 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+// ExecEvent is one line of an interactive exec's NDJSON response.
+//
+//   - {"type":"stdout"|"stderr","data":"<base64>"} as output is produced;
+//   - then exactly one {"type":"exit",...} with the outcome, or
+//     {"type":"error","error":{...}} if the command could not finish.
+type ExecEvent struct {
+	Type        string       `json:"type"`
+	Data        []byte       `json:"data,omitempty"`
+	ExitCode    *int         `json:"exit_code,omitempty"`
+	Signal      string       `json:"signal,omitempty"`
+	TimedOut    bool         `json:"timed_out,omitempty"`
+	DurationMS  int64        `json:"duration_ms,omitempty"`
+	ExecutionID string       `json:"execution_id,omitempty"`
+	Error       *errorDetail `json:"error,omitempty"`
+}
+
+// eventStream writes ExecEvents, flushing each so output arrives live. The
+// 200 header goes out with the first event, so errors found before the
+// command produced anything still get their proper 4xx/5xx status.
+type eventStream struct {
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	enc     *json.Encoder
+	started bool
+}
+
+func (es *eventStream) send(ev *ExecEvent) error {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	if !es.started {
+		es.started = true
+		es.w.Header().Set("Content-Type", "application/x-ndjson")
+		es.w.WriteHeader(http.StatusOK)
+	}
+	if err := es.enc.Encode(ev); err != nil {
+		return err
+	}
+	return es.rc.Flush()
+}
+
+type streamWriter struct {
+	es  *eventStream
+	typ string
+}
+
+func (sw streamWriter) Write(p []byte) (int, error) {
+	if err := sw.es.send(&ExecEvent{Type: sw.typ, Data: p}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// handleVMExec runs a command directly in the sandbox, not through the queue,
+// and streams its output. With ?stdin=true the body is the JSON request, a
+// newline, then raw stdin bytes until the body ends (the connection is full
+// duplex, so output streams while stdin is still being sent).
+func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	var p worker.ExecParams
+	var stdin io.Reader
+	rc := http.NewResponseController(w)
+	if r.URL.Query().Get("stdin") == "true" {
+		rc.EnableFullDuplex()
+		br := bufio.NewReader(r.Body)
+		line, err := br.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			s.writeError(w, r, errdefs.InvalidArgument("reading request line: %v", err))
+			return
+		}
+		if err := decodeFrom(io.LimitReader(bytesReader(line), maxJSONBody), &p); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		stdin = br
+	} else if err := decodeJSON(w, r, &p); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	es := &eventStream{w: w, rc: rc, enc: json.NewEncoder(w)}
+	e, err := s.sandboxes.Exec(r.Context(), vm, &p, worker.ExecRecord{}, agentclient.ExecIO{
+		Stdin: stdin, Stdout: streamWriter{es, "stdout"}, Stderr: streamWriter{es, "stderr"},
+	})
+	if err != nil {
+		s.metrics.execs.WithLabelValues("error").Inc()
+		if !es.started {
+			s.writeError(w, r, err)
+			return
+		}
+		_, detail := errorDetailOf(err)
+		es.send(&ExecEvent{Type: "error", Error: &detail})
+		return
+	}
+	s.metrics.execs.WithLabelValues("exit").Inc()
+	es.send(&ExecEvent{Type: "exit", ExitCode: e.ExitCode, Signal: e.Signal, TimedOut: e.TimedOut,
+		DurationMS: e.DurationMS, ExecutionID: e.ID})
+}

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// handleFilePut streams the request body into ?path= inside the sandbox. The
+// file appears only once the whole body arrived (the agent renames a
+// temporary file), so a cut-off upload never leaves a partial file.
+func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	path := r.URL.Query().Get("path")
+	var mode uint64
+	if m := r.URL.Query().Get("mode"); m != "" {
+		var err error
+		if mode, err = strconv.ParseUint(m, 8, 32); err != nil || mode > 0o7777 {
+			s.writeError(w, r, errdefs.InvalidArgument("mode: %q is not an octal permission like 0644", m))
+			return
+		}
+	}
+	n, err := s.sandboxes.PutFile(r.Context(), vm, path, uint32(mode), r.Body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"path": path, "size": n})
+}
+
+// handleFileGet streams the file at ?path= out of the sandbox. A transfer that
+// breaks midway aborts the connection rather than ending it cleanly, so
+// clients never mistake a truncated file for a whole one.
+func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	fr, err := s.sandboxes.GetFile(r.Context(), vm, r.URL.Query().Get("path"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer fr.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(fr.Size, 10))
+	w.Header().Set("X-File-Mode", strconv.FormatUint(uint64(fr.Mode), 8))
+	if _, err := io.Copy(w, fr); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+}

@@ -1,0 +1,127 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+// maxWait bounds ?wait= on GET /tasks/{id}.
+const maxWait = 60 * time.Second
+
+// handleTaskGet returns a task; with ?wait=DURATION it long-polls until the
+// task is terminal or the duration passes, then returns it either way.
+func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) {
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxWait {
+			s.writeError(w, r, errdefs.InvalidArgument("wait: %q must be a duration between 0s and %s (like 30s)", v, maxWait))
+			return
+		}
+		wait = d
+	}
+	deadline := time.Now().Add(wait)
+	delay := 5 * time.Millisecond
+	for {
+		task, err := s.store.TaskGet(r.Context(), &store.TaskGetParams{ID: r.PathValue("id"), ProjectID: store.DefaultProjectID})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if task.Terminal() || time.Now().After(deadline) {
+			writeJSON(w, http.StatusOK, task)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+type createJobRequest struct {
+	VMID     string   `json:"vm_id"`
+	Commands []string `json:"commands"`
+}
+
+// maxJobCommands bounds the commands of one job.
+const maxJobCommands = 1000
+
+func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
+	var req createJobRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(req.Commands) == 0 || len(req.Commands) > maxJobCommands {
+		s.writeError(w, r, errdefs.InvalidArgument("commands: must list 1..%d commands", maxJobCommands))
+		return
+	}
+	for i, c := range req.Commands {
+		if c == "" {
+			s.writeError(w, r, errdefs.InvalidArgument("commands[%d]: must not be empty", i))
+			return
+		}
+	}
+	if req.VMID == "" {
+		s.writeError(w, r, errdefs.InvalidArgument("vm_id: required"))
+		return
+	}
+	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.VMID})
+	if err == nil {
+		err = usable(vm)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	jobID := uuid.NewString()
+	task, err := s.insertTask(r.Context(), worker.TypeJobRun, vm.ID, &worker.JobPayload{JobID: jobID},
+		&store.TaskInsertParams{Job: &store.JobInsertParams{ID: jobID, VMID: vm.ID, Commands: req.Commands}})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, JobID: jobID, Status: task.Status})
+}
+
+func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
+	job, err := s.store.JobGet(r.Context(), &store.JobGetParams{ID: r.PathValue("id"), ProjectID: store.DefaultProjectID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	execs, err := s.store.ExecutionList(r.Context(), &store.ExecutionListParams{ProjectID: job.ProjectID, JobID: job.ID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"job": job, "executions": execs})
+}
+
+func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) {
+	var spec image.Spec
+	if err := decodeJSON(w, r, &spec); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := spec.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	task, err := s.insertTask(r.Context(), worker.TypeImageBuild, "", &spec, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, Status: task.Status})
+}

@@ -1,0 +1,206 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+
+	"github.com/google/uuid"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+// nameRE is a DNS label: sandbox names become hostnames.
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+type createVMRequest struct {
+	Name            string            `json:"name"`
+	VCPUs           *int              `json:"vcpus"`
+	MemoryMB        *int              `json:"memory_mb"`
+	Image           string            `json:"image"`
+	AdditionalTools []string          `json:"additional_tools"`
+	ToolVersions    map[string]string `json:"tool_versions"`
+}
+
+func (s *Server) validateCreate(req *createVMRequest) (vcpus, mem int, err error) {
+	vcpus, mem = 1, 512
+	if req.VCPUs != nil {
+		vcpus = *req.VCPUs
+	}
+	if req.MemoryMB != nil {
+		mem = *req.MemoryMB
+	}
+	switch {
+	case !nameRE.MatchString(req.Name):
+		return 0, 0, errdefs.InvalidArgument("name: %q must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit", req.Name)
+	case vcpus < 1 || vcpus > s.cfg.MaxVCPUs:
+		return 0, 0, errdefs.InvalidArgument("vcpus: %d is out of range 1..%d", vcpus, s.cfg.MaxVCPUs)
+	case mem < 128 || mem > s.cfg.MaxMemoryMB:
+		return 0, 0, errdefs.InvalidArgument("memory_mb: %d is out of range 128..%d", mem, s.cfg.MaxMemoryMB)
+	case len(req.AdditionalTools) > 0 || len(req.ToolVersions) > 0:
+		return 0, 0, fmt.Errorf("%w: additional_tools: tool installation is not available in this version; "+
+			"use an image that has the tools (the default image has git and curl)", errdefs.ErrNotImplemented)
+	}
+	return vcpus, mem, nil
+}
+
+func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
+	var req createVMRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	vcpus, mem, err := s.validateCreate(&req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	img := req.Image
+	if img == "" {
+		img = s.cfg.DefaultImage
+	}
+	vm := &store.VMInsertParams{ID: uuid.NewString(), Name: req.Name, Image: img, Runtime: s.cfg.RuntimeName,
+		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions}
+	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, nil, &store.TaskInsertParams{VM: vm})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+}
+
+type taskAccepted struct {
+	TaskID string `json:"task_id"`
+	VMID   string `json:"vm_id,omitempty"`
+	JobID  string `json:"job_id,omitempty"`
+	Status string `json:"status"`
+}
+
+// insertTask inserts a task row (with the rows it creates, from extra) and
+// enqueues its message. The row is the truth: if enqueue fails, the worker's
+// reconciler sends the message later, so the request still succeeds.
+func (s *Server) insertTask(ctx context.Context, typ, vmID string, payload any, extra *store.TaskInsertParams) (*store.Task, error) {
+	p := worker.Policies[typ]
+	params := &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: typ, Priority: p.Priority,
+		MaxRetries: p.MaxRetries, VMID: vmID}
+	if extra != nil {
+		params.VM, params.Job = extra.VM, extra.Job
+	}
+	if payload != nil {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return nil, err
+		}
+		params.Payload = b
+	}
+	task, err := s.store.TaskInsert(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	var timeout = p.Timeout
+	if ep, ok := payload.(*worker.ExecParams); ok && ep.TimeoutSeconds > 0 {
+		timeout = worker.ExecTaskTimeout(ep)
+	}
+	if err := worker.Enqueue(ctx, s.queue, task, timeout); err != nil {
+		s.log.WarnContext(ctx, "enqueue failed; the reconciler will retry", slog.String("task_id", task.ID), slog.Any("err", err))
+	}
+	return task, nil
+}
+
+func (s *Server) lookupVM(w http.ResponseWriter, r *http.Request) (*store.VM, bool) {
+	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: r.PathValue("id")})
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return vm, true
+}
+
+func (s *Server) handleVMList(w http.ResponseWriter, r *http.Request) {
+	vms, err := s.store.VMList(r.Context(), &store.VMListParams{ProjectID: store.DefaultProjectID,
+		IncludeDeleted: r.URL.Query().Get("all") == "true"})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"vms": vms, "total": len(vms)})
+}
+
+func (s *Server) handleVMGet(w http.ResponseWriter, r *http.Request) {
+	if vm, ok := s.lookupVM(w, r); ok {
+		writeJSON(w, http.StatusOK, vm)
+	}
+}
+
+func (s *Server) handleVMDelete(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	if vm.Status == store.VMDeleted {
+		s.writeError(w, r, errdefs.NotFound("sandbox %s is already deleted", vm.ID))
+		return
+	}
+	task, err := s.insertTask(r.Context(), worker.TypeVMDelete, vm.ID, nil, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	deleting := store.VMDeleting
+	s.store.VMUpdate(r.Context(), &store.VMUpdateParams{ID: vm.ID, Status: &deleting})
+	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+}
+
+// usable rejects commands for sandboxes that will never run them. A sandbox
+// still being created is fine: its tasks wait for it.
+func usable(vm *store.VM) error {
+	switch vm.Status {
+	case store.VMRunning, store.VMCreating:
+		return nil
+	}
+	return errdefs.FailedPrecondition("sandbox %s is %s", vm.Name, vm.Status)
+}
+
+func (s *Server) handleVMExecute(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	var p worker.ExecParams
+	if err := decodeJSON(w, r, &p); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := p.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := usable(vm); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	task, err := s.insertTask(r.Context(), worker.TypeVMExecute, vm.ID, &p, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+}
+
+func (s *Server) handleVMExecutions(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	list, err := s.store.ExecutionList(r.Context(), &store.ExecutionListParams{ProjectID: vm.ProjectID, VMID: vm.ID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"executions": list, "total": len(list)})
+}

@@ -1,0 +1,219 @@
+// Package config loads aetherd's settings. Every setting has a YAML key; the
+// operator-facing ones also have a flag and an AETHER_* environment variable.
+// Precedence: flag > environment > file > default. The file may reference
+// environment variables as ${NAME}. Load validates the result and names the
+// key to fix in every error.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is aetherd's complete configuration.
+type Config struct {
+	// Listen is the API's address.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite store, the queue and per-sandbox state.
+	DataDir string `yaml:"data_dir"`
+	// Role is all, api or worker.
+	Role string `yaml:"role"`
+	// Runtime is auto, docker, qemu or firecracker.
+	Runtime string `yaml:"runtime"`
+	// DatabaseURL empty means SQLite in DataDir; postgres://… means PostgreSQL.
+	DatabaseURL string `yaml:"database_url"`
+	// RedisAddr empty means the embedded queue; host:port means Asynq on Redis.
+	RedisAddr string `yaml:"redis_addr"`
+	// WorkerID names this worker; empty means the hostname.
+	WorkerID string `yaml:"worker_id"`
+	// Advertise is the internal address other roles dial; empty means Listen.
+	Advertise string `yaml:"advertise"`
+	// AgentPath is the aether-agent binary; empty means next to aetherd.
+	AgentPath string `yaml:"agent_path"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// ShutdownTimeout bounds draining in-flight work on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Sandbox    Sandbox    `yaml:"sandbox"`
+	Docker     Docker     `yaml:"docker"`
+	Queue      Queue      `yaml:"queue"`
+	Executions Executions `yaml:"executions"`
+}
+
+// Sandbox holds limits and defaults for sandboxes.
+type Sandbox struct {
+	DefaultImage string `yaml:"default_image"`
+	MaxVCPUs     int    `yaml:"max_vcpus"`
+	MaxMemoryMB  int    `yaml:"max_memory_mb"`
+}
+
+// Docker configures the Docker runtime.
+type Docker struct {
+	// Network is bridge or none.
+	Network string `yaml:"network"`
+	// Host is the Docker daemon address; empty means DOCKER_HOST or the default socket.
+	Host string `yaml:"host"`
+	// PidsLimit caps processes per sandbox; -1 means no limit.
+	PidsLimit int64 `yaml:"pids_limit"`
+}
+
+// Queue configures task delivery.
+type Queue struct {
+	Concurrency  int            `yaml:"concurrency"`
+	PollInterval time.Duration  `yaml:"poll_interval"`
+	Weights      map[string]int `yaml:"weights"`
+}
+
+// Executions configures execution records.
+type Executions struct {
+	// MaxOutputBytes caps the stdout and stderr kept per execution.
+	MaxOutputBytes int `yaml:"max_output_bytes"`
+}
+
+// Default returns the built-in defaults.
+func Default() *Config {
+	return &Config{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "./aether-data",
+		Role:            "all",
+		Runtime:         "auto",
+		LogLevel:        "info",
+		ShutdownTimeout: 30 * time.Second,
+		Sandbox:         Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
+		Docker:          Docker{Network: "bridge", PidsLimit: 4096},
+		Queue:           Queue{Concurrency: 16, PollInterval: 5 * time.Millisecond},
+		Executions:      Executions{MaxOutputBytes: 64 << 10},
+	}
+}
+
+// setting is one operator-facing setting: its flag, env var and field.
+type setting struct {
+	flag, env, usage string
+	field            func(*Config) *string
+}
+
+var settings = []setting{
+	{"config", "AETHER_CONFIG", "YAML config file", nil},
+	{"listen", "AETHER_LISTEN", "API listen address", func(c *Config) *string { return &c.Listen }},
+	{"data-dir", "AETHER_DATA_DIR", "data directory", func(c *Config) *string { return &c.DataDir }},
+	{"role", "AETHER_ROLE", "all, api or worker", func(c *Config) *string { return &c.Role }},
+	{"runtime", "AETHER_RUNTIME", "auto, docker, qemu or firecracker", func(c *Config) *string { return &c.Runtime }},
+	{"database-url", "AETHER_DATABASE_URL", "empty = SQLite in the data dir; postgres://… = PostgreSQL", func(c *Config) *string { return &c.DatabaseURL }},
+	{"redis-addr", "AETHER_REDIS_ADDR", "empty = embedded queue; host:port = Asynq on Redis", func(c *Config) *string { return &c.RedisAddr }},
+	{"worker-id", "AETHER_WORKER_ID", "worker ID (default: hostname)", func(c *Config) *string { return &c.WorkerID }},
+	{"advertise", "AETHER_ADVERTISE", "internal address other roles dial", func(c *Config) *string { return &c.Advertise }},
+	{"agent-path", "AETHER_AGENT_PATH", "aether-agent binary (default: next to aetherd)", func(c *Config) *string { return &c.AgentPath }},
+	{"log-level", "AETHER_LOG_LEVEL", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }},
+}
+
+// Flags registers the operator flags on fs and returns a function that loads
+// the configuration after fs.Parse.
+func Flags(fs *flag.FlagSet) func() (*Config, error) {
+	vals := map[string]*string{}
+	for _, s := range settings {
+		vals[s.flag] = fs.String(s.flag, "", s.usage+" (env "+s.env+")")
+	}
+	return func() (*Config, error) {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		path := os.Getenv("AETHER_CONFIG")
+		if set["config"] {
+			path = *vals["config"]
+		}
+		cfg := Default()
+		if path != "" {
+			if err := cfg.loadFile(path); err != nil {
+				return nil, err
+			}
+		}
+		for _, s := range settings[1:] {
+			if v, ok := os.LookupEnv(s.env); ok {
+				*s.field(cfg) = v
+			}
+			if set[s.flag] {
+				*s.field(cfg) = *vals[s.flag]
+			}
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	}
+}
+
+func (c *Config) loadFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var missing []string
+	expanded := os.Expand(string(raw), func(name string) string {
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return fmt.Errorf("config %s: environment variable %s is referenced but not set", path, strings.Join(missing, ", "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks every field and names the key of the first bad one.
+func (c *Config) Validate() error {
+	oneOf := func(key, v string, allowed ...string) error {
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("config: %s: %q is not one of %s", key, v, strings.Join(allowed, ", "))
+	}
+	checks := []error{
+		oneOf("role", c.Role, "all", "api", "worker"),
+		oneOf("runtime", c.Runtime, "auto", "docker", "qemu", "firecracker"),
+		oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"),
+		oneOf("docker.network", c.Docker.Network, "bridge", "none"),
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		checks = append(checks, fmt.Errorf("config: listen: %q is not host:port", c.Listen))
+	}
+	if c.DataDir == "" {
+		checks = append(checks, errors.New("config: data_dir: must not be empty"))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		checks = append(checks, fmt.Errorf("config: database_url: %q must be empty (SQLite) or a postgres:// URL", c.DatabaseURL))
+	}
+	if c.ShutdownTimeout <= 0 {
+		checks = append(checks, errors.New("config: shutdown_timeout: must be positive, like 30s"))
+	}
+	if c.Sandbox.MaxVCPUs < 1 || c.Sandbox.MaxMemoryMB < 128 {
+		checks = append(checks, errors.New("config: sandbox.max_vcpus must be >= 1 and sandbox.max_memory_mb >= 128"))
+	}
+	if c.Sandbox.DefaultImage == "" {
+		checks = append(checks, errors.New("config: sandbox.default_image: must not be empty"))
+	}
+	if c.Queue.Concurrency < 1 || c.Queue.PollInterval < time.Millisecond {
+		checks = append(checks, errors.New("config: queue.concurrency must be >= 1 and queue.poll_interval >= 1ms"))
+	}
+	if c.Executions.MaxOutputBytes < 0 {
+		checks = append(checks, errors.New("config: executions.max_output_bytes: must not be negative"))
+	}
+	return errors.Join(checks...)
+}
