@@ -227,7 +227,6 @@ func resultOf(e *store.Execution) *ExecResult {
 		Stdout: e.Stdout, Stderr: e.Stderr, DurationMS: e.DurationMS}
 }
 
-
 // ExecTaskTimeout is the queue timeout of a vm:execute task: the command's own
 // timeout plus time to reach the sandbox and record the result.
 func ExecTaskTimeout(p *ExecParams) time.Duration {

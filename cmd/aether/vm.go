@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+func newVMCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "vm", Short: "Create, list, inspect and delete sandboxes"}
+	cmd.AddCommand(newVMCreateCmd(g), newVMListCmd(g), newVMGetCmd(g), newVMRmCmd(g))
+	return cmd
+}
+
+func newVMCreateCmd(g *globals) *cobra.Command {
+	req := &client.CreateVMRequest{}
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a sandbox and wait until it is ready",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			req.Name = args[0]
+			acc, err := c.CreateVM(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if noWait {
+				return g.print(cmd.OutOrStdout(), acc, func(tw *tabwriter.Writer) {
+					fmt.Fprintf(tw, "task %s\tvm %s\t%s\n", acc.TaskID, acc.VMID, acc.Status)
+				})
+			}
+			if _, err := waitTask(cmd, g, c, acc.TaskID, "creating "+req.Name); err != nil {
+				return err
+			}
+			vm, err := c.GetVM(cmd.Context(), acc.VMID)
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd, vm)
+		},
+	}
+	cmd.Flags().IntVar(&req.VCPUs, "vcpus", 0, "CPU cores (default 1)")
+	cmd.Flags().IntVar(&req.MemoryMB, "memory", 0, "memory in MiB (default 512)")
+	cmd.Flags().StringVar(&req.Image, "image", "", "image (default: the server's default image)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "print the task and return at once")
+	return cmd
+}
+
+// waitTask waits for a task, showing progress on stderr, and turns a failed
+// task into an error.
+func waitTask(cmd *cobra.Command, g *globals, c *client.Client, id, what string) (*store.Task, error) {
+	start := time.Now()
+	tty := isTerminal(os.Stderr)
+	last := ""
+	t, err := c.WaitTask(cmd.Context(), id, func(t *store.Task) {
+		line := fmt.Sprintf("%s: %s", what, t.Status)
+		if t.Progress != "" {
+			line += " — " + t.Progress
+		}
+		switch {
+		case tty:
+			fmt.Fprintf(os.Stderr, "\r\033[K%s (%.0fs)", line, time.Since(start).Seconds())
+		case line != last && g.verbose:
+			fmt.Fprintln(os.Stderr, line)
+		}
+		last = line
+	})
+	if tty {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t.Status == store.TaskFailed {
+		return t, fmt.Errorf("%s failed: %s", what, t.Error)
+	}
+	return t, nil
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func printVMs(g *globals, cmd *cobra.Command, vms ...*store.VM) error {
+	var v any = vms
+	if len(vms) == 1 {
+		v = vms[0]
+	}
+	return g.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NAME\tID\tSTATUS\tVCPUS\tMEMORY\tIMAGE\tCREATED")
+		for _, vm := range vms {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dM\t%s\t%s\n", vm.Name, vm.ID, vm.Status, vm.VCPUs, vm.MemoryMB, vm.Image,
+				vm.CreatedAt.Local().Format(time.DateTime))
+		}
+	})
+}
+
+func newVMListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "list", Aliases: []string{"ls"}, Short: "List sandboxes", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			vms, err := c.ListVMs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd, vms...)
+		},
+	}
+}
+
+func newVMGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "get VM", Short: "Show one sandbox", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			vm, err := c.GetVM(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd, vm)
+		},
+	}
+}
+
+func newVMRmCmd(g *globals) *cobra.Command {
+	var noWait bool
+	cmd := &cobra.Command{
+		Use: "rm VM...", Aliases: []string{"delete"}, Short: "Delete sandboxes", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				acc, err := c.DeleteVM(cmd.Context(), name)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				if !noWait {
+					if _, err := waitTask(cmd, g, c, acc.TaskID, "deleting "+name); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the deletion is queued")
+	return cmd
+}

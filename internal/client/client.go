@@ -1,0 +1,245 @@
+// Package client is a Go client for Aetherium's REST API v1. The aether CLI
+// and the end-to-end tests use it; it imports no server code besides the
+// store's row types, which are the API's JSON shapes.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+// Client talks to one aetherd. It is safe for concurrent use.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for the server at base ("http://127.0.0.1:8080").
+// A nil hc means a client without an overall timeout (execs stream for as
+// long as they run).
+func New(base string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server %q is not an http(s) URL", base)
+	}
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: strings.TrimRight(base, "/"), http: hc}, nil
+}
+
+// Error is an error response from the API.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// IsNotFound reports whether err is a 404 from the API.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach aetherd at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(raw, &body) != nil || body.Error.Message == "" {
+		return &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(raw))}
+	}
+	return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
+}
+
+// doJSON sends in (if non-nil) as JSON and decodes the response into out.
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := c.do(ctx, method, path, body, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// CreateVMRequest is the body of POST /api/v1/vms.
+type CreateVMRequest struct {
+	Name            string            `json:"name"`
+	VCPUs           int               `json:"vcpus,omitempty"`
+	MemoryMB        int               `json:"memory_mb,omitempty"`
+	Image           string            `json:"image,omitempty"`
+	AdditionalTools []string          `json:"additional_tools,omitempty"`
+	ToolVersions    map[string]string `json:"tool_versions,omitempty"`
+}
+
+// Accepted is the answer to a request that queued a task.
+type Accepted struct {
+	TaskID string `json:"task_id"`
+	VMID   string `json:"vm_id,omitempty"`
+	JobID  string `json:"job_id,omitempty"`
+	Status string `json:"status"`
+}
+
+// CreateVM queues a sandbox's creation.
+func (c *Client) CreateVM(ctx context.Context, req *CreateVMRequest) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/vms", req, &a)
+}
+
+// ListVMs lists live sandboxes.
+func (c *Client) ListVMs(ctx context.Context) ([]*store.VM, error) {
+	var out struct {
+		VMs []*store.VM `json:"vms"`
+	}
+	return out.VMs, c.doJSON(ctx, http.MethodGet, "/api/v1/vms", nil, &out)
+}
+
+// GetVM returns a sandbox by ID or name.
+func (c *Client) GetVM(ctx context.Context, idOrName string) (*store.VM, error) {
+	var vm store.VM
+	return &vm, c.doJSON(ctx, http.MethodGet, "/api/v1/vms/"+url.PathEscape(idOrName), nil, &vm)
+}
+
+// DeleteVM queues a sandbox's deletion.
+func (c *Client) DeleteVM(ctx context.Context, idOrName string) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodDelete, "/api/v1/vms/"+url.PathEscape(idOrName), nil, &a)
+}
+
+// ExecRequest is a command to run (see worker.ExecParams for the contract).
+type ExecRequest struct {
+	Command        string            `json:"command"`
+	Args           []string          `json:"args,omitempty"`
+	Env            map[string]string `json:"env,omitempty"`
+	Cwd            string            `json:"cwd,omitempty"`
+	User           string            `json:"user,omitempty"`
+	TimeoutSeconds int               `json:"timeout_seconds,omitempty"`
+}
+
+// Execute queues a command (the async path).
+func (c *Client) Execute(ctx context.Context, vm string, req *ExecRequest) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/vms/"+url.PathEscape(vm)+"/execute", req, &a)
+}
+
+// Executions lists a sandbox's executions, oldest first.
+func (c *Client) Executions(ctx context.Context, vm string) ([]*store.Execution, error) {
+	var out struct {
+		Executions []*store.Execution `json:"executions"`
+	}
+	return out.Executions, c.doJSON(ctx, http.MethodGet, "/api/v1/vms/"+url.PathEscape(vm)+"/executions", nil, &out)
+}
+
+// GetTask returns a task, long-polling up to wait for it to finish.
+func (c *Client) GetTask(ctx context.Context, id string, wait time.Duration) (*store.Task, error) {
+	var t store.Task
+	path := "/api/v1/tasks/" + url.PathEscape(id)
+	if wait > 0 {
+		path += "?wait=" + wait.String()
+	}
+	return &t, c.doJSON(ctx, http.MethodGet, path, nil, &t)
+}
+
+// WaitTask long-polls until the task is terminal or ctx ends. progress, if
+// non-nil, sees the task after every poll.
+func (c *Client) WaitTask(ctx context.Context, id string, progress func(*store.Task)) (*store.Task, error) {
+	wait := 200 * time.Millisecond
+	for {
+		t, err := c.GetTask(ctx, id, wait)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			progress(t)
+		}
+		if t.Terminal() {
+			return t, nil
+		}
+		if progress == nil {
+			wait = 30 * time.Second // nobody watches: one long poll
+		}
+	}
+}
+
+// CreateJob queues commands to run in order in one sandbox.
+func (c *Client) CreateJob(ctx context.Context, vm string, commands []string) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/jobs", map[string]any{"vm_id": vm, "commands": commands}, &a)
+}
+
+// JobDetail is a job with its executions.
+type JobDetail struct {
+	Job        *store.Job         `json:"job"`
+	Executions []*store.Execution `json:"executions"`
+}
+
+// GetJob returns a job and what it ran.
+func (c *Client) GetJob(ctx context.Context, id string) (*JobDetail, error) {
+	var j JobDetail
+	return &j, c.doJSON(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &j)
+}
+
+// ImageSpec is the body of POST /api/v1/images.
+type ImageSpec struct {
+	Ref     string   `json:"ref,omitempty"`
+	Suite   string   `json:"suite,omitempty"`
+	Include []string `json:"include,omitempty"`
+	Force   bool     `json:"force,omitempty"`
+}
+
+// BuildImage queues an image build.
+func (c *Client) BuildImage(ctx context.Context, spec *ImageSpec) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/images", spec, &a)
+}
+
+// Health returns the server's health report; an unhealthy server is an error.
+func (c *Client) Health(ctx context.Context) (map[string]any, error) {
+	var h map[string]any
+	return h, c.doJSON(ctx, http.MethodGet, "/health", nil, &h)
+}

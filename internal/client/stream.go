@@ -1,0 +1,115 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// ExecResult is how an interactive exec ended.
+type ExecResult struct {
+	ExitCode    *int   `json:"exit_code"`
+	Signal      string `json:"signal"`
+	TimedOut    bool   `json:"timed_out"`
+	DurationMS  int64  `json:"duration_ms"`
+	ExecutionID string `json:"execution_id"`
+}
+
+type execEvent struct {
+	ExecResult
+	Type  string `json:"type"`
+	Data  []byte `json:"data"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// Exec runs a command directly in the sandbox and copies its output to
+// stdout and stderr as it is produced. A non-nil stdin is streamed to the
+// command (full duplex) until it ends. The result carries the exit code, or
+// the signal, or TimedOut.
+func (c *Client) Exec(ctx context.Context, vm string, req *ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (*ExecResult, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	path := "/api/v1/vms/" + url.PathEscape(vm) + "/exec"
+	var body io.Reader = bytes.NewReader(b)
+	if stdin != nil {
+		path += "?stdin=true"
+		body = io.MultiReader(bytes.NewReader(append(b, '\n')), stdin)
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, body, "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var ev execEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return nil, fmt.Errorf("bad exec event: %w", err)
+		}
+		switch ev.Type {
+		case "stdout":
+			write(stdout, ev.Data)
+		case "stderr":
+			write(stderr, ev.Data)
+		case "exit":
+			return &ev.ExecResult, nil
+		case "error":
+			return nil, &Error{Status: http.StatusOK, Code: ev.Error.Code, Message: ev.Error.Message}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("exec stream broken: %w", err)
+	}
+	return nil, errors.New("exec stream ended without an exit event")
+}
+
+func write(w io.Writer, p []byte) {
+	if w != nil {
+		w.Write(p)
+	}
+}
+
+// PutFile uploads r to path inside the sandbox; mode 0 means 0644.
+func (c *Client) PutFile(ctx context.Context, vm, path string, mode uint32, r io.Reader) (int64, error) {
+	q := url.Values{"path": {path}}
+	if mode != 0 {
+		q.Set("mode", strconv.FormatUint(uint64(mode), 8))
+	}
+	resp, err := c.do(ctx, http.MethodPut, "/api/v1/vms/"+url.PathEscape(vm)+"/files?"+q.Encode(), r, "application/octet-stream")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Size int64 `json:"size"`
+	}
+	return out.Size, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// GetFile downloads path from the sandbox into w and returns its size. A
+// transfer cut short is an error, never a short file reported as whole.
+func (c *Client) GetFile(ctx context.Context, vm, path string, w io.Writer) (int64, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/vms/"+url.PathEscape(vm)+"/files?"+url.Values{"path": {path}}.Encode(), nil, "")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("download of %s ended after %d of %d bytes", path, n, resp.ContentLength)
+	}
+	return n, err
+}
