@@ -15,10 +15,10 @@ import (
 func newCpCmd(g *globals) *cobra.Command {
 	var mode uint32
 	cmd := &cobra.Command{
-		Use:   "cp SRC DST",
-		Short: "Copy a file into or out of a sandbox (VM:PATH on one side; - is stdin/stdout)",
+		Use:     "cp SRC DST",
+		Short:   "Copy a file into or out of a sandbox (VM:PATH on one side; - is stdin/stdout)",
 		Example: "  aether cp ./build.sh demo:/root/build.sh\n  aether cp demo:/etc/os-release -",
-		Args: cobra.ExactArgs(2),
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {

@@ -76,7 +76,16 @@ func run(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("open queue: %w", err)
 	}
-	closers = append(closers, closer{"queue", q.Stop})
+	var w *worker.Worker
+	// Draining the queue needs the worker's agent connections, so they close
+	// after it, in the same step.
+	closers = append(closers, closer{"queue", func(ctx context.Context) error {
+		err := q.Stop(ctx)
+		if w != nil {
+			w.Close()
+		}
+		return err
+	}})
 
 	workerID := cfg.WorkerID
 	if workerID == "" {
@@ -84,7 +93,6 @@ func run(ctx context.Context, args []string) (err error) {
 	}
 	health := map[string]api.HealthCheck{"store": st.Ping, "queue": q.Ping}
 	var sandboxes api.Sandboxes = noWorker{}
-	var w *worker.Worker
 	runtimeName := cfg.Runtime
 	if cfg.Role != "api" {
 		var rt sandbox.Runtime
@@ -106,7 +114,6 @@ func run(ctx context.Context, args []string) (err error) {
 		if err != nil {
 			return err
 		}
-		closers = append(closers, closer{"agent connections", func(context.Context) error { w.Close(); return nil }})
 		sandboxes = w
 	}
 
@@ -247,4 +254,12 @@ type levelFloor struct {
 
 func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(name), h.min}
 }

@@ -1,0 +1,199 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/testbin"
+)
+
+// testEnv is one aetherd process with its own data dir, port and worker ID.
+type testEnv struct {
+	t        *testing.T
+	dir      string
+	addr     string
+	workerID string
+	bin      string
+	cli      string
+	cmd      *exec.Cmd
+	log      *bytes.Buffer
+	c        *client.Client
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	testbin.BaseImage(t)
+	agent := testbin.Build(t, "aether-agent")
+	e := &testEnv{
+		t: t, dir: t.TempDir(), addr: freeAddr(t), workerID: "e2e-" + uuid.NewString()[:8],
+		bin: testbin.Build(t, "aetherd"), cli: testbin.Build(t, "aether"),
+	}
+	os.Symlink(agent, filepath.Join(filepath.Dir(e.bin), "aether-agent"))
+	var err error
+	if e.c, err = client.New("http://"+e.addr, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.stop()
+		// Whatever a test left behind, no container outlives it.
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=io.aetherium.owner="+e.workerID).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+		if t.Failed() {
+			t.Logf("aetherd log:\n%s", e.log)
+		}
+	})
+	e.start()
+	return e
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start runs aetherd and waits for /health with a deadline.
+func (e *testEnv) start() {
+	e.t.Helper()
+	if e.log == nil {
+		e.log = &bytes.Buffer{}
+	}
+	e.cmd = exec.Command(e.bin, "--data-dir", e.dir, "--listen", e.addr, "--worker-id", e.workerID, "--log-level", "info")
+	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := e.c.Health(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("aetherd not healthy within 20s; log:\n%s", e.log)
+}
+
+// stop sends SIGTERM and waits for a graceful exit.
+func (e *testEnv) stop() {
+	if e.cmd == nil || e.cmd.Process == nil || e.cmd.ProcessState != nil {
+		return
+	}
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- e.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			e.t.Errorf("aetherd exited uncleanly after SIGTERM: %v", err)
+		}
+	case <-time.After(45 * time.Second):
+		e.cmd.Process.Kill()
+		<-done
+		e.t.Errorf("aetherd did not stop within 45s of SIGTERM")
+	}
+}
+
+// kill ends aetherd with SIGKILL, as a crash would.
+func (e *testEnv) kill() {
+	e.cmd.Process.Kill()
+	e.cmd.Wait()
+}
+
+func (e *testEnv) restart() {
+	e.stop()
+	e.start()
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// MustCreateVM creates a sandbox and waits for it to run.
+func (e *testEnv) MustCreateVM(req *client.CreateVMRequest) *store.VM {
+	e.t.Helper()
+	acc, err := e.c.CreateVM(ctx(e.t), req)
+	if err != nil {
+		e.t.Fatalf("create %s: %v", req.Name, err)
+	}
+	task := e.mustWait(acc.TaskID)
+	if task.Status != store.TaskSucceeded {
+		e.t.Fatalf("create %s: task %s: %s", req.Name, task.Status, task.Error)
+	}
+	vm, err := e.c.GetVM(ctx(e.t), acc.VMID)
+	if err != nil || vm.Status != store.VMRunning {
+		e.t.Fatalf("vm after create: %+v, %v", vm, err)
+	}
+	return vm
+}
+
+func (e *testEnv) mustWait(taskID string) *store.Task {
+	e.t.Helper()
+	task, err := e.c.WaitTask(ctx(e.t), taskID, nil)
+	if err != nil {
+		e.t.Fatalf("wait task %s: %v", taskID, err)
+	}
+	return task
+}
+
+// MustExec runs a shell command through the streaming exec API.
+func (e *testEnv) MustExec(vm, command string) (string, int) {
+	e.t.Helper()
+	var out bytes.Buffer
+	res, err := e.c.Exec(ctx(e.t), vm, &client.ExecRequest{Command: command}, nil, &out, &out)
+	if err != nil {
+		e.t.Fatalf("exec %q in %s: %v", command, vm, err)
+	}
+	if res.ExitCode == nil {
+		e.t.Fatalf("exec %q: no exit code: %+v", command, res)
+	}
+	return out.String(), *res.ExitCode
+}
+
+// aether runs the CLI against this env.
+func (e *testEnv) aether(stdin string, args ...string) (string, int) {
+	cmd := exec.Command(e.cli, args...)
+	cmd.Env = append(os.Environ(), "AETHER_SERVER=http://"+e.addr)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("aether %v: %v", args, err)
+	}
+	return string(out), code
+}
+
+// containers lists this env's containers by sandbox ID label.
+func (e *testEnv) containers() []string {
+	out, err := exec.Command("docker", "ps", "-a", "--filter", "label=io.aetherium.owner="+e.workerID,
+		"--format", `{{.Label "io.aetherium.sandbox-id"}}`).Output()
+	if err != nil {
+		e.t.Fatalf("docker ps: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
