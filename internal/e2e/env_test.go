@@ -196,4 +196,3 @@ func (e *testEnv) containers() []string {
 	}
 	return strings.Fields(string(out))
 }
-
