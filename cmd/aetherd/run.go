@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -171,7 +172,7 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if cfg.DatabaseURL != "" {
 		return nil, errors.New("database_url: PostgreSQL is not supported by this build yet; leave it empty for SQLite")
 	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "aether.db"))
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "aether.db"), strings.ToUpper(cfg.Store.Synchronous))
 }
 
 func openQueue(ctx context.Context, cfg *config.Config, log *slog.Logger) (queue.Queue, error) {

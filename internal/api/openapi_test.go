@@ -14,7 +14,7 @@ import (
 // operation is routed.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(t.Context(), t.TempDir()+"/a.db")
+	st, err := sqlite.Open(t.Context(), t.TempDir()+"/a.db", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,10 +44,19 @@ type Config struct {
 	// ShutdownTimeout bounds draining in-flight work on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
+	Store      Store      `yaml:"store"`
 	Sandbox    Sandbox    `yaml:"sandbox"`
 	Docker     Docker     `yaml:"docker"`
 	Queue      Queue      `yaml:"queue"`
 	Executions Executions `yaml:"executions"`
+}
+
+// Store configures the embedded SQLite store.
+type Store struct {
+	// Synchronous is full (default: every acknowledged write survives power
+	// loss) or normal (the last commits may be lost on power loss, never on a
+	// process crash; lower tail latency).
+	Synchronous string `yaml:"synchronous"`
 }
 
 // Sandbox holds limits and defaults for sandboxes.
@@ -89,6 +98,7 @@ func Default() *Config {
 		Runtime:         "auto",
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
+		Store:           Store{Synchronous: "full"},
 		Sandbox:         Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:          Docker{Network: "bridge", PidsLimit: 4096},
 		Queue:           Queue{Concurrency: 16, PollInterval: 5 * time.Millisecond},
@@ -190,6 +200,7 @@ func (c *Config) Validate() error {
 		oneOf("runtime", c.Runtime, "auto", "docker", "qemu", "firecracker"),
 		oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"),
 		oneOf("docker.network", c.Docker.Network, "bridge", "none"),
+		oneOf("store.synchronous", c.Store.Synchronous, "full", "normal"),
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		checks = append(checks, fmt.Errorf("config: listen: %q is not host:port", c.Listen))

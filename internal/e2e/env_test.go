@@ -22,7 +22,7 @@ import (
 
 // testEnv is one aetherd process with its own data dir, port and worker ID.
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	addr     string
 	workerID string
@@ -33,7 +33,7 @@ type testEnv struct {
 	c        *client.Client
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	testbin.BaseImage(t)
 	agent := testbin.Build(t, "aether-agent")
@@ -61,7 +61,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	return e
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func (e *testEnv) restart() {
 	e.start()
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c

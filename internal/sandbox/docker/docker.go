@@ -129,12 +129,6 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if spec.ID == "" || strings.ContainsAny(spec.ID, "/.") {
 		return nil, errdefs.InvalidArgument("sandbox id %q is not valid", spec.ID)
 	}
-	if _, err := r.cli.ImageInspect(ctx, spec.Image); err != nil {
-		if client.IsErrNotFound(err) {
-			return nil, errdefs.FailedPrecondition("image %q is not present on this Docker host; build it with `aether image build` or pull it", spec.Image)
-		}
-		return nil, r.mapErr(err, spec.ID)
-	}
 	dir := r.sandboxDir(spec.ID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -150,7 +144,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return nil, r.mapErr(err, spec.ID)
 	}
-	return r.Inspect(ctx, spec.ID)
+	return &sandbox.Info{ID: spec.ID, RuntimeID: id, State: sandbox.StateRunning, Image: spec.Image, CreatedAt: time.Now()}, nil
 }
 
 func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string) (string, error) {
@@ -190,6 +184,9 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 			PidsLimit:  &pids,
 		},
 	}, nil, nil, containerName(spec.ID))
+	if client.IsErrNotFound(err) {
+		return "", errdefs.FailedPrecondition("image %q is not present on this Docker host; build it with `aether image build` or pull it", spec.Image)
+	}
 	if err != nil {
 		return "", r.mapErr(err, spec.ID)
 	}

@@ -1,6 +1,8 @@
 // Package sqlite is the embedded-mode store.Store: one SQLite file (pure Go,
-// modernc.org/sqlite, no cgo) in the data directory, in WAL mode with full
-// fsync on commit, so an acknowledged write survives a crash or power loss.
+// modernc.org/sqlite, no cgo) in the data directory, in WAL mode. By default
+// every commit is fsynced (synchronous=FULL), so an acknowledged write
+// survives a crash or power loss; SyncNormal trades the last commits on power
+// loss (never on a process crash) for lower tail latency.
 package sqlite
 
 import (
@@ -32,10 +34,16 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// Synchronous modes for OpenDB (SQLite's PRAGMA synchronous).
+const (
+	SyncFull   = "FULL"
+	SyncNormal = "NORMAL"
+)
+
 // Open opens (creating if needed) the database file at path and migrates it
-// to the newest schema.
-func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := OpenDB(path)
+// to the newest schema. sync is SyncFull or SyncNormal; empty means SyncFull.
+func Open(ctx context.Context, path, sync string) (*Store, error) {
+	db, err := OpenDB(path, sync)
 	if err != nil {
 		return nil, err
 	}
@@ -59,9 +67,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // uses: WAL, a busy timeout instead of immediate SQLITE_BUSY, foreign keys, and
 // write transactions that take the write lock at BEGIN (so two writers queue
 // instead of deadlocking on a lock upgrade).
-func OpenDB(path string) (*sql.DB, error) {
+func OpenDB(path, sync string) (*sql.DB, error) {
+	if sync == "" {
+		sync = SyncFull
+	}
+	if sync != SyncFull && sync != SyncNormal {
+		return nil, fmt.Errorf("sqlite: synchronous %q is not FULL or NORMAL", sync)
+	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(" + sync + ")"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -75,7 +89,7 @@ func OpenDB(path string) (*sql.DB, error) {
 // Migrate returns a golang-migrate instance for the store's schema, for the
 // `aetherd migrate` command. The caller closes it.
 func Migrate(path string) (*migrate.Migrate, error) {
-	db, err := OpenDB(path)
+	db, err := OpenDB(path, SyncFull)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "aether.db"))
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "aether.db"), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,7 +28,7 @@ func TestReopenKeepsData(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "aether.db")
-	s, err := sqlite.Open(ctx, path)
+	s, err := sqlite.Open(ctx, path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = sqlite.Open(ctx, path)
+	s, err = sqlite.Open(ctx, path, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,104 @@
+package e2e_test
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/testbin"
+)
+
+// samples collects durations and reports percentiles.
+type samples []time.Duration
+
+func (s samples) pct(p float64) time.Duration {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c[min(len(c)-1, int(float64(len(c))*p))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func report(b *testing.B, name string, ours, raw samples) {
+	b.ReportMetric(ms(ours.pct(0.5)), "p50-ms")
+	b.ReportMetric(ms(ours.pct(0.99)), "p99-ms")
+	b.ReportMetric(ms(raw.pct(0.5)), "raw-p50-ms")
+	b.ReportMetric(ms(raw.pct(0.99)), "raw-p99-ms")
+	b.ReportMetric(float64(ours.pct(0.5))/float64(raw.pct(0.5)), "ratio-p50")
+	b.Logf("%s: aetherium p50 %.2fms p99 %.2fms | raw p50 %.2fms p99 %.2fms | ratio p50 %.3f (n=%d)",
+		name, ms(ours.pct(0.5)), ms(ours.pct(0.99)), ms(raw.pct(0.5)), ms(raw.pct(0.99)),
+		float64(ours.pct(0.5))/float64(raw.pct(0.5)), len(ours))
+}
+
+// BenchmarkExecRoundTrip runs `true` in a running sandbox through the API's
+// streaming exec (HTTP → aetherd → agent, recorded in executions) and, in the
+// same iterations, `docker exec CONTAINER true` on the same container.
+func BenchmarkExecRoundTrip(b *testing.B) {
+	e := newTestEnv(b)
+	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "bench"})
+	container := "aether-" + vm.ID
+	var ours, raw samples
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		res, err := e.c.Exec(b.Context(), "bench", &client.ExecRequest{Command: "true", Args: []string{}}, nil, nil, nil)
+		if err != nil || *res.ExitCode != 0 {
+			b.Fatalf("exec: %+v %v", res, err)
+		}
+		ours = append(ours, time.Since(start))
+		start = time.Now()
+		if out, err := exec.Command("docker", "exec", container, "true").CombinedOutput(); err != nil {
+			b.Fatalf("docker exec: %v %s", err, out)
+		}
+		raw = append(raw, time.Since(start))
+	}
+	report(b, "exec true", ours, raw)
+}
+
+// BenchmarkCreateExecDelete measures create → first exec output → delete
+// through the API against `docker run --rm IMAGE true`. It reports two
+// Aetherium numbers: until the delete was accepted (what the caller waits
+// for; deletion is asynchronous) and until the delete task finished (the
+// container is gone).
+func BenchmarkCreateExecDelete(b *testing.B) {
+	e := newTestEnv(b)
+	img := testbin.BaseImage(b)
+	var ours, accepted, raw samples
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("cycle-%d", i)
+		start := time.Now()
+		acc, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: name})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if t, err := e.c.WaitTask(b.Context(), acc.TaskID, nil); err != nil || t.Status != store.TaskSucceeded {
+			b.Fatalf("create: %+v %v", t, err)
+		}
+		var out bytes.Buffer
+		if _, err := e.c.Exec(b.Context(), acc.VMID, &client.ExecRequest{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
+			b.Fatalf("exec: %q %v", out.String(), err)
+		}
+		del, err := e.c.DeleteVM(b.Context(), acc.VMID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		accepted = append(accepted, time.Since(start))
+		if t, err := e.c.WaitTask(b.Context(), del.TaskID, nil); err != nil || t.Status != store.TaskSucceeded {
+			b.Fatalf("delete: %+v %v", t, err)
+		}
+		ours = append(ours, time.Since(start))
+		start = time.Now()
+		if out, err := exec.Command("docker", "run", "--rm", img, "true").CombinedOutput(); err != nil {
+			b.Fatalf("docker run: %v %s", err, out)
+		}
+		raw = append(raw, time.Since(start))
+	}
+	report(b, "create+exec+delete (delete finished)", ours, raw)
+	b.Logf("create+exec+delete (delete accepted): p50 %.2fms p99 %.2fms, ratio p50 %.3f",
+		ms(accepted.pct(0.5)), ms(accepted.pct(0.99)), float64(accepted.pct(0.5))/float64(raw.pct(0.5)))
+	b.ReportMetric(float64(accepted.pct(0.5))/float64(raw.pct(0.5)), "accepted-ratio-p50")
+}
