@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,6 +83,18 @@ var (
 func BaseImage(t testing.TB) string {
 	t.Helper()
 	imageOnce.Do(func() {
+		// Test packages run as parallel processes: one builds, the others
+		// wait on the lock and then find the image cached.
+		lock, err := os.OpenFile(filepath.Join(os.TempDir(), "aether-image-build.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			imageErr = err
+			return
+		}
+		defer lock.Close()
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			imageErr = err
+			return
+		}
 		b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"))
 		if err != nil {
 			imageErr = err
