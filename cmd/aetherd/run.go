@@ -120,6 +120,9 @@ func run(ctx context.Context, args []string) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	if w != nil {
+		if err := w.Register(ctx); err != nil {
+			return err
+		}
 		if err := q.Start(ctx, w.Handle); err != nil {
 			return fmt.Errorf("start queue: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/testbin"
 	"github.com/aetherium/aetherium/internal/worker"
 )
 
@@ -267,5 +269,28 @@ func TestBadInput(t *testing.T) {
 	}
 	if out, code := e.aether("", "vm", "get", "nope"); code != 1 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "not found") {
 		t.Errorf("CLI on unknown vm: %q exit %d, want one line and exit 1", out, code)
+	}
+}
+
+// TestOrphanCleanup leaves a container that carries this worker's labels but
+// no sandbox row (as a crash between container create and row update would)
+// and checks that a restarted aetherd removes it while keeping real ones.
+func TestOrphanCleanup(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	keep := e.MustCreateVM(&client.CreateVMRequest{Name: "keep"})
+	orphan := "00000000-0000-4000-8000-" + e.workerID[4:] + "0000"
+	out, err := exec.Command("docker", "run", "-d", "--name", "aether-"+orphan,
+		"--label", "io.aetherium.managed=true", "--label", "io.aetherium.owner="+e.workerID,
+		"--label", "io.aetherium.sandbox-id="+orphan, testbin.BaseImage(t), "sleep", "600").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run: %v %s", err, out)
+	}
+	e.restart() // reconciles at start
+	if got := e.containers(); !slices.Equal(got, []string{keep.ID}) {
+		t.Errorf("containers after reconcile = %v, want only %s", got, keep.ID)
+	}
+	if out, code := e.MustExec("keep", "echo ok"); out != "ok\n" || code != 0 {
+		t.Errorf("kept sandbox: %q %d", out, code)
 	}
 }

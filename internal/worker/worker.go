@@ -125,13 +125,18 @@ func (w *Worker) Runtime() sandbox.Runtime { return w.rt }
 // Close drops all agent connections.
 func (w *Worker) Close() { w.agents.Close() }
 
-// Run registers the worker, reconciles once, then heartbeats and reconciles
-// periodically until ctx ends.
-func (w *Worker) Run(ctx context.Context) error {
+// Register records the worker in the store and reconciles once, so the
+// runtime agrees with the store before the daemon takes requests or tasks.
+func (w *Worker) Register(ctx context.Context) error {
 	if err := w.heartbeat(ctx); err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
 	w.Reconcile(ctx)
+	return nil
+}
+
+// Run heartbeats and reconciles periodically until ctx ends. Call Register first.
+func (w *Worker) Run(ctx context.Context) error {
 	hb := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	rc := time.NewTicker(w.cfg.ReconcileInterval)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -50,6 +51,7 @@ func Run(t *testing.T, newRuntime func(t *testing.T) sandbox.Runtime, opts Optio
 		{"ListFindsOwnedSandboxes", testList},
 		{"NotFound", testNotFound},
 		{"TwoSandboxesAtOnce", testTwo},
+		{"ConcurrentExecsLargeOutput", testConcurrentExecs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,5 +230,35 @@ func testTwo(t *testing.T, h *harness) {
 	outB, _, _ := run(t, b, 0, "cat", "/tmp/who")
 	if outA != "a\n" || outB != "b\n" {
 		t.Errorf("sandboxes share state: a=%q b=%q", outA, outB)
+	}
+}
+
+// testConcurrentExecs runs 32 execs at once in one sandbox, each writing
+// 1 MiB, and checks every stream got exactly its own bytes.
+func testConcurrentExecs(t *testing.T, h *harness) {
+	_, c := h.create(t, 512)
+	const n, size = 32, 1 << 20
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var out bytes.Buffer
+			ch := byte('a' + i%26)
+			exit, err := c.Exec(context.Background(), &agentproto.ExecRequest{
+				Argv: []string{"sh", "-c", fmt.Sprintf("head -c %d /dev/zero | tr '\\0' '%c'", size, ch)},
+			}, agentclient.ExecIO{Stdout: &out})
+			switch {
+			case err != nil:
+				errs <- err
+			case exit.ExitCode != 0 || out.Len() != size || bytes.Count(out.Bytes(), []byte{ch}) != size:
+				errs <- fmt.Errorf("exec %d: exit %+v, %d bytes", i, exit, out.Len())
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
