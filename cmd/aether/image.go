@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -28,8 +30,19 @@ func newImageCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", t.Result)
-			return nil
+			var res struct {
+				Ref    string `json:"ref"`
+				ID     string `json:"id"`
+				Cached bool   `json:"cached"`
+			}
+			json.Unmarshal(t.Result, &res)
+			return g.print(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) {
+				how := "built"
+				if res.Cached {
+					how = "already present (cached)"
+				}
+				fmt.Fprintf(tw, "image %s %s\t%s\n", res.Ref, how, res.ID)
+			})
 		},
 	}
 	build.Flags().StringVar(&spec.Ref, "ref", "", "image reference (default aetherium/base:bookworm)")

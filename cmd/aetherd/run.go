@@ -46,6 +46,9 @@ func run(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
 
 	var closers []closer
 	defer func() {

@@ -76,7 +76,10 @@ func (e *testEnv) start() {
 	if e.log == nil {
 		e.log = &bytes.Buffer{}
 	}
-	e.cmd = exec.Command(e.bin, "--data-dir", e.dir, "--listen", e.addr, "--worker-id", e.workerID, "--log-level", "info")
+	// A relative data dir, as with the default ./aether-data: guards the bug
+	// where it reached Docker as a relative bind path.
+	e.cmd = exec.Command(e.bin, "--data-dir", "data", "--listen", e.addr, "--worker-id", e.workerID, "--log-level", "info")
+	e.cmd.Dir = e.dir
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)

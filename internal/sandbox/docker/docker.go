@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
@@ -103,6 +104,11 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	cfg.AgentPath = agent
+	// Bind mounts need absolute host paths; a relative one is read by Docker
+	// as a volume name.
+	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
 		opts = append(opts, client.WithHost(cfg.Host))
@@ -312,6 +318,8 @@ func (r *Runtime) mapErr(err error, id string) error {
 		return errdefs.NotFound("sandbox %s not found: %v", id, err)
 	case strings.Contains(err.Error(), "Conflict") || strings.Contains(err.Error(), "is already in use"):
 		return errdefs.Conflict("sandbox %s: %v", id, err)
+	case cerrdefs.IsInvalidArgument(err):
+		return errdefs.InvalidArgument("sandbox %s: %v", id, err)
 	case client.IsErrConnectionFailed(err):
 		return errdefs.Unavailable("docker daemon: %v", err)
 	}
