@@ -101,7 +101,7 @@ func Default() *Config {
 		Store:           Store{Synchronous: "full"},
 		Sandbox:         Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:          Docker{Network: "bridge", PidsLimit: 4096},
-		Queue:           Queue{Concurrency: 16, PollInterval: 5 * time.Millisecond},
+		Queue:           Queue{Concurrency: 16, PollInterval: time.Second},
 		Executions:      Executions{MaxOutputBytes: 64 << 10},
 	}
 }

@@ -34,9 +34,11 @@ type Config struct {
 	Concurrency int
 	// Weights is each priority's share of Concurrency. Nil means queue.DefaultWeights.
 	Weights map[string]int
-	// PollInterval is how often idle workers look for new jobs: the floor of
-	// pickup latency, paid for with one small query per priority per poll.
-	// 0 means 5ms.
+	// PollInterval is how often idle workers look for jobs they were not told
+	// about: retries coming due and jobs inserted by another process. Jobs
+	// enqueued through this Queue wake a worker at once (River triggers a
+	// local fetch on insert), so this is not the pickup latency; each poll
+	// costs one query per priority. 0 means 1s.
 	PollInterval time.Duration
 	// MaxTimeout is the longest handler timeout in use. Jobs running longer
 	// than this plus a minute are assumed stuck and redelivered. 0 means 1h.
@@ -53,7 +55,7 @@ func (c *Config) withDefaults() {
 		c.Weights = queue.DefaultWeights
 	}
 	if c.PollInterval == 0 {
-		c.PollInterval = 5 * time.Millisecond
+		c.PollInterval = time.Second
 	}
 	if c.MaxTimeout == 0 {
 		c.MaxTimeout = time.Hour
@@ -125,6 +127,16 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[taskArgs]) error {
 	return err
 }
 
+// pollOnlyDriver runs River on SQLite without a listener. riversqlite's
+// listener polls a notification table every 50ms (not configurable), which
+// would floor pickup latency there; without a listener River wakes the local
+// producer directly on insert, and every enqueue in embedded mode is local.
+// This is River's regular poll-only path (as with riverdatabasesql).
+type pollOnlyDriver struct{ *riversqlite.Driver }
+
+func (pollOnlyDriver) SupportsListener() bool     { return false }
+func (pollOnlyDriver) SupportsListenNotify() bool { return false }
+
 // New opens (creating and migrating) the queue file. Call Start to deliver.
 func New(ctx context.Context, cfg Config) (*Queue, error) {
 	cfg.withDefaults()
@@ -139,7 +151,7 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1) // River on SQLite: one connection avoids SQLITE_BUSY between its loops
-	driver := riversqlite.New(db)
+	driver := pollOnlyDriver{riversqlite.New(db)}
 	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.Logger})
 	if err == nil {
 		_, err = migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
@@ -160,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 		queues[p] = river.QueueConfig{MaxWorkers: max(1, cfg.Concurrency*cfg.Weights[p]/total)}
 	}
 	q.client, err = river.NewClient(driver, &river.Config{
-		FetchCooldown:        cfg.PollInterval,
+		FetchCooldown:        time.Millisecond, // debounce of insert-triggered fetches
 		FetchPollInterval:    cfg.PollInterval,
 		JobTimeout:           -1, // per job, from taskWorker.Timeout
 		Logger:               cfg.Logger.With("component", "queue"),
