@@ -6,3 +6,14 @@ cd "$(dirname "$0")/.."
 go test -run '^$' -bench 'BenchmarkPickup' -benchtime 500x ./internal/queue/sqlitequeue 2>&1 | grep -E 'Benchmark|pickup'
 go test -run '^$' -bench 'BenchmarkExecRoundTrip' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|exec true' | tail -2
 go test -run '^$' -bench 'BenchmarkCreateExecDelete' -benchtime 30x ./internal/e2e 2>&1 | grep -E '^Benchmark|create\+exec' | tail -3
+# Idle cost of an embedded aetherd (queue polling, heartbeats, reconciler).
+make -s build
+dir=$(mktemp -d)
+./bin/aetherd --data-dir "$dir" --listen 127.0.0.1:0 >/dev/null 2>&1 &
+pid=$!
+sleep 3
+t1=$(awk '{print $14+$15}' /proc/$pid/stat)
+sleep 30
+t2=$(awk '{print $14+$15}' /proc/$pid/stat)
+echo "idle aetherd: $(( (t2 - t1) * 10 )) ms CPU per 30 s, RSS $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status)"
+kill $pid; wait $pid 2>/dev/null || true; rm -rf "$dir"
