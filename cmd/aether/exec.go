@@ -28,6 +28,16 @@ func (f *execFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVarP(&f.timeout, "timeout", "t", 0, "kill the command after this many seconds (0: no limit)")
 }
 
+// prepare returns the API client and the request for `-- cmd args`.
+func (f *execFlags) prepare(g *globals, argv []string) (*client.Client, *client.ExecRequest, error) {
+	req, err := f.request(argv)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := g.client()
+	return c, req, err
+}
+
 // request builds the API request from `-- cmd args`: one word is run by the
 // shell (so "a | b" works), several are a program and its arguments.
 func (f *execFlags) request(argv []string) (*client.ExecRequest, error) {
@@ -55,11 +65,7 @@ func newExecCmd(g *globals) *cobra.Command {
 			"Piped stdin is forwarded. The exit code is the command's; a signal gives 128+N, a timeout 124.",
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := f.request(args[1:])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, req, err := f.prepare(g, args[1:])
 			if err != nil {
 				return err
 			}
@@ -115,11 +121,7 @@ func newExecuteCmd(g *globals) *cobra.Command {
 		Short: "Queue a command (async); prints the task id",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := f.request(args[1:])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, req, err := f.prepare(g, args[1:])
 			if err != nil {
 				return err
 			}

@@ -77,18 +77,5 @@ func (s *Store) ExecutionList(ctx context.Context, p *store.ExecutionListParams)
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY started_at, id LIMIT ?`, append(args, limit)...)
-	if err != nil {
-		return nil, mapErr(err, "list executions")
-	}
-	defer rows.Close()
-	out := []*store.Execution{}
-	for rows.Next() {
-		e, err := scanExecution(rows)
-		if err != nil {
-			return nil, mapErr(err, "list executions")
-		}
-		out = append(out, e)
-	}
-	return out, mapErr(rows.Err(), "list executions")
+	return queryAll(ctx, s.db, "list executions", scanExecution, q+` ORDER BY started_at, id LIMIT ?`, append(args, limit)...)
 }

@@ -99,20 +99,7 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*store
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created_at, id LIMIT ?`, append(args, limit)...)
-	if err != nil {
-		return nil, mapErr(err, "list tasks")
-	}
-	defer rows.Close()
-	tasks := []*store.Task{}
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, mapErr(err, "list tasks")
-		}
-		tasks = append(tasks, t)
-	}
-	return tasks, mapErr(rows.Err(), "list tasks")
+	return queryAll(ctx, s.db, "list tasks", scanTask, q+` ORDER BY created_at, id LIMIT ?`, append(args, limit)...)
 }
 
 // TaskUpdate implements store.Store.

@@ -69,20 +69,7 @@ func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM,
 		q += ` AND worker_id = ?`
 		args = append(args, p.WorkerID)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created_at, id`, args...)
-	if err != nil {
-		return nil, mapErr(err, "list sandboxes")
-	}
-	defer rows.Close()
-	vms := []*store.VM{}
-	for rows.Next() {
-		vm, err := scanVM(rows)
-		if err != nil {
-			return nil, mapErr(err, "list sandboxes")
-		}
-		vms = append(vms, vm)
-	}
-	return vms, mapErr(rows.Err(), "list sandboxes")
+	return queryAll(ctx, s.db, "list sandboxes", scanVM, q+` ORDER BY created_at, id`, args...)
 }
 
 // VMUpdate implements store.Store.

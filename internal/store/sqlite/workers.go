@@ -30,18 +30,5 @@ func (s *Store) WorkerUpsert(ctx context.Context, p *store.WorkerUpsertParams) (
 
 // WorkerList implements store.Store.
 func (s *Store) WorkerList(ctx context.Context) ([]*store.Worker, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+workerColumns+` FROM workers ORDER BY id`)
-	if err != nil {
-		return nil, mapErr(err, "list workers")
-	}
-	defer rows.Close()
-	out := []*store.Worker{}
-	for rows.Next() {
-		w, err := scanWorker(rows)
-		if err != nil {
-			return nil, mapErr(err, "list workers")
-		}
-		out = append(out, w)
-	}
-	return out, mapErr(rows.Err(), "list workers")
+	return queryAll(ctx, s.db, "list workers", scanWorker, `SELECT `+workerColumns+` FROM workers ORDER BY id`)
 }
