@@ -2,8 +2,8 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -16,21 +16,18 @@ import (
 // runMigrate implements `aetherd migrate up|down|version|force N`. Versions
 // are golang-migrate's, so the stock migrate CLI agrees with this command.
 func runMigrate(args []string) error {
-	fs := flag.NewFlagSet("aetherd migrate", flag.ContinueOnError)
-	load := config.Flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := load()
+	cfg, rest, err := config.Parse("aetherd migrate", args)
 	if err != nil {
 		return err
 	}
 	if cfg.DatabaseURL != "" {
 		return errors.New("migrate: PostgreSQL is not supported by this build yet")
 	}
-	rest := fs.Args()
 	if len(rest) == 0 {
 		return errors.New("migrate: want up, down, version or force VERSION")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return err
 	}
 	m, err := sqlite.Migrate(filepath.Join(cfg.DataDir, "aether.db"))
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,19 +35,14 @@ type closer struct {
 }
 
 func run(ctx context.Context, args []string) (err error) {
-	fs := flag.NewFlagSet("aetherd", flag.ContinueOnError)
-	load := config.Flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := load()
+	cfg, rest, err := config.Parse("aetherd", args)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogLevel)
-	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
-		return fmt.Errorf("data_dir: %w", err)
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see aetherd -h)", rest[0])
 	}
+	log := newLogger(cfg.LogLevel)
 
 	var closers []closer
 	defer func() {

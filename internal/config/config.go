@@ -13,6 +13,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -126,9 +128,28 @@ var settings = []setting{
 	{"log-level", "AETHER_LOG_LEVEL", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }},
 }
 
-// Flags registers the operator flags on fs and returns a function that loads
+// Parse parses a command's arguments (the operator flags, then positional
+// arguments, which it returns) and loads the validated configuration, with
+// DataDir made absolute.
+func Parse(name string, args []string) (*Config, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	load := flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := load()
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return nil, nil, fmt.Errorf("config: data_dir: %w", err)
+	}
+	return cfg, fs.Args(), nil
+}
+
+// flags registers the operator flags on fs and returns a function that loads
 // the configuration after fs.Parse.
-func Flags(fs *flag.FlagSet) func() (*Config, error) {
+func flags(fs *flag.FlagSet) func() (*Config, error) {
 	vals := map[string]*string{}
 	for _, s := range settings {
 		vals[s.flag] = fs.String(s.flag, "", s.usage+" (env "+s.env+")")
@@ -166,23 +187,51 @@ func (c *Config) loadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// Expand ${NAME} inside values only (not comments or keys), then decode
+	// strictly so unknown keys are errors.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if doc.Kind == 0 {
+		return nil // empty file: defaults
+	}
 	var missing []string
-	expanded := os.Expand(string(raw), func(name string) string {
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return v
-	})
+	expandScalars(&doc, &missing)
 	if len(missing) > 0 {
 		return fmt.Errorf("config %s: environment variable %s is referenced but not set", path, strings.Join(missing, ", "))
 	}
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
+	expanded, err := yaml.Marshal(&doc)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+func expandScalars(n *yaml.Node, missing *[]string) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			name := envRef.FindStringSubmatch(ref)[1]
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				*missing = append(*missing, name)
+			}
+			return v
+		})
+		if n.Style == 0 {
+			n.Tag = "" // re-resolve: "${PORT}" was a string, "9000" may be an int
+		}
+	}
+	for _, c := range n.Content {
+		expandScalars(c, missing)
+	}
 }
 
 // Validate checks every field and names the key of the first bad one.

@@ -1,7 +1,7 @@
 package config
 
 import (
-	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,19 +18,16 @@ func load(t *testing.T, file string, args ...string) (*Config, error) {
 		}
 		args = append([]string{"--config", p}, args...)
 	}
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	get := Flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	return get()
+	cfg, _, err := Parse("test", args)
+	return cfg, err
 }
 
 // Not parallel: these tests set process environment variables.
 func TestPrecedence(t *testing.T) {
 	t.Setenv("AETHER_ROLE", "worker")
 	t.Setenv("LISTEN_PORT", "9000")
-	file := "listen: 127.0.0.1:${LISTEN_PORT}\nrole: api\nruntime: docker\ndocker:\n  network: none\nqueue:\n  poll_interval: 20ms\n"
+	t.Setenv("CONCURRENCY", "7")
+	file := "# comments may mention ${UNSET_IN_COMMENT}\nlisten: 127.0.0.1:${LISTEN_PORT}\nrole: api\nruntime: docker\ndocker:\n  network: none\nqueue:\n  poll_interval: 20ms\n  concurrency: ${CONCURRENCY}\n"
 	cfg, err := load(t, file, "--runtime", "auto")
 	if err != nil {
 		t.Fatal(err)
@@ -40,12 +37,15 @@ func TestPrecedence(t *testing.T) {
 		{"env over file", cfg.Role, "worker"},
 		{"flag over file", cfg.Runtime, "auto"},
 		{"nested file key", cfg.Docker.Network, "none"},
-		{"default", cfg.DataDir, "./aether-data"},
+		{"default, made absolute", cfg.DataDir, must(filepath.Abs("./aether-data"))},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, tt.got, tt.want)
 		}
+	}
+	if cfg.Queue.Concurrency != 7 {
+		t.Errorf("int from ${ENV}: %d", cfg.Queue.Concurrency)
 	}
 	if cfg.Queue.PollInterval != 20*time.Millisecond {
 		t.Errorf("duration from file: %s", cfg.Queue.PollInterval)
@@ -74,5 +74,27 @@ func TestErrorsNameTheKey(t *testing.T) {
 				t.Errorf("error = %v, want one naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func must(s string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// TestExampleConfigLoads keeps docs/aetherd.example.yaml valid and equal to
+// the defaults it documents.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, _, err := Parse("test", []string{"--config", "../../docs/aetherd.example.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	def.DataDir = cfg.DataDir
+	def.Queue.Weights = cfg.Queue.Weights // the example spells out the built-in weights
+	if got, want := fmt.Sprintf("%+v", *cfg), fmt.Sprintf("%+v", *def); got != want {
+		t.Errorf("example config differs from defaults:\n got %s\nwant %s", got, want)
 	}
 }
