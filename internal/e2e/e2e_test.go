@@ -294,3 +294,54 @@ func TestOrphanCleanup(t *testing.T) {
 		t.Errorf("kept sandbox: %q %d", out, code)
 	}
 }
+
+// TestKillDuringExecute kills aetherd while an async command runs. After the
+// restart the task must end failed with a reason, and the command must not
+// have been run a second time.
+func TestKillDuringExecute(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.MustCreateVM(&client.CreateVMRequest{Name: "victim"})
+	acc, err := e.c.Execute(ctx(t), "victim", &client.ExecRequest{Command: "echo run >> /root/runs; sleep 3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		task, _ := e.c.GetTask(ctx(t), acc.TaskID, 0)
+		if task != nil && task.Status == store.TaskRunning {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the command has started
+	e.kill()
+	e.start()
+	task := e.mustWait(acc.TaskID)
+	if task.Status != store.TaskFailed || !strings.Contains(task.Error, "not run again") {
+		t.Errorf("task after crash = %s %q, want failed saying it was not run again", task.Status, task.Error)
+	}
+	time.Sleep(3 * time.Second) // a wrongly re-run command would have appended by now
+	if out, _ := e.MustExec("victim", "cat /root/runs"); out != "run\n" {
+		t.Errorf("command ran %d times, want once", strings.Count(out, "run"))
+	}
+}
+
+// TestOutputCap checks the history keeps the first 64 KiB of each stream with
+// a truncated flag, while the live stream gets everything.
+func TestOutputCap(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.MustCreateVM(&client.CreateVMRequest{Name: "loud"})
+	out, code := e.MustExec("loud", "head -c 200000 /dev/zero | tr '\\0' x; echo small >&2")
+	if len(out) != 200006 || code != 0 {
+		t.Fatalf("live output %d bytes, exit %d; want all 200006", len(out), code)
+	}
+	execs, err := e.c.Executions(ctx(t), "loud")
+	if err != nil || len(execs) != 1 {
+		t.Fatalf("executions: %v %v", execs, err)
+	}
+	x := execs[0]
+	if len(x.Stdout) != 64<<10 || !x.StdoutTruncated || x.Stderr != "small\n" || x.StderrTruncated {
+		t.Errorf("recorded stdout %d bytes truncated=%v, stderr %q truncated=%v", len(x.Stdout), x.StdoutTruncated, x.Stderr, x.StderrTruncated)
+	}
+}
