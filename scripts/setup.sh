@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs and starts what Aetherium needs on a Debian machine: Docker Engine
-# (started here if it is not running) and debootstrap for image builds.
+# Installs and starts what Aetherium and its tests need on a Debian machine:
+# Docker Engine and debootstrap (embedded mode), PostgreSQL and Redis
+# (distributed mode and its tests). Starts dockerd and PostgreSQL if they are
+# not running and creates the test role and database. Redis is only
+# installed: tests start their own redis-server processes.
 # Idempotent; needs root (or sudo).
 set -euo pipefail
 
@@ -12,6 +15,8 @@ command -v go >/dev/null || { echo "setup: Go 1.26+ is required (https://go.dev/
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	$SUDO apt-get update -qq
@@ -29,6 +34,34 @@ if ! $SUDO docker info >/dev/null 2>&1; then
 		$SUDO docker info >/dev/null 2>&1 && break
 		sleep 0.5
 	done
-	$SUDO docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/aether-dockerd.log" >&2; exit 1; }
+	$SUDO docker info >/dev/null 2>&1 || { if ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
+	echo "setup: starting postgresql"
+	ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+	$SUDO pg_ctlcluster "$ver" main start
+	for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 && break; sleep 0.5; done
 fi
-echo "setup: docker $(docker version --format '{{.Server.Version}}'), debootstrap ready"
+psql_su() { $SUDO runuser -u postgres -- psql -qtAX "$@"; }
+if [ "$(psql_su -c "SELECT 1 FROM pg_roles WHERE rolname = 'aether'")" != 1 ]; then
+	psql_su -c "CREATE ROLE aether LOGIN SUPERUSER PASSWORD 'aether'"
+fi
+if [ "$(psql_su -c "SELECT 1 FROM pg_database WHERE datname = 'aether_test'")" != 1 ]; then
+	psql_su -c "CREATE DATABASE aether_test OWNER aether"
+fi
+
+echo "setup: dockerd did not start; see /var/log/aether-dockerd.log" >&2; exit 1; }
+fi
+if ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
+	echo "setup: starting postgresql"
+	ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+	$SUDO pg_ctlcluster "$ver" main start
+	for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 && break; sleep 0.5; done
+fi
+psql_su() { $SUDO runuser -u postgres -- psql -qtAX "$@"; }
+if [ "$(psql_su -c "SELECT 1 FROM pg_roles WHERE rolname = 'aether'")" != 1 ]; then
+	psql_su -c "CREATE ROLE aether LOGIN SUPERUSER PASSWORD 'aether'"
+fi
+if [ "$(psql_su -c "SELECT 1 FROM pg_database WHERE datname = 'aether_test'")" != 1 ]; then
+	psql_su -c "CREATE DATABASE aether_test OWNER aether"
+fi
+
+echo "setup: docker $(docker version --format '{{.Server.Version}}'), debootstrap, postgresql ($(pg_isready -h 127.0.0.1)), redis-server ready"

@@ -8,6 +8,9 @@ package testbin
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/aetherium/aetherium/internal/image"
 )
@@ -106,4 +111,36 @@ func BaseImage(t testing.TB) string {
 	})
 	Need(t, "docker with the base image", imageErr)
 	return image.DefaultRef
+}
+
+// PostgresURL returns the URL of a fresh, empty schema in the test PostgreSQL
+// server (AETHER_TEST_POSTGRES_URL, default the role and database that
+// scripts/setup.sh creates). The schema is dropped when the test ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("AETHER_TEST_POSTGRES_URL")
+	if base == "" {
+		base = "postgres://aether:aether@127.0.0.1:5432/aether_test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	Need(t, "postgres", err)
+	defer conn.Close(context.Background())
+	schema := fmt.Sprintf("t_%d_%d", time.Now().UnixNano(), rand.IntN(1<<30))
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(base)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

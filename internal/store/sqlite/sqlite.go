@@ -13,26 +13,22 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
-	"github.com/aetherium/aetherium/internal/errdefs"
-	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store is a store.Store on SQLite. It is safe for concurrent use.
-type Store struct {
-	db *sql.DB
+// Dialect is SQLite's: ? placeholders and its unique-constraint message.
+var Dialect = sqlstore.Dialect{
+	IsUnique: func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
 }
-
-var _ store.Store = (*Store)(nil)
 
 // Synchronous modes for OpenDB (SQLite's PRAGMA synchronous).
 const (
@@ -42,7 +38,7 @@ const (
 
 // Open opens (creating if needed) the database file at path and migrates it
 // to the newest schema. sync is SyncFull or SyncNormal; empty means SyncFull.
-func Open(ctx context.Context, path, sync string) (*Store, error) {
+func Open(ctx context.Context, path, sync string) (*sqlstore.Store, error) {
 	db, err := OpenDB(path, sync)
 	if err != nil {
 		return nil, err
@@ -60,7 +56,7 @@ func Open(ctx context.Context, path, sync string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return sqlstore.New(db, Dialect), nil
 }
 
 // OpenDB opens a SQLite database with the pragmas every Aetherium database
@@ -106,57 +102,4 @@ func newMigrate(db *sql.DB) (*migrate.Migrate, error) {
 		return nil, fmt.Errorf("migrate driver: %w", err)
 	}
 	return migrate.NewWithInstance("iofs", src, "sqlite", drv)
-}
-
-// Ping implements store.Store.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-
-// Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
-
-// micros is the column encoding of a time: microseconds since the epoch.
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
-
-func fromNullMicros(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := fromMicros(v.Int64)
-	return &t
-}
-
-func now() int64 { return time.Now().UnixMicro() }
-
-// mapErr translates SQLite errors into errdefs classes.
-func mapErr(err error, what string) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, sql.ErrNoRows):
-		return errdefs.NotFound("%s not found", what)
-	case strings.Contains(err.Error(), "UNIQUE constraint failed"):
-		return errdefs.AlreadyExists("%s already exists", what)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
-// queryAll runs a query and scans every row with scan. what names the rows
-// in errors.
-func queryAll[T any](ctx context.Context, db *sql.DB, what string, scan func(interface{ Scan(...any) error }) (*T, error), q string, args ...any) ([]*T, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, mapErr(err, what)
-	}
-	defer rows.Close()
-	out := []*T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, mapErr(err, what)
-		}
-		out = append(out, v)
-	}
-	return out, mapErr(rows.Err(), what)
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	return &vm, nil
 }
 
-func insertVM(ctx context.Context, tx *sql.Tx, projectID string, p *store.VMInsertParams) error {
+func (s *Store) insertVM(ctx context.Context, tx tx, projectID string, p *store.VMInsertParams) error {
 	tools, _ := json.Marshal(nonNil(p.AdditionalTools))
 	versions, _ := json.Marshal(nonNilMap(p.ToolVersions))
 	t := now()
@@ -42,9 +42,9 @@ func insertVM(ctx context.Context, tx *sql.Tx, projectID string, p *store.VMInse
 		p.ID, projectID, p.Name, store.VMCreating, p.Runtime, p.WorkerID, p.Image, p.VCPUs, p.MemoryMB,
 		string(tools), string(versions), t, t)
 	if err != nil && strings.Contains(err.Error(), "vms.project_id, vms.name") {
-		return mapErr(err, "sandbox named "+p.Name)
+		return s.mapErr(err, "sandbox named "+p.Name)
 	}
-	return mapErr(err, "sandbox")
+	return s.mapErr(err, "sandbox")
 }
 
 // VMGet implements store.Store.
@@ -55,7 +55,7 @@ func (s *Store) VMGet(ctx context.Context, p *store.VMGetParams) (*store.VM, err
 		vm, err = scanVM(s.db.QueryRowContext(ctx, `SELECT `+vmColumns+` FROM vms
 			WHERE name = ? AND project_id = ? AND status <> 'deleted'`, p.IDOrName, p.ProjectID))
 	}
-	return vm, mapErr(err, "sandbox "+p.IDOrName)
+	return vm, s.mapErr(err, "sandbox "+p.IDOrName)
 }
 
 // VMList implements store.Store.
@@ -69,7 +69,7 @@ func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM,
 		q += ` AND worker_id = ?`
 		args = append(args, p.WorkerID)
 	}
-	return queryAll(ctx, s.db, "list sandboxes", scanVM, q+` ORDER BY created_at, id`, args...)
+	return queryAll(ctx, s, "list sandboxes", scanVM, q+` ORDER BY created_at, id`, args...)
 }
 
 // VMUpdate implements store.Store.
@@ -87,7 +87,7 @@ func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.V
 	add("error", p.Error)
 	args = append(args, p.ID)
 	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+vmColumns, args...))
-	return vm, mapErr(err, "sandbox "+p.ID)
+	return vm, s.mapErr(err, "sandbox "+p.ID)
 }
 
 func nonNil(s []string) []string {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -48,18 +48,18 @@ func (s *Store) TaskInsert(ctx context.Context, p *store.TaskInsertParams) (*sto
 	if p.VM != nil {
 		vmID = p.VM.ID
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
-		return nil, mapErr(err, "begin")
+		return nil, s.mapErr(err, "begin")
 	}
 	defer tx.Rollback()
 	if p.VM != nil {
-		if err := insertVM(ctx, tx, p.ProjectID, p.VM); err != nil {
+		if err := s.insertVM(ctx, tx, p.ProjectID, p.VM); err != nil {
 			return nil, err
 		}
 	}
 	if p.Job != nil {
-		if err := insertJob(ctx, tx, p.ProjectID, id, p.Job); err != nil {
+		if err := s.insertJob(ctx, tx, p.ProjectID, id, p.Job); err != nil {
 			return nil, err
 		}
 	}
@@ -68,9 +68,9 @@ func (s *Store) TaskInsert(ctx context.Context, p *store.TaskInsertParams) (*sto
 		payload, max_retries, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING `+taskColumns,
 		id, p.ProjectID, p.Type, store.TaskPending, p.Priority, vmID, payload, p.MaxRetries, t, t))
 	if err != nil {
-		return nil, mapErr(err, "task")
+		return nil, s.mapErr(err, "task")
 	}
-	return task, mapErr(tx.Commit(), "commit task")
+	return task, s.mapErr(tx.Commit(), "commit task")
 }
 
 // TaskGet implements store.Store.
@@ -81,7 +81,7 @@ func (s *Store) TaskGet(ctx context.Context, p *store.TaskGetParams) (*store.Tas
 		args = append(args, p.ProjectID)
 	}
 	t, err := scanTask(s.db.QueryRowContext(ctx, q, args...))
-	return t, mapErr(err, "task "+p.ID)
+	return t, s.mapErr(err, "task "+p.ID)
 }
 
 // TaskList implements store.Store.
@@ -99,7 +99,7 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*store
 	if limit <= 0 {
 		limit = 1000
 	}
-	return queryAll(ctx, s.db, "list tasks", scanTask, q+` ORDER BY created_at, id LIMIT ?`, append(args, limit)...)
+	return queryAll(ctx, s, "list tasks", scanTask, q+` ORDER BY created_at, id LIMIT ?`, append(args, limit)...)
 }
 
 // TaskUpdate implements store.Store.
@@ -137,5 +137,5 @@ func (s *Store) TaskUpdate(ctx context.Context, p *store.TaskUpdateParams) (*sto
 		}
 		return nil, errdefs.Conflict("task %s is already finished", p.ID)
 	}
-	return task, mapErr(err, "task "+p.ID)
+	return task, s.mapErr(err, "task "+p.ID)
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -26,11 +26,11 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 	return &j, nil
 }
 
-func insertJob(ctx context.Context, tx *sql.Tx, projectID, taskID string, p *store.JobInsertParams) error {
+func (s *Store) insertJob(ctx context.Context, tx tx, projectID, taskID string, p *store.JobInsertParams) error {
 	commands, _ := json.Marshal(nonNil(p.Commands))
 	_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, project_id, vm_id, task_id, status, commands, created_at)
 		VALUES (?,?,?,?,?,?,?)`, p.ID, projectID, p.VMID, taskID, store.JobPending, string(commands), now())
-	return mapErr(err, "job")
+	return s.mapErr(err, "job")
 }
 
 // JobGet implements store.Store.
@@ -41,7 +41,7 @@ func (s *Store) JobGet(ctx context.Context, p *store.JobGetParams) (*store.Job, 
 		args = append(args, p.ProjectID)
 	}
 	j, err := scanJob(s.db.QueryRowContext(ctx, q, args...))
-	return j, mapErr(err, "job "+p.ID)
+	return j, s.mapErr(err, "job "+p.ID)
 }
 
 // JobUpdate implements store.Store.
@@ -61,5 +61,5 @@ func (s *Store) JobUpdate(ctx context.Context, p *store.JobUpdateParams) (*store
 	}
 	args = append(args, p.ID)
 	j, err := scanJob(s.db.QueryRowContext(ctx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+jobColumns, args...))
-	return j, mapErr(err, "job "+p.ID)
+	return j, s.mapErr(err, "job "+p.ID)
 }

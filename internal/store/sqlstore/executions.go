@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func (s *Store) ExecutionInsert(ctx context.Context, p *store.ExecutionInsertPar
 	e, err := scanExecution(s.db.QueryRowContext(ctx, `INSERT INTO executions (id, project_id, vm_id, task_id, job_id,
 		command, args, started_at) VALUES (?,?,?,?,?,?,?,?) RETURNING `+execColumns,
 		uuid.Must(uuid.NewV7()).String(), p.ProjectID, p.VMID, p.TaskID, p.JobID, p.Command, string(args), micros(started)))
-	return e, mapErr(err, "execution")
+	return e, s.mapErr(err, "execution")
 }
 
 // ExecutionFinish implements store.Store.
@@ -59,7 +59,7 @@ func (s *Store) ExecutionFinish(ctx context.Context, p *store.ExecutionFinishPar
 		error = ?, stdout = ?, stderr = ?, stdout_truncated = ?, stderr_truncated = ?, completed_at = ?, duration_ms = ?
 		WHERE id = ? RETURNING `+execColumns, code, p.Signal, p.TimedOut, p.Error, p.Stdout, p.Stderr,
 		p.StdoutTruncated, p.StderrTruncated, now(), p.DurationMS, p.ID))
-	return e, mapErr(err, "execution "+p.ID)
+	return e, s.mapErr(err, "execution "+p.ID)
 }
 
 // ExecutionList implements store.Store.
@@ -77,5 +77,5 @@ func (s *Store) ExecutionList(ctx context.Context, p *store.ExecutionListParams)
 	if limit <= 0 {
 		limit = 1000
 	}
-	return queryAll(ctx, s.db, "list executions", scanExecution, q+` ORDER BY started_at, id LIMIT ?`, append(args, limit)...)
+	return queryAll(ctx, s, "list executions", scanExecution, q+` ORDER BY started_at, id LIMIT ?`, append(args, limit)...)
 }

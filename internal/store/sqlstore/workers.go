@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -25,10 +25,10 @@ func (s *Store) WorkerUpsert(ctx context.Context, p *store.WorkerUpsertParams) (
 		VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, runtime = excluded.runtime,
 		capacity = excluded.capacity, heartbeat_at = excluded.heartbeat_at RETURNING `+workerColumns,
 		p.ID, p.Address, p.Runtime, p.Capacity, t, t))
-	return w, mapErr(err, "worker "+p.ID)
+	return w, s.mapErr(err, "worker "+p.ID)
 }
 
 // WorkerList implements store.Store.
 func (s *Store) WorkerList(ctx context.Context) ([]*store.Worker, error) {
-	return queryAll(ctx, s.db, "list workers", scanWorker, `SELECT `+workerColumns+` FROM workers ORDER BY id`)
+	return queryAll(ctx, s, "list workers", scanWorker, `SELECT `+workerColumns+` FROM workers ORDER BY id`)
 }

@@ -1,0 +1,90 @@
+// Package postgres is the distributed-mode store.Store: PostgreSQL through
+// pgx v5 (database/sql interface, so broken connections are replaced and a
+// restarted server is reconnected to without restarting aetherd). Queries are
+// shared with SQLite in package sqlstore; this package owns the driver and
+// the Postgres migrations (golang-migrate format, versions shared with the
+// stock migrate CLI).
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/aetherium/aetherium/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Dialect is PostgreSQL's: $n placeholders and SQLSTATE 23505 for unique
+// violations.
+var Dialect = sqlstore.Dialect{
+	Numbered: true,
+	IsUnique: func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "23505"
+	},
+}
+
+// Open connects to url (postgres://…), migrates the schema to the newest
+// version and returns the store. Schema search_path may be set in the URL.
+func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
+	db, err := openDB(url)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMigrate(db)
+	if err == nil {
+		if err = m.Up(); errors.Is(err, migrate.ErrNoChange) {
+			err = nil
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate postgres: %w", err)
+	}
+	return sqlstore.New(db, Dialect), nil
+}
+
+func openDB(url string) (*sql.DB, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
+
+// Migrate returns a golang-migrate instance for `aetherd migrate`. The caller
+// closes it.
+func Migrate(url string) (*migrate.Migrate, error) {
+	db, err := openDB(url)
+	if err != nil {
+		return nil, err
+	}
+	return newMigrate(db)
+}
+
+func newMigrate(db *sql.DB) (*migrate.Migrate, error) {
+	src, err := iofs.New(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return migrate.NewWithInstance("iofs", src, "pgx5", drv)
+}

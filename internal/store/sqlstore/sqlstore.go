@@ -1,0 +1,142 @@
+// Package sqlstore is the store.Store implementation shared by the SQLite
+// and PostgreSQL stores: one set of queries over database/sql, written with ?
+// placeholders and rebound per dialect. Times are stored as microseconds
+// since the epoch (BIGINT) and JSON as text, so the same SQL runs on both.
+// Only store/sqlite and store/postgres import it; they own drivers, DSNs and
+// migrations.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	// Numbered placeholders ($1, $2…) instead of ?.
+	Numbered bool
+	// IsUnique reports a unique-constraint violation.
+	IsUnique func(error) bool
+}
+
+// Store is a store.Store over database/sql. It is safe for concurrent use.
+type Store struct {
+	db db
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store over an open, migrated database.
+func New(sqlDB *sql.DB, d Dialect) *Store {
+	return &Store{db: db{DB: sqlDB, d: d}}
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// db and tx rebind placeholders and translate errors for the dialect.
+type db struct {
+	*sql.DB
+	d Dialect
+}
+
+type tx struct {
+	*sql.Tx
+	d Dialect
+}
+
+func (d db) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return d.DB.QueryRowContext(ctx, rebind(d.d, q), args...)
+}
+
+func (d db) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return d.DB.QueryContext(ctx, rebind(d.d, q), args...)
+}
+
+func (d db) BeginTx(ctx context.Context) (tx, error) {
+	t, err := d.DB.BeginTx(ctx, nil)
+	return tx{Tx: t, d: d.d}, err
+}
+
+func (t tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.Tx.QueryRowContext(ctx, rebind(t.d, q), args...)
+}
+
+func (t tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.Tx.ExecContext(ctx, rebind(t.d, q), args...)
+}
+
+func rebind(d Dialect, q string) string {
+	if !d.Numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// micros is the column encoding of a time: microseconds since the epoch.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func fromNullMicros(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
+
+func now() int64 { return time.Now().UnixMicro() }
+
+// mapErr translates database errors into errdefs classes.
+func (s *Store) mapErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return errdefs.NotFound("%s not found", what)
+	case s.db.d.IsUnique(err):
+		return errdefs.AlreadyExists("%s already exists", what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// queryAll runs a query and scans every row with scan. what names the rows
+// in errors.
+func queryAll[T any](ctx context.Context, s *Store, what string, scan func(interface{ Scan(...any) error }) (*T, error), q string, args ...any) ([]*T, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.mapErr(err, what)
+	}
+	defer rows.Close()
+	out := []*T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.mapErr(err, what)
+		}
+		out = append(out, v)
+	}
+	return out, s.mapErr(rows.Err(), what)
+}
