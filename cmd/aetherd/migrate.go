@@ -10,6 +10,7 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 
 	"github.com/aetherium/aetherium/internal/config"
+	"github.com/aetherium/aetherium/internal/store/postgres"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
 )
 
@@ -20,16 +21,10 @@ func runMigrate(args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.DatabaseURL != "" {
-		return errors.New("migrate: PostgreSQL is not supported by this build yet")
-	}
 	if len(rest) == 0 {
 		return errors.New("migrate: want up, down, version or force VERSION")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return err
-	}
-	m, err := sqlite.Migrate(filepath.Join(cfg.DataDir, "aether.db"))
+	m, err := openMigrate(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -67,4 +62,16 @@ func runMigrate(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// openMigrate returns the migrator of the configured store: PostgreSQL when
+// database_url is set, else the SQLite file in the data dir.
+func openMigrate(databaseURL, dataDir string) (*migrate.Migrate, error) {
+	if databaseURL != "" {
+		return postgres.Migrate(databaseURL)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	return sqlite.Migrate(filepath.Join(dataDir, "aether.db"))
 }

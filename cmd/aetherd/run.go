@@ -20,10 +20,12 @@ import (
 	"github.com/aetherium/aetherium/internal/config"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"
+	"github.com/aetherium/aetherium/internal/queue/asynqqueue"
 	"github.com/aetherium/aetherium/internal/queue/sqlitequeue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/sandbox/docker"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/store/postgres"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
 	"github.com/aetherium/aetherium/internal/worker"
 )
@@ -170,14 +172,16 @@ func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q que
 
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if cfg.DatabaseURL != "" {
-		return nil, errors.New("database_url: PostgreSQL is not supported by this build yet; leave it empty for SQLite")
+		return postgres.Open(ctx, cfg.DatabaseURL)
 	}
 	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "aether.db"), strings.ToUpper(cfg.Store.Synchronous))
 }
 
 func openQueue(ctx context.Context, cfg *config.Config, log *slog.Logger) (queue.Queue, error) {
 	if cfg.RedisAddr != "" {
-		return nil, errors.New("redis_addr: the Redis queue is not supported by this build yet; leave it empty for the embedded queue")
+		return asynqqueue.New(asynqqueue.Config{Addr: cfg.RedisAddr, Concurrency: cfg.Queue.Concurrency,
+			Weights: cfg.Queue.Weights, PollInterval: cfg.Queue.RedisPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
+			Logger: quieter(log)})
 	}
 	return sqlitequeue.New(ctx, sqlitequeue.Config{
 		Path: filepath.Join(cfg.DataDir, "queue.db"), Concurrency: cfg.Queue.Concurrency, Weights: cfg.Queue.Weights,

@@ -80,9 +80,15 @@ type Docker struct {
 
 // Queue configures task delivery.
 type Queue struct {
-	Concurrency  int            `yaml:"concurrency"`
-	PollInterval time.Duration  `yaml:"poll_interval"`
-	Weights      map[string]int `yaml:"weights"`
+	Concurrency int `yaml:"concurrency"`
+	// PollInterval is how often the embedded queue looks for retries coming
+	// due (local enqueues wake workers at once).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// RedisPollInterval is how often an idle Asynq server asks Redis for work:
+	// the floor of pickup latency in distributed mode, at one Redis call per
+	// interval per idle worker.
+	RedisPollInterval time.Duration  `yaml:"redis_poll_interval"`
+	Weights           map[string]int `yaml:"weights"`
 }
 
 // Executions configures execution records.
@@ -103,7 +109,7 @@ func Default() *Config {
 		Store:           Store{Synchronous: "full"},
 		Sandbox:         Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:          Docker{Network: "bridge", PidsLimit: 4096},
-		Queue:           Queue{Concurrency: 16, PollInterval: time.Second},
+		Queue:           Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
 		Executions:      Executions{MaxOutputBytes: 64 << 10},
 	}
 }
@@ -269,8 +275,8 @@ func (c *Config) Validate() error {
 	if c.Sandbox.DefaultImage == "" {
 		checks = append(checks, errors.New("config: sandbox.default_image: must not be empty"))
 	}
-	if c.Queue.Concurrency < 1 || c.Queue.PollInterval < time.Millisecond {
-		checks = append(checks, errors.New("config: queue.concurrency must be >= 1 and queue.poll_interval >= 1ms"))
+	if c.Queue.Concurrency < 1 || c.Queue.PollInterval < time.Millisecond || c.Queue.RedisPollInterval < time.Millisecond {
+		checks = append(checks, errors.New("config: queue.concurrency must be >= 1, queue.poll_interval and queue.redis_poll_interval >= 1ms"))
 	}
 	if c.Executions.MaxOutputBytes < 0 {
 		checks = append(checks, errors.New("config: executions.max_output_bytes: must not be negative"))
