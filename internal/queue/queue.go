@@ -9,6 +9,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -57,6 +58,40 @@ type Message struct {
 	MaxRetries int
 	// Timeout cancels a handler's context after this long; 0 means 30 minutes.
 	Timeout time.Duration
+	// Worker routes the message to the queue instance started with that
+	// WorkerID (the host that owns the sandbox); empty means any worker.
+	Worker string
+}
+
+// QueueName is the backend queue a message of priority prio for worker goes
+// to: the priority itself for any worker, else the priority and the worker's
+// ID made safe for every backend (lowercase letters, digits, '-', '_').
+func QueueName(prio, worker string) string {
+	if worker == "" {
+		return prio
+	}
+	safe := make([]byte, 0, len(worker))
+	for _, c := range []byte(strings.ToLower(worker)) {
+		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' {
+			safe = append(safe, c)
+		} else {
+			safe = append(safe, '_')
+		}
+	}
+	return prio + "_w_" + string(safe)
+}
+
+// ConsumedQueues lists the queues an instance for workerID serves, with
+// weights: every shared priority queue and the worker's own.
+func ConsumedQueues(workerID string, weights map[string]int) map[string]int {
+	out := make(map[string]int, 2*len(Priorities))
+	for _, p := range Priorities {
+		out[QueueName(p, "")] = weights[p]
+		if workerID != "" {
+			out[QueueName(p, workerID)] = weights[p]
+		}
+	}
+	return out
 }
 
 // Delivery is one attempt at handling a message.

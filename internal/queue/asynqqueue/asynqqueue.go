@@ -27,6 +27,9 @@ import (
 type Config struct {
 	// Addr is the Redis address (host:port). Required.
 	Addr string
+	// WorkerID is the worker this instance serves: it consumes messages for
+	// any worker and those routed to WorkerID. Empty means only the former.
+	WorkerID string
 	// Password and DB select the Redis database; zero values mean none and 0.
 	Password string
 	DB       int
@@ -129,7 +132,7 @@ func (q *Queue) Enqueue(ctx context.Context, msg *queue.Message) error {
 	// Asynq keeps timeouts in whole seconds; the handler enforces the exact
 	// one and Asynq's, rounded up, is the backstop.
 	_, err := q.client.EnqueueContext(ctx, asynq.NewTask(msg.Type, b),
-		asynq.TaskID(msg.ID), asynq.Queue(prio), asynq.MaxRetry(msg.MaxRetries),
+		asynq.TaskID(msg.ID), asynq.Queue(queue.QueueName(prio, msg.Worker)), asynq.MaxRetry(msg.MaxRetries),
 		asynq.Timeout(timeout.Truncate(time.Second)+time.Second), asynq.Retention(q.cfg.Retention))
 	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
 		return nil
@@ -145,7 +148,7 @@ func (q *Queue) Enqueue(ctx context.Context, msg *queue.Message) error {
 func (q *Queue) Start(ctx context.Context, h queue.Handler) error {
 	srv := asynq.NewServer(q.redis, asynq.Config{
 		Concurrency:              q.cfg.Concurrency,
-		Queues:                   q.cfg.Weights,
+		Queues:                   queue.ConsumedQueues(q.cfg.WorkerID, q.cfg.Weights),
 		TaskCheckInterval:        q.cfg.PollInterval,
 		DelayedTaskCheckInterval: time.Second,
 		ShutdownTimeout:          q.cfg.ShutdownTimeout,

@@ -13,9 +13,10 @@ import (
 	"github.com/aetherium/aetherium/internal/queue"
 )
 
-// Opener opens a queue on one backend. Calling it again opens the same
-// backend anew, as a restarted process would.
-type Opener func(t *testing.T) queue.Queue
+// Opener opens a queue on one backend for the worker workerID (empty: a
+// worker without own messages). Calling it again opens the same backend
+// anew, as a restarted process (or another worker) would.
+type Opener func(t *testing.T, workerID string) queue.Queue
 
 // Run runs the suite. newBackend returns an Opener for a fresh, empty backend.
 func Run(t *testing.T, newBackend func(t *testing.T) Opener) {
@@ -30,6 +31,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Opener) {
 		{"PermanentErrorIsNotRetried", testPermanent},
 		{"TimeoutCancelsHandler", testTimeout},
 		{"StopRedeliversInterrupted", testRedeliver},
+		{"RoutesToOwningWorker", testRouting},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,8 +85,12 @@ func (r *recorder) none(t *testing.T, within time.Duration) {
 }
 
 func start(t *testing.T, open Opener, r *recorder) queue.Queue {
+	return startAs(t, open, "", r)
+}
+
+func startAs(t *testing.T, open Opener, workerID string, r *recorder) queue.Queue {
 	t.Helper()
-	q := open(t)
+	q := open(t, workerID)
 	if err := q.Start(context.Background(), r.handle); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +209,7 @@ func testRedeliver(t *testing.T, open Opener) {
 		}
 		return nil
 	})
-	q := open(t)
+	q := open(t, "")
 	if err := q.Start(context.Background(), r.handle); err != nil {
 		t.Fatal(err)
 	}
@@ -217,5 +223,31 @@ func testRedeliver(t *testing.T, open Opener) {
 	start(t, open, r)
 	if d := r.wait(t, 15*time.Second); d.ID != id {
 		t.Errorf("after restart got %+v, want %s again", d, id)
+	}
+}
+
+// testRouting runs two workers on one backend: a message for one is never
+// handled by the other, and an unrouted one is handled exactly once.
+func testRouting(t *testing.T, open Opener) {
+	ra, rb := newRecorder(nil), newRecorder(nil)
+	qa := startAs(t, open, "worker-a", ra)
+	startAs(t, open, "Worker.B", rb)
+	for range 5 {
+		enqueue(t, qa, &queue.Message{ID: uuid.NewString(), Type: "for-b", Worker: "Worker.B"})
+	}
+	for range 5 {
+		if d := rb.wait(t, 10*time.Second); d.Type != "for-b" {
+			t.Errorf("worker b got %+v", d)
+		}
+	}
+	ra.none(t, 500*time.Millisecond)
+	enqueue(t, qa, &queue.Message{ID: uuid.NewString(), Type: "any"})
+	select {
+	case <-ra.seen:
+		rb.none(t, 500*time.Millisecond)
+	case <-rb.seen:
+		ra.none(t, 500*time.Millisecond)
+	case <-time.After(10 * time.Second):
+		t.Fatal("unrouted message not delivered")
 	}
 }

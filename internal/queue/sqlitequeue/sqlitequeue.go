@@ -29,6 +29,9 @@ import (
 type Config struct {
 	// Path is the SQLite file holding the jobs. Required.
 	Path string
+	// WorkerID is the worker this instance serves: it consumes messages for
+	// any worker and those routed to WorkerID. Empty means only the former.
+	WorkerID string
 	// Concurrency is the total number of handlers running at once, shared
 	// among priorities by Weights. 0 means 16.
 	Concurrency int
@@ -168,8 +171,8 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 		total += cfg.Weights[p]
 	}
 	queues := map[string]river.QueueConfig{}
-	for _, p := range queue.Priorities {
-		queues[p] = river.QueueConfig{MaxWorkers: max(1, cfg.Concurrency*cfg.Weights[p]/total)}
+	for name, w := range queue.ConsumedQueues(cfg.WorkerID, cfg.Weights) {
+		queues[name] = river.QueueConfig{MaxWorkers: max(1, cfg.Concurrency*w/total)}
 	}
 	q.client, err = river.NewClient(driver, &river.Config{
 		FetchCooldown:        time.Millisecond, // debounce of insert-triggered fetches
@@ -198,7 +201,7 @@ func (q *Queue) Enqueue(ctx context.Context, msg *queue.Message) error {
 	}
 	_, err := q.client.Insert(ctx, taskArgs{ID: msg.ID, Type: msg.Type, TimeoutMS: msg.Timeout.Milliseconds()}, &river.InsertOpts{
 		MaxAttempts: msg.MaxRetries + 1,
-		Queue:       prio,
+		Queue:       queue.QueueName(prio, msg.Worker),
 		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: allStates},
 	})
 	if err != nil {

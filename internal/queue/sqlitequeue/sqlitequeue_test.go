@@ -18,8 +18,8 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	queuetest.Run(t, func(t *testing.T) queuetest.Opener {
 		path := filepath.Join(t.TempDir(), "queue.db")
-		return func(t *testing.T) queue.Queue {
-			q, err := sqlitequeue.New(context.Background(), sqlitequeue.Config{Path: path, Concurrency: 4, Logger: quiet})
+		return func(t *testing.T, workerID string) queue.Queue {
+			q, err := sqlitequeue.New(context.Background(), sqlitequeue.Config{Path: path, WorkerID: workerID, Concurrency: 4, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
