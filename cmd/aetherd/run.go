@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aetherium/aetherium/internal/api"
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/config"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"
@@ -72,7 +73,16 @@ func run(ctx context.Context, args []string) (err error) {
 	}
 	closers = append(closers, closer{"store", func(context.Context) error { return st.Close() }})
 
-	q, err := openQueue(ctx, cfg, log)
+	workerID := cfg.WorkerID
+	if workerID == "" {
+		workerID, _ = os.Hostname()
+	}
+	// An api-only process enqueues but consumes nothing, so it has no queue identity.
+	queueID := workerID
+	if cfg.Role == "api" {
+		queueID = ""
+	}
+	q, err := openQueue(ctx, cfg, queueID, log)
 	if err != nil {
 		return fmt.Errorf("open queue: %w", err)
 	}
@@ -87,12 +97,8 @@ func run(ctx context.Context, args []string) (err error) {
 		return err
 	}})
 
-	workerID := cfg.WorkerID
-	if workerID == "" {
-		workerID, _ = os.Hostname()
-	}
 	health := map[string]api.HealthCheck{"store": st.Ping, "queue": q.Ping}
-	var sandboxes api.Sandboxes = noWorker{}
+	var local api.Sandboxes
 	runtimeName := cfg.Runtime
 	if cfg.Role != "api" {
 		var rt sandbox.Runtime
@@ -110,12 +116,15 @@ func run(ctx context.Context, args []string) (err error) {
 			advertise = cfg.Listen
 		}
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName,
-			MaxOutputBytes: cfg.Executions.MaxOutputBytes, Logger: log}, st, q, rt, images)
+			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, MaxOutputBytes: cfg.Executions.MaxOutputBytes,
+			Logger: log}, st, q, rt, images)
 		if err != nil {
 			return err
 		}
-		sandboxes = w
+		local = w
 	}
+	router := cluster.NewRouter(cluster.RouterConfig{LocalID: workerID, Local: local, Token: cfg.InternalToken,
+		DeadAfter: cfg.WorkerDeadAfter}, st)
 
 	g, gctx := errgroup.WithContext(ctx)
 	if w != nil {
@@ -127,8 +136,10 @@ func run(ctx context.Context, args []string) (err error) {
 		}
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	if cfg.Role != "worker" {
-		srv, err := newHTTPServer(cfg, runtimeName, st, q, sandboxes, health, log)
+	{
+		// Every role serves HTTP: the API (all, api) and/or the internal
+		// endpoint other processes use to reach this worker's sandboxes.
+		srv, err := newHTTPServer(cfg, runtimeName, st, q, router, local, health, log)
 		if err != nil {
 			return err
 		}
@@ -158,12 +169,20 @@ func run(ctx context.Context, args []string) (err error) {
 	return err
 }
 
-func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, sb api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
+func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	h, err := api.New(api.Config{
 		DefaultImage: cfg.Sandbox.DefaultImage, RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Registry: reg, Logger: log,
-	}, st, q, sb)
+		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken,
+		Place: func(ctx context.Context) (string, error) {
+			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter)
+			if err != nil {
+				return "", err
+			}
+			return w.ID, nil
+		},
+	}, st, q, router)
 	if err != nil {
 		return nil, err
 	}
@@ -177,14 +196,14 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "aether.db"), strings.ToUpper(cfg.Store.Synchronous))
 }
 
-func openQueue(ctx context.Context, cfg *config.Config, log *slog.Logger) (queue.Queue, error) {
+func openQueue(ctx context.Context, cfg *config.Config, workerID string, log *slog.Logger) (queue.Queue, error) {
 	if cfg.RedisAddr != "" {
-		return asynqqueue.New(asynqqueue.Config{Addr: cfg.RedisAddr, Concurrency: cfg.Queue.Concurrency,
+		return asynqqueue.New(asynqqueue.Config{Addr: cfg.RedisAddr, WorkerID: workerID, Concurrency: cfg.Queue.Concurrency,
 			Weights: cfg.Queue.Weights, PollInterval: cfg.Queue.RedisPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 			Logger: quieter(log)})
 	}
 	return sqlitequeue.New(ctx, sqlitequeue.Config{
-		Path: filepath.Join(cfg.DataDir, "queue.db"), Concurrency: cfg.Queue.Concurrency, Weights: cfg.Queue.Weights,
+		Path: filepath.Join(cfg.DataDir, "queue.db"), WorkerID: workerID, Concurrency: cfg.Queue.Concurrency, Weights: cfg.Queue.Weights,
 		PollInterval: cfg.Queue.PollInterval, MaxTimeout: worker.MaxTimeout(), Logger: quieter(log),
 	})
 }

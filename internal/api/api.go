@@ -25,7 +25,7 @@ import (
 type Sandboxes interface {
 	Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
 	PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, r io.Reader) (int64, error)
-	GetFile(ctx context.Context, vm *store.VM, path string) (*agentclient.FileReader, error)
+	GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error)
 }
 
 // HealthCheck reports one component's health; nil means healthy.
@@ -37,10 +37,23 @@ type Config struct {
 	DefaultImage string
 	// RuntimeName is recorded on each sandbox ("docker"). Required.
 	RuntimeName string
+	// Place picks the worker for a new sandbox and returns its ID; errors
+	// (ErrUnavailable when no worker has room) fail the create. Required
+	// when Public.
+	Place func(ctx context.Context) (string, error)
 	// MaxVCPUs bounds vcpus per sandbox; 0 means 16.
 	MaxVCPUs int
 	// MaxMemoryMB bounds memory_mb per sandbox; 0 means 65536.
 	MaxMemoryMB int
+	// Public serves the /api/v1 routes. False for a worker-only process,
+	// which serves /health, /metrics and the internal routes.
+	Public bool
+	// Local, with InternalToken, serves the internal routes (/internal/v1)
+	// through which other aetherd processes reach this worker's sandboxes.
+	Local Sandboxes
+	// InternalToken is the shared secret internal calls must present as
+	// "Authorization: Bearer <token>". Empty disables the internal routes.
+	InternalToken string
 	// Health lists the checks behind GET /health by component name.
 	Health map[string]HealthCheck
 	// Registry receives the API's metrics and is served at /metrics; nil
@@ -81,6 +94,9 @@ func New(cfg Config, st store.Store, q queue.Queue, sb Sandboxes) (*Server, erro
 	cfg.withDefaults()
 	if cfg.DefaultImage == "" || cfg.RuntimeName == "" {
 		return nil, errors.New("api: DefaultImage and RuntimeName are required")
+	}
+	if cfg.Public && cfg.Place == nil {
+		return nil, errors.New("api: Place is required with Public")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), store: st, queue: q, sandboxes: sb,
 		metrics: newMetrics(cfg.Registry)}

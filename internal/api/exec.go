@@ -70,7 +70,11 @@ func (sw streamWriter) Write(p []byte) (int, error) {
 // and streams its output. With ?stdin=true the body is the JSON request, a
 // newline, then raw stdin bytes until the body ends (the connection is full
 // duplex, so output streams while stdin is still being sent).
-func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request) {
+func (s *Server) vmExec(sb Sandboxes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.handleVMExec(w, r, sb) }
+}
+
+func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb Sandboxes) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
@@ -96,7 +100,7 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	es := &eventStream{w: w, rc: rc, enc: json.NewEncoder(w)}
-	e, err := s.sandboxes.Exec(r.Context(), vm, &p, worker.ExecRecord{}, agentclient.ExecIO{
+	e, err := sb.Exec(r.Context(), vm, &p, worker.ExecRecord{}, agentclient.ExecIO{
 		Stdin: stdin, Stdout: streamWriter{es, "stdout"}, Stderr: streamWriter{es, "stderr"},
 	})
 	if err != nil {

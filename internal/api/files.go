@@ -14,7 +14,11 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 // handleFilePut streams the request body into ?path= inside the sandbox. The
 // file appears only once the whole body arrived (the agent renames a
 // temporary file), so a cut-off upload never leaves a partial file.
-func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request) {
+func (s *Server) filePut(sb Sandboxes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.handleFilePut(w, r, sb) }
+}
+
+func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request, sb Sandboxes) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
@@ -28,7 +32,7 @@ func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	n, err := s.sandboxes.PutFile(r.Context(), vm, path, uint32(mode), r.Body)
+	n, err := sb.PutFile(r.Context(), vm, path, uint32(mode), r.Body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -39,12 +43,16 @@ func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request) {
 // handleFileGet streams the file at ?path= out of the sandbox. A transfer that
 // breaks midway aborts the connection rather than ending it cleanly, so
 // clients never mistake a truncated file for a whole one.
-func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request) {
+func (s *Server) fileGet(sb Sandboxes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.handleFileGet(w, r, sb) }
+}
+
+func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request, sb Sandboxes) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
 	}
-	fr, err := s.sandboxes.GetFile(r.Context(), vm, r.URL.Query().Get("path"))
+	fr, err := sb.GetFile(r.Context(), vm, r.URL.Query().Get("path"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

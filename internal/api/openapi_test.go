@@ -19,7 +19,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker"}, st, nil, nil)
+	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/subtle"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -11,12 +12,28 @@ type route struct {
 	handler http.HandlerFunc
 }
 
-// routes is the API's one route table. openapi_test.go checks it against the
-// OpenAPI document, both ways.
+// routes is the API's one route table. openapi_test.go checks the public
+// part against the OpenAPI document, both ways.
 func (s *Server) routes() []route {
-	return []route{
+	rs := []route{
 		{"GET /health", s.handleHealth},
 		{"GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP},
+	}
+	if s.cfg.Public {
+		rs = append(rs, s.publicRoutes()...)
+	}
+	if s.cfg.Local != nil && s.cfg.InternalToken != "" {
+		rs = append(rs,
+			route{"POST /internal/v1/vms/{id}/exec", s.internal(s.vmExec(s.cfg.Local))},
+			route{"PUT /internal/v1/vms/{id}/files", s.internal(s.filePut(s.cfg.Local))},
+			route{"GET /internal/v1/vms/{id}/files", s.internal(s.fileGet(s.cfg.Local))},
+		)
+	}
+	return rs
+}
+
+func (s *Server) publicRoutes() []route {
+	return []route{
 		{"GET /api/v1/openapi.json", s.handleOpenAPI},
 
 		{"POST /api/v1/vms", s.handleVMCreate},
@@ -24,14 +41,27 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/vms/{id}", s.handleVMGet},
 		{"DELETE /api/v1/vms/{id}", s.handleVMDelete},
 		{"POST /api/v1/vms/{id}/execute", s.handleVMExecute},
-		{"POST /api/v1/vms/{id}/exec", s.handleVMExec},
+		{"POST /api/v1/vms/{id}/exec", s.vmExec(s.sandboxes)},
 		{"GET /api/v1/vms/{id}/executions", s.handleVMExecutions},
-		{"PUT /api/v1/vms/{id}/files", s.handleFilePut},
-		{"GET /api/v1/vms/{id}/files", s.handleFileGet},
+		{"PUT /api/v1/vms/{id}/files", s.filePut(s.sandboxes)},
+		{"GET /api/v1/vms/{id}/files", s.fileGet(s.sandboxes)},
 
 		{"GET /api/v1/tasks/{id}", s.handleTaskGet},
 		{"POST /api/v1/jobs", s.handleJobCreate},
 		{"GET /api/v1/jobs/{id}", s.handleJobGet},
 		{"POST /api/v1/images", s.handleImageBuild},
+	}
+}
+
+// internal guards a route with the cluster's shared token. The comparison is
+// constant-time; a wrong or missing token is 401 and says nothing more.
+func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
+	want := []byte("Bearer " + s.cfg.InternalToken)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: errorDetail{Code: "unauthorized", Message: "missing or wrong internal token"}})
+			return
+		}
+		h(w, r)
 	}
 }

@@ -85,7 +85,7 @@ func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jobID := uuid.NewString()
-	task, err := s.insertTask(r.Context(), worker.TypeJobRun, vm.ID, &worker.JobPayload{JobID: jobID},
+	task, err := s.insertTask(r.Context(), worker.TypeJobRun, vm.ID, vm.WorkerID, &worker.JobPayload{JobID: jobID},
 		&store.TaskInsertParams{Job: &store.JobInsertParams{ID: jobID, VMID: vm.ID, Commands: req.Commands}})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -118,10 +118,31 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeImageBuild, "", &spec, nil)
+	// Each Docker host needs the image: ?worker= picks the host (default: any).
+	route := r.URL.Query().Get("worker")
+	if route != "" {
+		if err := s.workerExists(r, route); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	task, err := s.insertTask(r.Context(), worker.TypeImageBuild, "", route, &spec, nil)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, Status: task.Status})
+}
+
+func (s *Server) workerExists(r *http.Request, id string) error {
+	ws, err := s.store.WorkerList(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if w.ID == id {
+			return nil
+		}
+	}
+	return errdefs.NotFound("worker %q is not registered", id)
 }

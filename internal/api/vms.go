@@ -64,9 +64,14 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 	if img == "" {
 		img = s.cfg.DefaultImage
 	}
+	owner, err := s.cfg.Place(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	vm := &store.VMInsertParams{ID: uuid.NewString(), Name: req.Name, Image: img, Runtime: s.cfg.RuntimeName,
-		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions}
-	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, nil, &store.TaskInsertParams{VM: vm})
+		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions, WorkerID: owner}
+	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, owner, nil, &store.TaskInsertParams{VM: vm})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -84,7 +89,7 @@ type taskAccepted struct {
 // insertTask inserts a task row (with the rows it creates, from extra) and
 // enqueues its message. The row is the truth: if enqueue fails, the worker's
 // reconciler sends the message later, so the request still succeeds.
-func (s *Server) insertTask(ctx context.Context, typ, vmID string, payload any, extra *store.TaskInsertParams) (*store.Task, error) {
+func (s *Server) insertTask(ctx context.Context, typ, vmID, route string, payload any, extra *store.TaskInsertParams) (*store.Task, error) {
 	p := worker.Policies[typ]
 	params := &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: typ, Priority: p.Priority,
 		MaxRetries: p.MaxRetries, VMID: vmID}
@@ -106,7 +111,7 @@ func (s *Server) insertTask(ctx context.Context, typ, vmID string, payload any, 
 	if ep, ok := payload.(*worker.ExecParams); ok && ep.TimeoutSeconds > 0 {
 		timeout = worker.ExecTaskTimeout(ep)
 	}
-	if err := worker.Enqueue(ctx, s.queue, task, timeout); err != nil {
+	if err := worker.Enqueue(ctx, s.queue, task, route, timeout); err != nil {
 		s.log.WarnContext(ctx, "enqueue failed; the reconciler will retry", slog.String("task_id", task.ID), slog.Any("err", err))
 	}
 	return task, nil
@@ -146,7 +151,11 @@ func (s *Server) handleVMDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.NotFound("sandbox %s is already deleted", vm.ID))
 		return
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeVMDelete, vm.ID, nil, nil)
+	route := vm.WorkerID
+	if vm.Status == store.VMLost {
+		route = "" // its owner is gone: any worker records the delete
+	}
+	task, err := s.insertTask(r.Context(), worker.TypeVMDelete, vm.ID, route, nil, nil)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -184,7 +193,7 @@ func (s *Server) handleVMExecute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeVMExecute, vm.ID, &p, nil)
+	task, err := s.insertTask(r.Context(), worker.TypeVMExecute, vm.ID, vm.WorkerID, &p, nil)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -20,8 +20,10 @@ import (
 
 // Client talks to one aetherd. It is safe for concurrent use.
 type Client struct {
-	base string
-	http *http.Client
+	base   string
+	prefix string // "/api/v1", or "/internal/v1" for a worker's internal endpoint
+	token  string
+	http   *http.Client
 }
 
 // New returns a client for the server at base ("http://127.0.0.1:8080").
@@ -35,7 +37,19 @@ func New(base string, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &Client{base: strings.TrimRight(base, "/"), http: hc}, nil
+	return &Client{base: strings.TrimRight(base, "/"), prefix: "/api/v1", http: hc}, nil
+}
+
+// NewInternal returns a client for a worker's internal endpoint at base,
+// authenticating with the cluster's shared token. Only the sandbox calls
+// (Exec, PutFile, GetFile) exist there.
+func NewInternal(base, token string, hc *http.Client) (*Client, error) {
+	c, err := New(base, hc)
+	if err != nil {
+		return nil, err
+	}
+	c.prefix, c.token = "/internal/v1", token
+	return c, nil
 }
 
 // Error is an error response from the API.
@@ -60,6 +74,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -128,7 +145,7 @@ type Accepted struct {
 // CreateVM queues a sandbox's creation.
 func (c *Client) CreateVM(ctx context.Context, req *CreateVMRequest) (*Accepted, error) {
 	var a Accepted
-	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/vms", req, &a)
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms", req, &a)
 }
 
 // ListVMs lists live sandboxes.
@@ -136,19 +153,19 @@ func (c *Client) ListVMs(ctx context.Context) ([]*store.VM, error) {
 	var out struct {
 		VMs []*store.VM `json:"vms"`
 	}
-	return out.VMs, c.doJSON(ctx, http.MethodGet, "/api/v1/vms", nil, &out)
+	return out.VMs, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms", nil, &out)
 }
 
 // GetVM returns a sandbox by ID or name.
 func (c *Client) GetVM(ctx context.Context, idOrName string) (*store.VM, error) {
 	var vm store.VM
-	return &vm, c.doJSON(ctx, http.MethodGet, "/api/v1/vms/"+url.PathEscape(idOrName), nil, &vm)
+	return &vm, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(idOrName), nil, &vm)
 }
 
 // DeleteVM queues a sandbox's deletion.
 func (c *Client) DeleteVM(ctx context.Context, idOrName string) (*Accepted, error) {
 	var a Accepted
-	return &a, c.doJSON(ctx, http.MethodDelete, "/api/v1/vms/"+url.PathEscape(idOrName), nil, &a)
+	return &a, c.doJSON(ctx, http.MethodDelete, c.prefix+"/vms/"+url.PathEscape(idOrName), nil, &a)
 }
 
 // ExecRequest is a command to run (see worker.ExecParams for the contract).
@@ -164,7 +181,7 @@ type ExecRequest struct {
 // Execute queues a command (the async path).
 func (c *Client) Execute(ctx context.Context, vm string, req *ExecRequest) (*Accepted, error) {
 	var a Accepted
-	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/vms/"+url.PathEscape(vm)+"/execute", req, &a)
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/execute", req, &a)
 }
 
 // Executions lists a sandbox's executions, oldest first.
@@ -172,13 +189,13 @@ func (c *Client) Executions(ctx context.Context, vm string) ([]*store.Execution,
 	var out struct {
 		Executions []*store.Execution `json:"executions"`
 	}
-	return out.Executions, c.doJSON(ctx, http.MethodGet, "/api/v1/vms/"+url.PathEscape(vm)+"/executions", nil, &out)
+	return out.Executions, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(vm)+"/executions", nil, &out)
 }
 
 // GetTask returns a task, long-polling up to wait for it to finish.
 func (c *Client) GetTask(ctx context.Context, id string, wait time.Duration) (*store.Task, error) {
 	var t store.Task
-	path := "/api/v1/tasks/" + url.PathEscape(id)
+	path := c.prefix + "/tasks/" + url.PathEscape(id)
 	if wait > 0 {
 		path += "?wait=" + wait.String()
 	}
@@ -209,7 +226,7 @@ func (c *Client) WaitTask(ctx context.Context, id string, progress func(*store.T
 // CreateJob queues commands to run in order in one sandbox.
 func (c *Client) CreateJob(ctx context.Context, vm string, commands []string) (*Accepted, error) {
 	var a Accepted
-	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/jobs", map[string]any{"vm_id": vm, "commands": commands}, &a)
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/jobs", map[string]any{"vm_id": vm, "commands": commands}, &a)
 }
 
 // JobDetail is a job with its executions.
@@ -221,7 +238,7 @@ type JobDetail struct {
 // GetJob returns a job and what it ran.
 func (c *Client) GetJob(ctx context.Context, id string) (*JobDetail, error) {
 	var j JobDetail
-	return &j, c.doJSON(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &j)
+	return &j, c.doJSON(ctx, http.MethodGet, c.prefix+"/jobs/"+url.PathEscape(id), nil, &j)
 }
 
 // ImageSpec is the body of POST /api/v1/images.
@@ -235,7 +252,7 @@ type ImageSpec struct {
 // BuildImage queues an image build.
 func (c *Client) BuildImage(ctx context.Context, spec *ImageSpec) (*Accepted, error) {
 	var a Accepted
-	return &a, c.doJSON(ctx, http.MethodPost, "/api/v1/images", spec, &a)
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/images", spec, &a)
 }
 
 // Health returns the server's health report; an unhealthy server is an error.

@@ -41,7 +41,7 @@ func (c *Client) Exec(ctx context.Context, vm string, req *ExecRequest, stdin io
 	if err != nil {
 		return nil, err
 	}
-	path := "/api/v1/vms/" + url.PathEscape(vm) + "/exec"
+	path := c.prefix + "/vms/" + url.PathEscape(vm) + "/exec"
 	var body io.Reader = bytes.NewReader(b)
 	if stdin != nil {
 		path += "?stdin=true"
@@ -88,7 +88,7 @@ func (c *Client) PutFile(ctx context.Context, vm, path string, mode uint32, r io
 	if mode != 0 {
 		q.Set("mode", strconv.FormatUint(uint64(mode), 8))
 	}
-	resp, err := c.do(ctx, http.MethodPut, "/api/v1/vms/"+url.PathEscape(vm)+"/files?"+q.Encode(), r, "application/octet-stream")
+	resp, err := c.do(ctx, http.MethodPut, c.prefix+"/vms/"+url.PathEscape(vm)+"/files?"+q.Encode(), r, "application/octet-stream")
 	if err != nil {
 		return 0, err
 	}
@@ -102,7 +102,7 @@ func (c *Client) PutFile(ctx context.Context, vm, path string, mode uint32, r io
 // GetFile downloads path from the sandbox into w and returns its size. A
 // transfer cut short is an error, never a short file reported as whole.
 func (c *Client) GetFile(ctx context.Context, vm, path string, w io.Writer) (int64, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/api/v1/vms/"+url.PathEscape(vm)+"/files?"+url.Values{"path": {path}}.Encode(), nil, "")
+	resp, err := c.OpenFile(ctx, vm, path)
 	if err != nil {
 		return 0, err
 	}
@@ -112,4 +112,10 @@ func (c *Client) GetFile(ctx context.Context, vm, path string, w io.Writer) (int
 		err = fmt.Errorf("download of %s ended after %d of %d bytes", path, n, resp.ContentLength)
 	}
 	return n, err
+}
+
+// OpenFile starts downloading path and returns the response; the caller
+// reads and closes its Body (Content-Length and X-File-Mode describe it).
+func (c *Client) OpenFile(ctx context.Context, vm, path string) (*http.Response, error) {
+	return c.do(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(vm)+"/files?"+url.Values{"path": {path}}.Encode(), nil, "")
 }

@@ -43,6 +43,15 @@ type Config struct {
 	AgentPath string `yaml:"agent_path"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// InternalToken is the shared secret aetherd processes present to each
+	// other's internal endpoints. Required when sandboxes live on more than
+	// one host; empty disables the internal endpoints.
+	InternalToken string `yaml:"internal_token"`
+	// Capacity is how many sandboxes this worker accepts.
+	Capacity int `yaml:"capacity"`
+	// WorkerDeadAfter is how long a worker may miss heartbeats before its
+	// sandboxes are marked lost.
+	WorkerDeadAfter time.Duration `yaml:"worker_dead_after"`
 	// ShutdownTimeout bounds draining in-flight work on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -105,6 +114,8 @@ func Default() *Config {
 		Role:            "all",
 		Runtime:         "auto",
 		LogLevel:        "info",
+		Capacity:        100,
+		WorkerDeadAfter: 30 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
 		Store:           Store{Synchronous: "full"},
 		Sandbox:         Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
@@ -132,6 +143,7 @@ var settings = []setting{
 	{"advertise", "AETHER_ADVERTISE", "internal address other roles dial", func(c *Config) *string { return &c.Advertise }},
 	{"agent-path", "AETHER_AGENT_PATH", "aether-agent binary (default: next to aetherd)", func(c *Config) *string { return &c.AgentPath }},
 	{"log-level", "AETHER_LOG_LEVEL", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }},
+	{"internal-token", "AETHER_INTERNAL_TOKEN", "shared secret between aetherd processes", func(c *Config) *string { return &c.InternalToken }},
 }
 
 // Parse parses a command's arguments (the operator flags, then positional
@@ -265,6 +277,15 @@ func (c *Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		checks = append(checks, fmt.Errorf("config: database_url: %q must be empty (SQLite) or a postgres:// URL", c.DatabaseURL))
+	}
+	if c.Capacity < 1 {
+		checks = append(checks, errors.New("config: capacity: must be at least 1"))
+	}
+	if c.WorkerDeadAfter < time.Second {
+		checks = append(checks, errors.New("config: worker_dead_after: must be at least 1s, like 30s"))
+	}
+	if c.InternalToken != "" && len(c.InternalToken) < 16 {
+		checks = append(checks, errors.New("config: internal_token: use at least 16 characters"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		checks = append(checks, errors.New("config: shutdown_timeout: must be positive, like 30s"))

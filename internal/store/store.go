@@ -26,6 +26,9 @@ const (
 	VMDeleting = "deleting"
 	VMDeleted  = "deleted"
 	VMFailed   = "failed"
+	// VMLost marks a sandbox whose worker stopped heartbeating. It returns
+	// to running if the worker comes back with the machine intact.
+	VMLost = "lost"
 )
 
 // Task statuses. Succeeded and failed are terminal: no update leaves them.
@@ -89,6 +92,9 @@ type Store interface {
 	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)
 	// WorkerList lists all workers.
 	WorkerList(ctx context.Context) ([]*Worker, error)
+	// WorkerLoad counts each worker's sandboxes that hold resources (every
+	// status but deleted and failed), across projects.
+	WorkerLoad(ctx context.Context) (map[string]int, error)
 }
 
 // VM is a sandbox.

@@ -156,8 +156,15 @@ func (w *Worker) PutFile(ctx context.Context, vm *store.VM, path string, mode ui
 	return c.PutFile(ctx, &agentproto.FilePutRequest{Path: path, Mode: mode, MkdirAll: true}, r)
 }
 
+// File is a file being read out of a sandbox.
+type File struct {
+	io.ReadCloser
+	Size int64
+	Mode uint32
+}
+
 // GetFile opens path inside the sandbox for reading.
-func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*agentclient.FileReader, error) {
+func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*File, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
@@ -172,7 +179,10 @@ func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*agent
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, errdefs.NotFound("file %s not found in sandbox %s", path, vm.Name)
 	}
-	return fr, err
+	if err != nil {
+		return nil, err
+	}
+	return &File{ReadCloser: fr, Size: fr.Size, Mode: fr.Mode}, nil
 }
 
 func checkPath(p string) error {

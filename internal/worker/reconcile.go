@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -22,8 +23,12 @@ const requeueAfter = 15 * time.Second
 //     and ones whose machine is gone are marked failed;
 //   - pending tasks whose message may be lost are enqueued again;
 //   - tasks stuck running or pending past their type's deadline are failed.
+//   - other workers that stopped heartbeating lose their sandboxes (status
+//     lost) and their unfinished tasks fail with the reason; this worker's
+//     own lost sandboxes whose machines survived are adopted again.
 func (w *Worker) Reconcile(ctx context.Context) {
 	w.reconcileMachines(ctx)
+	w.sweepDeadWorkers(ctx)
 	w.reconcileTasks(ctx)
 }
 
@@ -45,6 +50,12 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 			w.destroy(ctx, info.ID)
 			continue
 		}
+		if vm.Status == store.VMLost {
+			w.log.InfoContext(ctx, "reconcile: adopting sandbox again", slog.String("sandbox_id", vm.ID))
+			running, empty := store.VMRunning, ""
+			w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty})
+			vm.Status = running
+		}
 		if vm.Status == store.VMRunning && info.State != sandbox.StateRunning && info.State != sandbox.StatePaused {
 			w.log.InfoContext(ctx, "reconcile: restarting stopped sandbox", slog.String("sandbox_id", vm.ID))
 			w.agents.Forget(vm.ID)
@@ -58,7 +69,7 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 		return
 	}
 	for _, vm := range vms {
-		if vm.Status == store.VMRunning && seen[vm.ID] == nil {
+		if (vm.Status == store.VMRunning || vm.Status == store.VMLost) && seen[vm.ID] == nil {
 			failed, msg := store.VMFailed, "the sandbox's machine disappeared from the runtime"
 			w.log.WarnContext(ctx, "reconcile: "+msg, slog.String("sandbox_id", vm.ID))
 			w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &failed, Error: &msg})
@@ -88,7 +99,7 @@ func (w *Worker) reconcileTasks(ctx context.Context) {
 			w.fail(ctx, t, "the task was never completed by any worker (lost message)")
 			continue
 		}
-		if err := Enqueue(ctx, w.queue, t, 0); err != nil {
+		if err := Enqueue(ctx, w.queue, t, w.routeOf(ctx, t), 0); err != nil {
 			w.log.WarnContext(ctx, "reconcile: re-enqueue", slog.String("task_id", t.ID), slog.Any("err", err))
 		}
 	}
@@ -107,5 +118,70 @@ func (w *Worker) fail(ctx context.Context, t *store.Task, msg string) {
 	w.log.WarnContext(ctx, "reconcile: failing task", slog.String("task_id", t.ID), slog.String("reason", msg))
 	if _, err := w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskFailed, Error: &msg}); err == nil {
 		w.onFinalFailure(ctx, t, msg)
+	}
+}
+
+// routeOf is the worker a task must run on: its sandbox's owner, or any.
+func (w *Worker) routeOf(ctx context.Context, t *store.Task) string {
+	if t.VMID == "" {
+		return ""
+	}
+	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
+	if err != nil || vm.Status == store.VMLost {
+		return "" // any live worker settles a lost sandbox's delete
+	}
+	return vm.WorkerID
+}
+
+// sweepDeadWorkers marks the sandboxes of workers that stopped heartbeating
+// as lost and fails their unfinished tasks, so nothing waits on a dead host.
+// Every live worker runs it; each step is idempotent.
+func (w *Worker) sweepDeadWorkers(ctx context.Context) {
+	workers, err := w.store.WorkerList(ctx)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	dead := map[string]bool{}
+	for _, o := range workers {
+		if o.ID != w.cfg.ID && now.Sub(o.HeartbeatAt) > w.cfg.DeadAfter {
+			dead[o.ID] = true
+		}
+	}
+	if len(dead) == 0 {
+		return
+	}
+	lostVMs := map[string]string{}
+	for id := range dead {
+		vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id})
+		if err != nil {
+			return
+		}
+		for _, vm := range vms {
+			lostVMs[vm.ID] = id
+			if vm.Status == store.VMRunning || vm.Status == store.VMCreating {
+				lost, msg := store.VMLost, fmt.Sprintf("worker %s stopped heartbeating", id)
+				w.log.WarnContext(ctx, "reconcile: sandbox lost", slog.String("sandbox_id", vm.ID), slog.String("owner", id))
+				w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &lost, Error: &msg})
+			}
+		}
+	}
+	for _, status := range []string{store.TaskPending, store.TaskRunning} {
+		tasks, err := w.store.TaskList(ctx, &store.TaskListParams{Status: status})
+		if err != nil {
+			return
+		}
+		for _, t := range tasks {
+			owner, onLost := lostVMs[t.VMID]
+			if t.Type == TypeVMDelete && status == store.TaskPending {
+				continue // re-sent to any worker by reconcileTasks
+			}
+			switch {
+			case status == store.TaskRunning && dead[t.WorkerID]:
+				w.fail(ctx, t, fmt.Sprintf("worker %s stopped heartbeating while running the task", t.WorkerID))
+			case onLost:
+				w.fail(ctx, t, fmt.Sprintf("sandbox's worker %s stopped heartbeating", owner))
+			}
+		}
 	}
 }

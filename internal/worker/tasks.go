@@ -28,6 +28,9 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if vm.WorkerID != "" && vm.WorkerID != w.cfg.ID {
+		return nil, queue.Permanent(fmt.Errorf("sandbox %s is placed on worker %s, not %s", vm.ID, vm.WorkerID, w.cfg.ID))
+	}
 	switch vm.Status {
 	case store.VMDeleting, store.VMDeleted:
 		return &VMResult{VMID: vm.ID, Status: vm.Status}, nil // deleted before it was made
@@ -73,8 +76,12 @@ func (w *Worker) vmDelete(ctx context.Context, task *store.Task) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.destroy(ctx, vm.ID); err != nil {
-		return nil, err
+	// A lost sandbox's delete runs on any worker: it only updates the store,
+	// and the owner removes the machine when it comes back (reconciler).
+	if vm.WorkerID == "" || vm.WorkerID == w.cfg.ID {
+		if err := w.destroy(ctx, vm.ID); err != nil {
+			return nil, err
+		}
 	}
 	deleted := store.VMDeleted
 	if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted}); err != nil {

@@ -70,6 +70,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// ReconcileInterval is how often orphans and lost tasks are swept; 0 means 30s.
 	ReconcileInterval time.Duration
+	// DeadAfter is how long another worker may miss heartbeats before its
+	// sandboxes are marked lost and its tasks failed; 0 means 30s.
+	DeadAfter time.Duration
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -86,6 +89,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.DeadAfter == 0 {
+		c.DeadAfter = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -162,12 +168,14 @@ func (w *Worker) heartbeat(ctx context.Context) error {
 	return err
 }
 
-// Enqueue sends a task row's message with its type's policy. Callers insert
-// the row first; if Enqueue fails, the reconciler enqueues the row later.
-func Enqueue(ctx context.Context, q queue.Queue, t *store.Task, timeout time.Duration) error {
+// Enqueue sends a task row's message with its type's policy to the worker
+// that must run it (route; empty means any). Callers insert the row first; if
+// Enqueue fails, the reconciler enqueues the row later.
+func Enqueue(ctx context.Context, q queue.Queue, t *store.Task, route string, timeout time.Duration) error {
 	p := Policies[t.Type]
 	if timeout == 0 {
 		timeout = p.Timeout
 	}
-	return q.Enqueue(ctx, &queue.Message{ID: t.ID, Type: t.Type, Priority: t.Priority, MaxRetries: t.MaxRetries, Timeout: timeout})
+	return q.Enqueue(ctx, &queue.Message{ID: t.ID, Type: t.Type, Priority: t.Priority, MaxRetries: t.MaxRetries,
+		Timeout: timeout, Worker: route})
 }

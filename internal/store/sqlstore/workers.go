@@ -32,3 +32,23 @@ func (s *Store) WorkerUpsert(ctx context.Context, p *store.WorkerUpsertParams) (
 func (s *Store) WorkerList(ctx context.Context) ([]*store.Worker, error) {
 	return queryAll(ctx, s, "list workers", scanWorker, `SELECT `+workerColumns+` FROM workers ORDER BY id`)
 }
+
+// WorkerLoad implements store.Store.
+func (s *Store) WorkerLoad(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT worker_id, COUNT(*) FROM vms
+		WHERE status NOT IN ('deleted', 'failed') AND worker_id <> '' GROUP BY worker_id`)
+	if err != nil {
+		return nil, s.mapErr(err, "worker load")
+	}
+	defer rows.Close()
+	load := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, s.mapErr(err, "worker load")
+		}
+		load[id] = n
+	}
+	return load, s.mapErr(rows.Err(), "worker load")
+}

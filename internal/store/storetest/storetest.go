@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"JobWithTask", testJob},
 		{"Executions", testExecutions},
 		{"Workers", testWorkers},
+		{"WorkerLoad", testWorkerLoad},
 		{"NotFound", testNotFound},
 	}
 	for _, tt := range tests {
@@ -255,5 +257,24 @@ func testNotFound(t *testing.T, s store.Store) {
 		if !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("%s: %v, want ErrNotFound", name, err)
 		}
+	}
+}
+
+func testWorkerLoad(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i, w := range []string{"w1", "w1", "w2", "w1"} {
+		p := newVM(fmt.Sprintf("load-%d", i))
+		p.WorkerID = w
+		if _, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:create", Priority: "high", VM: p}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			st := store.VMDeleted
+			s.VMUpdate(ctx, &store.VMUpdateParams{ID: p.ID, Status: &st})
+		}
+	}
+	load, err := s.WorkerLoad(ctx)
+	if err != nil || load["w1"] != 2 || load["w2"] != 1 || len(load) != 2 {
+		t.Errorf("WorkerLoad = %v, %v; want w1:2 w2:1", load, err)
 	}
 }

@@ -1,0 +1,168 @@
+// Package cluster decides where sandboxes live and how to reach them:
+// placing new sandboxes on live workers with room, and routing exec and file
+// calls to the worker that owns a sandbox — in process when that is this
+// worker, else over the owner's internal endpoint, authenticated with the
+// cluster's shared token. cmd/aetherd wires it; the API consumes the Router
+// as its Sandboxes.
+package cluster
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+// DefaultDeadAfter is how long a worker may miss heartbeats before its
+// sandboxes are considered lost.
+const DefaultDeadAfter = 30 * time.Second
+
+// Alive reports whether w heartbeated within deadAfter of now.
+func Alive(w *store.Worker, now time.Time, deadAfter time.Duration) bool {
+	return now.Sub(w.HeartbeatAt) <= deadAfter
+}
+
+// Place picks the live worker with free capacity that holds the fewest
+// sandboxes. It returns ErrUnavailable when there is none.
+func Place(ctx context.Context, st store.Store, deadAfter time.Duration) (*store.Worker, error) {
+	workers, err := st.WorkerList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	load, err := st.WorkerLoad(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var best *store.Worker
+	for _, w := range workers {
+		if !Alive(w, now, deadAfter) || load[w.ID] >= w.Capacity {
+			continue
+		}
+		if best == nil || load[w.ID] < load[best.ID] {
+			best = w
+		}
+	}
+	if best == nil {
+		return nil, errdefs.Unavailable("no live worker has room for another sandbox")
+	}
+	return best, nil
+}
+
+// Local runs sandbox calls on this host (the *worker.Worker).
+type Local interface {
+	Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
+	PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, r io.Reader) (int64, error)
+	GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error)
+}
+
+// RouterConfig configures a Router.
+type RouterConfig struct {
+	// LocalID is this process's worker ID; empty when it runs no worker.
+	LocalID string
+	// Local serves sandboxes owned by LocalID; nil when there is no worker.
+	Local Local
+	// Token authenticates calls to other workers' internal endpoints. Empty
+	// means remote calls are refused with a message saying to set it.
+	Token string
+	// DeadAfter is the heartbeat age after which a worker is lost; 0 means DefaultDeadAfter.
+	DeadAfter time.Duration
+}
+
+// Router sends each sandbox call to the sandbox's owner. It is safe for
+// concurrent use.
+type Router struct {
+	cfg   RouterConfig
+	store store.Store
+	http  *http.Client
+
+	mu      sync.Mutex
+	workers map[string]*store.Worker
+	fetched time.Time
+}
+
+// NewRouter returns a Router over the store's worker registry.
+func NewRouter(cfg RouterConfig, st store.Store) *Router {
+	if cfg.DeadAfter == 0 {
+		cfg.DeadAfter = DefaultDeadAfter
+	}
+	return &Router{cfg: cfg, store: st, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+}
+
+// owner returns the local worker, or a client of the owning worker's
+// internal endpoint.
+func (r *Router) owner(ctx context.Context, vm *store.VM) (Local, error) {
+	if r.cfg.Local != nil && (vm.WorkerID == r.cfg.LocalID || vm.WorkerID == "") {
+		return r.cfg.Local, nil
+	}
+	w, err := r.worker(ctx, vm.WorkerID)
+	if err != nil {
+		return nil, err
+	}
+	if !Alive(w, time.Now(), r.cfg.DeadAfter) {
+		return nil, errdefs.Unavailable("sandbox %s lives on worker %s, which is not heartbeating", vm.Name, w.ID)
+	}
+	if r.cfg.Token == "" {
+		return nil, errdefs.Unavailable("sandbox %s lives on worker %s; set internal_token on every aetherd to reach it", vm.Name, w.ID)
+	}
+	c, err := client.NewInternal("http://"+w.Address, r.cfg.Token, r.http)
+	if err != nil {
+		return nil, errdefs.Unavailable("worker %s advertises a bad address %q", w.ID, w.Address)
+	}
+	return remote{c}, nil
+}
+
+// worker looks a worker up, refreshing the cached registry at most once a second.
+func (r *Router) worker(ctx context.Context, id string) (*store.Worker, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w, ok := r.workers[id]; ok && time.Since(r.fetched) < time.Second {
+		return w, nil
+	}
+	list, err := r.store.WorkerList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.workers, r.fetched = make(map[string]*store.Worker, len(list)), time.Now()
+	for _, w := range list {
+		r.workers[w.ID] = w
+	}
+	if w, ok := r.workers[id]; ok {
+		return w, nil
+	}
+	return nil, errdefs.Unavailable("sandbox's worker %q is not registered", id)
+}
+
+// Exec implements api.Sandboxes.
+func (r *Router) Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.Exec(ctx, vm, p, rec, eio)
+}
+
+// PutFile implements api.Sandboxes.
+func (r *Router) PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, rd io.Reader) (int64, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return 0, err
+	}
+	return o.PutFile(ctx, vm, path, mode, rd)
+}
+
+// GetFile implements api.Sandboxes.
+func (r *Router) GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.GetFile(ctx, vm, path)
+}

@@ -1,0 +1,68 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+// remote runs sandbox calls on another worker through its internal endpoint.
+// The owner records executions in the shared store, as a local call would.
+type remote struct{ c *client.Client }
+
+func (r remote) Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
+	res, err := r.c.Exec(ctx, vm.ID, &client.ExecRequest{Command: p.Command, Args: p.Args, Env: p.Env, Cwd: p.Cwd,
+		User: p.User, TimeoutSeconds: p.TimeoutSeconds}, eio.Stdin, eio.Stdout, eio.Stderr)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &store.Execution{ID: res.ExecutionID, VMID: vm.ID, ExitCode: res.ExitCode, Signal: res.Signal,
+		TimedOut: res.TimedOut, DurationMS: res.DurationMS}, nil
+}
+
+func (r remote) PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, rd io.Reader) (int64, error) {
+	n, err := r.c.PutFile(ctx, vm.ID, path, mode, rd)
+	return n, classify(err)
+}
+
+func (r remote) GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error) {
+	resp, err := r.c.OpenFile(ctx, vm.ID, path)
+	if err != nil {
+		return nil, classify(err)
+	}
+	mode, _ := strconv.ParseUint(resp.Header.Get("X-File-Mode"), 8, 32)
+	return &worker.File{ReadCloser: resp.Body, Size: resp.ContentLength, Mode: uint32(mode)}, nil
+}
+
+// classify gives a worker's API error its errdefs class again, so the API in
+// front answers with the same status the worker chose.
+func classify(err error) error {
+	var e *client.Error
+	if !errors.As(err, &e) {
+		if err != nil {
+			return errdefs.Unavailable("worker unreachable: %v", err)
+		}
+		return nil
+	}
+	switch e.Status {
+	case http.StatusNotFound:
+		return errdefs.NotFound("%s", e.Message)
+	case http.StatusBadRequest:
+		return errdefs.InvalidArgument("%s", e.Message)
+	case http.StatusConflict:
+		return errdefs.FailedPrecondition("%s", e.Message)
+	case http.StatusNotImplemented:
+		return errdefs.FailedPrecondition("%s", e.Message)
+	case http.StatusGatewayTimeout:
+		return errdefs.Unavailable("%s", e.Message)
+	}
+	return errdefs.Unavailable("worker: %s", e.Message)
+}
