@@ -116,7 +116,8 @@ func run(ctx context.Context, args []string) (err error) {
 			advertise = cfg.Listen
 		}
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName,
-			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, MaxOutputBytes: cfg.Executions.MaxOutputBytes,
+			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
+			RequeueAfter: cfg.RequeueAfter, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
 			Logger: log}, st, q, rt, images)
 		if err != nil {
 			return err

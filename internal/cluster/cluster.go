@@ -102,7 +102,10 @@ func (r *Router) owner(ctx context.Context, vm *store.VM) (Local, error) {
 	if r.cfg.Local != nil && (vm.WorkerID == r.cfg.LocalID || vm.WorkerID == "") {
 		return r.cfg.Local, nil
 	}
-	w, err := r.worker(ctx, vm.WorkerID)
+	w, err := r.worker(ctx, vm.WorkerID, false)
+	if err == nil && !Alive(w, time.Now(), r.cfg.DeadAfter) {
+		w, err = r.worker(ctx, vm.WorkerID, true) // the cache may predate a restart
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +122,11 @@ func (r *Router) owner(ctx context.Context, vm *store.VM) (Local, error) {
 	return remote{c}, nil
 }
 
-// worker looks a worker up, refreshing the cached registry at most once a second.
-func (r *Router) worker(ctx context.Context, id string) (*store.Worker, error) {
+// worker looks a worker up in the registry, cached for a second unless fresh.
+func (r *Router) worker(ctx context.Context, id string, fresh bool) (*store.Worker, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if w, ok := r.workers[id]; ok && time.Since(r.fetched) < time.Second {
+	if w, ok := r.workers[id]; ok && !fresh && time.Since(r.fetched) < time.Second {
 		return w, nil
 	}
 	list, err := r.store.WorkerList(ctx)

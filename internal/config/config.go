@@ -52,6 +52,12 @@ type Config struct {
 	// WorkerDeadAfter is how long a worker may miss heartbeats before its
 	// sandboxes are marked lost.
 	WorkerDeadAfter time.Duration `yaml:"worker_dead_after"`
+	// ReconcileInterval is how often a worker sweeps orphans, lost messages
+	// and dead workers.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// RequeueAfter is how old a pending task must be before the reconciler
+	// re-sends its message (after Redis lost it, say).
+	RequeueAfter time.Duration `yaml:"requeue_after"`
 	// ShutdownTimeout bounds draining in-flight work on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -109,19 +115,21 @@ type Executions struct {
 // Default returns the built-in defaults.
 func Default() *Config {
 	return &Config{
-		Listen:          "127.0.0.1:8080",
-		DataDir:         "./aether-data",
-		Role:            "all",
-		Runtime:         "auto",
-		LogLevel:        "info",
-		Capacity:        100,
-		WorkerDeadAfter: 30 * time.Second,
-		ShutdownTimeout: 30 * time.Second,
-		Store:           Store{Synchronous: "full"},
-		Sandbox:         Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
-		Docker:          Docker{Network: "bridge", PidsLimit: 4096},
-		Queue:           Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
-		Executions:      Executions{MaxOutputBytes: 64 << 10},
+		Listen:            "127.0.0.1:8080",
+		DataDir:           "./aether-data",
+		Role:              "all",
+		Runtime:           "auto",
+		LogLevel:          "info",
+		Capacity:          100,
+		WorkerDeadAfter:   30 * time.Second,
+		ReconcileInterval: 30 * time.Second,
+		RequeueAfter:      15 * time.Second,
+		ShutdownTimeout:   30 * time.Second,
+		Store:             Store{Synchronous: "full"},
+		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
+		Docker:            Docker{Network: "bridge", PidsLimit: 4096},
+		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
+		Executions:        Executions{MaxOutputBytes: 64 << 10},
 	}
 }
 
@@ -280,6 +288,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Capacity < 1 {
 		checks = append(checks, errors.New("config: capacity: must be at least 1"))
+	}
+	if c.ReconcileInterval < 100*time.Millisecond || c.RequeueAfter < 100*time.Millisecond {
+		checks = append(checks, errors.New("config: reconcile_interval and requeue_after: must be at least 100ms"))
 	}
 	if c.WorkerDeadAfter < time.Second {
 		checks = append(checks, errors.New("config: worker_dead_after: must be at least 1s, like 30s"))

@@ -20,45 +20,78 @@ import (
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 
-// testEnv is one aetherd process with its own data dir, port and worker ID.
-type testEnv struct {
+// proc is one aetherd process with its own data dir, port and worker ID.
+type proc struct {
 	t        testing.TB
 	dir      string
 	addr     string
 	workerID string
 	bin      string
-	cli      string
+	args     []string
 	cmd      *exec.Cmd
 	log      *bytes.Buffer
-	c        *client.Client
+}
+
+// testEnv drives an Aetherium deployment through the API process c talks to.
+// newTestEnv makes the embedded single-process kind.
+type testEnv struct {
+	*proc
+	t     testing.TB
+	procs []*proc
+	cli   string
+	c     *client.Client
 }
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	testbin.BaseImage(t)
-	agent := testbin.Build(t, "aether-agent")
-	e := &testEnv{
-		t: t, dir: t.TempDir(), addr: freeAddr(t), workerID: "e2e-" + uuid.NewString()[:8],
-		bin: testbin.Build(t, "aetherd"), cli: testbin.Build(t, "aether"),
-	}
-	os.Symlink(agent, filepath.Join(filepath.Dir(e.bin), "aether-agent"))
-	var err error
-	if e.c, err = client.New("http://"+e.addr, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.stop()
-		// Whatever a test left behind, no container outlives it.
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=io.aetherium.owner="+e.workerID).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
-		}
-		if t.Failed() {
-			t.Logf("aetherd log:\n%s", e.log)
-		}
-	})
+	e := newEnv(t)
+	e.proc = e.add()
+	e.connect(e.proc)
 	e.start()
 	return e
+}
+
+// newEnv prepares binaries and cleanup for any number of processes.
+func newEnv(t testing.TB) *testEnv {
+	t.Helper()
+	testbin.BaseImage(t)
+	agent := testbin.Build(t, "aether-agent")
+	e := &testEnv{t: t, cli: testbin.Build(t, "aether")}
+	bin := testbin.Build(t, "aetherd")
+	os.Symlink(agent, filepath.Join(filepath.Dir(bin), "aether-agent"))
+	t.Cleanup(func() {
+		for _, p := range e.procs {
+			p.stop()
+		}
+		// Whatever a test left behind, no container outlives it.
+		for _, p := range e.procs {
+			out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=io.aetherium.owner="+p.workerID).Output()
+			if ids := strings.Fields(string(out)); len(ids) > 0 {
+				exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+			}
+			if t.Failed() {
+				t.Logf("aetherd %s log:\n%s", p.workerID, p.log)
+			}
+		}
+	})
+	return e
+}
+
+// add prepares (does not start) one more aetherd process with extra flags.
+func (e *testEnv) add(extra ...string) *proc {
+	t := e.t
+	p := &proc{t: t, dir: t.TempDir(), addr: freeAddr(t), workerID: "e2e-" + uuid.NewString()[:8],
+		bin: testbin.Build(t, "aetherd"), args: extra, log: &bytes.Buffer{}}
+	e.procs = append(e.procs, p)
+	return p
+}
+
+// connect points the API client at p.
+func (e *testEnv) connect(p *proc) {
+	var err error
+	if e.c, err = client.New("http://"+p.addr, nil); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 func freeAddr(t testing.TB) string {
@@ -71,61 +104,60 @@ func freeAddr(t testing.TB) string {
 }
 
 // start runs aetherd and waits for /health with a deadline.
-func (e *testEnv) start() {
-	e.t.Helper()
-	if e.log == nil {
-		e.log = &bytes.Buffer{}
-	}
+func (p *proc) start() {
+	p.t.Helper()
 	// A relative data dir, as with the default ./aether-data: guards the bug
 	// where it reached Docker as a relative bind path.
-	e.cmd = exec.Command(e.bin, "--data-dir", "data", "--listen", e.addr, "--worker-id", e.workerID, "--log-level", "info")
-	e.cmd.Dir = e.dir
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	if err := e.cmd.Start(); err != nil {
-		e.t.Fatal(err)
+	args := append([]string{"--data-dir", "data", "--listen", p.addr, "--worker-id", p.workerID, "--log-level", "info"}, p.args...)
+	p.cmd = exec.Command(p.bin, args...)
+	p.cmd.Dir = p.dir
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
 	}
+	c, _ := client.New("http://"+p.addr, nil)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := e.c.Health(ctx)
+		_, err := c.Health(ctx)
 		cancel()
 		if err == nil {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.t.Fatalf("aetherd not healthy within 20s; log:\n%s", e.log)
+	p.t.Fatalf("aetherd not healthy within 20s; log:\n%s", p.log)
 }
 
 // stop sends SIGTERM and waits for a graceful exit.
-func (e *testEnv) stop() {
-	if e.cmd == nil || e.cmd.Process == nil || e.cmd.ProcessState != nil {
+func (p *proc) stop() {
+	if p.cmd == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
 		return
 	}
-	e.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
-	go func() { done <- e.cmd.Wait() }()
+	go func() { done <- p.cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			e.t.Errorf("aetherd exited uncleanly after SIGTERM: %v", err)
+			p.t.Errorf("aetherd exited uncleanly after SIGTERM: %v", err)
 		}
 	case <-time.After(45 * time.Second):
-		e.cmd.Process.Kill()
+		p.cmd.Process.Kill()
 		<-done
-		e.t.Errorf("aetherd did not stop within 45s of SIGTERM")
+		p.t.Errorf("aetherd did not stop within 45s of SIGTERM")
 	}
 }
 
 // kill ends aetherd with SIGKILL, as a crash would.
-func (e *testEnv) kill() {
-	e.cmd.Process.Kill()
-	e.cmd.Wait()
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
 }
 
-func (e *testEnv) restart() {
-	e.stop()
-	e.start()
+func (p *proc) restart() {
+	p.stop()
+	p.start()
 }
 
 func ctx(t testing.TB) context.Context {
@@ -190,12 +222,12 @@ func (e *testEnv) aether(stdin string, args ...string) (string, int) {
 	return string(out), code
 }
 
-// containers lists this env's containers by sandbox ID label.
-func (e *testEnv) containers() []string {
-	out, err := exec.Command("docker", "ps", "-a", "--filter", "label=io.aetherium.owner="+e.workerID,
+// containers lists the sandbox IDs of this process's containers.
+func (p *proc) containers() []string {
+	out, err := exec.Command("docker", "ps", "-a", "--filter", "label=io.aetherium.owner="+p.workerID,
 		"--format", `{{.Label "io.aetherium.sandbox-id"}}`).Output()
 	if err != nil {
-		e.t.Fatalf("docker ps: %v", err)
+		p.t.Fatalf("docker ps: %v", err)
 	}
 	return strings.Fields(string(out))
 }

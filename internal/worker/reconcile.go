@@ -12,10 +12,6 @@ import (
 	"github.com/aetherium/aetherium/internal/store"
 )
 
-// requeueAfter is how old a pending task must be before the reconciler
-// re-sends its message: enqueue right after insert normally does it.
-const requeueAfter = 15 * time.Second
-
 // Reconcile makes the runtime and the queue agree with the store, after a
 // crash or a lost message. Each step is idempotent and logs what it changed:
 //   - machines the store does not want (unknown, deleted, failed) are removed;
@@ -89,7 +85,7 @@ func deadline(taskType string) time.Duration {
 
 func (w *Worker) reconcileTasks(ctx context.Context) {
 	now := time.Now()
-	pending, err := w.store.TaskList(ctx, &store.TaskListParams{Status: store.TaskPending, CreatedBefore: now.Add(-requeueAfter)})
+	pending, err := w.store.TaskList(ctx, &store.TaskListParams{Status: store.TaskPending, CreatedBefore: now.Add(-w.cfg.RequeueAfter)})
 	if err != nil {
 		w.log.WarnContext(ctx, "reconcile: list pending tasks", slog.Any("err", err))
 		return

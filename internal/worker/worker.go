@@ -70,6 +70,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// ReconcileInterval is how often orphans and lost tasks are swept; 0 means 30s.
 	ReconcileInterval time.Duration
+	// RequeueAfter is how old a pending task must be before the reconciler
+	// re-sends its message (enqueue right after insert normally does it); 0
+	// means 15s.
+	RequeueAfter time.Duration
 	// DeadAfter is how long another worker may miss heartbeats before its
 	// sandboxes are marked lost and its tasks failed; 0 means 30s.
 	DeadAfter time.Duration
@@ -89,6 +93,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.RequeueAfter == 0 {
+		c.RequeueAfter = 15 * time.Second
 	}
 	if c.DeadAfter == 0 {
 		c.DeadAfter = 30 * time.Second

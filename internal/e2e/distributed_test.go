@@ -1,0 +1,206 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/testbin"
+	"github.com/aetherium/aetherium/internal/worker"
+)
+
+const testToken = "e2e-internal-token-0123456789"
+
+// cluster is one api process and some worker processes sharing a Postgres
+// schema and a Redis server.
+type cluster struct {
+	*testEnv
+	redis   *testbin.Redis
+	api     *proc
+	workers []*proc
+}
+
+func newCluster(t *testing.T, workers int) *cluster {
+	t.Helper()
+	c := &cluster{testEnv: newEnv(t), redis: testbin.StartRedis(t)}
+	shared := []string{"--database-url", testbin.PostgresURL(t), "--redis-addr", c.redis.Addr,
+		"--internal-token", testToken, "--config", writeConfig(t,
+			"worker_dead_after: 3s\nreconcile_interval: 500ms\nrequeue_after: 1s\n")}
+	for range workers {
+		w := c.add(append([]string{"--role", "worker"}, shared...)...)
+		w.start()
+		c.workers = append(c.workers, w)
+	}
+	c.api = c.add(append([]string{"--role", "api"}, shared...)...)
+	c.api.start()
+	c.proc = c.api
+	c.connect(c.api)
+	return c
+}
+
+func writeConfig(t *testing.T, body string) string {
+	p := t.TempDir() + "/aetherd.yaml"
+	if err := exec.Command("sh", "-c", fmt.Sprintf("cat > %s <<'EOF'\n%sEOF", p, body)).Run(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (c *cluster) ownerOf(vm *store.VM) *proc {
+	for _, w := range c.workers {
+		if w.workerID == vm.WorkerID {
+			return w
+		}
+	}
+	c.t.Fatalf("sandbox %s placed on unknown worker %q", vm.Name, vm.WorkerID)
+	return nil
+}
+
+// TestDistributedRouting: six sandboxes spread over two workers; execute,
+// exec, files and delete each reach the owning worker and give the right
+// output.
+func TestDistributedRouting(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 2)
+	var vms []*store.VM
+	for i := range 6 {
+		vms = append(vms, c.MustCreateVM(&client.CreateVMRequest{Name: fmt.Sprintf("d%d", i)}))
+	}
+	perWorker := map[string]int{}
+	for _, vm := range vms {
+		perWorker[vm.WorkerID]++
+		if got := c.ownerOf(vm).containers(); !slices.Contains(got, vm.ID) {
+			t.Errorf("sandbox %s not among its worker's containers %v", vm.Name, got)
+		}
+	}
+	if perWorker[c.workers[0].workerID] != 3 || perWorker[c.workers[1].workerID] != 3 {
+		t.Errorf("placement %v, want 3 and 3", perWorker)
+	}
+	for _, vm := range vms {
+		acc, err := c.c.Execute(ctx(t), vm.Name, &client.ExecRequest{Command: "hostname"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := c.mustWait(acc.TaskID)
+		var res worker.ExecResult
+		json.Unmarshal(task.Result, &res)
+		if task.Status != store.TaskSucceeded || res.Stdout != vm.Name+"\n" || task.WorkerID != vm.WorkerID {
+			t.Errorf("execute in %s: %s %q on %s, want %q on %s", vm.Name, task.Status, res.Stdout, task.WorkerID, vm.Name, vm.WorkerID)
+		}
+		if out, code := c.MustExec(vm.Name, "cat /etc/hostname"); out != vm.Name+"\n" || code != 0 {
+			t.Errorf("exec in %s through the api: %q %d", vm.Name, out, code)
+		}
+		data := []byte("payload for " + vm.Name)
+		if _, err := c.c.PutFile(ctx(t), vm.Name, "/tmp/f", 0, bytes.NewReader(data)); err != nil {
+			t.Fatalf("put %s: %v", vm.Name, err)
+		}
+		var got bytes.Buffer
+		if _, err := c.c.GetFile(ctx(t), vm.Name, "/tmp/f", &got); err != nil || got.String() != string(data) {
+			t.Errorf("get %s: %q %v", vm.Name, got.String(), err)
+		}
+	}
+	for _, vm := range vms {
+		acc, err := c.c.DeleteVM(ctx(t), vm.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task := c.mustWait(acc.TaskID); task.Status != store.TaskSucceeded || task.WorkerID != vm.WorkerID {
+			t.Errorf("delete %s: %s on %s", vm.Name, task.Status, task.WorkerID)
+		}
+	}
+	for _, w := range c.workers {
+		if got := w.containers(); len(got) != 0 {
+			t.Errorf("worker %s still has containers %v", w.workerID, got)
+		}
+	}
+}
+
+// TestWorkerDeath kills one worker with SIGKILL while it runs a task: the
+// task ends failed with a reason within a bounded time, the other worker
+// keeps serving, and the restarted worker adopts its sandbox again.
+func TestWorkerDeath(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 2)
+	a := c.MustCreateVM(&client.CreateVMRequest{Name: "on-a"})
+	b := c.MustCreateVM(&client.CreateVMRequest{Name: "on-b"})
+	victim := c.ownerOf(a)
+	acc, err := c.c.Execute(ctx(t), "on-a", &client.ExecRequest{Command: "sleep 60"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for task, _ := c.c.GetTask(ctx(t), acc.TaskID, 0); task.Status != store.TaskRunning; task, _ = c.c.GetTask(ctx(t), acc.TaskID, 0) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	victim.kill()
+	killed := time.Now()
+
+	task := c.mustWait(acc.TaskID)
+	took := time.Since(killed)
+	if task.Status != store.TaskFailed || !strings.Contains(task.Error, "stopped heartbeating") || took > 20*time.Second {
+		t.Errorf("task after worker death: %s %q after %s", task.Status, task.Error, took)
+	}
+	if vm, _ := c.c.GetVM(ctx(t), "on-a"); vm.Status != store.VMLost {
+		t.Errorf("sandbox of the dead worker: %s, want lost", vm.Status)
+	}
+	if _, err := c.c.Execute(ctx(t), "on-a", &client.ExecRequest{Command: "true"}); err == nil || !strings.Contains(err.Error(), "lost") {
+		t.Errorf("execute on a lost sandbox: %v, want a clear refusal", err)
+	}
+	if out, code := c.MustExec(b.Name, "echo still-here"); out != "still-here\n" || code != 0 {
+		t.Errorf("surviving worker's sandbox: %q %d", out, code)
+	}
+
+	victim.start()
+	deadline := time.Now().Add(20 * time.Second)
+	for vm, _ := c.c.GetVM(ctx(t), "on-a"); vm.Status != store.VMRunning; vm, _ = c.c.GetVM(ctx(t), "on-a") {
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted worker did not adopt its sandbox: %s %q", vm.Status, vm.Error)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, code := c.MustExec("on-a", "echo adopted"); out != "adopted\n" || code != 0 {
+		t.Errorf("adopted sandbox: %q %d", out, code)
+	}
+	if got := victim.containers(); !slices.Equal(got, []string{a.ID}) {
+		t.Errorf("restarted worker's containers %v, want only %s", got, a.ID)
+	}
+}
+
+// TestRedisLoss flushes, then restarts, Redis while tasks are pending (their
+// worker is down): no task is lost; the reconciler re-sends what Redis lost.
+func TestRedisLoss(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	w := c.workers[0]
+	c.MustCreateVM(&client.CreateVMRequest{Name: "rl"})
+	for _, disrupt := range []struct {
+		name string
+		fn   func()
+	}{{"flush", c.redis.Flush}, {"restart", c.redis.Restart}} {
+		w.stop()
+		var ids []string
+		for i := range 3 {
+			acc, err := c.c.Execute(ctx(t), "rl", &client.ExecRequest{Command: fmt.Sprintf("echo %s-%d", disrupt.name, i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, acc.TaskID)
+		}
+		disrupt.fn()
+		w.start()
+		for i, id := range ids {
+			task := c.mustWait(id)
+			var res worker.ExecResult
+			json.Unmarshal(task.Result, &res)
+			if task.Status != store.TaskSucceeded || res.Stdout != fmt.Sprintf("%s-%d\n", disrupt.name, i) {
+				t.Errorf("after redis %s: task %d %s %q %q", disrupt.name, i, task.Status, task.Error, res.Stdout)
+			}
+		}
+	}
+}
