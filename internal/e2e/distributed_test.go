@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -202,5 +203,41 @@ func TestRedisLoss(t *testing.T) {
 				t.Errorf("after redis %s: task %d %s %q %q", disrupt.name, i, task.Status, task.Error, res.Stdout)
 			}
 		}
+	}
+}
+
+// TestPostgresRestart stops and restarts PostgreSQL under a running aetherd:
+// requests fail cleanly while it is down and work again after, without
+// restarting aetherd.
+func TestPostgresRestart(t *testing.T) {
+	t.Parallel()
+	pg := testbin.StartPostgres(t)
+	e := newEnv(t)
+	e.proc = e.add("--database-url", pg.URL)
+	e.connect(e.proc)
+	e.start()
+	e.MustCreateVM(&client.CreateVMRequest{Name: "before"})
+
+	pg.Stop()
+	var apiErr *client.Error
+	if _, err := e.c.ListVMs(ctx(t)); !errors.As(err, &apiErr) || apiErr.Status != 503 {
+		t.Errorf("list with the database down: %v, want a 503", err)
+	}
+	pg.Start()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := e.c.Health(ctx(t))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aetherd did not recover after postgres came back: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.MustCreateVM(&client.CreateVMRequest{Name: "after"})
+	if out, code := e.MustExec("before", "echo ok"); out != "ok\n" || code != 0 {
+		t.Errorf("sandbox from before the restart: %q %d", out, code)
 	}
 }

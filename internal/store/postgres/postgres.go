@@ -9,9 +9,13 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -33,6 +37,18 @@ var Dialect = sqlstore.Dialect{
 	IsUnique: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
+	},
+	IsUnavailable: func(err error) bool {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			// Class 08: connection exception; class 57: operator intervention
+			// (shutdown, cannot connect now).
+			return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57")
+		}
+		var ce *pgconn.ConnectError
+		var ne net.Error
+		return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 	},
 }
 

@@ -25,6 +25,9 @@ type Dialect struct {
 	Numbered bool
 	// IsUnique reports a unique-constraint violation.
 	IsUnique func(error) bool
+	// IsUnavailable reports that the database cannot be reached (refused,
+	// shutting down, connection lost); nil means never.
+	IsUnavailable func(error) bool
 }
 
 // Store is a store.Store over database/sql. It is safe for concurrent use.
@@ -118,6 +121,8 @@ func (s *Store) mapErr(err error, what string) error {
 		return errdefs.NotFound("%s not found", what)
 	case s.db.d.IsUnique(err):
 		return errdefs.AlreadyExists("%s already exists", what)
+	case s.db.d.IsUnavailable != nil && s.db.d.IsUnavailable(err):
+		return errdefs.Unavailable("database unavailable (%s): %v", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
