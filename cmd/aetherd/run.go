@@ -19,6 +19,8 @@ import (
 	"github.com/aetherium/aetherium/internal/api"
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/config"
+	"github.com/aetherium/aetherium/internal/events"
+	"github.com/aetherium/aetherium/internal/events/redisbus"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/queue/asynqqueue"
@@ -67,11 +69,17 @@ func run(ctx context.Context, args []string) (err error) {
 	}
 	closers = append(closers, closer{"data dir lock", func(context.Context) error { return unlock() }})
 
-	st, err := openStore(ctx, cfg)
+	rawStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	closers = append(closers, closer{"store", func(context.Context) error { return st.Close() }})
+	closers = append(closers, closer{"store", func(context.Context) error { return rawStore.Close() }})
+	var bus events.Bus = events.NewLocal()
+	if cfg.RedisAddr != "" {
+		bus = redisbus.New(cfg.RedisAddr)
+	}
+	closers = append(closers, closer{"event bus", func(context.Context) error { return bus.Close() }})
+	st := events.NewStore(rawStore, bus, log) // every committed state change is published
 
 	workerID := cfg.WorkerID
 	if workerID == "" {
@@ -140,7 +148,7 @@ func run(ctx context.Context, args []string) (err error) {
 	{
 		// Every role serves HTTP: the API (all, api) and/or the internal
 		// endpoint other processes use to reach this worker's sandboxes.
-		srv, err := newHTTPServer(cfg, runtimeName, st, q, router, local, health, log)
+		srv, err := newHTTPServer(cfg, runtimeName, st, q, bus, router, local, health, log)
 		if err != nil {
 			return err
 		}
@@ -170,12 +178,12 @@ func run(ctx context.Context, args []string) (err error) {
 	return err
 }
 
-func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
+func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, bus events.Bus, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	h, err := api.New(api.Config{
 		DefaultImage: cfg.Sandbox.DefaultImage, RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Registry: reg, Logger: log,
-		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken,
+		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
 		Place: func(ctx context.Context) (string, error) {
 			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter)
 			if err != nil {
@@ -187,7 +195,9 @@ func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q que
 	if err != nil {
 		return nil, err
 	}
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, nil
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(h.CloseStreams)
+	return srv, nil
 }
 
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/worker"
@@ -54,6 +55,8 @@ type Config struct {
 	// InternalToken is the shared secret internal calls must present as
 	// "Authorization: Bearer <token>". Empty disables the internal routes.
 	InternalToken string
+	// Events is the bus behind GET /api/v1/events and task long-polls. Required.
+	Events events.Bus
 	// Health lists the checks behind GET /health by component name.
 	Health map[string]HealthCheck
 	// Registry receives the API's metrics and is served at /metrics; nil
@@ -87,6 +90,10 @@ type Server struct {
 	sandboxes Sandboxes
 	metrics   *metrics
 	mux       *http.ServeMux
+	// streams ends open event streams at shutdown; they would otherwise
+	// hold http.Server.Shutdown until its timeout.
+	streams     context.Context
+	stopStreams context.CancelFunc
 }
 
 // New returns a Server over the given store, queue and sandboxes.
@@ -95,17 +102,23 @@ func New(cfg Config, st store.Store, q queue.Queue, sb Sandboxes) (*Server, erro
 	if cfg.DefaultImage == "" || cfg.RuntimeName == "" {
 		return nil, errors.New("api: DefaultImage and RuntimeName are required")
 	}
-	if cfg.Public && cfg.Place == nil {
-		return nil, errors.New("api: Place is required with Public")
+	if cfg.Public && (cfg.Place == nil || cfg.Events == nil) {
+		return nil, errors.New("api: Place and Events are required with Public")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), store: st, queue: q, sandboxes: sb,
 		metrics: newMetrics(cfg.Registry)}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.HandleFunc(rt.pattern, rt.handler)
 	}
 	return s, nil
 }
+
+// CloseStreams ends every open event stream; register it with
+// http.Server.RegisterOnShutdown. Request handlers that finish on their own
+// (exec, files, long-polls) are left to drain.
+func (s *Server) CloseStreams() { s.stopStreams() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
 )
 
@@ -19,7 +21,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true}, st, nil, nil)
+	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
+		Place: func(context.Context) (string, error) { return "w", nil }}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

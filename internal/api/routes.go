@@ -50,6 +50,7 @@ func (s *Server) publicRoutes() []route {
 		{"POST /api/v1/jobs", s.handleJobCreate},
 		{"GET /api/v1/jobs/{id}", s.handleJobGet},
 		{"POST /api/v1/images", s.handleImageBuild},
+		{"GET /api/v1/events", s.handleEvents},
 	}
 }
 

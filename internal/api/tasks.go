@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/worker"
@@ -28,23 +30,53 @@ func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) {
 		wait = d
 	}
 	deadline := time.Now().Add(wait)
-	delay := 5 * time.Millisecond
+	id := r.PathValue("id")
+	var changes <-chan *events.Event
+	if wait > 0 {
+		// Subscribe before the first read so no change slips between them.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		changes, _ = s.cfg.Events.Subscribe(ctx)
+	}
 	for {
-		task, err := s.store.TaskGet(r.Context(), &store.TaskGetParams{ID: r.PathValue("id"), ProjectID: store.DefaultProjectID})
+		task, err := s.store.TaskGet(r.Context(), &store.TaskGetParams{ID: id, ProjectID: store.DefaultProjectID})
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		if task.Terminal() || time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if task.Terminal() || left <= 0 {
 			writeJSON(w, http.StatusOK, task)
 			return
 		}
-		select {
-		case <-r.Context().Done():
+		// Wake on this task's event; re-read at least every 250ms in case an
+		// event was lost (the bus is best-effort, the store is the truth).
+		if !waitForTask(r.Context(), changes, id, min(left, 250*time.Millisecond)) {
 			return
-		case <-time.After(delay):
 		}
-		delay = min(delay*2, 20*time.Millisecond) // a cheap indexed read; bounds wake-up lag
+	}
+}
+
+// waitForTask waits up to d for an event about task id; false means the
+// client went away.
+func waitForTask(ctx context.Context, changes <-chan *events.Event, id string, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case e, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			if e.TaskID == id {
+				return true
+			}
+		}
 	}
 }
 

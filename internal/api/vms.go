@@ -118,7 +118,11 @@ func (s *Server) insertTask(ctx context.Context, typ, vmID, route string, payloa
 }
 
 func (s *Server) lookupVM(w http.ResponseWriter, r *http.Request) (*store.VM, bool) {
-	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: r.PathValue("id")})
+	return s.lookupVMByKey(w, r, r.PathValue("id"))
+}
+
+func (s *Server) lookupVMByKey(w http.ResponseWriter, r *http.Request, key string) (*store.VM, bool) {
+	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: key})
 	if err != nil {
 		s.writeError(w, r, err)
 		return nil, false

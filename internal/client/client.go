@@ -4,6 +4,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -259,4 +260,53 @@ func (c *Client) BuildImage(ctx context.Context, spec *ImageSpec) (*Accepted, er
 func (c *Client) Health(ctx context.Context) (map[string]any, error) {
 	var h map[string]any
 	return h, c.doJSON(ctx, http.MethodGet, "/health", nil, &h)
+}
+
+// Event is a task or sandbox state change (see GET /api/v1/events).
+type Event struct {
+	Kind      string    `json:"kind"`
+	Status    string    `json:"status"`
+	TaskType  string    `json:"task_type,omitempty"`
+	TaskID    string    `json:"task_id,omitempty"`
+	VMID      string    `json:"vm_id,omitempty"`
+	ProjectID string    `json:"project_id"`
+	Error     string    `json:"error,omitempty"`
+	Progress  string    `json:"progress,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Events streams state changes matching the filter (kind "task" or "vm",
+// vm ID or name, task ID; empty matches all) to fn until ctx ends or fn
+// returns an error. It returns once subscribed and streaming has begun
+// failing or ended.
+func (c *Client) Events(ctx context.Context, kind, vm, task string, fn func(*Event) error) error {
+	q := url.Values{}
+	for k, v := range map[string]string{"kind": kind, "vm_id": vm, "task_id": task} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	resp, err := c.do(ctx, http.MethodGet, c.prefix+"/events?"+q.Encode(), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			return fmt.Errorf("bad event: %w", err)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
 }
