@@ -102,3 +102,28 @@ func BenchmarkCreateExecDelete(b *testing.B) {
 		ms(accepted.pct(0.5)), ms(accepted.pct(0.99)), float64(accepted.pct(0.5))/float64(raw.pct(0.5)))
 	b.ReportMetric(float64(accepted.pct(0.5))/float64(raw.pct(0.5)), "accepted-ratio-p50")
 }
+
+// BenchmarkExecHop runs `true` through an api process that forwards to a
+// worker process (Postgres + Redis, internal endpoint) and, in the same
+// iterations, through an embedded single process: the difference is the
+// added hop.
+func BenchmarkExecHop(b *testing.B) {
+	emb := newTestEnv(b)
+	emb.MustCreateVM(&client.CreateVMRequest{Name: "local"})
+	cl := newClusterTB(b, 1)
+	cl.MustCreateVM(&client.CreateVMRequest{Name: "remote"})
+	var hop, local samples
+	run := func(c *client.Client, vm string) time.Duration {
+		start := time.Now()
+		res, err := c.Exec(b.Context(), vm, &client.ExecRequest{Command: "true", Args: []string{}}, nil, nil, nil)
+		if err != nil || *res.ExitCode != 0 {
+			b.Fatalf("exec %s: %+v %v", vm, res, err)
+		}
+		return time.Since(start)
+	}
+	for i := 0; i < b.N; i++ {
+		hop = append(hop, run(cl.c, "remote"))
+		local = append(local, run(emb.c, "local"))
+	}
+	report(b, "exec via api→worker vs embedded", hop, local)
+}

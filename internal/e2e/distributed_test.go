@@ -28,7 +28,9 @@ type cluster struct {
 	workers []*proc
 }
 
-func newCluster(t *testing.T, workers int) *cluster {
+func newCluster(t *testing.T, workers int) *cluster { return newClusterTB(t, workers) }
+
+func newClusterTB(t testing.TB, workers int) *cluster {
 	t.Helper()
 	c := &cluster{testEnv: newEnv(t), redis: testbin.StartRedis(t)}
 	shared := []string{"--database-url", testbin.PostgresURL(t), "--redis-addr", c.redis.Addr,
@@ -46,7 +48,7 @@ func newCluster(t *testing.T, workers int) *cluster {
 	return c
 }
 
-func writeConfig(t *testing.T, body string) string {
+func writeConfig(t testing.TB, body string) string {
 	p := t.TempDir() + "/aetherd.yaml"
 	if err := exec.Command("sh", "-c", fmt.Sprintf("cat > %s <<'EOF'\n%sEOF", p, body)).Run(); err != nil {
 		t.Fatal(err)
