@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go test -run '^$' -bench 'BenchmarkPickup' -benchtime 500x ./internal/queue/sqlitequeue 2>&1 | grep -E 'Benchmark|pickup'
+go test -run '^$' -bench 'BenchmarkThroughput' -benchtime 3000x ./internal/queue/asynqqueue 2>&1 | grep -E 'throughput:' | tail -1
+go test -run '^$' -bench 'BenchmarkPickup' -benchtime 1000x ./internal/queue/asynqqueue 2>&1 | grep -E 'pickup latency' | tail -1
+go test -run '^$' -bench 'BenchmarkExecHop' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'exec via' | tail -1
 go test -run '^$' -bench 'BenchmarkExecRoundTrip' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|exec true' | tail -2
 go test -run '^$' -bench 'BenchmarkCreateExecDelete' -benchtime 30x ./internal/e2e 2>&1 | grep -E '^Benchmark|create\+exec' | tail -3
 # Idle cost of an embedded aetherd (queue polling, heartbeats, reconciler).
