@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/store"
 )
 
@@ -263,17 +264,7 @@ func (c *Client) Health(ctx context.Context) (map[string]any, error) {
 }
 
 // Event is a task or sandbox state change (see GET /api/v1/events).
-type Event struct {
-	Kind      string    `json:"kind"`
-	Status    string    `json:"status"`
-	TaskType  string    `json:"task_type,omitempty"`
-	TaskID    string    `json:"task_id,omitempty"`
-	VMID      string    `json:"vm_id,omitempty"`
-	ProjectID string    `json:"project_id"`
-	Error     string    `json:"error,omitempty"`
-	Progress  string    `json:"progress,omitempty"`
-	Time      time.Time `json:"time"`
-}
+type Event = events.Event
 
 // Events streams state changes matching the filter (kind "task" or "vm",
 // vm ID or name, task ID; empty matches all) to fn until ctx ends or fn

@@ -138,9 +138,7 @@ func TestWorkerDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for task, _ := c.c.GetTask(ctx(t), acc.TaskID, 0); task.Status != store.TaskRunning; task, _ = c.c.GetTask(ctx(t), acc.TaskID, 0) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	c.waitRunning(acc.TaskID)
 	victim.kill()
 	killed := time.Now()
 

@@ -188,13 +188,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		task, _ := e.c.GetTask(ctx(t), acc.TaskID, 0)
-		if task != nil && task.Status == store.TaskRunning {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.waitRunning(acc.TaskID)
 	e.stop()
 	e.start()
 	task := e.mustWait(acc.TaskID)
@@ -306,13 +300,7 @@ func TestKillDuringExecute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		task, _ := e.c.GetTask(ctx(t), acc.TaskID, 0)
-		if task != nil && task.Status == store.TaskRunning {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.waitRunning(acc.TaskID)
 	time.Sleep(200 * time.Millisecond) // the command has started
 	e.kill()
 	e.start()

@@ -231,3 +231,14 @@ func (p *proc) containers() []string {
 	}
 	return strings.Fields(string(out))
 }
+
+// waitRunning waits until a worker has started the task.
+func (e *testEnv) waitRunning(taskID string) {
+	e.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if task, _ := e.c.GetTask(ctx(e.t), taskID, 0); task != nil && task.Status == store.TaskRunning {
+			return
+		}
+	}
+	e.t.Fatalf("task %s never started running", taskID)
+}

@@ -9,6 +9,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -136,4 +137,14 @@ func Backoff(attempt int) time.Duration {
 		return time.Minute
 	}
 	return time.Second << (attempt - 1)
+}
+
+// CheckWeights reports a priority without a positive weight.
+func CheckWeights(weights map[string]int) error {
+	for _, p := range Priorities {
+		if weights[p] < 1 {
+			return fmt.Errorf("queue: weight of priority %q must be at least 1", p)
+		}
+	}
+	return nil
 }

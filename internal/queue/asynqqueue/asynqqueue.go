@@ -77,12 +77,7 @@ func (c *Config) validate() error {
 	if c.Addr == "" {
 		return errors.New("asynqqueue: Addr is required")
 	}
-	for _, p := range queue.Priorities {
-		if c.Weights[p] < 1 {
-			return fmt.Errorf("asynqqueue: Weights[%q] must be at least 1", p)
-		}
-	}
-	return nil
+	return queue.CheckWeights(c.Weights)
 }
 
 // Queue is a queue.Queue on Asynq. It is safe for concurrent use.

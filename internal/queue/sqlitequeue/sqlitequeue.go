@@ -78,12 +78,7 @@ func (c *Config) validate() error {
 	if c.PollInterval < time.Millisecond {
 		return errors.New("sqlitequeue: PollInterval must be at least 1ms")
 	}
-	for _, p := range queue.Priorities {
-		if c.Weights[p] < 1 {
-			return fmt.Errorf("sqlitequeue: Weights[%q] must be at least 1", p)
-		}
-	}
-	return nil
+	return queue.CheckWeights(c.Weights)
 }
 
 // Queue is a queue.Queue on River and SQLite.
