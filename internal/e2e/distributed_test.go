@@ -109,6 +109,20 @@ func TestDistributedRouting(t *testing.T) {
 			t.Errorf("get %s: %q %v", vm.Name, got.String(), err)
 		}
 	}
+	// The workers' internal endpoint trusts only the shared token.
+	for _, token := range []string{"", "wrong-token-0123456789"} {
+		ic, _ := client.NewInternal("http://"+c.workers[0].addr, token, nil)
+		_, err := ic.Exec(ctx(t), vms[0].ID, &client.ExecRequest{Command: "true"}, nil, nil, nil)
+		var apiErr *client.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != 401 {
+			t.Errorf("internal exec with token %q: %v, want 401", token, err)
+		}
+	}
+	owner := c.ownerOf(vms[0])
+	ic, _ := client.NewInternal("http://"+owner.addr, testToken, nil)
+	if res, err := ic.Exec(ctx(t), vms[0].ID, &client.ExecRequest{Command: "true"}, nil, nil, nil); err != nil || *res.ExitCode != 0 {
+		t.Errorf("internal exec with the token: %+v %v", res, err)
+	}
 	for _, vm := range vms {
 		acc, err := c.c.DeleteVM(ctx(t), vm.Name)
 		if err != nil {
