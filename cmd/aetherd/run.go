@@ -115,7 +115,7 @@ func run(ctx context.Context, args []string) (err error) {
 			return fmt.Errorf("open runtime: %w", err)
 		}
 		health["runtime"] = rt.Health
-		images, err := image.NewBuilder(filepath.Join(cfg.DataDir, "build"))
+		images, err := image.NewBuilder(filepath.Join(cfg.DataDir, "build"), cfg.Sandbox.CACertificates)
 		if err != nil {
 			return fmt.Errorf("image builder: %w", err)
 		}

@@ -79,8 +79,11 @@ type Store struct {
 // Sandbox holds limits and defaults for sandboxes.
 type Sandbox struct {
 	DefaultImage string `yaml:"default_image"`
-	MaxVCPUs     int    `yaml:"max_vcpus"`
-	MaxMemoryMB  int    `yaml:"max_memory_mb"`
+	// CACertificates is a glob of host PEM files baked into built images as
+	// trusted roots; empty means Debian's locally added CAs, "-" none.
+	CACertificates string `yaml:"ca_certificates"`
+	MaxVCPUs       int    `yaml:"max_vcpus"`
+	MaxMemoryMB    int    `yaml:"max_memory_mb"`
 }
 
 // Docker configures the Docker runtime.

@@ -1,17 +1,27 @@
 // Package image builds sandbox images locally, since no registry is assumed
 // reachable: a Debian rootfs from debootstrap, imported into Docker. Builds
-// are cached by image reference: building an image that exists does nothing
-// unless forced.
+// are cached: an image whose io.aetherium.spec label matches the spec (and
+// the CA certificates baked in) is not built again unless forced.
+//
+// The builder bakes the host's locally added CA certificates into every image
+// (Debian's /usr/local/share/ca-certificates by default), so sandboxes can
+// reach registries through the same TLS-inspecting proxy the host trusts.
+// They come from the operator's configuration, never from API callers.
 package image
 
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/docker/docker/api/types/image"
@@ -45,7 +55,8 @@ func (s *Spec) withDefaults() {
 		s.Suite = "bookworm"
 	}
 	if s.Include == nil {
-		s.Include = []string{"ca-certificates", "git", "curl"}
+		// unzip and xz-utils let tool recipes unpack downloads without apt.
+		s.Include = []string{"ca-certificates", "git", "curl", "unzip", "xz-utils"}
 	}
 	if s.Mirror == "" {
 		s.Mirror = "http://deb.debian.org/debian"
@@ -75,30 +86,73 @@ type Result struct {
 	Cached bool   `json:"cached"`
 }
 
+// LabelSpec is the image label holding the hash of what an image was built
+// from; a different hash means the cached image is stale.
+const LabelSpec = "io.aetherium.spec"
+
+// DefaultCAGlob is where Debian keeps locally added CA certificates.
+const DefaultCAGlob = "/usr/local/share/ca-certificates/*.crt"
+
 // Builder builds images into one Docker daemon.
 type Builder struct {
 	cli *client.Client
-	// WorkDir holds the temporary rootfs during a build.
+	// workDir holds the temporary rootfs during a build.
 	workDir string
+	// caFiles are PEM files baked into every image as trusted roots.
+	caFiles []string
 }
 
-// NewBuilder returns a Builder using the environment's Docker daemon.
-func NewBuilder(workDir string) (*Builder, error) {
+// NewBuilder returns a Builder using the environment's Docker daemon. caGlob
+// selects the host CA certificates to bake in ("" means DefaultCAGlob; "-"
+// means none).
+func NewBuilder(workDir, caGlob string) (*Builder, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, err
 	}
-	return &Builder{cli: cli, workDir: workDir}, nil
+	b := &Builder{cli: cli, workDir: workDir}
+	if caGlob == "" {
+		caGlob = DefaultCAGlob
+	}
+	if caGlob != "-" {
+		if b.caFiles, err = filepath.Glob(caGlob); err != nil {
+			return nil, fmt.Errorf("ca certificates %q: %w", caGlob, err)
+		}
+		sort.Strings(b.caFiles)
+	}
+	return b, nil
 }
 
-// Exists reports whether ref is present in Docker.
-func (b *Builder) Exists(ctx context.Context, ref string) (string, bool, error) {
+// specHash identifies what an image is built from: the spec and the
+// contents of the CA files.
+func (b *Builder) specHash(spec Spec) (string, error) {
+	h := sha256.New()
+	json.NewEncoder(h).Encode(struct {
+		Suite, Mirror string
+		Include       []string
+	}{spec.Suite, spec.Mirror, spec.Include})
+	for _, f := range b.caFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// Exists reports whether ref is present in Docker and, when hash is not
+// empty, was built from that spec hash.
+func (b *Builder) Exists(ctx context.Context, ref, hash string) (string, bool, error) {
 	img, err := b.cli.ImageInspect(ctx, ref)
 	if client.IsErrNotFound(err) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, errdefs.Unavailable("docker daemon: %v", err)
+	}
+	if hash != "" && (img.Config == nil || img.Config.Labels[LabelSpec] != hash) {
+		return img.ID, false, nil
 	}
 	return img.ID, true, nil
 }
@@ -113,10 +167,14 @@ func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (
 	if progress == nil {
 		progress = func(string) {}
 	}
-	if id, ok, err := b.Exists(ctx, spec.Ref); err != nil {
+	hash, err := b.specHash(spec)
+	if err != nil {
+		return nil, err
+	}
+	if id, ok, err := b.Exists(ctx, spec.Ref, hash); err != nil {
 		return nil, err
 	} else if ok && !spec.Force {
-		progress("image " + spec.Ref + " exists: nothing to do")
+		progress("image " + spec.Ref + " is up to date: nothing to do")
 		return &Result{Ref: spec.Ref, ID: id, Cached: true}, nil
 	}
 	if _, err := exec.LookPath("debootstrap"); err != nil {
@@ -135,8 +193,11 @@ func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (
 	if err := runLogged(ctx, progress, "debootstrap", args...); err != nil {
 		return nil, fmt.Errorf("debootstrap: %w", err)
 	}
+	if err := b.installCAs(ctx, root); err != nil {
+		return nil, err
+	}
 	progress("importing rootfs into docker as " + spec.Ref)
-	id, err := b.importDir(ctx, root, spec.Ref)
+	id, err := b.importDir(ctx, root, spec.Ref, hash)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +206,7 @@ func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (
 }
 
 // importDir streams dir as a tar into `docker import`.
-func (b *Builder) importDir(ctx context.Context, dir, ref string) (string, error) {
+func (b *Builder) importDir(ctx context.Context, dir, ref, hash string) (string, error) {
 	tarCmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", dir, "-c", ".")
 	out, err := tarCmd.StdoutPipe()
 	if err != nil {
@@ -157,7 +218,13 @@ func (b *Builder) importDir(ctx context.Context, dir, ref string) (string, error
 		return "", err
 	}
 	rc, err := b.cli.ImageImport(ctx, image.ImportSource{Source: out, SourceName: "-"}, ref, image.ImportOptions{
-		Changes: []string{"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "CMD [\"/bin/bash\"]"},
+		Changes: []string{
+			"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			// Node.js and Bun read only their own CA list unless told.
+			"ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
+			"LABEL " + LabelSpec + "=" + hash,
+			"CMD [\"/bin/bash\"]",
+		},
 	})
 	if err == nil {
 		_, err = io.Copy(io.Discard, rc)
@@ -169,8 +236,32 @@ func (b *Builder) importDir(ctx context.Context, dir, ref string) (string, error
 	if err != nil {
 		return "", fmt.Errorf("docker import: %w", err)
 	}
-	id, _, err := b.Exists(ctx, ref)
+	id, _, err := b.Exists(ctx, ref, "")
 	return id, err
+}
+
+// installCAs copies the host CA files into the rootfs and rebuilds its bundle.
+func (b *Builder) installCAs(ctx context.Context, root string) error {
+	if len(b.caFiles) == 0 {
+		return nil
+	}
+	dir := filepath.Join(root, "usr/local/share/ca-certificates")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range b.caFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "aether-host-"+filepath.Base(f)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "chroot", root, "update-ca-certificates").CombinedOutput(); err != nil {
+		return fmt.Errorf("update-ca-certificates in the image: %v: %s", err, out)
+	}
+	return nil
 }
 
 // runLogged runs a command, feeding each output line to progress, and returns

@@ -100,7 +100,7 @@ func BaseImage(t testing.TB) string {
 			imageErr = err
 			return
 		}
-		b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"))
+		b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
 		if err != nil {
 			imageErr = err
 			return

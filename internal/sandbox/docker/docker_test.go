@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/sandbox/docker"
 	"github.com/aetherium/aetherium/internal/sandbox/sandboxtest"
@@ -68,5 +70,35 @@ func TestLimitsApplied(t *testing.T) {
 		if !(len(got) >= 4 && got[0] == want[0] && got[1] == want[1] && got[len(got)-1] == "lo") {
 			t.Errorf("limits inside sandbox = %v, want %v", got, want)
 		}
+	}
+}
+
+// TestHostCAsBakedIn checks that images built here trust the host's locally
+// added CA certificates (so sandboxes get through a TLS-inspecting proxy).
+func TestHostCAsBakedIn(t *testing.T) {
+	t.Parallel()
+	hostCAs, _ := filepath.Glob(image.DefaultCAGlob)
+	if len(hostCAs) == 0 {
+		t.Skip("skipping: this host has no locally added CA certificates to bake in")
+	}
+	img := testbin.BaseImage(t)
+	rt := newRuntime(t, "none")
+	ctx := context.Background()
+	id := uuid.NewString()
+	t.Cleanup(func() { rt.Delete(ctx, id) })
+	if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: img}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sandbox.Connect(ctx, rt, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out strings.Builder
+	c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", "ls /usr/local/share/ca-certificates | grep -c '^aether-host-'; grep -c 'BEGIN CERT' /etc/ssl/certs/ca-certificates.crt"}},
+		agentclient.ExecIO{Stdout: &out})
+	got := strings.Fields(out.String())
+	if len(got) != 2 || got[0] != fmt.Sprint(len(hostCAs)) {
+		t.Errorf("image has %v host CAs / bundle certs, want %d host CAs", got, len(hostCAs))
 	}
 }
