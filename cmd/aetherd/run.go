@@ -30,6 +30,7 @@ import (
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/postgres"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
+	"github.com/aetherium/aetherium/internal/tools"
 	"github.com/aetherium/aetherium/internal/worker"
 )
 
@@ -81,6 +82,13 @@ func run(ctx context.Context, args []string) (err error) {
 	closers = append(closers, closer{"event bus", func(context.Context) error { return bus.Close() }})
 	st := events.NewStore(rawStore, bus, log) // every committed state change is published
 
+	recipes, err := tools.Load(cfg.Tools.Recipes)
+	if err != nil {
+		return fmt.Errorf("tools.recipes: %w", err)
+	}
+	if _, err := recipes.Plan(cfg.Tools.Defaults, nil); err != nil {
+		return fmt.Errorf("tools.defaults: %w", err)
+	}
 	workerID := cfg.WorkerID
 	if workerID == "" {
 		workerID, _ = os.Hostname()
@@ -125,7 +133,7 @@ func run(ctx context.Context, args []string) (err error) {
 		}
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName,
 			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
-			RequeueAfter: cfg.RequeueAfter, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
+			RequeueAfter: cfg.RequeueAfter, Tools: recipes, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
 			Logger: log}, st, q, rt, images)
 		if err != nil {
 			return err
@@ -148,7 +156,7 @@ func run(ctx context.Context, args []string) (err error) {
 	{
 		// Every role serves HTTP: the API (all, api) and/or the internal
 		// endpoint other processes use to reach this worker's sandboxes.
-		srv, err := newHTTPServer(cfg, runtimeName, st, q, bus, router, local, health, log)
+		srv, err := newHTTPServer(cfg, runtimeName, st, q, bus, recipes, router, local, health, log)
 		if err != nil {
 			return err
 		}
@@ -178,11 +186,12 @@ func run(ctx context.Context, args []string) (err error) {
 	return err
 }
 
-func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, bus events.Bus, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
+func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	h, err := api.New(api.Config{
 		DefaultImage: cfg.Sandbox.DefaultImage, RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Registry: reg, Logger: log,
+		Tools: recipes, DefaultTools: cfg.Tools.Defaults,
 		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
 		Place: func(ctx context.Context) (string, error) {
 			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter)

@@ -17,6 +17,7 @@ import (
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/tools"
 	"github.com/aetherium/aetherium/internal/worker"
 )
 
@@ -42,6 +43,11 @@ type Config struct {
 	// (ErrUnavailable when no worker has room) fail the create. Required
 	// when Public.
 	Place func(ctx context.Context) (string, error)
+	// Tools validates tool requests before anything is created; nil means the
+	// built-in recipes.
+	Tools *tools.Registry
+	// DefaultTools are installed in every new sandbox besides the requested ones.
+	DefaultTools []string
 	// MaxVCPUs bounds vcpus per sandbox; 0 means 16.
 	MaxVCPUs int
 	// MaxMemoryMB bounds memory_mb per sandbox; 0 means 65536.
@@ -78,6 +84,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Tools == nil {
+		c.Tools, _ = tools.Load("")
 	}
 }
 

@@ -33,6 +33,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusNotFound, "not_found"
 	case errors.Is(err, errdefs.ErrInvalidArgument):
 		return http.StatusBadRequest, "invalid_argument"
+	case errors.Is(err, errdefs.ErrUnprocessable):
+		return http.StatusUnprocessableEntity, "unprocessable"
 	case errors.Is(err, errdefs.ErrAlreadyExists):
 		return http.StatusConflict, "already_exists"
 	case errors.Is(err, errdefs.ErrConflict):

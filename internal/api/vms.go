@@ -3,10 +3,11 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -25,9 +26,10 @@ type createVMRequest struct {
 	Image           string            `json:"image"`
 	AdditionalTools []string          `json:"additional_tools"`
 	ToolVersions    map[string]string `json:"tool_versions"`
+	KeepOnFailure   bool              `json:"keep_on_failure"`
 }
 
-func (s *Server) validateCreate(req *createVMRequest) (vcpus, mem int, err error) {
+func (s *Server) validateCreate(req *createVMRequest) (vcpus, mem int, timeout time.Duration, err error) {
 	vcpus, mem = 1, 512
 	if req.VCPUs != nil {
 		vcpus = *req.VCPUs
@@ -37,16 +39,18 @@ func (s *Server) validateCreate(req *createVMRequest) (vcpus, mem int, err error
 	}
 	switch {
 	case !nameRE.MatchString(req.Name):
-		return 0, 0, errdefs.InvalidArgument("name: %q must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit", req.Name)
+		return 0, 0, 0, errdefs.InvalidArgument("name: %q must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit", req.Name)
 	case vcpus < 1 || vcpus > s.cfg.MaxVCPUs:
-		return 0, 0, errdefs.InvalidArgument("vcpus: %d is out of range 1..%d", vcpus, s.cfg.MaxVCPUs)
+		return 0, 0, 0, errdefs.InvalidArgument("vcpus: %d is out of range 1..%d", vcpus, s.cfg.MaxVCPUs)
 	case mem < 128 || mem > s.cfg.MaxMemoryMB:
-		return 0, 0, errdefs.InvalidArgument("memory_mb: %d is out of range 128..%d", mem, s.cfg.MaxMemoryMB)
-	case len(req.AdditionalTools) > 0 || len(req.ToolVersions) > 0:
-		return 0, 0, fmt.Errorf("%w: additional_tools: tool installation is not available in this version; "+
-			"use an image that has the tools (the default image has git and curl)", errdefs.ErrNotImplemented)
+		return 0, 0, 0, errdefs.InvalidArgument("memory_mb: %d is out of range 128..%d", mem, s.cfg.MaxMemoryMB)
 	}
-	return vcpus, mem, nil
+	req.AdditionalTools = append(slices.Clone(s.cfg.DefaultTools), req.AdditionalTools...)
+	steps, err := s.cfg.Tools.Plan(req.AdditionalTools, req.ToolVersions)
+	if err != nil {
+		return 0, 0, 0, err // unknown tool or malformed version: 422, nothing created
+	}
+	return vcpus, mem, worker.CreateTaskTimeout(steps), nil
 }
 
 func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +59,7 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	vcpus, mem, err := s.validateCreate(&req)
+	vcpus, mem, timeout, err := s.validateCreate(&req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -71,7 +75,8 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	vm := &store.VMInsertParams{ID: uuid.NewString(), Name: req.Name, Image: img, Runtime: s.cfg.RuntimeName,
 		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions, WorkerID: owner}
-	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, owner, nil, &store.TaskInsertParams{VM: vm})
+	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, owner,
+		&worker.CreatePayload{KeepOnFailure: req.KeepOnFailure}, &store.TaskInsertParams{VM: vm, Timeout: timeout})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -94,7 +99,10 @@ func (s *Server) insertTask(ctx context.Context, typ, vmID, route string, payloa
 	params := &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: typ, Priority: p.Priority,
 		MaxRetries: p.MaxRetries, VMID: vmID}
 	if extra != nil {
-		params.VM, params.Job = extra.VM, extra.Job
+		params.VM, params.Job, params.Timeout = extra.VM, extra.Job, extra.Timeout
+	}
+	if ep, ok := payload.(*worker.ExecParams); ok {
+		params.Timeout = worker.ExecTaskTimeout(ep)
 	}
 	if payload != nil {
 		b, err := json.Marshal(payload)
@@ -107,11 +115,7 @@ func (s *Server) insertTask(ctx context.Context, typ, vmID, route string, payloa
 	if err != nil {
 		return nil, err
 	}
-	var timeout = p.Timeout
-	if ep, ok := payload.(*worker.ExecParams); ok && ep.TimeoutSeconds > 0 {
-		timeout = worker.ExecTaskTimeout(ep)
-	}
-	if err := worker.Enqueue(ctx, s.queue, task, route, timeout); err != nil {
+	if err := worker.Enqueue(ctx, s.queue, task, route); err != nil {
 		s.log.WarnContext(ctx, "enqueue failed; the reconciler will retry", slog.String("task_id", task.ID), slog.Any("err", err))
 	}
 	return task, nil

@@ -134,6 +134,7 @@ type CreateVMRequest struct {
 	Image           string            `json:"image,omitempty"`
 	AdditionalTools []string          `json:"additional_tools,omitempty"`
 	ToolVersions    map[string]string `json:"tool_versions,omitempty"`
+	KeepOnFailure   bool              `json:"keep_on_failure,omitempty"`
 }
 
 // Accepted is the answer to a request that queued a task.

@@ -62,10 +62,22 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	Store      Store      `yaml:"store"`
+	Tools      Tools      `yaml:"tools"`
 	Sandbox    Sandbox    `yaml:"sandbox"`
 	Docker     Docker     `yaml:"docker"`
 	Queue      Queue      `yaml:"queue"`
 	Executions Executions `yaml:"executions"`
+}
+
+// Tools configures tool installation.
+type Tools struct {
+	// Recipes is a YAML file of extra or overriding tool recipes (format of
+	// internal/tools/recipes.yaml); empty means only the built-in ones.
+	Recipes string `yaml:"recipes"`
+	// Defaults are installed in every new sandbox, like the seed's
+	// git/nodejs/bun/claude-code; empty by default so creation stays fast
+	// (bake tools into templates instead).
+	Defaults []string `yaml:"defaults"`
 }
 
 // Store configures the embedded SQLite store.

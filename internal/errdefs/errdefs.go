@@ -58,3 +58,10 @@ func Unavailable(format string, a ...any) error { return newf(ErrUnavailable, fo
 func newf(class error, format string, a ...any) error {
 	return &classed{class: class, msg: fmt.Sprintf(format, a...)}
 }
+
+// ErrUnprocessable is a well-formed request that names something the server
+// cannot act on (an unknown tool, an impossible version): HTTP 422.
+var ErrUnprocessable = errors.New("unprocessable")
+
+// Unprocessable returns an ErrUnprocessable with a formatted message.
+func Unprocessable(format string, a ...any) error { return newf(ErrUnprocessable, format, a...) }

@@ -35,11 +35,12 @@ type VMInsertParams struct {
 
 // VMUpdateParams sets the non-nil fields of one sandbox.
 type VMUpdateParams struct {
-	Error     *string
-	ID        string
-	RuntimeID *string
-	Status    *string
-	WorkerID  *string
+	Error          *string
+	ID             string
+	RuntimeID      *string
+	Status         *string
+	ToolsInstalled map[string]string
+	WorkerID       *string
 }
 
 // TaskInsertParams inserts a pending task.
@@ -52,7 +53,9 @@ type TaskInsertParams struct {
 	Payload    json.RawMessage
 	Priority   string
 	ProjectID  string
-	Type       string
+	// Timeout bounds one attempt; 0 means the type's default.
+	Timeout time.Duration
+	Type    string
 	// VM, when set, is inserted in the same transaction; the task's VMID is its ID.
 	VM   *VMInsertParams
 	VMID string

@@ -111,30 +111,34 @@ type VM struct {
 	MemoryMB        int               `json:"memory_mb"`
 	AdditionalTools []string          `json:"additional_tools"`
 	ToolVersions    map[string]string `json:"tool_versions"`
-	Error           string            `json:"error,omitempty"`
-	CreatedAt       time.Time         `json:"created_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
+	// ToolsInstalled maps each installed tool to the exact version verified.
+	ToolsInstalled map[string]string `json:"tools_installed"`
+	Error          string            `json:"error,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
 }
 
 // Task is one unit of asynchronous work.
 type Task struct {
-	ID          string          `json:"id"`
-	ProjectID   string          `json:"project_id"`
-	Type        string          `json:"type"`
-	Status      string          `json:"status"`
-	Priority    string          `json:"priority"`
-	VMID        string          `json:"vm_id,omitempty"`
-	Payload     json.RawMessage `json:"payload"`
-	Result      json.RawMessage `json:"result,omitempty"`
-	Progress    string          `json:"progress,omitempty"`
-	Error       string          `json:"error,omitempty"`
-	RetryCount  int             `json:"retry_count"`
-	MaxRetries  int             `json:"max_retries"`
-	WorkerID    string          `json:"worker_id,omitempty"`
-	CreatedAt   time.Time       `json:"created_at"`
-	UpdatedAt   time.Time       `json:"updated_at"`
-	StartedAt   *time.Time      `json:"started_at,omitempty"`
-	CompletedAt *time.Time      `json:"completed_at,omitempty"`
+	ID         string          `json:"id"`
+	ProjectID  string          `json:"project_id"`
+	Type       string          `json:"type"`
+	Status     string          `json:"status"`
+	Priority   string          `json:"priority"`
+	VMID       string          `json:"vm_id,omitempty"`
+	Payload    json.RawMessage `json:"payload"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Progress   string          `json:"progress,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	RetryCount int             `json:"retry_count"`
+	MaxRetries int             `json:"max_retries"`
+	// TimeoutMS bounds one attempt; 0 means the type's default.
+	TimeoutMS   int64      `json:"timeout_ms"`
+	WorkerID    string     `json:"worker_id,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
 }
 
 // Terminal reports whether the task has finished for good.

@@ -14,6 +14,7 @@ import (
 	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/tools"
 )
 
 // MaxExecTimeout bounds timeout_seconds.
@@ -237,11 +238,20 @@ func resultOf(e *store.Execution) *ExecResult {
 		Stdout: e.Stdout, Stderr: e.Stderr, DurationMS: e.DurationMS}
 }
 
-// ExecTaskTimeout is the queue timeout of a vm:execute task: the command's own
+// ExecTaskTimeout is the timeout of a vm:execute task: the command's own
 // timeout plus time to reach the sandbox and record the result.
 func ExecTaskTimeout(p *ExecParams) time.Duration {
 	if p.TimeoutSeconds == 0 {
 		return Policies[TypeVMExecute].Timeout
 	}
 	return time.Duration(p.TimeoutSeconds)*time.Second + 2*time.Minute
+}
+
+// CreateTaskTimeout is the timeout of a vm:create task that installs steps.
+func CreateTaskTimeout(steps []tools.Step) time.Duration {
+	d := Policies[TypeVMCreate].Timeout
+	for _, s := range steps {
+		d += s.Recipe.Timeout
+	}
+	return d
 }

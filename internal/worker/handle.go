@@ -61,8 +61,10 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, task *store.Task,
 		log.WarnContext(ctx, "task failed; will retry", slog.Any("err", herr))
 		return herr
 	}
-	w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: task.ID, Status: store.TaskFailed, Error: &msg})
+	// The rows the task touched first, so whoever sees the task failed also
+	// sees the sandbox or job in its final state.
 	w.onFinalFailure(ctx, task, msg)
+	w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: task.ID, Status: store.TaskFailed, Error: &msg})
 	log.WarnContext(ctx, "task failed", slog.Any("err", herr))
 	return queue.Permanent(herr)
 }
@@ -70,7 +72,8 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, task *store.Task,
 // isPermanentClass reports errors that retrying cannot fix.
 func isPermanentClass(err error) bool {
 	return errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrNotFound) ||
-		errors.Is(err, errdefs.ErrFailedPrecondition) || errors.Is(err, errdefs.ErrNotImplemented)
+		errors.Is(err, errdefs.ErrFailedPrecondition) || errors.Is(err, errdefs.ErrNotImplemented) ||
+		errors.Is(err, errdefs.ErrUnprocessable)
 }
 
 func (w *Worker) dispatch(ctx context.Context, task *store.Task) (any, error) {

@@ -14,7 +14,8 @@ import (
 
 // Reconcile makes the runtime and the queue agree with the store, after a
 // crash or a lost message. Each step is idempotent and logs what it changed:
-//   - machines the store does not want (unknown, deleted, failed) are removed;
+//   - machines the store does not want (unknown or deleted sandboxes) are
+//     removed; a failed sandbox keeps its machine for inspection until deleted;
 //   - sandboxes that should run but whose machine stopped are started again,
 //     and ones whose machine is gone are marked failed;
 //   - pending tasks whose message may be lost are enqueued again;
@@ -41,7 +42,7 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			continue
 		}
-		if vm == nil || vm.Status == store.VMDeleted || vm.Status == store.VMFailed {
+		if vm == nil || vm.Status == store.VMDeleted {
 			w.log.InfoContext(ctx, "reconcile: removing orphan machine", slog.String("sandbox_id", info.ID))
 			w.destroy(ctx, info.ID)
 			continue
@@ -75,12 +76,8 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 
 // deadline is how long a task of a type may take in all, retries included,
 // before the reconciler gives up on it.
-func deadline(taskType string) time.Duration {
-	p, ok := Policies[taskType]
-	if !ok {
-		return time.Hour
-	}
-	return time.Duration(p.MaxRetries+1)*(p.Timeout+time.Minute) + 5*time.Minute
+func deadline(t *store.Task) time.Duration {
+	return time.Duration(t.MaxRetries+1)*(TaskTimeout(t)+time.Minute) + 5*time.Minute
 }
 
 func (w *Worker) reconcileTasks(ctx context.Context) {
@@ -91,11 +88,11 @@ func (w *Worker) reconcileTasks(ctx context.Context) {
 		return
 	}
 	for _, t := range pending {
-		if now.Sub(t.CreatedAt) > deadline(t.Type) {
+		if now.Sub(t.CreatedAt) > deadline(t) {
 			w.fail(ctx, t, "the task was never completed by any worker (lost message)")
 			continue
 		}
-		if err := Enqueue(ctx, w.queue, t, w.routeOf(ctx, t), 0); err != nil {
+		if err := Enqueue(ctx, w.queue, t, w.routeOf(ctx, t)); err != nil {
 			w.log.WarnContext(ctx, "reconcile: re-enqueue", slog.String("task_id", t.ID), slog.Any("err", err))
 		}
 	}
@@ -104,7 +101,7 @@ func (w *Worker) reconcileTasks(ctx context.Context) {
 		return
 	}
 	for _, t := range running {
-		if t.StartedAt != nil && now.Sub(*t.StartedAt) > Policies[t.Type].Timeout+2*time.Minute {
+		if t.StartedAt != nil && now.Sub(*t.StartedAt) > TaskTimeout(t)+2*time.Minute {
 			w.fail(ctx, t, "the worker running the task stopped before finishing it")
 		}
 	}
@@ -112,9 +109,8 @@ func (w *Worker) reconcileTasks(ctx context.Context) {
 
 func (w *Worker) fail(ctx context.Context, t *store.Task, msg string) {
 	w.log.WarnContext(ctx, "reconcile: failing task", slog.String("task_id", t.ID), slog.String("reason", msg))
-	if _, err := w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskFailed, Error: &msg}); err == nil {
-		w.onFinalFailure(ctx, t, msg)
-	}
+	w.onFinalFailure(ctx, t, msg)
+	w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskFailed, Error: &msg})
 }
 
 // routeOf is the worker a task must run on: its sandbox's owner, or any.

@@ -16,6 +16,13 @@ import (
 	"github.com/aetherium/aetherium/internal/store"
 )
 
+// CreatePayload is the payload of vm:create tasks.
+type CreatePayload struct {
+	// KeepOnFailure keeps a sandbox whose tool installation failed, marked
+	// failed, for inspection; by default it is deleted.
+	KeepOnFailure bool `json:"keep_on_failure,omitempty"`
+}
+
 // VMResult is the result of vm:create and vm:delete tasks.
 type VMResult struct {
 	VMID      string `json:"vm_id"`
@@ -37,9 +44,12 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	case store.VMRunning:
 		return &VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}, nil
 	}
-	if len(vm.AdditionalTools) > 0 {
-		return nil, fmt.Errorf("%w: additional_tools: tool installation is not available yet", errdefs.ErrNotImplemented)
+	steps, err := w.cfg.Tools.Plan(vm.AdditionalTools, vm.ToolVersions)
+	if err != nil {
+		return nil, queue.Permanent(err)
 	}
+	var p CreatePayload
+	json.Unmarshal(task.Payload, &p)
 	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB})
 	if err == nil {
 		_, err = w.agent(ctx, vm) // readiness: the agent's handshake
@@ -48,13 +58,31 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 		w.destroy(ctx, vm.ID) // never leave a half-made sandbox; a retry starts clean
 		return nil, err
 	}
+	running := store.VMRunning
+	if len(steps) > 0 {
+		// Commands run only in running sandboxes; the row says running while
+		// tools install, and the task shows the progress.
+		if vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID}); err != nil {
+			return nil, err
+		}
+		installed, err := w.installTools(ctx, task, vm, steps)
+		if err != nil {
+			if !p.KeepOnFailure {
+				w.destroy(ctx, vm.ID)
+			}
+			return nil, err // final: onFinalFailure marks the sandbox failed
+		}
+		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, ToolsInstalled: installed}); err != nil {
+			return nil, err
+		}
+	}
 	// A delete may have arrived while the machine was being made.
 	if cur, gerr := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: vm.ProjectID, IDOrName: vm.ID}); gerr == nil &&
 		(cur.Status == store.VMDeleting || cur.Status == store.VMDeleted) {
 		w.destroy(ctx, vm.ID)
 		return &VMResult{VMID: vm.ID, Status: cur.Status}, nil
 	}
-	running, empty := store.VMRunning, ""
+	empty := ""
 	vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID,
 		WorkerID: &w.cfg.ID, Error: &empty})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/tools"
 )
 
 // Task types.
@@ -77,6 +78,8 @@ type Config struct {
 	// DeadAfter is how long another worker may miss heartbeats before its
 	// sandboxes are marked lost and its tasks failed; 0 means 30s.
 	DeadAfter time.Duration
+	// Tools are the recipes tool installation uses; nil means the built-in ones.
+	Tools *tools.Registry
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -102,6 +105,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Tools == nil {
+		c.Tools, _ = tools.Load("")
 	}
 }
 
@@ -178,11 +184,16 @@ func (w *Worker) heartbeat(ctx context.Context) error {
 // Enqueue sends a task row's message with its type's policy to the worker
 // that must run it (route; empty means any). Callers insert the row first; if
 // Enqueue fails, the reconciler enqueues the row later.
-func Enqueue(ctx context.Context, q queue.Queue, t *store.Task, route string, timeout time.Duration) error {
-	p := Policies[t.Type]
-	if timeout == 0 {
-		timeout = p.Timeout
-	}
+func Enqueue(ctx context.Context, q queue.Queue, t *store.Task, route string) error {
 	return q.Enqueue(ctx, &queue.Message{ID: t.ID, Type: t.Type, Priority: t.Priority, MaxRetries: t.MaxRetries,
-		Timeout: timeout, Worker: route})
+		Timeout: TaskTimeout(t), Worker: route})
+}
+
+// TaskTimeout is how long one attempt of t may run: its own timeout, else
+// its type's.
+func TaskTimeout(t *store.Task) time.Duration {
+	if t.TimeoutMS > 0 {
+		return time.Duration(t.TimeoutMS) * time.Millisecond
+	}
+	return Policies[t.Type].Timeout
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const taskColumns = `id, project_id, type, status, priority, vm_id, payload, result, progress, error,
-	retry_count, max_retries, worker_id, created_at, updated_at, started_at, completed_at`
+	retry_count, max_retries, timeout_ms, worker_id, created_at, updated_at, started_at, completed_at`
 
 func scanTask(row interface{ Scan(...any) error }) (*store.Task, error) {
 	var t store.Task
@@ -21,7 +21,7 @@ func scanTask(row interface{ Scan(...any) error }) (*store.Task, error) {
 	var created, updated int64
 	var started, completed sql.NullInt64
 	err := row.Scan(&t.ID, &t.ProjectID, &t.Type, &t.Status, &t.Priority, &t.VMID, &payload, &result, &t.Progress,
-		&t.Error, &t.RetryCount, &t.MaxRetries, &t.WorkerID, &created, &updated, &started, &completed)
+		&t.Error, &t.RetryCount, &t.MaxRetries, &t.TimeoutMS, &t.WorkerID, &created, &updated, &started, &completed)
 	if err != nil {
 		return nil, err
 	}
@@ -65,8 +65,8 @@ func (s *Store) TaskInsert(ctx context.Context, p *store.TaskInsertParams) (*sto
 	}
 	t := now()
 	task, err := scanTask(tx.QueryRowContext(ctx, `INSERT INTO tasks (id, project_id, type, status, priority, vm_id,
-		payload, max_retries, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING `+taskColumns,
-		id, p.ProjectID, p.Type, store.TaskPending, p.Priority, vmID, payload, p.MaxRetries, t, t))
+		payload, max_retries, timeout_ms, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING `+taskColumns,
+		id, p.ProjectID, p.Type, store.TaskPending, p.Priority, vmID, payload, p.MaxRetries, p.Timeout.Milliseconds(), t, t))
 	if err != nil {
 		return nil, s.mapErr(err, "task")
 	}

@@ -10,19 +10,23 @@ import (
 )
 
 const vmColumns = `id, project_id, name, status, runtime, runtime_id, worker_id, image, vcpus, memory_mb,
-	additional_tools, tool_versions, error, created_at, updated_at`
+	additional_tools, tool_versions, tools_installed, error, created_at, updated_at`
 
 func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	var vm store.VM
-	var tools, versions string
+	var tools, versions, installed string
 	var created, updated int64
 	err := row.Scan(&vm.ID, &vm.ProjectID, &vm.Name, &vm.Status, &vm.Runtime, &vm.RuntimeID, &vm.WorkerID,
-		&vm.Image, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &vm.Error, &created, &updated)
+		&vm.Image, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &installed, &vm.Error, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
 	json.Unmarshal([]byte(tools), &vm.AdditionalTools)
 	json.Unmarshal([]byte(versions), &vm.ToolVersions)
+	json.Unmarshal([]byte(installed), &vm.ToolsInstalled)
+	if vm.ToolsInstalled == nil {
+		vm.ToolsInstalled = map[string]string{}
+	}
 	if vm.AdditionalTools == nil {
 		vm.AdditionalTools = []string{}
 	}
@@ -85,6 +89,11 @@ func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.V
 	add("runtime_id", p.RuntimeID)
 	add("worker_id", p.WorkerID)
 	add("error", p.Error)
+	if p.ToolsInstalled != nil {
+		b, _ := json.Marshal(p.ToolsInstalled)
+		installed := string(b)
+		add("tools_installed", &installed)
+	}
 	args = append(args, p.ID)
 	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+vmColumns, args...))
 	return vm, s.mapErr(err, "sandbox "+p.ID)

@@ -53,7 +53,7 @@ func createVM(t *testing.T, s store.Store, name string) (*store.VM, *store.Task)
 	t.Helper()
 	p := newVM(name)
 	task, err := s.TaskInsert(context.Background(), &store.TaskInsertParams{ProjectID: store.DefaultProjectID,
-		Type: "vm:create", Priority: "high", MaxRetries: 3, Payload: json.RawMessage(`{"a":1}`), VM: p})
+		Type: "vm:create", Priority: "high", MaxRetries: 3, Timeout: 90 * time.Second, Payload: json.RawMessage(`{"a":1}`), VM: p})
 	if err != nil {
 		t.Fatalf("TaskInsert with VM: %v", err)
 	}
@@ -70,7 +70,7 @@ func testVMCreateWithTask(t *testing.T, s store.Store) {
 		len(vm.AdditionalTools) != 1 || vm.ProjectID != store.DefaultProjectID {
 		t.Errorf("vm = %+v", vm)
 	}
-	if task.VMID != vm.ID || task.Status != store.TaskPending || task.MaxRetries != 3 || string(task.Payload) != `{"a":1}` {
+	if task.VMID != vm.ID || task.Status != store.TaskPending || task.MaxRetries != 3 || task.TimeoutMS != 90000 || string(task.Payload) != `{"a":1}` {
 		t.Errorf("task = %+v", task)
 	}
 }
@@ -103,8 +103,9 @@ func testVMGet(t *testing.T, s store.Store) {
 		}
 	}
 	st, rid := store.VMRunning, "ctr-1"
-	got, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st, RuntimeID: &rid})
-	if err != nil || got.Status != st || got.RuntimeID != rid || got.Name != "findme" {
+	got, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st, RuntimeID: &rid,
+		ToolsInstalled: map[string]string{"go": "1.23.4"}})
+	if err != nil || got.Status != st || got.RuntimeID != rid || got.Name != "findme" || got.ToolsInstalled["go"] != "1.23.4" {
 		t.Errorf("VMUpdate = %+v, %v", got, err)
 	}
 	list, err := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID})

@@ -1,0 +1,188 @@
+// Package tools knows how to install developer tools into a sandbox: one
+// recipe per tool (what it needs first, how to install a given version, how
+// to verify it), built in or added by the operator's YAML file. It turns a
+// request ("nodejs@20, claude-code") into ordered install steps; the worker
+// runs them through the agent.
+package tools
+
+import (
+	_ "embed"
+	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+)
+
+//go:embed recipes.yaml
+var builtin []byte
+
+//go:embed prelude.sh
+var prelude string
+
+// Recipe installs one tool.
+type Recipe struct {
+	Name        string `yaml:"-"`
+	Description string `yaml:"description"`
+	// Requires lists tools installed first.
+	Requires []string `yaml:"requires"`
+	// DefaultVersion is used when no version is requested; empty means latest.
+	DefaultVersion string `yaml:"default_version"`
+	// VersionPattern is the regexp a requested version must match.
+	VersionPattern string `yaml:"version_pattern"`
+	// Install is a bash script (see recipes.yaml for its contract).
+	Install string `yaml:"install"`
+	// Verify is a command whose output must contain the installed version.
+	Verify string `yaml:"verify"`
+	// Timeout bounds install plus verify; 0 means 10 minutes.
+	Timeout time.Duration `yaml:"timeout"`
+
+	pattern *regexp.Regexp
+}
+
+// Registry holds the known recipes. It is read-only after Load.
+type Registry struct {
+	recipes map[string]*Recipe
+}
+
+// Load returns the built-in recipes, overridden and extended by the YAML file
+// at extraPath (same format as recipes.yaml) when it is not empty.
+func Load(extraPath string) (*Registry, error) {
+	r := &Registry{recipes: map[string]*Recipe{}}
+	if err := r.add(builtin, "built-in recipes"); err != nil {
+		return nil, err
+	}
+	if extraPath != "" {
+		data, err := os.ReadFile(extraPath)
+		if err != nil {
+			return nil, fmt.Errorf("tool recipes: %w", err)
+		}
+		if err := r.add(data, extraPath); err != nil {
+			return nil, err
+		}
+	}
+	for _, rc := range r.recipes {
+		for _, dep := range rc.Requires {
+			if r.recipes[dep] == nil {
+				return nil, fmt.Errorf("tool recipe %s requires unknown tool %q", rc.Name, dep)
+			}
+		}
+	}
+	return r, nil
+}
+
+func (r *Registry) add(data []byte, source string) error {
+	var m map[string]*Recipe
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	for name, rc := range m {
+		if rc.Install == "" || rc.Verify == "" {
+			return fmt.Errorf("%s: tool %s: install and verify are required", source, name)
+		}
+		pat := rc.VersionPattern
+		if pat == "" {
+			pat = `^[0-9A-Za-z._+-]+$`
+		}
+		var err error
+		if rc.pattern, err = regexp.Compile(pat); err != nil {
+			return fmt.Errorf("%s: tool %s: version_pattern: %w", source, name, err)
+		}
+		if rc.Timeout == 0 {
+			rc.Timeout = 10 * time.Minute
+		}
+		rc.Name = name
+		r.recipes[name] = rc
+	}
+	return nil
+}
+
+// Names lists the known tools, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.recipes))
+	for n := range r.recipes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Step is one tool to install at one requested version.
+type Step struct {
+	Recipe  *Recipe
+	Version string
+}
+
+// Script is the bash program that installs the step.
+func (s Step) Script() string {
+	return prelude + "\nVERSION=" + shellQuote(s.Version) + "\n" + s.Recipe.Install
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Spec renders the step as name@version.
+func (s Step) Spec() string {
+	if s.Version == "" {
+		return s.Recipe.Name
+	}
+	return s.Recipe.Name + "@" + s.Version
+}
+
+// Plan validates a request and orders it: every requested tool (from tools,
+// and from the keys of versions) after the tools it requires. Entries of
+// tools may carry a version as "name@version". Unknown tools and versions
+// that do not match a recipe's pattern are ErrUnprocessable errors naming
+// them; nothing is installed for an invalid request.
+func (r *Registry) Plan(tools []string, versions map[string]string) ([]Step, error) {
+	want := map[string]string{}
+	for _, t := range tools {
+		name, v, _ := strings.Cut(t, "@")
+		want[name] = v
+	}
+	for name, v := range versions {
+		want[name] = v
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		rc := r.recipes[name]
+		if rc == nil {
+			return nil, errdefs.Unprocessable("additional_tools: unknown tool %q (known: %s)", name, strings.Join(r.Names(), ", "))
+		}
+		if want[name] == "" {
+			want[name] = rc.DefaultVersion
+		}
+		if v := want[name]; v != "" && !rc.pattern.MatchString(v) {
+			return nil, errdefs.Unprocessable("tool_versions: %q is not a valid version of %s (want %s)", v, name, rc.VersionPattern)
+		}
+	}
+	var steps []Step
+	done := map[string]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		if done[name] {
+			return
+		}
+		done[name] = true
+		rc := r.recipes[name]
+		for _, dep := range rc.Requires {
+			visit(dep)
+		}
+		v, ok := want[name]
+		if !ok {
+			v = rc.DefaultVersion
+		}
+		steps = append(steps, Step{Recipe: rc, Version: v})
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		visit(name)
+	}
+	return steps, nil
+}
