@@ -28,6 +28,7 @@ type VMInsertParams struct {
 	MemoryMB        int
 	Name            string
 	Runtime         string
+	Template        string
 	ToolVersions    map[string]string
 	VCPUs           int
 	WorkerID        string
@@ -53,6 +54,8 @@ type TaskInsertParams struct {
 	Payload    json.RawMessage
 	Priority   string
 	ProjectID  string
+	// Template, when set, is inserted in the same transaction (its TaskID is this task).
+	Template *TemplateInsertParams
 	// Timeout bounds one attempt; 0 means the type's default.
 	Timeout time.Duration
 	Type    string
@@ -152,4 +155,28 @@ type WorkerUpsertParams struct {
 	Capacity int
 	ID       string
 	Runtime  string
+}
+
+// TemplateInsertParams is a template created together with its build task.
+type TemplateInsertParams struct {
+	ID       string
+	Name     string
+	Spec     json.RawMessage
+	SpecHash string
+	WorkerID string
+}
+
+// TemplateGetParams selects a template by ID or name.
+type TemplateGetParams struct {
+	IDOrName  string
+	ProjectID string
+}
+
+// TemplateUpdateParams sets a template's status and the non-nil fields.
+type TemplateUpdateParams struct {
+	Error          *string
+	ID             string
+	Image          *string
+	Status         string
+	ToolsInstalled map[string]string
 }

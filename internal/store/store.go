@@ -90,6 +90,15 @@ type Store interface {
 
 	// WorkerUpsert registers a worker or refreshes its heartbeat.
 	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)
+	// TemplateGet finds a template by ID or name within the project.
+	TemplateGet(ctx context.Context, params *TemplateGetParams) (*Template, error)
+	// TemplateList lists a project's templates by name.
+	TemplateList(ctx context.Context, projectID string) ([]*Template, error)
+	// TemplateUpdate sets a template's status and the non-nil fields.
+	TemplateUpdate(ctx context.Context, params *TemplateUpdateParams) (*Template, error)
+	// TemplateDelete removes a template row. Missing is ErrNotFound.
+	TemplateDelete(ctx context.Context, params *TemplateGetParams) error
+
 	// WorkerList lists all workers.
 	WorkerList(ctx context.Context) ([]*Worker, error)
 	// WorkerLoad counts each worker's sandboxes that hold resources (every
@@ -107,6 +116,7 @@ type VM struct {
 	RuntimeID       string            `json:"runtime_id,omitempty"`
 	WorkerID        string            `json:"worker_id,omitempty"`
 	Image           string            `json:"image"`
+	Template        string            `json:"template,omitempty"`
 	VCPUs           int               `json:"vcpus"`
 	MemoryMB        int               `json:"memory_mb"`
 	AdditionalTools []string          `json:"additional_tools"`
@@ -178,6 +188,33 @@ type Execution struct {
 	StartedAt       time.Time  `json:"started_at"`
 	CompletedAt     *time.Time `json:"completed_at,omitempty"`
 	DurationMS      int64      `json:"duration_ms"`
+}
+
+// Template statuses.
+const (
+	TemplateBuilding = "building"
+	TemplateReady    = "ready"
+	TemplateFailed   = "failed"
+)
+
+// Template is a prepared image: a base plus tools and setup, built once.
+type Template struct {
+	ID        string          `json:"id"`
+	ProjectID string          `json:"project_id"`
+	Name      string          `json:"name"`
+	Status    string          `json:"status"`
+	Spec      json.RawMessage `json:"spec"`
+	SpecHash  string          `json:"spec_hash"`
+	// Image is the runtime's image reference, once built.
+	Image string `json:"image,omitempty"`
+	// ToolsInstalled maps each baked-in tool to its exact version.
+	ToolsInstalled map[string]string `json:"tools_installed"`
+	// WorkerID is the host whose runtime holds the image.
+	WorkerID  string    `json:"worker_id,omitempty"`
+	TaskID    string    `json:"task_id,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Worker is a host that runs sandboxes.

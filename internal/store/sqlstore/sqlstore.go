@@ -67,6 +67,10 @@ func (d db) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows,
 	return d.DB.QueryContext(ctx, rebind(d.d, q), args...)
 }
 
+func (d db) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return d.DB.ExecContext(ctx, rebind(d.d, q), args...)
+}
+
 func (d db) BeginTx(ctx context.Context) (tx, error) {
 	t, err := d.DB.BeginTx(ctx, nil)
 	return tx{Tx: t, d: d.d}, err

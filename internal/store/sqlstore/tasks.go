@@ -63,6 +63,11 @@ func (s *Store) TaskInsert(ctx context.Context, p *store.TaskInsertParams) (*sto
 			return nil, err
 		}
 	}
+	if p.Template != nil {
+		if err := s.insertTemplate(ctx, tx, p.ProjectID, id, p.Template); err != nil {
+			return nil, err
+		}
+	}
 	t := now()
 	task, err := scanTask(tx.QueryRowContext(ctx, `INSERT INTO tasks (id, project_id, type, status, priority, vm_id,
 		payload, max_retries, timeout_ms, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING `+taskColumns,

@@ -9,7 +9,7 @@ import (
 	"github.com/aetherium/aetherium/internal/store"
 )
 
-const vmColumns = `id, project_id, name, status, runtime, runtime_id, worker_id, image, vcpus, memory_mb,
+const vmColumns = `id, project_id, name, status, runtime, runtime_id, worker_id, image, template, vcpus, memory_mb,
 	additional_tools, tool_versions, tools_installed, error, created_at, updated_at`
 
 func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
@@ -17,7 +17,7 @@ func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	var tools, versions, installed string
 	var created, updated int64
 	err := row.Scan(&vm.ID, &vm.ProjectID, &vm.Name, &vm.Status, &vm.Runtime, &vm.RuntimeID, &vm.WorkerID,
-		&vm.Image, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &installed, &vm.Error, &created, &updated)
+		&vm.Image, &vm.Template, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &installed, &vm.Error, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -41,9 +41,9 @@ func (s *Store) insertVM(ctx context.Context, tx tx, projectID string, p *store.
 	tools, _ := json.Marshal(nonNil(p.AdditionalTools))
 	versions, _ := json.Marshal(nonNilMap(p.ToolVersions))
 	t := now()
-	_, err := tx.ExecContext(ctx, `INSERT INTO vms (id, project_id, name, status, runtime, worker_id, image, vcpus,
-		memory_mb, additional_tools, tool_versions, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		p.ID, projectID, p.Name, store.VMCreating, p.Runtime, p.WorkerID, p.Image, p.VCPUs, p.MemoryMB,
+	_, err := tx.ExecContext(ctx, `INSERT INTO vms (id, project_id, name, status, runtime, worker_id, image, template,
+		vcpus, memory_mb, additional_tools, tool_versions, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		p.ID, projectID, p.Name, store.VMCreating, p.Runtime, p.WorkerID, p.Image, p.Template, p.VCPUs, p.MemoryMB,
 		string(tools), string(versions), t, t)
 	if err != nil && strings.Contains(err.Error(), "vms.project_id, vms.name") {
 		return s.mapErr(err, "sandbox named "+p.Name)

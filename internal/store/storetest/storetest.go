@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Executions", testExecutions},
 		{"Workers", testWorkers},
 		{"WorkerLoad", testWorkerLoad},
+		{"Templates", testTemplates},
 		{"NotFound", testNotFound},
 	}
 	for _, tt := range tests {
@@ -277,5 +278,40 @@ func testWorkerLoad(t *testing.T, s store.Store) {
 	load, err := s.WorkerLoad(ctx)
 	if err != nil || load["w1"] != 2 || load["w2"] != 1 || len(load) != 2 {
 		t.Errorf("WorkerLoad = %v, %v; want w1:2 w2:1", load, err)
+	}
+}
+
+func testTemplates(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	insert := func(name string) (*store.Task, error) {
+		return s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "template:build",
+			Priority: "low", Template: &store.TemplateInsertParams{ID: uuid.NewString(), Name: name,
+				Spec: json.RawMessage(`{"tools":["go"]}`), SpecHash: "h1", WorkerID: "w1"}})
+	}
+	task, err := insert("py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := insert("py"); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("duplicate template: %v, want ErrAlreadyExists", err)
+	}
+	tpl, err := s.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: "py"})
+	if err != nil || tpl.Status != store.TemplateBuilding || tpl.TaskID != task.ID || tpl.SpecHash != "h1" || tpl.WorkerID != "w1" {
+		t.Fatalf("TemplateGet = %+v, %v", tpl, err)
+	}
+	img := "aetherium/template-py:h1"
+	tpl, err = s.TemplateUpdate(ctx, &store.TemplateUpdateParams{ID: tpl.ID, Status: store.TemplateReady, Image: &img,
+		ToolsInstalled: map[string]string{"go": "1.23.4"}})
+	if err != nil || tpl.Image != img || tpl.ToolsInstalled["go"] != "1.23.4" || tpl.Status != store.TemplateReady {
+		t.Errorf("TemplateUpdate = %+v, %v", tpl, err)
+	}
+	if list, _ := s.TemplateList(ctx, store.DefaultProjectID); len(list) != 1 {
+		t.Errorf("TemplateList = %v", list)
+	}
+	if err := s.TemplateDelete(ctx, &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: tpl.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: "py"}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("get after delete: %v", err)
 	}
 }

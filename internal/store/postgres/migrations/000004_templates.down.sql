@@ -1,0 +1,2 @@
+ALTER TABLE vms DROP COLUMN template;
+DROP TABLE templates;
