@@ -76,3 +76,27 @@ type Info struct {
 	Image     string
 	CreatedAt time.Time
 }
+
+// Committer is a runtime that can save a sandbox's filesystem as a new image
+// (templates, snapshots). Found with a type assertion on a Runtime.
+type Committer interface {
+	// Commit writes the sandbox's current filesystem to the image ref and
+	// returns the image's ID. The sandbox keeps running.
+	Commit(ctx context.Context, id, ref string) (string, error)
+}
+
+// ImageRemover is a runtime that can delete an image it made (deleting a
+// template). Found with a type assertion on a Runtime.
+type ImageRemover interface {
+	// RemoveImage deletes ref; a missing image is not an error.
+	RemoveImage(ctx context.Context, ref string) error
+}
+
+// Pauser is a runtime that can freeze a sandbox's processes and thaw them.
+// Found with a type assertion on a Runtime.
+type Pauser interface {
+	// Pause freezes every process in the sandbox; memory is kept.
+	Pause(ctx context.Context, id string) error
+	// Resume thaws a paused sandbox.
+	Resume(ctx context.Context, id string) error
+}

@@ -18,6 +18,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
@@ -324,4 +325,40 @@ func (r *Runtime) mapErr(err error, id string) error {
 		return errdefs.Unavailable("docker daemon: %v", err)
 	}
 	return fmt.Errorf("docker: %w", err)
+}
+
+var (
+	_ sandbox.Committer    = (*Runtime)(nil)
+	_ sandbox.ImageRemover = (*Runtime)(nil)
+	_ sandbox.Pauser       = (*Runtime)(nil)
+)
+
+// Commit implements sandbox.Committer. The container is paused for the
+// duration of the commit so the image is consistent.
+func (r *Runtime) Commit(ctx context.Context, id, ref string) (string, error) {
+	resp, err := r.cli.ContainerCommit(ctx, containerName(id), container.CommitOptions{Reference: ref, Pause: true,
+		Comment: "aetherium sandbox " + id})
+	if err != nil {
+		return "", r.mapErr(err, id)
+	}
+	return resp.ID, nil
+}
+
+// RemoveImage implements sandbox.ImageRemover.
+func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
+	_, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	if err != nil && !client.IsErrNotFound(err) {
+		return r.mapErr(err, ref)
+	}
+	return nil
+}
+
+// Pause implements sandbox.Pauser (the cgroup freezer).
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	return r.mapErr(r.cli.ContainerPause(ctx, containerName(id)), id)
+}
+
+// Resume implements sandbox.Pauser.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	return r.mapErr(r.cli.ContainerUnpause(ctx, containerName(id)), id)
 }

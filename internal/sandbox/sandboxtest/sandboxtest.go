@@ -52,6 +52,8 @@ func Run(t *testing.T, newRuntime func(t *testing.T) sandbox.Runtime, opts Optio
 		{"NotFound", testNotFound},
 		{"TwoSandboxesAtOnce", testTwo},
 		{"ConcurrentExecsLargeOutput", testConcurrentExecs},
+		{"PauseResumeKeepsState", testPauseResume},
+		{"CommitMakesImage", testCommit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,11 +71,16 @@ type harness struct {
 // create makes a sandbox that is deleted when the test ends, and connects.
 func (h *harness) create(t *testing.T, memMB int) (*sandbox.Info, *agentclient.Client) {
 	t.Helper()
+	return h.createFrom(t, h.opts.Image, memMB)
+}
+
+func (h *harness) createFrom(t *testing.T, image string, memMB int) (*sandbox.Info, *agentclient.Client) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.ReadyTimeout)
 	defer cancel()
 	id := uuid.NewString()
 	t.Cleanup(func() { h.rt.Delete(context.Background(), id) })
-	info, err := h.rt.Create(ctx, &sandbox.Spec{ID: id, Name: "t-" + id[:8], Image: h.opts.Image, VCPUs: 1, MemoryMB: memMB})
+	info, err := h.rt.Create(ctx, &sandbox.Spec{ID: id, Name: "t-" + id[:8], Image: image, VCPUs: 1, MemoryMB: memMB})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -260,5 +267,47 @@ func testConcurrentExecs(t *testing.T, h *harness) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func testPauseResume(t *testing.T, h *harness) {
+	p, ok := h.rt.(sandbox.Pauser)
+	if !ok {
+		t.Skip("runtime cannot pause")
+	}
+	info, c := h.create(t, 256)
+	ctx := context.Background()
+	run(t, c, 0, "sh", "-c", "echo before > /root/state")
+	if err := p.Pause(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.rt.Inspect(ctx, info.ID); got == nil || got.State != sandbox.StatePaused {
+		t.Errorf("state after Pause = %+v", got)
+	}
+	if err := p.Resume(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := run(t, c, 0, "cat", "/root/state"); err != nil || out != "before\n" {
+		t.Errorf("after resume (same connection): %q, %v", out, err)
+	}
+}
+
+func testCommit(t *testing.T, h *harness) {
+	cm, ok := h.rt.(sandbox.Committer)
+	if !ok {
+		t.Skip("runtime cannot commit images")
+	}
+	info, c := h.create(t, 256)
+	run(t, c, 0, "sh", "-c", "echo baked > /root/marker")
+	ref := "aetherium/sandboxtest:" + info.ID[:8]
+	if _, err := cm.Commit(context.Background(), info.ID, ref); err != nil {
+		t.Fatal(err)
+	}
+	if rm, ok := h.rt.(sandbox.ImageRemover); ok {
+		t.Cleanup(func() { rm.RemoveImage(context.Background(), ref) })
+	}
+	_, c2 := h.createFrom(t, ref, 256)
+	if out, _, err := run(t, c2, 0, "cat", "/root/marker"); err != nil || out != "baked\n" {
+		t.Errorf("sandbox from the committed image: %q, %v", out, err)
 	}
 }
