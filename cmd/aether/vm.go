@@ -53,6 +53,9 @@ func newVMCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&req.VCPUs, "vcpus", 0, "CPU cores (default 1)")
 	cmd.Flags().IntVar(&req.MemoryMB, "memory", 0, "memory in MiB (default 512)")
 	cmd.Flags().StringVar(&req.Image, "image", "", "image (default: the server's default image)")
+	cmd.Flags().StringVar(&req.Template, "template", "", "template to create from (tools baked in)")
+	cmd.Flags().StringArrayVar(&req.AdditionalTools, "tool", nil, "tool to install, as name or name@version (repeatable)")
+	cmd.Flags().BoolVar(&req.KeepOnFailure, "keep-on-failure", false, "keep the sandbox, marked failed, if tool installation fails")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "print the task and return at once")
 	return cmd
 }

@@ -193,8 +193,8 @@ func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q que
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Registry: reg, Logger: log,
 		Tools: recipes, DefaultTools: cfg.Tools.Defaults,
 		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
-		Place: func(ctx context.Context) (string, error) {
-			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter)
+		Place: func(ctx context.Context, only string) (string, error) {
+			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter, only)
 			if err != nil {
 				return "", err
 			}

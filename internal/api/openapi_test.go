@@ -22,7 +22,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	defer st.Close()
 	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
-		Place: func(context.Context) (string, error) { return "w", nil }}, st, nil, nil)
+		Place: func(context.Context, string) (string, error) { return "w", nil }}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,10 @@ func (s *Server) publicRoutes() []route {
 		{"GET /api/v1/jobs/{id}", s.handleJobGet},
 		{"POST /api/v1/images", s.handleImageBuild},
 		{"GET /api/v1/events", s.handleEvents},
+		{"POST /api/v1/templates", s.handleTemplateCreate},
+		{"GET /api/v1/templates", s.handleTemplateList},
+		{"GET /api/v1/templates/{name}", s.handleTemplateGet},
+		{"DELETE /api/v1/templates/{name}", s.handleTemplateDelete},
 	}
 }
 

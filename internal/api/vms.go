@@ -24,6 +24,7 @@ type createVMRequest struct {
 	VCPUs           *int              `json:"vcpus"`
 	MemoryMB        *int              `json:"memory_mb"`
 	Image           string            `json:"image"`
+	Template        string            `json:"template"`
 	AdditionalTools []string          `json:"additional_tools"`
 	ToolVersions    map[string]string `json:"tool_versions"`
 	KeepOnFailure   bool              `json:"keep_on_failure"`
@@ -64,16 +65,17 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	img := req.Image
-	if img == "" {
-		img = s.cfg.DefaultImage
-	}
-	owner, err := s.cfg.Place(r.Context())
+	img, only, err := s.createImage(r.Context(), &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	vm := &store.VMInsertParams{ID: uuid.NewString(), Name: req.Name, Image: img, Runtime: s.cfg.RuntimeName,
+	owner, err := s.cfg.Place(r.Context(), only)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	vm := &store.VMInsertParams{ID: uuid.NewString(), Name: req.Name, Image: img, Template: req.Template, Runtime: s.cfg.RuntimeName,
 		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions, WorkerID: owner}
 	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, owner,
 		&worker.CreatePayload{KeepOnFailure: req.KeepOnFailure}, &store.TaskInsertParams{VM: vm, Timeout: timeout})
@@ -82,6 +84,28 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+}
+
+// createImage is the image a create uses and the worker it must run on (the
+// one holding the template's image), from the request's template or image.
+func (s *Server) createImage(ctx context.Context, req *createVMRequest) (image, only string, err error) {
+	switch {
+	case req.Template != "" && req.Image != "":
+		return "", "", errdefs.InvalidArgument("template, image: give one or the other")
+	case req.Template != "":
+		tpl, err := s.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.Template})
+		if err != nil {
+			return "", "", err
+		}
+		if tpl.Status != store.TemplateReady {
+			return "", "", errdefs.FailedPrecondition("template %s is %s", tpl.Name, tpl.Status)
+		}
+		req.Template = tpl.ID
+		return tpl.Image, tpl.WorkerID, nil
+	case req.Image != "":
+		return req.Image, "", nil
+	}
+	return s.cfg.DefaultImage, "", nil
 }
 
 type taskAccepted struct {
@@ -99,7 +123,7 @@ func (s *Server) insertTask(ctx context.Context, typ, vmID, route string, payloa
 	params := &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: typ, Priority: p.Priority,
 		MaxRetries: p.MaxRetries, VMID: vmID}
 	if extra != nil {
-		params.VM, params.Job, params.Timeout = extra.VM, extra.Job, extra.Timeout
+		params.VM, params.Job, params.Template, params.Timeout = extra.VM, extra.Job, extra.Template, extra.Timeout
 	}
 	if ep, ok := payload.(*worker.ExecParams); ok {
 		params.Timeout = worker.ExecTaskTimeout(ep)

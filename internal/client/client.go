@@ -132,6 +132,7 @@ type CreateVMRequest struct {
 	VCPUs           int               `json:"vcpus,omitempty"`
 	MemoryMB        int               `json:"memory_mb,omitempty"`
 	Image           string            `json:"image,omitempty"`
+	Template        string            `json:"template,omitempty"`
 	AdditionalTools []string          `json:"additional_tools,omitempty"`
 	ToolVersions    map[string]string `json:"tool_versions,omitempty"`
 	KeepOnFailure   bool              `json:"keep_on_failure,omitempty"`
@@ -301,4 +302,49 @@ func (c *Client) Events(ctx context.Context, kind, vm, task string, fn func(*Eve
 		return nil
 	}
 	return sc.Err()
+}
+
+// TemplateRequest is the body of POST /api/v1/templates.
+type TemplateRequest struct {
+	Name         string            `json:"name"`
+	Base         string            `json:"base,omitempty"`
+	Tools        []string          `json:"tools,omitempty"`
+	ToolVersions map[string]string `json:"tool_versions,omitempty"`
+	Setup        []string          `json:"setup,omitempty"`
+}
+
+// TemplateAccepted answers a template build: a task to wait for, or a cache
+// hit (Cached, with the Template when it is ready).
+type TemplateAccepted struct {
+	TaskID     string          `json:"task_id"`
+	TemplateID string          `json:"template_id"`
+	Status     string          `json:"status"`
+	Cached     bool            `json:"cached"`
+	Template   *store.Template `json:"template"`
+}
+
+// CreateTemplate builds a template, or finds it built.
+func (c *Client) CreateTemplate(ctx context.Context, req *TemplateRequest) (*TemplateAccepted, error) {
+	var a TemplateAccepted
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/templates", req, &a)
+}
+
+// GetTemplate returns a template by name or ID.
+func (c *Client) GetTemplate(ctx context.Context, name string) (*store.Template, error) {
+	var t store.Template
+	return &t, c.doJSON(ctx, http.MethodGet, c.prefix+"/templates/"+url.PathEscape(name), nil, &t)
+}
+
+// ListTemplates lists templates.
+func (c *Client) ListTemplates(ctx context.Context) ([]*store.Template, error) {
+	var out struct {
+		Templates []*store.Template `json:"templates"`
+	}
+	return out.Templates, c.doJSON(ctx, http.MethodGet, c.prefix+"/templates", nil, &out)
+}
+
+// DeleteTemplate queues a template's deletion.
+func (c *Client) DeleteTemplate(ctx context.Context, name string) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodDelete, c.prefix+"/templates/"+url.PathEscape(name), nil, &a)
 }

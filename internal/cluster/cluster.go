@@ -30,8 +30,9 @@ func Alive(w *store.Worker, now time.Time, deadAfter time.Duration) bool {
 }
 
 // Place picks the live worker with free capacity that holds the fewest
-// sandboxes. It returns ErrUnavailable when there is none.
-func Place(ctx context.Context, st store.Store, deadAfter time.Duration) (*store.Worker, error) {
+// sandboxes; when only is not empty, that worker or none (it holds an image
+// the sandbox needs). It returns ErrUnavailable when there is none.
+func Place(ctx context.Context, st store.Store, deadAfter time.Duration, only string) (*store.Worker, error) {
 	workers, err := st.WorkerList(ctx)
 	if err != nil {
 		return nil, err
@@ -43,12 +44,15 @@ func Place(ctx context.Context, st store.Store, deadAfter time.Duration) (*store
 	now := time.Now()
 	var best *store.Worker
 	for _, w := range workers {
-		if !Alive(w, now, deadAfter) || load[w.ID] >= w.Capacity {
+		if (only != "" && w.ID != only) || !Alive(w, now, deadAfter) || load[w.ID] >= w.Capacity {
 			continue
 		}
 		if best == nil || load[w.ID] < load[best.ID] {
 			best = w
 		}
+	}
+	if best == nil && only != "" {
+		return nil, errdefs.Unavailable("worker %s, which holds the template, is not live or has no room", only)
 	}
 	if best == nil {
 		return nil, errdefs.Unavailable("no live worker has room for another sandbox")

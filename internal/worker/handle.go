@@ -88,6 +88,10 @@ func (w *Worker) dispatch(ctx context.Context, task *store.Task) (any, error) {
 		return w.jobRun(ctx, task)
 	case TypeImageBuild:
 		return w.imageBuild(ctx, task)
+	case TypeTemplate:
+		return w.templateBuild(ctx, task)
+	case TypeTemplateDelete:
+		return w.templateDelete(ctx, task)
 	}
 	return nil, queue.Permanent(fmt.Errorf("unknown task type %q", task.Type))
 }
@@ -102,6 +106,10 @@ func (w *Worker) onFinalFailure(ctx context.Context, task *store.Task, msg strin
 		var p JobPayload
 		json.Unmarshal(task.Payload, &p)
 		w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: p.JobID, Status: store.JobFailed, Error: &msg})
+	case TypeTemplate:
+		var p TemplatePayload
+		json.Unmarshal(task.Payload, &p)
+		w.store.TemplateUpdate(ctx, &store.TemplateUpdateParams{ID: p.TemplateID, Status: store.TemplateFailed, Error: &msg})
 	}
 }
 

@@ -40,10 +40,11 @@ func (w *Worker) installTools(ctx context.Context, task *store.Task, vm *store.V
 
 func (w *Worker) installOne(ctx context.Context, task *store.Task, vm *store.VM, st tools.Step) (string, error) {
 	deadline := time.Now().Add(st.Recipe.Timeout)
-	var out, errTail bytes.Buffer
+	var out bytes.Buffer
+	var errTail strings.Builder
 	rec := ExecRecord{TaskID: task.ID}
 	e, err := w.Exec(ctx, vm, &ExecParams{Command: "bash", Args: []string{"-c", st.Script()},
-		TimeoutSeconds: int(st.Recipe.Timeout.Seconds())}, rec, agentclient.ExecIO{Stdout: &out, Stderr: &tail{&errTail}})
+		TimeoutSeconds: int(st.Recipe.Timeout.Seconds())}, rec, agentclient.ExecIO{Stdout: &out, Stderr: &tailWriter{&errTail}})
 	if err != nil {
 		return "", err
 	}
@@ -68,17 +69,6 @@ func (w *Worker) installOne(ctx context.Context, task *store.Task, vm *store.VM,
 		return "", fmt.Errorf("verification %q printed %q, which does not show version %s", st.Recipe.Verify, strings.TrimSpace(vout.String()), version)
 	}
 	return version, nil
-}
-
-// tail keeps the last 4 KiB written to it.
-type tail struct{ b *bytes.Buffer }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.b.Write(p)
-	if over := t.b.Len() - 4096; over > 0 {
-		t.b.Next(over)
-	}
-	return len(p), nil
 }
 
 // lastLines is the end of an installer's output, for error messages.

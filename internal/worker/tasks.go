@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -48,6 +49,15 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
+	baked := map[string]string{}
+	if vm.Template != "" {
+		tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: vm.ProjectID, IDOrName: vm.Template})
+		if err != nil {
+			return nil, err
+		}
+		baked = tpl.ToolsInstalled
+		steps = templateSteps(steps, baked)
+	}
 	var p CreatePayload
 	json.Unmarshal(task.Payload, &p)
 	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB})
@@ -59,6 +69,11 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 		return nil, err
 	}
 	running := store.VMRunning
+	if len(baked) > 0 {
+		if vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, ToolsInstalled: baked}); err != nil {
+			return nil, err
+		}
+	}
 	if len(steps) > 0 {
 		// Commands run only in running sandboxes; the row says running while
 		// tools install, and the task shows the progress.
@@ -72,7 +87,9 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 			}
 			return nil, err // final: onFinalFailure marks the sandbox failed
 		}
-		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, ToolsInstalled: installed}); err != nil {
+		all := maps.Clone(baked)
+		maps.Copy(all, installed)
+		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, ToolsInstalled: all}); err != nil {
 			return nil, err
 		}
 	}

@@ -20,11 +20,13 @@ import (
 
 // Task types.
 const (
-	TypeVMCreate   = "vm:create"
-	TypeVMExecute  = "vm:execute"
-	TypeVMDelete   = "vm:delete"
-	TypeJobRun     = "job:run"
-	TypeImageBuild = "image:build"
+	TypeVMCreate       = "vm:create"
+	TypeVMExecute      = "vm:execute"
+	TypeVMDelete       = "vm:delete"
+	TypeJobRun         = "job:run"
+	TypeImageBuild     = "image:build"
+	TypeTemplate       = "template:build"
+	TypeTemplateDelete = "template:delete"
 )
 
 // TaskPolicy is how the queue treats one task type.
@@ -38,11 +40,13 @@ type TaskPolicy struct {
 // (execute, job) are never retried: running a user's command twice is worse
 // than reporting that it failed.
 var Policies = map[string]TaskPolicy{
-	TypeVMCreate:   {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: 5 * time.Minute},
-	TypeVMExecute:  {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 30 * time.Minute},
-	TypeVMDelete:   {Priority: queue.PriorityCritical, MaxRetries: 5, Timeout: 2 * time.Minute},
-	TypeJobRun:     {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 2 * time.Hour},
-	TypeImageBuild: {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
+	TypeVMCreate:       {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: 5 * time.Minute},
+	TypeVMExecute:      {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 30 * time.Minute},
+	TypeVMDelete:       {Priority: queue.PriorityCritical, MaxRetries: 5, Timeout: 2 * time.Minute},
+	TypeJobRun:         {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 2 * time.Hour},
+	TypeImageBuild:     {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
+	TypeTemplate:       {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
+	TypeTemplateDelete: {Priority: queue.PriorityDefault, MaxRetries: 3, Timeout: 2 * time.Minute},
 }
 
 // MaxTimeout is the longest timeout in Policies.

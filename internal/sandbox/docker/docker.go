@@ -346,7 +346,7 @@ func (r *Runtime) Commit(ctx context.Context, id, ref string) (string, error) {
 
 // RemoveImage implements sandbox.ImageRemover.
 func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
-	_, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	_, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
 	if err != nil && !client.IsErrNotFound(err) {
 		return r.mapErr(err, ref)
 	}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+func newTemplateCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "template", Short: "Build, list and delete templates (images with tools baked in)"}
+	cmd.AddCommand(newTemplateBuildCmd(g), newTemplateListCmd(g), newTemplateRmCmd(g))
+	return cmd
+}
+
+func newTemplateBuildCmd(g *globals) *cobra.Command {
+	req := &client.TemplateRequest{}
+	cmd := &cobra.Command{
+		Use:     "build NAME",
+		Short:   "Build a template once; building the same spec again is a cache hit",
+		Example: "  aether template build node20 --tool nodejs@20 --tool bun --setup 'npm i -g pnpm'",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			req.Name = args[0]
+			acc, err := c.CreateTemplate(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if acc.Status != store.TemplateReady {
+				if _, err := waitTask(cmd, g, c, acc.TaskID, "building template "+req.Name); err != nil {
+					return err
+				}
+			}
+			tpl, err := c.GetTemplate(cmd.Context(), acc.TemplateID)
+			if err != nil {
+				return err
+			}
+			if acc.Cached && acc.Status == store.TemplateReady {
+				fmt.Fprintf(cmd.ErrOrStderr(), "template %s is up to date (cache hit)\n", tpl.Name)
+			}
+			return printTemplates(g, cmd, tpl)
+		},
+	}
+	cmd.Flags().StringVar(&req.Base, "base", "", "base image (default: the server's default image)")
+	cmd.Flags().StringArrayVar(&req.Tools, "tool", nil, "tool to bake in, as name or name@version (repeatable)")
+	cmd.Flags().StringArrayVar(&req.Setup, "setup", nil, "shell command to run after the tools (repeatable, in order)")
+	return cmd
+}
+
+func newTemplateListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List templates", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.ListTemplates(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printTemplates(g, cmd, list...)
+		},
+	}
+}
+
+func newTemplateRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "rm NAME...", Short: "Delete templates and their images", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				acc, err := c.DeleteTemplate(cmd.Context(), name)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				if _, err := waitTask(cmd, g, c, acc.TaskID, "deleting template "+name); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), name)
+			}
+			return nil
+		},
+	}
+}
+
+func printTemplates(g *globals, cmd *cobra.Command, list ...*store.Template) error {
+	var v any = list
+	if len(list) == 1 {
+		v = list[0]
+	}
+	return g.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NAME\tSTATUS\tTOOLS\tIMAGE\tCREATED")
+		for _, t := range list {
+			var tools []string
+			for k, v := range t.ToolsInstalled {
+				tools = append(tools, k+"@"+v)
+			}
+			slices.Sort(tools)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Status, strings.Join(tools, ","), t.Image,
+				t.CreatedAt.Local().Format(time.DateTime))
+		}
+	})
+}
