@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,7 +16,8 @@ import (
 
 func newVMCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Create, list, inspect and delete sandboxes"}
-	cmd.AddCommand(newVMCreateCmd(g), newVMListCmd(g), newVMGetCmd(g), newVMRmCmd(g))
+	cmd.AddCommand(newVMCreateCmd(g), newVMListCmd(g), newVMGetCmd(g), newVMRmCmd(g), newVMPauseCmd(g, true),
+		newVMPauseCmd(g, false), newVMSnapshotCmd(g), newVMTimeoutCmd(g))
 	return cmd
 }
 
@@ -55,6 +58,9 @@ func newVMCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&req.Image, "image", "", "image (default: the server's default image)")
 	cmd.Flags().StringVar(&req.Template, "template", "", "template to create from (tools baked in)")
 	cmd.Flags().StringArrayVar(&req.AdditionalTools, "tool", nil, "tool to install, as name or name@version (repeatable)")
+	cmd.Flags().IntVar(&req.TimeoutSeconds, "ttl", 0, "expire after this many seconds (0: never)")
+	cmd.Flags().IntVar(&req.IdleTimeout, "idle-timeout", 0, "expire after this many seconds without exec or file transfer")
+	cmd.Flags().StringVar(&req.OnExpire, "on-expire", "", "delete (default) or pause")
 	cmd.Flags().BoolVar(&req.KeepOnFailure, "keep-on-failure", false, "keep the sandbox, marked failed, if tool installation fails")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "print the task and return at once")
 	return cmd
@@ -170,4 +176,81 @@ func newVMRmCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the deletion is queued")
 	return cmd
+}
+
+func newVMPauseCmd(g *globals, pause bool) *cobra.Command {
+	use, short := "resume VM", "Thaw a paused sandbox"
+	if pause {
+		use, short = "pause VM", "Freeze a sandbox (memory kept; commands refused until resumed)"
+	}
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			call := c.Resume
+			if pause {
+				call = c.Pause
+			}
+			acc, err := call(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := waitTask(cmd, g, c, acc.TaskID, strings.Fields(use)[0]+" "+args[0]); err != nil {
+				return err
+			}
+			vm, err := c.GetVM(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd, vm)
+		},
+	}
+}
+
+func newVMSnapshotCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "snapshot VM TEMPLATE", Short: "Save a sandbox's filesystem as a new template", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			acc, err := c.Snapshot(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if _, err := waitTask(cmd, g, c, acc.TaskID, "snapshot of "+args[0]); err != nil {
+				return err
+			}
+			tpl, err := c.GetTemplate(cmd.Context(), args[1])
+			if err != nil {
+				return err
+			}
+			return printTemplates(g, cmd, tpl)
+		},
+	}
+}
+
+func newVMTimeoutCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "timeout VM SECONDS", Short: "Set the sandbox to expire SECONDS from now (0: never)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			secs, err := strconv.Atoi(args[1])
+			if err != nil {
+				return fmt.Errorf("SECONDS: %q is not a number", args[1])
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			vm, err := c.SetTimeout(cmd.Context(), args[0], secs)
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd, vm)
+		},
+	}
 }

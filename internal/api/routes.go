@@ -43,6 +43,10 @@ func (s *Server) publicRoutes() []route {
 		{"POST /api/v1/vms/{id}/execute", s.handleVMExecute},
 		{"POST /api/v1/vms/{id}/exec", s.vmExec(s.sandboxes)},
 		{"GET /api/v1/vms/{id}/executions", s.handleVMExecutions},
+		{"POST /api/v1/vms/{id}/timeout", s.handleVMTimeout},
+		{"POST /api/v1/vms/{id}/pause", s.handleVMPause},
+		{"POST /api/v1/vms/{id}/resume", s.handleVMResume},
+		{"POST /api/v1/vms/{id}/snapshot", s.handleVMSnapshot},
 		{"PUT /api/v1/vms/{id}/files", s.filePut(s.sandboxes)},
 		{"GET /api/v1/vms/{id}/files", s.fileGet(s.sandboxes)},
 

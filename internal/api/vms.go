@@ -28,6 +28,28 @@ type createVMRequest struct {
 	AdditionalTools []string          `json:"additional_tools"`
 	ToolVersions    map[string]string `json:"tool_versions"`
 	KeepOnFailure   bool              `json:"keep_on_failure"`
+	// TimeoutSeconds expires the sandbox this long after creation; 0 never.
+	TimeoutSeconds int `json:"timeout_seconds"`
+	// IdleTimeoutSeconds expires it after this long without exec or file
+	// transfer (a running exec counts as activity); 0 never.
+	IdleTimeoutSeconds int `json:"idle_timeout_seconds"`
+	// OnExpire is "delete" (default) or "pause".
+	OnExpire string `json:"on_expire"`
+}
+
+// maxLifetime bounds timeout_seconds and idle_timeout_seconds.
+const maxLifetime = 30 * 24 * time.Hour
+
+func validateLifetime(timeout, idle int, onExpire string) error {
+	switch {
+	case timeout < 0 || time.Duration(timeout)*time.Second > maxLifetime:
+		return errdefs.InvalidArgument("timeout_seconds: must be between 0 and %d", int(maxLifetime.Seconds()))
+	case idle < 0 || time.Duration(idle)*time.Second > maxLifetime:
+		return errdefs.InvalidArgument("idle_timeout_seconds: must be between 0 and %d", int(maxLifetime.Seconds()))
+	case onExpire != "" && onExpire != store.ExpireDelete && onExpire != store.ExpirePause:
+		return errdefs.InvalidArgument("on_expire: %q is not delete or pause", onExpire)
+	}
+	return nil
 }
 
 func (s *Server) validateCreate(req *createVMRequest) (vcpus, mem int, timeout time.Duration, err error) {
@@ -45,6 +67,9 @@ func (s *Server) validateCreate(req *createVMRequest) (vcpus, mem int, timeout t
 		return 0, 0, 0, errdefs.InvalidArgument("vcpus: %d is out of range 1..%d", vcpus, s.cfg.MaxVCPUs)
 	case mem < 128 || mem > s.cfg.MaxMemoryMB:
 		return 0, 0, 0, errdefs.InvalidArgument("memory_mb: %d is out of range 128..%d", mem, s.cfg.MaxMemoryMB)
+	}
+	if err := validateLifetime(req.TimeoutSeconds, req.IdleTimeoutSeconds, req.OnExpire); err != nil {
+		return 0, 0, 0, err
 	}
 	req.AdditionalTools = append(slices.Clone(s.cfg.DefaultTools), req.AdditionalTools...)
 	steps, err := s.cfg.Tools.Plan(req.AdditionalTools, req.ToolVersions)
@@ -76,7 +101,12 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vm := &store.VMInsertParams{ID: uuid.NewString(), Name: req.Name, Image: img, Template: req.Template, Runtime: s.cfg.RuntimeName,
-		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions, WorkerID: owner}
+		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions, WorkerID: owner,
+		IdleTimeoutS: req.IdleTimeoutSeconds, OnExpire: req.OnExpire}
+	if req.TimeoutSeconds > 0 {
+		exp := time.Now().Add(time.Duration(req.TimeoutSeconds) * time.Second)
+		vm.ExpiresAt = &exp
+	}
 	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, owner,
 		&worker.CreatePayload{KeepOnFailure: req.KeepOnFailure}, &store.TaskInsertParams{VM: vm, Timeout: timeout})
 	if err != nil {
@@ -244,4 +274,103 @@ func (s *Server) handleVMExecutions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": list, "total": len(list)})
+}
+
+// handleVMTimeout sets a sandbox's deadline to timeout_seconds from now
+// (extending or shortening it); 0 removes the deadline.
+func (s *Server) handleVMTimeout(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		TimeoutSeconds *int `json:"timeout_seconds"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.TimeoutSeconds == nil {
+		s.writeError(w, r, errdefs.InvalidArgument("timeout_seconds: required (0 removes the deadline)"))
+		return
+	}
+	if err := validateLifetime(*req.TimeoutSeconds, 0, ""); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if vm.Status == store.VMDeleted || vm.Status == store.VMDeleting {
+		s.writeError(w, r, errdefs.FailedPrecondition("sandbox %s is %s", vm.Name, vm.Status))
+		return
+	}
+	var exp time.Time // zero clears
+	if *req.TimeoutSeconds > 0 {
+		exp = time.Now().Add(time.Duration(*req.TimeoutSeconds) * time.Second)
+	}
+	vm, err := s.store.VMUpdate(r.Context(), &store.VMUpdateParams{ID: vm.ID, ExpiresAt: &exp})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, vm)
+}
+
+// handleVMPause freezes a running sandbox (async, on its worker).
+func (s *Server) handleVMPause(w http.ResponseWriter, r *http.Request) {
+	s.vmStateTask(w, r, worker.TypeVMPause, store.VMRunning)
+}
+
+// handleVMResume thaws a paused sandbox (async, on its worker).
+func (s *Server) handleVMResume(w http.ResponseWriter, r *http.Request) {
+	s.vmStateTask(w, r, worker.TypeVMResume, store.VMPaused)
+}
+
+func (s *Server) vmStateTask(w http.ResponseWriter, r *http.Request, typ, from string) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	if vm.Status != from {
+		s.writeError(w, r, errdefs.FailedPrecondition("sandbox %s is %s, not %s", vm.Name, vm.Status, from))
+		return
+	}
+	task, err := s.insertTask(r.Context(), typ, vm.ID, vm.WorkerID, nil, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+}
+
+// handleVMSnapshot saves the sandbox's filesystem as a new template named in
+// the body, so new sandboxes can start from this state.
+func (s *Server) handleVMSnapshot(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !nameRE.MatchString(req.Name) {
+		s.writeError(w, r, errdefs.InvalidArgument("name: %q must be a DNS label", req.Name))
+		return
+	}
+	if vm.Status != store.VMRunning && vm.Status != store.VMPaused {
+		s.writeError(w, r, errdefs.FailedPrecondition("sandbox %s is %s", vm.Name, vm.Status))
+		return
+	}
+	tplID := uuid.NewString()
+	spec, _ := json.Marshal(map[string]string{"snapshot_of": vm.ID})
+	task, err := s.insertTask(r.Context(), worker.TypeVMSnapshot, vm.ID, vm.WorkerID, &worker.SnapshotPayload{TemplateID: tplID},
+		&store.TaskInsertParams{Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec,
+			SpecHash: "snap-" + tplID[:8], WorkerID: vm.WorkerID}})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"task_id": task.ID, "template_id": tplID, "vm_id": vm.ID, "status": task.Status})
 }

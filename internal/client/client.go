@@ -136,6 +136,9 @@ type CreateVMRequest struct {
 	AdditionalTools []string          `json:"additional_tools,omitempty"`
 	ToolVersions    map[string]string `json:"tool_versions,omitempty"`
 	KeepOnFailure   bool              `json:"keep_on_failure,omitempty"`
+	TimeoutSeconds  int               `json:"timeout_seconds,omitempty"`
+	IdleTimeout     int               `json:"idle_timeout_seconds,omitempty"`
+	OnExpire        string            `json:"on_expire,omitempty"`
 }
 
 // Accepted is the answer to a request that queued a task.
@@ -347,4 +350,28 @@ func (c *Client) ListTemplates(ctx context.Context) ([]*store.Template, error) {
 func (c *Client) DeleteTemplate(ctx context.Context, name string) (*Accepted, error) {
 	var a Accepted
 	return &a, c.doJSON(ctx, http.MethodDelete, c.prefix+"/templates/"+url.PathEscape(name), nil, &a)
+}
+
+// SetTimeout sets a sandbox's deadline to seconds from now (0 removes it).
+func (c *Client) SetTimeout(ctx context.Context, vm string, seconds int) (*store.VM, error) {
+	var out store.VM
+	return &out, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/timeout", map[string]int{"timeout_seconds": seconds}, &out)
+}
+
+// Pause queues freezing a sandbox; Resume queues thawing it.
+func (c *Client) Pause(ctx context.Context, vm string) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/pause", nil, &a)
+}
+
+// Resume queues thawing a paused sandbox.
+func (c *Client) Resume(ctx context.Context, vm string) (*Accepted, error) {
+	var a Accepted
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/resume", nil, &a)
+}
+
+// Snapshot queues saving a sandbox's filesystem as the template name.
+func (c *Client) Snapshot(ctx context.Context, vm, name string) (*TemplateAccepted, error) {
+	var a TemplateAccepted
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/snapshot", map[string]string{"name": name}, &a)
 }

@@ -23,10 +23,13 @@ type VMListParams struct {
 // VMInsertParams is a sandbox created together with its vm:create task.
 type VMInsertParams struct {
 	AdditionalTools []string
+	ExpiresAt       *time.Time
 	ID              string
+	IdleTimeoutS    int
 	Image           string
 	MemoryMB        int
 	Name            string
+	OnExpire        string
 	Runtime         string
 	Template        string
 	ToolVersions    map[string]string
@@ -36,8 +39,11 @@ type VMInsertParams struct {
 
 // VMUpdateParams sets the non-nil fields of one sandbox.
 type VMUpdateParams struct {
-	Error          *string
+	Error *string
+	// ExpiresAt sets the deadline; a pointer to the zero time clears it.
+	ExpiresAt      *time.Time
 	ID             string
+	LastActiveAt   *time.Time
 	RuntimeID      *string
 	Status         *string
 	ToolsInstalled map[string]string

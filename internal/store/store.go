@@ -29,6 +29,14 @@ const (
 	// VMLost marks a sandbox whose worker stopped heartbeating. It returns
 	// to running if the worker comes back with the machine intact.
 	VMLost = "lost"
+	// VMPaused is a frozen sandbox: memory kept, no commands until resumed.
+	VMPaused = "paused"
+)
+
+// Expiry actions for VM.OnExpire.
+const (
+	ExpireDelete = "delete"
+	ExpirePause  = "pause"
 )
 
 // Task statuses. Succeeded and failed are terminal: no update leaves them.
@@ -123,9 +131,18 @@ type VM struct {
 	ToolVersions    map[string]string `json:"tool_versions"`
 	// ToolsInstalled maps each installed tool to the exact version verified.
 	ToolsInstalled map[string]string `json:"tools_installed"`
-	Error          string            `json:"error,omitempty"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	// ExpiresAt is when the sandbox expires regardless of use; nil means never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// IdleTimeoutS expires the sandbox this many seconds after its last exec
+	// or file transfer ended (a running exec keeps it alive); 0 means never.
+	IdleTimeoutS int `json:"idle_timeout_seconds,omitempty"`
+	// LastActiveAt is when an exec or file transfer last started or ended.
+	LastActiveAt *time.Time `json:"last_active_at,omitempty"`
+	// OnExpire is ExpireDelete or ExpirePause.
+	OnExpire  string    `json:"on_expire"`
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Task is one unit of asynchronous work.

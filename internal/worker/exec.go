@@ -8,6 +8,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
@@ -89,6 +90,7 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *ExecParams, rec Exec
 	if err != nil {
 		return nil, err
 	}
+	defer w.begin(ctx, vm)()
 	e, err := w.store.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: vm.ProjectID, VMID: vm.ID,
 		TaskID: rec.TaskID, JobID: rec.JobID, Command: p.Command, Args: p.Args})
 	if err != nil {
@@ -154,6 +156,7 @@ func (w *Worker) PutFile(ctx context.Context, vm *store.VM, path string, mode ui
 	if err != nil {
 		return 0, err
 	}
+	defer w.begin(ctx, vm)()
 	return c.PutFile(ctx, &agentproto.FilePutRequest{Path: path, Mode: mode, MkdirAll: true}, r)
 }
 
@@ -176,14 +179,17 @@ func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*File,
 	if err != nil {
 		return nil, err
 	}
+	end := w.begin(ctx, vm)
 	fr, err := c.GetFile(ctx, path)
 	if errors.Is(err, errdefs.ErrNotFound) {
+		end()
 		return nil, errdefs.NotFound("file %s not found in sandbox %s", path, vm.Name)
 	}
 	if err != nil {
+		end()
 		return nil, err
 	}
-	return &File{ReadCloser: fr, Size: fr.Size, Mode: fr.Mode}, nil
+	return &File{ReadCloser: &endOnClose{ReadCloser: fr, end: end}, Size: fr.Size, Mode: fr.Mode}, nil
 }
 
 func checkPath(p string) error {
@@ -254,4 +260,16 @@ func CreateTaskTimeout(steps []tools.Step) time.Duration {
 		d += s.Recipe.Timeout
 	}
 	return d
+}
+
+// endOnClose ends a transfer's activity when the download is closed.
+type endOnClose struct {
+	io.ReadCloser
+	end  func()
+	once sync.Once
+}
+
+func (e *endOnClose) Close() error {
+	e.once.Do(e.end)
+	return e.ReadCloser.Close()
 }

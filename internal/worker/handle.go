@@ -92,6 +92,12 @@ func (w *Worker) dispatch(ctx context.Context, task *store.Task) (any, error) {
 		return w.templateBuild(ctx, task)
 	case TypeTemplateDelete:
 		return w.templateDelete(ctx, task)
+	case TypeVMPause:
+		return w.vmPause(ctx, task)
+	case TypeVMResume:
+		return w.vmResume(ctx, task)
+	case TypeVMSnapshot:
+		return w.vmSnapshot(ctx, task)
 	}
 	return nil, queue.Permanent(fmt.Errorf("unknown task type %q", task.Type))
 }
@@ -106,6 +112,10 @@ func (w *Worker) onFinalFailure(ctx context.Context, task *store.Task, msg strin
 		var p JobPayload
 		json.Unmarshal(task.Payload, &p)
 		w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: p.JobID, Status: store.JobFailed, Error: &msg})
+	case TypeVMSnapshot:
+		var p SnapshotPayload
+		json.Unmarshal(task.Payload, &p)
+		w.store.TemplateUpdate(ctx, &store.TemplateUpdateParams{ID: p.TemplateID, Status: store.TemplateFailed, Error: &msg})
 	case TypeTemplate:
 		var p TemplatePayload
 		json.Unmarshal(task.Payload, &p)

@@ -27,6 +27,9 @@ const (
 	TypeImageBuild     = "image:build"
 	TypeTemplate       = "template:build"
 	TypeTemplateDelete = "template:delete"
+	TypeVMPause        = "vm:pause"
+	TypeVMResume       = "vm:resume"
+	TypeVMSnapshot     = "vm:snapshot"
 )
 
 // TaskPolicy is how the queue treats one task type.
@@ -47,6 +50,9 @@ var Policies = map[string]TaskPolicy{
 	TypeImageBuild:     {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
 	TypeTemplate:       {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
 	TypeTemplateDelete: {Priority: queue.PriorityDefault, MaxRetries: 3, Timeout: 2 * time.Minute},
+	TypeVMPause:        {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: time.Minute},
+	TypeVMResume:       {Priority: queue.PriorityCritical, MaxRetries: 3, Timeout: time.Minute},
+	TypeVMSnapshot:     {Priority: queue.PriorityDefault, MaxRetries: 1, Timeout: 15 * time.Minute},
 }
 
 // MaxTimeout is the longest timeout in Policies.
@@ -125,6 +131,7 @@ type Worker struct {
 	agents  *sandbox.Agents
 	images  *image.Builder
 	started time.Time
+	act     activity
 }
 
 // New returns a Worker. images may be nil when this worker does not build images.
@@ -164,10 +171,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer hb.Stop()
 	rc := time.NewTicker(w.cfg.ReconcileInterval)
 	defer rc.Stop()
+	exp := time.NewTicker(time.Second) // sandbox lifetimes have second resolution
+	defer exp.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-exp.C:
+			w.expire(ctx)
 		case <-hb.C:
 			if err := w.heartbeat(ctx); err != nil {
 				w.log.WarnContext(ctx, "heartbeat failed", slog.Any("err", err))

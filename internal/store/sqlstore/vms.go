@@ -10,14 +10,17 @@ import (
 )
 
 const vmColumns = `id, project_id, name, status, runtime, runtime_id, worker_id, image, template, vcpus, memory_mb,
-	additional_tools, tool_versions, tools_installed, error, created_at, updated_at`
+	additional_tools, tool_versions, tools_installed, expires_at, idle_timeout_s, last_active_at, on_expire,
+	error, created_at, updated_at`
 
 func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	var vm store.VM
 	var tools, versions, installed string
 	var created, updated int64
+	var expires, active sql.NullInt64
 	err := row.Scan(&vm.ID, &vm.ProjectID, &vm.Name, &vm.Status, &vm.Runtime, &vm.RuntimeID, &vm.WorkerID,
-		&vm.Image, &vm.Template, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &installed, &vm.Error, &created, &updated)
+		&vm.Image, &vm.Template, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &installed, &expires, &vm.IdleTimeoutS,
+		&active, &vm.OnExpire, &vm.Error, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -34,6 +37,7 @@ func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 		vm.ToolVersions = map[string]string{}
 	}
 	vm.CreatedAt, vm.UpdatedAt = fromMicros(created), fromMicros(updated)
+	vm.ExpiresAt, vm.LastActiveAt = fromNullMicros(expires), fromNullMicros(active)
 	return &vm, nil
 }
 
@@ -41,10 +45,19 @@ func (s *Store) insertVM(ctx context.Context, tx tx, projectID string, p *store.
 	tools, _ := json.Marshal(nonNil(p.AdditionalTools))
 	versions, _ := json.Marshal(nonNilMap(p.ToolVersions))
 	t := now()
+	onExpire := p.OnExpire
+	if onExpire == "" {
+		onExpire = store.ExpireDelete
+	}
+	var expires any
+	if p.ExpiresAt != nil {
+		expires = micros(*p.ExpiresAt)
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO vms (id, project_id, name, status, runtime, worker_id, image, template,
-		vcpus, memory_mb, additional_tools, tool_versions, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		vcpus, memory_mb, additional_tools, tool_versions, expires_at, idle_timeout_s, last_active_at, on_expire,
+		created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		p.ID, projectID, p.Name, store.VMCreating, p.Runtime, p.WorkerID, p.Image, p.Template, p.VCPUs, p.MemoryMB,
-		string(tools), string(versions), t, t)
+		string(tools), string(versions), expires, p.IdleTimeoutS, t, onExpire, t, t)
 	if err != nil && strings.Contains(err.Error(), "vms.project_id, vms.name") {
 		return s.mapErr(err, "sandbox named "+p.Name)
 	}
@@ -89,6 +102,17 @@ func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.V
 	add("runtime_id", p.RuntimeID)
 	add("worker_id", p.WorkerID)
 	add("error", p.Error)
+	if p.ExpiresAt != nil {
+		sets = append(sets, "expires_at = ?")
+		if p.ExpiresAt.IsZero() {
+			args = append(args, nil)
+		} else {
+			args = append(args, micros(*p.ExpiresAt))
+		}
+	}
+	if p.LastActiveAt != nil {
+		sets, args = append(sets, "last_active_at = ?"), append(args, micros(*p.LastActiveAt))
+	}
 	if p.ToolsInstalled != nil {
 		b, _ := json.Marshal(p.ToolsInstalled)
 		installed := string(b)

@@ -104,14 +104,20 @@ func testVMGet(t *testing.T, s store.Store) {
 		}
 	}
 	st, rid := store.VMRunning, "ctr-1"
+	exp := time.Now().Add(time.Hour).Truncate(time.Microsecond)
 	got, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st, RuntimeID: &rid,
-		ToolsInstalled: map[string]string{"go": "1.23.4"}})
-	if err != nil || got.Status != st || got.RuntimeID != rid || got.Name != "findme" || got.ToolsInstalled["go"] != "1.23.4" {
+		ToolsInstalled: map[string]string{"go": "1.23.4"}, ExpiresAt: &exp, LastActiveAt: &exp})
+	if err != nil || got.Status != st || got.RuntimeID != rid || got.Name != "findme" || got.ToolsInstalled["go"] != "1.23.4" ||
+		got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || !got.LastActiveAt.Equal(exp) || got.OnExpire != store.ExpireDelete {
 		t.Errorf("VMUpdate = %+v, %v", got, err)
 	}
 	list, err := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID})
 	if err != nil || len(list) != 1 || list[0].Status != st {
 		t.Errorf("VMList = %v, %v", list, err)
+	}
+	var never time.Time
+	if got, _ := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, ExpiresAt: &never}); got == nil || got.ExpiresAt != nil {
+		t.Errorf("clearing expires_at: %+v", got)
 	}
 }
 
