@@ -15,7 +15,10 @@ type VMGetParams struct {
 type VMListParams struct {
 	// IncludeDeleted also lists sandboxes in status deleted.
 	IncludeDeleted bool
-	ProjectID      string
+	// Pooled lists only pool sandboxes (status pooled, or being created for
+	// a pool); otherwise they are left out.
+	Pooled    bool
+	ProjectID string
 	// WorkerID, when set, lists only that worker's sandboxes.
 	WorkerID string
 }
@@ -183,6 +186,17 @@ type TemplateUpdateParams struct {
 	Error          *string
 	ID             string
 	Image          *string
+	PoolSize       *int
 	Status         string
 	ToolsInstalled map[string]string
+}
+
+// VMClaimParams hands a pooled sandbox of TemplateID to a user.
+type VMClaimParams struct {
+	ExpiresAt    *time.Time
+	IdleTimeoutS int
+	Name         string
+	OnExpire     string
+	ProjectID    string
+	TemplateID   string
 }

@@ -31,7 +31,14 @@ const (
 	VMLost = "lost"
 	// VMPaused is a frozen sandbox: memory kept, no commands until resumed.
 	VMPaused = "paused"
+	// VMPooled is a started sandbox of a template's warm pool, not yet
+	// handed to anyone; lists leave it out.
+	VMPooled = "pooled"
 )
+
+// PoolNamePrefix starts the names of pool sandboxes; user names (DNS labels)
+// cannot contain '_', so they never collide.
+const PoolNamePrefix = "_pool-"
 
 // Expiry actions for VM.OnExpire.
 const (
@@ -69,6 +76,11 @@ type Store interface {
 	VMGet(ctx context.Context, params *VMGetParams) (*VM, error)
 	// VMList lists a project's sandboxes, oldest first.
 	VMList(ctx context.Context, params *VMListParams) ([]*VM, error)
+	// VMClaimPooled hands one pooled sandbox of a template to a user: it
+	// takes the oldest, renames it and makes it running, in one statement,
+	// so no sandbox is ever handed out twice. ErrNotFound when the pool is
+	// empty (or another claim won the race).
+	VMClaimPooled(ctx context.Context, params *VMClaimParams) (*VM, error)
 	// VMUpdate sets the non-nil fields of a sandbox and returns it.
 	VMUpdate(ctx context.Context, params *VMUpdateParams) (*VM, error)
 
@@ -227,7 +239,9 @@ type Template struct {
 	// ToolsInstalled maps each baked-in tool to its exact version.
 	ToolsInstalled map[string]string `json:"tools_installed"`
 	// WorkerID is the host whose runtime holds the image.
-	WorkerID  string    `json:"worker_id,omitempty"`
+	WorkerID string `json:"worker_id,omitempty"`
+	// PoolSize is how many started sandboxes the worker keeps ready.
+	PoolSize  int       `json:"pool_size"`
 	TaskID    string    `json:"task_id,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	CreatedAt time.Time `json:"created_at"`

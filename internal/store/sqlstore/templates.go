@@ -9,14 +9,14 @@ import (
 )
 
 const templateColumns = `id, project_id, name, status, spec, spec_hash, image, tools_installed, worker_id, task_id,
-	error, created_at, updated_at`
+	error, pool_size, created_at, updated_at`
 
 func scanTemplate(row interface{ Scan(...any) error }) (*store.Template, error) {
 	var t store.Template
 	var spec, installed string
 	var created, updated int64
 	err := row.Scan(&t.ID, &t.ProjectID, &t.Name, &t.Status, &spec, &t.SpecHash, &t.Image, &installed, &t.WorkerID,
-		&t.TaskID, &t.Error, &created, &updated)
+		&t.TaskID, &t.Error, &t.PoolSize, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +62,9 @@ func (s *Store) TemplateUpdate(ctx context.Context, p *store.TemplateUpdateParam
 	if p.ToolsInstalled != nil {
 		b, _ := json.Marshal(p.ToolsInstalled)
 		sets, args = append(sets, "tools_installed = ?"), append(args, string(b))
+	}
+	if p.PoolSize != nil {
+		sets, args = append(sets, "pool_size = ?"), append(args, *p.PoolSize)
 	}
 	args = append(args, p.ID)
 	t, err := scanTemplate(s.db.QueryRowContext(ctx, `UPDATE templates SET `+strings.Join(sets, ", ")+

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/aetherium/aetherium/internal/store"
@@ -82,6 +83,13 @@ func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM,
 	if !p.IncludeDeleted {
 		q += ` AND status <> 'deleted'`
 	}
+	// An exact prefix test: LIKE would read the prefix's '_' as a wildcard.
+	pooled := `substr(name, 1, ` + strconv.Itoa(len(store.PoolNamePrefix)) + `) = '` + store.PoolNamePrefix + `'`
+	if p.Pooled {
+		q += ` AND ` + pooled
+	} else {
+		q += ` AND NOT ` + pooled
+	}
 	if p.WorkerID != "" {
 		q += ` AND worker_id = ?`
 		args = append(args, p.WorkerID)
@@ -135,4 +143,28 @@ func nonNilMap(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// VMClaimPooled implements store.Store. The outer status check makes the
+// claim safe under concurrency on both databases: a second claimer of the
+// same row finds it no longer pooled and updates nothing.
+func (s *Store) VMClaimPooled(ctx context.Context, p *store.VMClaimParams) (*store.VM, error) {
+	onExpire := p.OnExpire
+	if onExpire == "" {
+		onExpire = store.ExpireDelete
+	}
+	var expires any
+	if p.ExpiresAt != nil {
+		expires = micros(*p.ExpiresAt)
+	}
+	t := now()
+	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET name = ?, status = ?, expires_at = ?, idle_timeout_s = ?,
+		on_expire = ?, last_active_at = ?, created_at = ?, updated_at = ?
+		WHERE status = 'pooled' AND id = (SELECT id FROM vms WHERE status = 'pooled' AND template = ? AND project_id = ?
+			ORDER BY created_at, id LIMIT 1)
+		RETURNING `+vmColumns, p.Name, store.VMRunning, expires, p.IdleTimeoutS, onExpire, t, t, t, p.TemplateID, p.ProjectID))
+	if err != nil && s.db.d.IsUnique(err) {
+		return nil, s.mapErr(err, "sandbox named "+p.Name)
+	}
+	return vm, s.mapErr(err, "pooled sandbox of template "+p.TemplateID)
 }

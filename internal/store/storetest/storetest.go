@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Workers", testWorkers},
 		{"WorkerLoad", testWorkerLoad},
 		{"Templates", testTemplates},
+		{"PoolClaimIsExclusive", testPoolClaim},
 		{"NotFound", testNotFound},
 	}
 	for _, tt := range tests {
@@ -319,5 +321,56 @@ func testTemplates(t *testing.T, s store.Store) {
 	}
 	if _, err := s.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: "py"}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("get after delete: %v", err)
+	}
+}
+
+func testPoolClaim(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	pooled := store.VMPooled
+	for i := range 2 {
+		p := newVM(fmt.Sprintf("%s%d", store.PoolNamePrefix, i))
+		p.Template = "tpl-1"
+		if _, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:create", Priority: "high", VM: p}); err != nil {
+			t.Fatal(err)
+		}
+		s.VMUpdate(ctx, &store.VMUpdateParams{ID: p.ID, Status: &pooled})
+	}
+	createVM(t, s, "xpool-user") // a user name that a LIKE '_pool-%' would match
+	if list, _ := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID}); len(list) != 1 || list[0].Name != "xpool-user" {
+		t.Errorf("user listing = %v, want only the user's sandbox", list)
+	}
+	if list, _ := s.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, Pooled: true}); len(list) != 2 {
+		t.Errorf("pool listing has %d, want 2", len(list))
+	}
+	if _, err := s.VMClaimPooled(ctx, &store.VMClaimParams{ProjectID: store.DefaultProjectID, TemplateID: "tpl-1", Name: "xpool-user"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("claim under a taken name: %v, want ErrAlreadyExists", err)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	got := map[string]string{}
+	misses := 0
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vm, err := s.VMClaimPooled(ctx, &store.VMClaimParams{ProjectID: store.DefaultProjectID, TemplateID: "tpl-1", Name: fmt.Sprintf("claim-%d", i)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				got[vm.ID] = vm.Name
+				if vm.Status != store.VMRunning {
+					t.Errorf("claimed sandbox is %s", vm.Status)
+				}
+			case errors.Is(err, errdefs.ErrNotFound):
+				misses++
+			default:
+				t.Errorf("claim: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(got) != 2 || misses != 4 {
+		t.Errorf("6 concurrent claims of 2 pooled sandboxes: %d distinct won (%v), %d missed; want 2 and 4", len(got), got, misses)
 	}
 }

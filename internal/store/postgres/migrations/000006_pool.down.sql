@@ -1,0 +1,2 @@
+DROP INDEX vms_pool;
+ALTER TABLE templates DROP COLUMN pool_size;
