@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 func newTemplateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "template", Short: "Build, list and delete templates (images with tools baked in)"}
-	cmd.AddCommand(newTemplateBuildCmd(g), newTemplateListCmd(g), newTemplateRmCmd(g))
+	cmd.AddCommand(newTemplateBuildCmd(g), newTemplateListCmd(g), newTemplateRmCmd(g), newTemplatePoolCmd(g))
 	return cmd
 }
 
@@ -54,6 +55,7 @@ func newTemplateBuildCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&req.Base, "base", "", "base image (default: the server's default image)")
 	cmd.Flags().StringArrayVar(&req.Tools, "tool", nil, "tool to bake in, as name or name@version (repeatable)")
 	cmd.Flags().StringArrayVar(&req.Setup, "setup", nil, "shell command to run after the tools (repeatable, in order)")
+	cmd.Flags().IntVar(&req.PoolSize, "pool", 0, "started sandboxes to keep ready (warm pool)")
 	return cmd
 }
 
@@ -103,15 +105,36 @@ func printTemplates(g *globals, cmd *cobra.Command, list ...*store.Template) err
 		v = list[0]
 	}
 	return g.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "NAME\tSTATUS\tTOOLS\tIMAGE\tCREATED")
+		fmt.Fprintln(tw, "NAME\tSTATUS\tPOOL\tTOOLS\tIMAGE\tCREATED")
 		for _, t := range list {
 			var tools []string
 			for k, v := range t.ToolsInstalled {
 				tools = append(tools, k+"@"+v)
 			}
 			slices.Sort(tools)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Status, strings.Join(tools, ","), t.Image,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.Status, t.PoolSize, strings.Join(tools, ","), t.Image,
 				t.CreatedAt.Local().Format(time.DateTime))
 		}
 	})
+}
+
+func newTemplatePoolCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "pool NAME SIZE", Short: "Keep SIZE started sandboxes of the template ready (0 turns the pool off)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			size, err := strconv.Atoi(args[1])
+			if err != nil {
+				return fmt.Errorf("SIZE: %q is not a number", args[1])
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			tpl, err := c.SetPoolSize(cmd.Context(), args[0], size)
+			if err != nil {
+				return err
+			}
+			return printTemplates(g, cmd, tpl)
+		},
+	}
 }

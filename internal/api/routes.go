@@ -59,6 +59,7 @@ func (s *Server) publicRoutes() []route {
 		{"GET /api/v1/templates", s.handleTemplateList},
 		{"GET /api/v1/templates/{name}", s.handleTemplateGet},
 		{"DELETE /api/v1/templates/{name}", s.handleTemplateDelete},
+		{"POST /api/v1/templates/{name}/pool", s.handleTemplatePool},
 	}
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -13,8 +14,14 @@ import (
 
 type createTemplateRequest struct {
 	Name string `json:"name"`
+	// PoolSize is how many started sandboxes to keep ready (not part of the
+	// spec: changing it never rebuilds).
+	PoolSize int `json:"pool_size"`
 	worker.TemplateSpec
 }
+
+// maxPoolSize bounds a template's warm pool.
+const maxPoolSize = 100
 
 // maxSetupCommands bounds a template's setup list.
 const maxSetupCommands = 100
@@ -31,6 +38,10 @@ func (s *Server) handleTemplateCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	if !nameRE.MatchString(req.Name) {
 		s.writeError(w, r, errdefs.InvalidArgument("name: %q must be a DNS label like a sandbox name", req.Name))
+		return
+	}
+	if req.PoolSize < 0 || req.PoolSize > maxPoolSize {
+		s.writeError(w, r, errdefs.InvalidArgument("pool_size: must be between 0 and %d", maxPoolSize))
 		return
 	}
 	if len(req.Setup) > maxSetupCommands {
@@ -66,7 +77,7 @@ func (s *Server) handleTemplateCreate(w http.ResponseWriter, r *http.Request) {
 		Runtime: s.cfg.RuntimeName, VCPUs: 2, MemoryMB: 2048, WorkerID: owner}
 	task, err := s.insertTask(r.Context(), worker.TypeTemplate, build.ID, owner, &worker.TemplatePayload{TemplateID: tplID},
 		&store.TaskInsertParams{VM: build, Timeout: worker.CreateTaskTimeout(steps),
-			Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: hash, WorkerID: owner}})
+			Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: hash, WorkerID: owner, PoolSize: req.PoolSize}})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -136,4 +147,76 @@ func (s *Server) handleTemplateDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, Status: task.Status})
+}
+
+// handleTemplatePool sets how many ready sandboxes of the template its
+// worker keeps started; the worker fills or drains the pool within seconds.
+func (s *Server) handleTemplatePool(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Size *int `json:"size"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Size == nil || *req.Size < 0 || *req.Size > maxPoolSize {
+		s.writeError(w, r, errdefs.InvalidArgument("size: required, between 0 and %d", maxPoolSize))
+		return
+	}
+	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: r.PathValue("name")})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if tpl, err = s.store.TemplateUpdate(r.Context(), &store.TemplateUpdateParams{ID: tpl.ID, Status: tpl.Status, PoolSize: req.Size}); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tpl)
+}
+
+// claimPooled hands the request a warm sandbox of its template when one is
+// ready and the request fits it (no tools beyond the template's, the pool's
+// resources). It answers the request and returns true, or returns false to
+// let the normal create run.
+func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *createVMRequest, vcpus, mem int) bool {
+	if req.Template == "" || vcpus != worker.PoolVCPUs || mem != worker.PoolMemoryMB {
+		return false
+	}
+	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.Template})
+	if err != nil || tpl.PoolSize == 0 {
+		return false
+	}
+	steps, err := s.cfg.Tools.Plan(req.AdditionalTools, req.ToolVersions)
+	if err != nil || len(worker.TemplateSteps(steps, tpl.ToolsInstalled)) > 0 {
+		return false
+	}
+	params := &store.VMClaimParams{ProjectID: store.DefaultProjectID, TemplateID: tpl.ID, Name: req.Name,
+		IdleTimeoutS: req.IdleTimeoutSeconds, OnExpire: req.OnExpire}
+	if req.TimeoutSeconds > 0 {
+		exp := time.Now().Add(time.Duration(req.TimeoutSeconds) * time.Second)
+		params.ExpiresAt = &exp
+	}
+	vm, err := s.store.VMClaimPooled(r.Context(), params)
+	if errdefs.IsNotFound(err) {
+		return false // pool empty: create normally
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return true
+	}
+	// The create is already done: record it as a finished task so clients
+	// follow the same 202-then-wait contract.
+	task, err := s.store.TaskInsert(r.Context(), &store.TaskInsertParams{ProjectID: vm.ProjectID, Type: worker.TypeVMCreate,
+		Priority: worker.Policies[worker.TypeVMCreate].Priority, VMID: vm.ID, Payload: json.RawMessage(`{"from_pool":true}`)})
+	if err == nil {
+		res, _ := json.Marshal(&worker.VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID})
+		task, err = s.store.TaskUpdate(r.Context(), &store.TaskUpdateParams{ID: task.ID, Status: store.TaskSucceeded, Result: res})
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return true
+	}
+	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+	return true
 }

@@ -95,6 +95,9 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if s.claimPooled(w, r, &req, vcpus, mem) {
+		return
+	}
 	owner, err := s.cfg.Place(r.Context(), only)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -314,6 +314,7 @@ type TemplateRequest struct {
 	Tools        []string          `json:"tools,omitempty"`
 	ToolVersions map[string]string `json:"tool_versions,omitempty"`
 	Setup        []string          `json:"setup,omitempty"`
+	PoolSize     int               `json:"pool_size,omitempty"`
 }
 
 // TemplateAccepted answers a template build: a task to wait for, or a cache
@@ -374,4 +375,10 @@ func (c *Client) Resume(ctx context.Context, vm string) (*Accepted, error) {
 func (c *Client) Snapshot(ctx context.Context, vm, name string) (*TemplateAccepted, error) {
 	var a TemplateAccepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/snapshot", map[string]string{"name": name}, &a)
+}
+
+// SetPoolSize sets how many ready sandboxes of a template are kept started.
+func (c *Client) SetPoolSize(ctx context.Context, template string, size int) (*store.Template, error) {
+	var t store.Template
+	return &t, c.doJSON(ctx, http.MethodPost, c.prefix+"/templates/"+url.PathEscape(template)+"/pool", map[string]int{"size": size}, &t)
 }

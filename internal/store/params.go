@@ -170,6 +170,7 @@ type WorkerUpsertParams struct {
 type TemplateInsertParams struct {
 	ID       string
 	Name     string
+	PoolSize int
 	Spec     json.RawMessage
 	SpecHash string
 	WorkerID string

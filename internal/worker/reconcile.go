@@ -53,7 +53,7 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 			w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty})
 			vm.Status = running
 		}
-		if vm.Status == store.VMRunning && info.State != sandbox.StateRunning && info.State != sandbox.StatePaused {
+		if (vm.Status == store.VMRunning || vm.Status == store.VMPooled) && info.State != sandbox.StateRunning && info.State != sandbox.StatePaused {
 			w.log.InfoContext(ctx, "reconcile: restarting stopped sandbox", slog.String("sandbox_id", vm.ID))
 			w.agents.Forget(vm.ID)
 			if err := w.rt.Start(ctx, vm.ID); err != nil {
@@ -64,6 +64,15 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID})
 	if err != nil {
 		return
+	}
+	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID, Pooled: true})
+	if err != nil {
+		return
+	}
+	for _, vm := range pool {
+		if vm.Status == store.VMPooled && seen[vm.ID] == nil {
+			w.retire(ctx, vm.ID) // its machine vanished; the pool refills
+		}
 	}
 	for _, vm := range vms {
 		if (vm.Status == store.VMRunning || vm.Status == store.VMLost) && seen[vm.ID] == nil {
@@ -148,6 +157,15 @@ func (w *Worker) sweepDeadWorkers(ctx context.Context) {
 		vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id})
 		if err != nil {
 			return
+		}
+		pool, _ := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id, Pooled: true})
+		for _, vm := range pool {
+			if vm.Status == store.VMPooled {
+				// Never hand out a sandbox on a dead host; its machine is
+				// removed as an orphan when the worker returns.
+				deleted := store.VMDeleted
+				w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted})
+			}
 		}
 		for _, vm := range vms {
 			lostVMs[vm.ID] = id

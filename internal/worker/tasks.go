@@ -22,6 +22,8 @@ type CreatePayload struct {
 	// KeepOnFailure keeps a sandbox whose tool installation failed, marked
 	// failed, for inspection; by default it is deleted.
 	KeepOnFailure bool `json:"keep_on_failure,omitempty"`
+	// Pool marks a warm-pool sandbox: it ends pooled, not running.
+	Pool bool `json:"pool,omitempty"`
 }
 
 // VMResult is the result of vm:create and vm:delete tasks.
@@ -42,7 +44,7 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	switch vm.Status {
 	case store.VMDeleting, store.VMDeleted:
 		return &VMResult{VMID: vm.ID, Status: vm.Status}, nil // deleted before it was made
-	case store.VMRunning:
+	case store.VMRunning, store.VMPooled:
 		return &VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}, nil
 	}
 	steps, err := w.cfg.Tools.Plan(vm.AdditionalTools, vm.ToolVersions)
@@ -56,7 +58,7 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 			return nil, err
 		}
 		baked = tpl.ToolsInstalled
-		steps = templateSteps(steps, baked)
+		steps = TemplateSteps(steps, baked)
 	}
 	var p CreatePayload
 	json.Unmarshal(task.Payload, &p)
@@ -99,8 +101,11 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 		w.destroy(ctx, vm.ID)
 		return &VMResult{VMID: vm.ID, Status: cur.Status}, nil
 	}
-	empty := ""
-	vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID,
+	empty, final := "", store.VMRunning
+	if p.Pool {
+		final = store.VMPooled
+	}
+	vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &final, RuntimeID: &info.RuntimeID,
 		WorkerID: &w.cfg.ID, Error: &empty})
 	if err != nil {
 		return nil, err

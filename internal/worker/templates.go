@@ -159,10 +159,10 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// templateSteps drops the steps a template already baked in at a version the
+// TemplateSteps drops the steps a template already baked in at a version the
 // request accepts, so creating from a template with all requested tools
 // installs nothing.
-func templateSteps(steps []tools.Step, baked map[string]string) []tools.Step {
+func TemplateSteps(steps []tools.Step, baked map[string]string) []tools.Step {
 	var out []tools.Step
 	for _, st := range steps {
 		v, ok := baked[st.Recipe.Name]
@@ -188,6 +188,7 @@ func (w *Worker) templateDelete(ctx context.Context, task *store.Task) (any, err
 	if err != nil {
 		return nil, err
 	}
+	w.drainPool(ctx, tpl.ID)
 	if rm, ok := w.rt.(sandbox.ImageRemover); ok && tpl.Image != "" {
 		if err := rm.RemoveImage(ctx, tpl.Image); err != nil {
 			return nil, err

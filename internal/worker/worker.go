@@ -179,6 +179,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case <-exp.C:
 			w.expire(ctx)
+			w.fillPools(ctx)
 		case <-hb.C:
 			if err := w.heartbeat(ctx); err != nil {
 				w.log.WarnContext(ctx, "heartbeat failed", slog.Any("err", err))

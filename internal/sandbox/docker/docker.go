@@ -201,7 +201,7 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 }
 
 func hostname(spec *sandbox.Spec) string {
-	if spec.Name != "" && len(spec.Name) <= 63 {
+	if spec.Name != "" && len(spec.Name) <= 63 && !strings.HasPrefix(spec.Name, "_") {
 		return spec.Name
 	}
 	return spec.ID[:min(12, len(spec.ID))]

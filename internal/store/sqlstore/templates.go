@@ -32,8 +32,8 @@ func scanTemplate(row interface{ Scan(...any) error }) (*store.Template, error) 
 func (s *Store) insertTemplate(ctx context.Context, tx tx, projectID, taskID string, p *store.TemplateInsertParams) error {
 	t := now()
 	_, err := tx.ExecContext(ctx, `INSERT INTO templates (id, project_id, name, status, spec, spec_hash, worker_id,
-		task_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-		p.ID, projectID, p.Name, store.TemplateBuilding, string(p.Spec), p.SpecHash, p.WorkerID, taskID, t, t)
+		task_id, pool_size, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		p.ID, projectID, p.Name, store.TemplateBuilding, string(p.Spec), p.SpecHash, p.WorkerID, taskID, p.PoolSize, t, t)
 	return s.mapErr(err, "template "+p.Name)
 }
 
