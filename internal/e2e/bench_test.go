@@ -127,3 +127,68 @@ func BenchmarkExecHop(b *testing.B) {
 	}
 	report(b, "exec via api→worker vs embedded", hop, local)
 }
+
+// BenchmarkPoolCreate measures create from a warm pool → first exec output
+// against `docker run --rm IMAGE true`, in the same iterations. The pool is
+// refilled between iterations (not timed).
+func BenchmarkPoolCreate(b *testing.B) {
+	e := newTestEnv(b)
+	img := testbin.BaseImage(b)
+	acc, err := e.c.CreateTemplate(b.Context(), &client.TemplateRequest{Name: "bench-pool", PoolSize: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.mustWait(acc.TaskID)
+	var ours, raw samples
+	for i := 0; i < b.N; i++ {
+		e.waitContainers(i+2, 60*time.Second) // i user sandboxes + a full pool
+		start := time.Now()
+		created, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: fmt.Sprintf("p%d", i), Template: "bench-pool"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if created.Status != store.TaskSucceeded {
+			b.Fatalf("create %d was not served from the pool (task %s)", i, created.Status)
+		}
+		var out bytes.Buffer
+		if _, err := e.c.Exec(b.Context(), created.VMID, &client.ExecRequest{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
+			b.Fatalf("exec: %q %v", out.String(), err)
+		}
+		ours = append(ours, time.Since(start))
+		start = time.Now()
+		if out, err := exec.Command("docker", "run", "--rm", img, "true").CombinedOutput(); err != nil {
+			b.Fatalf("docker run: %v %s", err, out)
+		}
+		raw = append(raw, time.Since(start))
+	}
+	report(b, "pool create → first output vs docker run --rm", ours, raw)
+}
+
+// BenchmarkTemplateVsInstall measures creating a sandbox with Node.js from a
+// template against creating one that installs Node.js at create time (the
+// seed's way), in the same iterations.
+func BenchmarkTemplateVsInstall(b *testing.B) {
+	e := newTestEnv(b)
+	acc, err := e.c.CreateTemplate(b.Context(), &client.TemplateRequest{Name: "bench-node", Tools: []string{"nodejs@22"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if task := e.mustWait(acc.TaskID); task.Status != store.TaskSucceeded {
+		b.Fatalf("template build: %s", task.Error)
+	}
+	var tpl, install samples
+	timeCreate := func(req *client.CreateVMRequest) time.Duration {
+		start := time.Now()
+		vm := e.MustCreateVM(req)
+		d := time.Since(start)
+		if vm.ToolsInstalled["nodejs"] == "" {
+			b.Fatalf("%s has no nodejs", vm.Name)
+		}
+		return d
+	}
+	for i := 0; i < b.N; i++ {
+		tpl = append(tpl, timeCreate(&client.CreateVMRequest{Name: fmt.Sprintf("t%d", i), Template: "bench-node", AdditionalTools: []string{"nodejs@22"}}))
+		install = append(install, timeCreate(&client.CreateVMRequest{Name: fmt.Sprintf("i%d", i), AdditionalTools: []string{"nodejs@22"}}))
+	}
+	report(b, "create with nodejs: from template vs install at create", tpl, install)
+}

@@ -102,3 +102,32 @@ func TestHostCAsBakedIn(t *testing.T) {
 		t.Errorf("image has %v host CAs / bundle certs, want %d host CAs", got, len(hostCAs))
 	}
 }
+
+// TestLongStateDir guards the bug where a deep data directory made the agent
+// socket path longer than sun_path allows, so no sandbox ever became ready.
+func TestLongStateDir(t *testing.T) {
+	t.Parallel()
+	img := testbin.BaseImage(t)
+	dir := filepath.Join(t.TempDir(), strings.Repeat("deep-directory-", 6))
+	rt, err := docker.New(docker.Config{AgentPath: testbin.Build(t, "aether-agent"), StateDir: dir,
+		Owner: "test-" + uuid.NewString()[:8], Network: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id := uuid.NewString()
+	t.Cleanup(func() { rt.Delete(ctx, id) })
+	if len(filepath.Join(dir, id, "agent.sock")) <= 108 {
+		t.Fatalf("test path is not long enough to exercise the bug")
+	}
+	if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: img}); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	c, err := sandbox.Connect(cctx, rt, id)
+	if err != nil {
+		t.Fatalf("connect through a %d-byte socket path: %v", len(filepath.Join(dir, id, "agent.sock")), err)
+	}
+	c.Close()
+}
