@@ -9,6 +9,8 @@ go test -run '^$' -bench 'BenchmarkPickup' -benchtime 1000x ./internal/queue/asy
 go test -run '^$' -bench 'BenchmarkExecHop' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'exec via' | tail -1
 go test -run '^$' -bench 'BenchmarkExecRoundTrip' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|exec true' | tail -2
 go test -run '^$' -bench 'BenchmarkCreateExecDelete' -benchtime 30x ./internal/e2e 2>&1 | grep -E '^Benchmark|create\+exec' | tail -3
+go test -run '^$' -bench 'BenchmarkPoolCreate' -benchtime 20x ./internal/e2e 2>&1 | grep -E 'pool create' | tail -1
+go test -run '^$' -bench 'BenchmarkTemplateVsInstall' -benchtime 3x ./internal/e2e 2>&1 | grep -E 'from template' | tail -1
 # Idle cost of an embedded aetherd (queue polling, heartbeats, reconciler).
 make -s build
 dir=$(mktemp -d)
