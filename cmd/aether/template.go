@@ -80,21 +80,9 @@ func newTemplateRmCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "rm NAME...", Short: "Delete templates and their images", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, name := range args {
-				acc, err := c.DeleteTemplate(cmd.Context(), name)
-				if err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				if _, err := waitTask(cmd, g, c, acc.TaskID, "deleting template "+name); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return nil
+			return deleteEach(cmd, g, args, "deleting template", true, func(c *client.Client, name string) (*client.Accepted, error) {
+				return c.DeleteTemplate(cmd.Context(), name)
+			})
 		},
 	}
 }

@@ -155,27 +155,35 @@ func newVMRmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "rm VM...", Aliases: []string{"delete"}, Short: "Delete sandboxes", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, name := range args {
-				acc, err := c.DeleteVM(cmd.Context(), name)
-				if err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				if !noWait {
-					if _, err := waitTask(cmd, g, c, acc.TaskID, "deleting "+name); err != nil {
-						return err
-					}
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return nil
+			return deleteEach(cmd, g, args, "deleting", !noWait, func(c *client.Client, name string) (*client.Accepted, error) {
+				return c.DeleteVM(cmd.Context(), name)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the deletion is queued")
 	return cmd
+}
+
+// deleteEach queues a deletion per name, optionally waiting for each, and
+// prints each name once done.
+func deleteEach(cmd *cobra.Command, g *globals, names []string, what string, wait bool, del func(*client.Client, string) (*client.Accepted, error)) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		acc, err := del(c, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if wait {
+			if _, err := waitTask(cmd, g, c, acc.TaskID, what+" "+name); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), name)
+	}
+	return nil
 }
 
 func newVMPauseCmd(g *globals, pause bool) *cobra.Command {

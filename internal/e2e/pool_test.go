@@ -79,4 +79,8 @@ func TestWarmPool(t *testing.T) {
 	if vms, _ := e.c.ListVMs(ctx(t)); len(vms) != 5 {
 		t.Errorf("%d sandboxes listed, want the 5 user ones", len(vms))
 	}
+	if out, code := e.aether("", "vm", "rm", "w0", "w1"); out != "w0\nw1\n" || code != 0 {
+		t.Errorf("aether vm rm: %q exit %d", out, code)
+	}
+	e.waitContainers(3+1, 30*time.Second)
 }
