@@ -117,6 +117,7 @@ func New(cfg Config, st store.Store, q queue.Queue, sb Sandboxes) (*Server, erro
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), store: st, queue: q, sandboxes: sb,
 		metrics: newMetrics(cfg.Registry)}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	cfg.Registry.MustRegister(newPoolCollector(s))
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.HandleFunc(rt.pattern, rt.handler)

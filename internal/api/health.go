@@ -40,7 +40,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 			status, code = "degraded", http.StatusServiceUnavailable
 		}
 	}
-	writeJSON(w, code, map[string]any{"status": status, "checks": checks})
+	body := map[string]any{"status": status, "checks": checks}
+	if pools, err := s.poolStats(ctx); err == nil && len(pools) > 0 {
+		body["pools"] = pools
+	}
+	writeJSON(w, code, body)
 }
 
 //go:embed openapi.json

@@ -1,8 +1,13 @@
 package api
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/aetherium/aetherium/internal/store"
 )
 
 type metrics struct {
@@ -27,4 +32,65 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	reg.MustRegister(m.requests, m.latency, m.execs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// poolCollector reports each template's warm pool from the store at scrape
+// time, so every api process shows the same numbers.
+type poolCollector struct {
+	s     *Server
+	ready *prometheus.Desc
+	size  *prometheus.Desc
+}
+
+func newPoolCollector(s *Server) *poolCollector {
+	return &poolCollector{s: s,
+		ready: prometheus.NewDesc("aether_pool_ready", "Started sandboxes waiting in a template's warm pool.", []string{"template"}, nil),
+		size:  prometheus.NewDesc("aether_pool_size", "Configured warm pool size of a template.", []string{"template"}, nil),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.ready; ch <- c.size }
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pools, err := c.s.poolStats(ctx)
+	if err != nil {
+		return
+	}
+	for name, p := range pools {
+		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, float64(p.Ready), name)
+		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.Size), name)
+	}
+}
+
+// poolStat is one template's warm pool.
+type poolStat struct {
+	Ready int `json:"ready"`
+	Size  int `json:"size"`
+}
+
+// poolStats counts ready pool sandboxes per template with a pool.
+func (s *Server) poolStats(ctx context.Context) (map[string]poolStat, error) {
+	tpls, err := s.store.TemplateList(ctx, store.DefaultProjectID)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := s.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, Pooled: true})
+	if err != nil {
+		return nil, err
+	}
+	ready := map[string]int{}
+	for _, vm := range pool {
+		if vm.Status == store.VMPooled {
+			ready[vm.Template]++
+		}
+	}
+	out := map[string]poolStat{}
+	for _, t := range tpls {
+		if t.PoolSize > 0 || ready[t.ID] > 0 {
+			out[t.Name] = poolStat{Ready: ready[t.ID], Size: t.PoolSize}
+		}
+	}
+	return out, nil
 }

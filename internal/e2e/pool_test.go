@@ -2,6 +2,9 @@ package e2e_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +39,23 @@ func TestWarmPool(t *testing.T) {
 	e.waitContainers(3, 60*time.Second)
 	if vms, _ := e.c.ListVMs(ctx(t)); len(vms) != 0 {
 		t.Errorf("pool sandboxes listed: %v", vms)
+	}
+	var pools any
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		h, _ := e.c.Health(ctx(t))
+		if pools = h["pools"]; fmt.Sprint(pools) == "map[warm:map[ready:3 size:3]]" {
+			break
+		}
+	}
+	if fmt.Sprint(pools) != "map[warm:map[ready:3 size:3]]" {
+		t.Errorf("health pools = %v, want warm ready 3 of 3", pools)
+	}
+	if resp, err := http.Get("http://" + e.addr + "/metrics"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `aether_pool_ready{template="warm"} 3`) {
+			t.Errorf("metrics lack the pool gauge")
+		}
 	}
 	e.restart() // the pool survives: no duplicate fill, no leak
 	time.Sleep(2 * time.Second)
