@@ -9,12 +9,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/mdlayher/vsock"
 
 	"github.com/aetherium/aetherium/internal/agent"
 )
@@ -31,7 +37,7 @@ func main() {
 
 func run() error {
 	fs := flag.NewFlagSet("aether-agent", flag.ContinueOnError)
-	listen := fs.String("listen", "unix:/run/aether/agent.sock", "where to serve: unix:PATH")
+	listen := fs.String("listen", "unix:/run/aether/agent.sock", "where to serve: unix:PATH, vsock:PORT or serial:NAME|DEVICE")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -44,21 +50,79 @@ func run() error {
 	if os.Getpid() == 1 {
 		initPID1(log)
 	}
-	l, err := listenOn(*listen)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	srv := agent.New(agent.Config{Version: version, Logger: log})
 	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
+	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
+		return serveSerial(ctx, srv, dev, log)
+	}
+	l, err := listenOn(*listen)
+	if err != nil {
+		return err
+	}
 	return srv.Serve(ctx, l)
 }
 
+// serveSerial serves a virtio-serial port: a single byte stream with no
+// accept. Each host connection is one session; when it ends the port is
+// opened again for the next.
+func serveSerial(ctx context.Context, srv *agent.Server, port string, log *slog.Logger) error {
+	for ctx.Err() == nil {
+		dev := serialDevice(port)
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			log.Warn("open serial port", slog.String("device", dev), slog.Any("err", err))
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		// With no host connected the port reads EOF at once; the host's
+		// hello waits in the port's buffer, so polling briefly is enough.
+		if err := srv.ServeConn(ctx, fileConn{f}); err != nil && !errors.Is(err, io.EOF) {
+			log.Info("serial session ended", slog.Any("err", err))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// serialDevice resolves a virtio-serial port given by name (as the host
+// named it: name=aether) to its /dev node through sysfs; a path is used as is.
+func serialDevice(port string) string {
+	if strings.HasPrefix(port, "/") {
+		return port
+	}
+	names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+	for _, n := range names {
+		if b, err := os.ReadFile(n); err == nil && strings.TrimSpace(string(b)) == port {
+			return "/dev/" + filepath.Base(filepath.Dir(n))
+		}
+	}
+	return "/dev/virtio-ports/" + port
+}
+
+// fileConn lets a character device carry the agent protocol.
+type fileConn struct{ *os.File }
+
+func (fileConn) LocalAddr() net.Addr  { return serialAddr{} }
+func (fileConn) RemoteAddr() net.Addr { return serialAddr{} }
+
+type serialAddr struct{}
+
+func (serialAddr) Network() string { return "serial" }
+func (serialAddr) String() string  { return "virtio-serial" }
+
 func listenOn(addr string) (net.Listener, error) {
+	if port, ok := strings.CutPrefix(addr, "vsock:"); ok {
+		p, err := strconv.ParseUint(port, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("--listen %q: bad vsock port", addr)
+		}
+		return vsock.Listen(uint32(p), nil)
+	}
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok {
-		return nil, fmt.Errorf("unsupported --listen %q (want unix:PATH)", addr)
+		return nil, fmt.Errorf("unsupported --listen %q (want unix:PATH, vsock:PORT or serial:DEVICE)", addr)
 	}
 	// A socket left by a previous run of this sandbox would make bind fail.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
