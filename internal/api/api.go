@@ -28,6 +28,7 @@ type Sandboxes interface {
 	Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
 	PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, r io.Reader) (int64, error)
 	GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error)
+	Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error)
 }
 
 // HealthCheck reports one component's health; nil means healthy.

@@ -65,3 +65,30 @@ func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request, sb Sandbo
 		panic(http.ErrAbortHandler)
 	}
 }
+
+// maxConsole bounds ?max_bytes on the console endpoint.
+const maxConsole = 1 << 20
+
+func (s *Server) vmConsole(sb Sandboxes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		vm, ok := s.lookupVM(w, r)
+		if !ok {
+			return
+		}
+		n := 64 << 10
+		if v := r.URL.Query().Get("max_bytes"); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 1 || n > maxConsole {
+				s.writeError(w, r, errdefs.InvalidArgument("max_bytes: must be between 1 and %d", maxConsole))
+				return
+			}
+		}
+		b, err := sb.Console(r.Context(), vm, n)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write(b)
+	}
+}

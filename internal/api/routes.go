@@ -27,6 +27,7 @@ func (s *Server) routes() []route {
 			route{"POST /internal/v1/vms/{id}/exec", s.internal(s.vmExec(s.cfg.Local))},
 			route{"PUT /internal/v1/vms/{id}/files", s.internal(s.filePut(s.cfg.Local))},
 			route{"GET /internal/v1/vms/{id}/files", s.internal(s.fileGet(s.cfg.Local))},
+			route{"GET /internal/v1/vms/{id}/console", s.internal(s.vmConsole(s.cfg.Local))},
 		)
 	}
 	return rs
@@ -49,6 +50,7 @@ func (s *Server) publicRoutes() []route {
 		{"POST /api/v1/vms/{id}/snapshot", s.handleVMSnapshot},
 		{"PUT /api/v1/vms/{id}/files", s.filePut(s.sandboxes)},
 		{"GET /api/v1/vms/{id}/files", s.fileGet(s.sandboxes)},
+		{"GET /api/v1/vms/{id}/console", s.vmConsole(s.sandboxes)},
 
 		{"GET /api/v1/tasks/{id}", s.handleTaskGet},
 		{"POST /api/v1/jobs", s.handleJobCreate},

@@ -119,3 +119,13 @@ func (c *Client) GetFile(ctx context.Context, vm, path string, w io.Writer) (int
 func (c *Client) OpenFile(ctx context.Context, vm, path string) (*http.Response, error) {
 	return c.do(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(vm)+"/files?"+url.Values{"path": {path}}.Encode(), nil, "")
 }
+
+// Console returns the end (at most maxBytes) of a sandbox's console log.
+func (c *Client) Console(ctx context.Context, vm string, maxBytes int) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(vm)+"/console?max_bytes="+strconv.Itoa(maxBytes), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}

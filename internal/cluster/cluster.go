@@ -65,6 +65,7 @@ type Local interface {
 	Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
 	PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, r io.Reader) (int64, error)
 	GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error)
+	Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error)
 }
 
 // RouterConfig configures a Router.
@@ -172,4 +173,13 @@ func (r *Router) GetFile(ctx context.Context, vm *store.VM, path string) (*worke
 		return nil, err
 	}
 	return o.GetFile(ctx, vm, path)
+}
+
+// Console implements api.Sandboxes.
+func (r *Router) Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.Console(ctx, vm, maxBytes)
 }

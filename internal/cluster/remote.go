@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -60,9 +61,14 @@ func classify(err error) error {
 	case http.StatusConflict:
 		return errdefs.FailedPrecondition("%s", e.Message)
 	case http.StatusNotImplemented:
-		return errdefs.FailedPrecondition("%s", e.Message)
+		return fmt.Errorf("%w: %s", errdefs.ErrNotImplemented, e.Message)
 	case http.StatusGatewayTimeout:
 		return errdefs.Unavailable("%s", e.Message)
 	}
 	return errdefs.Unavailable("worker: %s", e.Message)
+}
+
+func (r remote) Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error) {
+	b, err := r.c.Console(ctx, vm.ID, maxBytes)
+	return b, classify(err)
 }

@@ -65,6 +65,7 @@ type Config struct {
 	Tools      Tools      `yaml:"tools"`
 	Sandbox    Sandbox    `yaml:"sandbox"`
 	Docker     Docker     `yaml:"docker"`
+	QEMU       QEMU       `yaml:"qemu"`
 	Queue      Queue      `yaml:"queue"`
 	Executions Executions `yaml:"executions"`
 }
@@ -108,6 +109,14 @@ type Docker struct {
 	PidsLimit int64 `yaml:"pids_limit"`
 }
 
+// QEMU configures the QEMU microVM runtime.
+type QEMU struct {
+	// Binary is qemu-system-x86_64; empty means found in PATH.
+	Binary string `yaml:"binary"`
+	// Accel is auto (KVM if a probe guest boots with it, else TCG), kvm or tcg.
+	Accel string `yaml:"accel"`
+}
+
 // Queue configures task delivery.
 type Queue struct {
 	Concurrency int `yaml:"concurrency"`
@@ -143,6 +152,7 @@ func Default() *Config {
 		Store:             Store{Synchronous: "full"},
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:            Docker{Network: "bridge", PidsLimit: 4096},
+		QEMU:              QEMU{Accel: "auto"},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
 		Executions:        Executions{MaxOutputBytes: 64 << 10},
 	}
@@ -291,6 +301,7 @@ func (c *Config) Validate() error {
 		oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"),
 		oneOf("docker.network", c.Docker.Network, "bridge", "none"),
 		oneOf("store.synchronous", c.Store.Synchronous, "full", "normal"),
+		oneOf("qemu.accel", c.QEMU.Accel, "auto", "kvm", "tcg"),
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		checks = append(checks, fmt.Errorf("config: listen: %q is not host:port", c.Listen))

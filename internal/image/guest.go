@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -122,6 +123,17 @@ func (g *GuestBuilder) Build(ctx context.Context, ref string) (*Guest, error) {
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		return guest, nil
 	}
+	// One build at a time per cache dir, across processes too; whoever waited
+	// finds the guest complete. A complete guest is never removed: running
+	// microVMs use its files.
+	unlock, err := lockDir(g.cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+		return guest, nil
+	}
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -138,7 +150,7 @@ func (g *GuestBuilder) Build(ctx context.Context, ref string) (*Guest, error) {
 		return nil, fmt.Errorf("rootfs: %w", err)
 	}
 	os.WriteFile(filepath.Join(tmp, "complete"), nil, 0o644)
-	os.RemoveAll(dir)
+	os.RemoveAll(dir) // an incomplete leftover only: complete ones returned above
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, err
 	}
@@ -271,4 +283,20 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// lockDir takes an exclusive flock on dir/.lock until the returned func runs.
+func lockDir(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }

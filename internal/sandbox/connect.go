@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -137,4 +140,23 @@ func isDone(c *agentclient.Client) bool {
 	default:
 		return false
 	}
+}
+
+// maxSocketPath is the longest unix socket path connect(2) accepts
+// (sun_path is 108 bytes with its terminating NUL).
+const maxSocketPath = 107
+
+// DialUnix connects to a unix socket. A path too long for sun_path (a deep
+// data dir) is reached through an open handle on its directory instead.
+func DialUnix(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	if len(path) > maxSocketPath {
+		dir, err := os.Open(filepath.Dir(path))
+		if err != nil {
+			return nil, err
+		}
+		defer dir.Close()
+		path = fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	}
+	return d.DialContext(ctx, "unix", path)
 }

@@ -100,3 +100,11 @@ type Pauser interface {
 	// Resume thaws a paused sandbox.
 	Resume(ctx context.Context, id string) error
 }
+
+// ConsoleLogger is a runtime that keeps each sandbox's console output (a
+// microVM's serial console), for debugging a failed boot. Found with a type
+// assertion on a Runtime.
+type ConsoleLogger interface {
+	// ConsoleLog returns at most the last maxBytes of the console.
+	ConsoleLog(ctx context.Context, id string, maxBytes int) ([]byte, error)
+}

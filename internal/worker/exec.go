@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"path"
@@ -14,6 +15,7 @@ import (
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/tools"
 )
@@ -272,4 +274,14 @@ type endOnClose struct {
 func (e *endOnClose) Close() error {
 	e.once.Do(e.end)
 	return e.ReadCloser.Close()
+}
+
+// Console returns the end of the sandbox's console output, when its runtime
+// keeps one (microVMs do; containers have none).
+func (w *Worker) Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error) {
+	cl, ok := w.rt.(sandbox.ConsoleLogger)
+	if !ok {
+		return nil, fmt.Errorf("%w: runtime %s keeps no console log", errdefs.ErrNotImplemented, w.cfg.RuntimeName)
+	}
+	return cl.ConsoleLog(ctx, vm.ID, maxBytes)
 }

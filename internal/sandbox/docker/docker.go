@@ -289,25 +289,9 @@ func (r *Runtime) List(ctx context.Context) ([]*sandbox.Info, error) {
 	return out, nil
 }
 
-// maxSocketPath is the longest unix socket path connect(2) accepts
-// (sun_path is 108 bytes with its terminating NUL).
-const maxSocketPath = 107
-
 // Dial implements sandbox.Runtime.
 func (r *Runtime) Dial(ctx context.Context, id string) (net.Conn, error) {
-	var d net.Dialer
-	path := filepath.Join(r.sandboxDir(id), socketName)
-	if len(path) > maxSocketPath {
-		// A deep data dir would overflow sun_path: reach the socket through
-		// an open handle on its directory instead.
-		dir, err := os.Open(r.sandboxDir(id))
-		if err != nil {
-			return nil, errdefs.NotFound("sandbox %s has no agent directory on this host", id)
-		}
-		defer dir.Close()
-		path = fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), socketName)
-	}
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, err := sandbox.DialUnix(ctx, filepath.Join(r.sandboxDir(id), socketName))
 	if err != nil {
 		if _, serr := os.Stat(r.sandboxDir(id)); os.IsNotExist(serr) {
 			return nil, errdefs.NotFound("sandbox %s has no agent directory on this host", id)
