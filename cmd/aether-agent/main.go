@@ -140,4 +140,13 @@ func initPID1(log *slog.Logger) {
 			log.Warn("mount /proc", slog.Any("err", err))
 		}
 	}
+	if cmdline, _ := os.ReadFile("/proc/cmdline"); strings.Contains(string(cmdline), "aether.listen=") {
+		// A microVM's stop is a power-off: flush the page cache every
+		// second so at most the last second of writes can be lost.
+		go func() {
+			for range time.Tick(time.Second) {
+				syscall.Sync()
+			}
+		}()
+	}
 }

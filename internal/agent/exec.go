@@ -11,15 +11,17 @@ import (
 	"os/user"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/aetherium/aetherium/internal/agentproto"
 )
 
-// pipeDrainGrace is how long exec waits for stdout/stderr to reach EOF after
-// the process exits. A background child that inherited the pipes would
-// otherwise hold the stream open forever.
+// pipeDrainGrace is how long the pipes may stay quiet after the process
+// exits before the stream ends without their EOF. A background child that
+// inherited the pipes would otherwise hold the stream open forever; output
+// still flowing (or still being sent over a slow transport) is never cut.
 const pipeDrainGrace = 200 * time.Millisecond
 
 // exec runs one process and streams its output on st until it exits.
@@ -76,15 +78,7 @@ func (s *Server) exec(ctx context.Context, st *stream, req *agentproto.ExecReque
 	dur := time.Since(p.started)
 	// Background children may keep the pipes open; they keep running (users
 	// start servers this way) but the stream ends after a short grace.
-	drained := make(chan struct{})
-	go func() { outWG.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(pipeDrainGrace):
-		p.stdout.Close()
-		p.stderr.Close()
-		<-drained
-	}
+	p.drain(&outWG)
 	st.writeJSON(agentproto.TypeExit, exitFrame(ws, timedOut, dur))
 }
 
@@ -105,6 +99,34 @@ type process struct {
 	stdin          *os.File // nil when the request has no stdin
 	stdout, stderr *os.File
 	stdinOnce      sync.Once
+	// lastIO (unix nanos) is when a pump last read or sent output; sending
+	// counts pumps blocked sending to the host.
+	lastIO  atomic.Int64
+	sending atomic.Int32
+}
+
+// drain waits for the pumps to reach EOF after the process exited, ending
+// them only once the pipes have been quiet for pipeDrainGrace.
+func (p *process) drain(pumps *sync.WaitGroup) {
+	drained := make(chan struct{})
+	go func() { pumps.Wait(); close(drained) }()
+	p.lastIO.Store(time.Now().UnixNano())
+	tick := time.NewTicker(pipeDrainGrace / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-drained:
+			return
+		case <-tick.C:
+			idle := time.Since(time.Unix(0, p.lastIO.Load()))
+			if p.sending.Load() == 0 && idle >= pipeDrainGrace {
+				p.stdout.Close()
+				p.stderr.Close()
+				<-drained
+				return
+			}
+		}
+	}
 }
 
 func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
@@ -191,7 +213,11 @@ func (p *process) pump(wg *sync.WaitGroup, st *stream, t agentproto.FrameType, r
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			if st.write(t, buf[:n]) != nil {
+			p.sending.Add(1)
+			werr := st.write(t, buf[:n])
+			p.sending.Add(-1)
+			p.lastIO.Store(time.Now().UnixNano())
+			if werr != nil {
 				io.Copy(io.Discard, r) // keep the child from blocking on a full pipe
 				return
 			}

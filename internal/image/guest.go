@@ -25,7 +25,7 @@ import (
 // and agent channel exist (Debian builds them as modules). Dependencies come
 // from modules.dep.
 var GuestModules = []string{"virtio_mmio", "virtio_pci", "virtio_blk", "virtio_console", "virtio_net",
-	"crc32c_generic", "ext4", "vmw_vsock_virtio_transport"}
+	"crc32c_generic", "ext4", "vmw_vsock_virtio_transport", "virtio_rng"}
 
 // Guest is what a microVM boots: a kernel, an initramfs that loads modules
 // and hands over to the agent, and an ext4 root filesystem with the agent.

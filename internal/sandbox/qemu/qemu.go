@@ -188,13 +188,17 @@ func (r *Runtime) args(m *meta, dir, accel string) []string {
 		"-M", "microvm,accel=" + accel, "-cpu", cpuFor(accel), "-m", strconv.Itoa(m.MemoryMB), "-smp", strconv.Itoa(m.VCPUs),
 		"-nodefaults", "-no-user-config", "-nographic", "-display", "none",
 		"-kernel", m.Kernel, "-initrd", m.Initrd,
-		"-append", "console=ttyS0 quiet panic=-1 aether.listen=serial:aether aether.hostname=" + host,
+		// No "quiet": the console log is how a failed boot is debugged.
+		"-append", "console=ttyS0 panic=-1 aether.listen=serial:aether aether.hostname=" + host,
 		"-no-reboot",
 		"-serial", "file:" + filepath.Join(dir, "console.log"),
 		"-drive", "id=root,file=" + filepath.Join(dir, "disk.qcow2") + ",format=qcow2,if=none,cache=unsafe",
 		"-device", "virtio-blk-device,drive=root",
 		"-chardev", "socket,id=agent,path=" + filepath.Join(dir, "agent.sock") + ",server=on,wait=off",
 		"-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=aether",
+		// Entropy from the host: without it the guest's CRNG (and anything
+		// reading it, the agent included) can wait long under emulation.
+		"-object", "rng-random,id=rng,filename=/dev/urandom", "-device", "virtio-rng-device,rng=rng",
 		"-daemonize", "-pidfile", filepath.Join(dir, "pid"),
 	}
 }
