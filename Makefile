@@ -21,7 +21,7 @@ demo: setup build
 # Everything, against real dockerd; CI sets nothing else. A missing service
 # fails the run instead of skipping (AETHER_REQUIRE_SERVICES=1).
 test: setup lint
-	AETHER_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout 40m ./...
+	AETHER_REQUIRE_SERVICES=1 AETHER_TEST_QEMU=1 $(GO) test -count=1 -timeout 40m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=15s ./internal/agentproto
 
 lint:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what Aetherium and its tests need on a Debian machine:
 # Docker Engine and debootstrap (embedded mode), PostgreSQL and Redis
-# (distributed mode and its tests). Starts dockerd and PostgreSQL if they are
+# (distributed mode and its tests), QEMU with a Debian kernel and static
+# busybox (microVMs). Starts dockerd and PostgreSQL if they are
 # not running and creates the test role and database. Redis is only
 # installed: tests start their own redis-server processes.
 # Idempotent; needs root (or sudo).
@@ -17,6 +18,11 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+# QEMU microVMs: the emulator, qemu-img, a Debian kernel and a static busybox for the initramfs.
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
+[ -x /bin/busybox ] && /bin/busybox --help 2>&1 | head -1 | grep -q . && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	$SUDO apt-get update -qq
