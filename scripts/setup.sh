@@ -22,7 +22,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
-[ -x /bin/busybox ] && /bin/busybox --help 2>&1 | head -1 | grep -q . && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	$SUDO apt-get update -qq
