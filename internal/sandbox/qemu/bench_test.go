@@ -54,7 +54,8 @@ func BenchmarkBoot(b *testing.B) {
 		cancel()
 
 		start = time.Now()
-		cmd := exec.Command("qemu-system-x86_64", "-M", "microvm,accel=tcg", "-cpu", "max", "-m", "512", "-smp", "1",
+		// The runtime's TCG machine (q35), same kernel and initramfs.
+		cmd := exec.Command("qemu-system-x86_64", "-M", "q35,accel=tcg", "-cpu", "max", "-m", "512", "-smp", "1",
 			"-nodefaults", "-no-user-config", "-nographic", "-display", "none", "-no-reboot",
 			"-kernel", guest.Kernel, "-initrd", guest.Initrd, "-append", "console=ttyS0 panic=-1 aether.probe=1", "-serial", "stdio")
 		out, _ := cmd.StdoutPipe()
