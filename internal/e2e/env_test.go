@@ -63,8 +63,9 @@ func newEnv(t testing.TB) *testEnv {
 		for _, p := range e.procs {
 			p.stop()
 		}
-		// Whatever a test left behind, no container outlives it.
+		// Whatever a test left behind, no container or microVM outlives it.
 		for _, p := range e.procs {
+			exec.Command("pkill", "-f", "-KILL", "qemu-system.*"+p.dir).Run()
 			out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=io.aetherium.owner="+p.workerID).Output()
 			if ids := strings.Fields(string(out)); len(ids) > 0 {
 				exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
