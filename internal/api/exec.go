@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -90,7 +91,7 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb Sandbox
 			s.writeError(w, r, errdefs.InvalidArgument("reading request line: %v", err))
 			return
 		}
-		if err := decodeFrom(io.LimitReader(bytesReader(line), maxJSONBody), &p); err != nil {
+		if err := decodeFrom(io.LimitReader(bytes.NewReader(line), maxJSONBody), &p); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -1,15 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 )
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // handleFilePut streams the request body into ?path= inside the sandbox. The
 // file appears only once the whole body arrived (the agent renames a

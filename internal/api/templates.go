@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -91,7 +92,7 @@ func (s *Server) existingTemplate(w http.ResponseWriter, r *http.Request, name, 
 	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: name})
 	switch {
 	case err != nil:
-		if errdefs.IsNotFound(err) {
+		if errors.Is(err, errdefs.ErrNotFound) {
 			return false
 		}
 		s.writeError(w, r, err)
@@ -198,7 +199,7 @@ func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *create
 		params.ExpiresAt = &exp
 	}
 	vm, err := s.store.VMClaimPooled(r.Context(), params)
-	if errdefs.IsNotFound(err) {
+	if errors.Is(err, errdefs.ErrNotFound) {
 		return false // pool empty: create normally
 	}
 	if err != nil {

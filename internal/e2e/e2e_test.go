@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os/exec"
@@ -106,16 +107,7 @@ func TestSandboxLifecycle(t *testing.T) {
 
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
-	return strings.ToLower(strings.TrimSpace(string(hexEncode(s[:]))))
-}
-
-func hexEncode(b []byte) []byte {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, len(b)*2)
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return out
+	return hex.EncodeToString(s[:])
 }
 
 // TestKillDuringCreate kills aetherd with SIGKILL while a create runs; after

@@ -65,6 +65,3 @@ var ErrUnprocessable = errors.New("unprocessable")
 
 // Unprocessable returns an ErrUnprocessable with a formatted message.
 func Unprocessable(format string, a ...any) error { return newf(ErrUnprocessable, format, a...) }
-
-// IsNotFound reports whether err is an ErrNotFound.
-func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -9,6 +9,7 @@ package sandbox
 import (
 	"context"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,16 @@ type Spec struct {
 	VCPUs int
 	// MemoryMB is the memory limit; the workload is killed beyond it. 0 means 512.
 	MemoryMB int
+}
+
+// Hostname is the machine's hostname: the sandbox's name when it is a valid
+// hostname (user names are DNS labels; pool sandboxes' "_pool-…" are not),
+// else one derived from the ID.
+func (s *Spec) Hostname() string {
+	if s.Name != "" && len(s.Name) <= 63 && !strings.HasPrefix(s.Name, "_") {
+		return s.Name
+	}
+	return "sandbox-" + s.ID[:min(8, len(s.ID))]
 }
 
 // States reported in Info.State.

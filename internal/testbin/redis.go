@@ -23,13 +23,7 @@ func StartRedis(t testing.TB) *Redis {
 	t.Helper()
 	_, err := exec.LookPath("redis-server")
 	Need(t, "redis-server", err)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	r := &Redis{Addr: addr, t: t, dir: t.TempDir()}
+	r := &Redis{Addr: freePort(t), t: t, dir: t.TempDir()}
 	r.start()
 	t.Cleanup(r.Stop)
 	return r

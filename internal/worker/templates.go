@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -182,7 +183,7 @@ func (w *Worker) templateDelete(ctx context.Context, task *store.Task) (any, err
 		return nil, queue.Permanent(fmt.Errorf("bad payload: %w", err))
 	}
 	tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: task.ProjectID, IDOrName: p.TemplateID})
-	if errdefs.IsNotFound(err) {
+	if errors.Is(err, errdefs.ErrNotFound) {
 		return map[string]string{"template_id": p.TemplateID}, nil // already gone
 	}
 	if err != nil {
@@ -194,7 +195,7 @@ func (w *Worker) templateDelete(ctx context.Context, task *store.Task) (any, err
 			return nil, err
 		}
 	}
-	if err := w.store.TemplateDelete(ctx, &store.TemplateGetParams{ProjectID: task.ProjectID, IDOrName: tpl.ID}); err != nil && !errdefs.IsNotFound(err) {
+	if err := w.store.TemplateDelete(ctx, &store.TemplateGetParams{ProjectID: task.ProjectID, IDOrName: tpl.ID}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
 	}
 	return map[string]string{"template_id": tpl.ID, "image": tpl.Image}, nil

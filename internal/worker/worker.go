@@ -123,15 +123,14 @@ func (c *Config) withDefaults() {
 
 // Worker handles tasks and sandbox I/O on one host. It is safe for concurrent use.
 type Worker struct {
-	cfg     Config
-	log     *slog.Logger
-	store   store.Store
-	queue   queue.Queue
-	rt      sandbox.Runtime
-	agents  *sandbox.Agents
-	images  *image.Builder
-	started time.Time
-	act     activity
+	cfg    Config
+	log    *slog.Logger
+	store  store.Store
+	queue  queue.Queue
+	rt     sandbox.Runtime
+	agents *sandbox.Agents
+	images *image.Builder
+	act    activity
 }
 
 // New returns a Worker. images may be nil when this worker does not build images.
@@ -142,15 +141,9 @@ func New(cfg Config, st store.Store, q queue.Queue, rt sandbox.Runtime, images *
 	}
 	return &Worker{
 		cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
-		store: st, queue: q, rt: rt, agents: sandbox.NewAgents(rt), images: images, started: time.Now(),
+		store: st, queue: q, rt: rt, agents: sandbox.NewAgents(rt), images: images,
 	}, nil
 }
-
-// ID returns the worker's ID.
-func (w *Worker) ID() string { return w.cfg.ID }
-
-// Runtime returns the worker's sandbox runtime.
-func (w *Worker) Runtime() sandbox.Runtime { return w.rt }
 
 // Close drops all agent connections.
 func (w *Worker) Close() { w.agents.Close() }

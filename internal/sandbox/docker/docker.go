@@ -170,7 +170,7 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 		Image:      spec.Image,
 		Entrypoint: []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName},
 		Cmd:        []string{},
-		Hostname:   hostname(spec),
+		Hostname:   spec.Hostname(),
 		WorkingDir: "/",
 		Labels: map[string]string{
 			LabelManaged: "true", LabelSandbox: spec.ID, LabelOwner: r.cfg.Owner, LabelName: spec.Name,
@@ -198,13 +198,6 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 		return "", r.mapErr(err, spec.ID)
 	}
 	return resp.ID, nil
-}
-
-func hostname(spec *sandbox.Spec) string {
-	if spec.Name != "" && len(spec.Name) <= 63 && !strings.HasPrefix(spec.Name, "_") {
-		return spec.Name
-	}
-	return spec.ID[:min(12, len(spec.ID))]
 }
 
 func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info, error) {
@@ -246,18 +239,22 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 		return nil, errdefs.NotFound("sandbox %s not found", id)
 	}
 	created, _ := time.Parse(time.RFC3339Nano, c.Created)
-	return &sandbox.Info{ID: id, RuntimeID: c.ID, State: state(c.State), Image: c.Config.Image, CreatedAt: created}, nil
+	status := ""
+	if c.State != nil {
+		status = c.State.Status
+	}
+	return &sandbox.Info{ID: id, RuntimeID: c.ID, State: state(status), Image: c.Config.Image, CreatedAt: created}, nil
 }
 
-func state(s *container.State) string {
-	switch {
-	case s == nil:
-		return sandbox.StateStopped
-	case s.Paused:
-		return sandbox.StatePaused
-	case s.Running:
+// state maps Docker's container status ("running", "paused", "created",
+// "exited"…, the same words in inspect and list answers) to a sandbox state.
+func state(status string) string {
+	switch status {
+	case "running":
 		return sandbox.StateRunning
-	case s.Status == "created":
+	case "paused":
+		return sandbox.StatePaused
+	case "created":
 		return sandbox.StateCreated
 	}
 	return sandbox.StateStopped
@@ -274,16 +271,7 @@ func (r *Runtime) List(ctx context.Context) ([]*sandbox.Info, error) {
 	}
 	out := make([]*sandbox.Info, 0, len(cs))
 	for _, c := range cs {
-		st := sandbox.StateStopped
-		switch c.State {
-		case "running":
-			st = sandbox.StateRunning
-		case "paused":
-			st = sandbox.StatePaused
-		case "created":
-			st = sandbox.StateCreated
-		}
-		out = append(out, &sandbox.Info{ID: c.Labels[LabelSandbox], RuntimeID: c.ID, State: st, Image: c.Image,
+		out = append(out, &sandbox.Info{ID: c.Labels[LabelSandbox], RuntimeID: c.ID, State: state(c.State), Image: c.Image,
 			CreatedAt: time.Unix(c.Created, 0)})
 	}
 	return out, nil

@@ -181,10 +181,7 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 }
 
 func (r *Runtime) args(m *meta, dir, accel string) []string {
-	host := m.Name
-	if host == "" || strings.HasPrefix(host, "_") {
-		host = "sandbox-" + m.ID[:min(8, len(m.ID))]
-	}
+	host := (&sandbox.Spec{ID: m.ID, Name: m.Name}).Hostname()
 	machine, bus := machineFor(accel)
 	return []string{
 		"-M", machine + ",accel=" + accel, "-cpu", cpuFor(accel), "-m", strconv.Itoa(m.MemoryMB), "-smp", strconv.Itoa(m.VCPUs),
