@@ -90,7 +90,7 @@ func (c *Client) open(ctx context.Context, req agentproto.Request) (*yamux.Strea
 	if err != nil {
 		return nil, nil, errdefs.Unavailable("agent connection lost: %v", err)
 	}
-	stop := context.AfterFunc(ctx, func() { st.Close(); st.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Now()); st.Close() })
 	done := func() { stop(); st.Close() }
 	if err := agentproto.WriteJSON(st, agentproto.TypeRequest, req); err != nil {
 		done()

@@ -59,6 +59,11 @@ func (c *Client) Exec(ctx context.Context, req *agentproto.ExecRequest, eio Exec
 			if err := mapRemote(f.Decode(agentproto.TypeExit, &exit)); err != nil {
 				return nil, err
 			}
+			if ctx.Err() != nil {
+				// The agent may answer the cancellation with the killed
+				// process's exit before the stream's deadline bites.
+				return &exit, ctx.Err()
+			}
 			if exit.TimedOut {
 				return &exit, &ExecTimeoutError{After: time.Duration(req.TimeoutMS) * time.Millisecond}
 			}
