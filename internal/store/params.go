@@ -201,3 +201,11 @@ type VMClaimParams struct {
 	ProjectID    string
 	TemplateID   string
 }
+
+// AddressLeaseParams asks for Address of Subnet (both in canonical text
+// form, as netip prints them) for the sandbox VMID.
+type AddressLeaseParams struct {
+	Subnet  string
+	Address string
+	VMID    string
+}

@@ -124,6 +124,24 @@ type Store interface {
 	// WorkerLoad counts each worker's sandboxes that hold resources (every
 	// status but deleted and failed), across projects.
 	WorkerLoad(ctx context.Context) (map[string]int, error)
+
+	// AddressLease records that a sandbox holds an address of a subnet. If
+	// the sandbox already holds one there, that lease is returned and
+	// params.Address is ignored. An address held by another sandbox is
+	// ErrAlreadyExists: no two sandboxes ever share one.
+	AddressLease(ctx context.Context, params *AddressLeaseParams) (*AddressLease, error)
+	// AddressList lists a subnet's leases, oldest first.
+	AddressList(ctx context.Context, subnet string) ([]*AddressLease, error)
+	// AddressRelease frees every address a sandbox holds; none is not an error.
+	AddressRelease(ctx context.Context, vmID string) error
+}
+
+// AddressLease is a guest IP address held by a sandbox.
+type AddressLease struct {
+	Subnet    string    `json:"subnet"`
+	Address   string    `json:"address"`
+	VMID      string    `json:"vm_id"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // VM is a sandbox.

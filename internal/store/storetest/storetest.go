@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Templates", testTemplates},
 		{"PoolClaimIsExclusive", testPoolClaim},
 		{"NotFound", testNotFound},
+		{"AddressLeases", testAddressLeases},
+		{"AddressLeaseIsExclusive", testAddressLeaseExclusive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,5 +374,69 @@ func testPoolClaim(t *testing.T, s store.Store) {
 	wg.Wait()
 	if len(got) != 2 || misses != 4 {
 		t.Errorf("6 concurrent claims of 2 pooled sandboxes: %d distinct won (%v), %d missed; want 2 and 4", len(got), got, misses)
+	}
+}
+
+func testAddressLeases(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const subnet = "10.77.0.0/16"
+	a, err := s.AddressLease(ctx, &store.AddressLeaseParams{Subnet: subnet, Address: "10.77.0.2", VMID: "vm-a"})
+	if err != nil || a.Address != "10.77.0.2" || a.VMID != "vm-a" || a.Subnet != subnet {
+		t.Fatalf("AddressLease = %+v, %v", a, err)
+	}
+	// Asking again for the same sandbox returns its lease, whatever address is asked.
+	again, err := s.AddressLease(ctx, &store.AddressLeaseParams{Subnet: subnet, Address: "10.77.0.9", VMID: "vm-a"})
+	if err != nil || again.Address != "10.77.0.2" {
+		t.Fatalf("second AddressLease = %+v, %v; want the first lease", again, err)
+	}
+	if _, err := s.AddressLease(ctx, &store.AddressLeaseParams{Subnet: subnet, Address: "10.77.0.2", VMID: "vm-b"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("taking a held address: err = %v, want ErrAlreadyExists", err)
+	}
+	// The same address in another subnet is another address.
+	if _, err := s.AddressLease(ctx, &store.AddressLeaseParams{Subnet: "10.78.0.0/16", Address: "10.77.0.2", VMID: "vm-b"}); err != nil {
+		t.Fatal(err)
+	}
+	s.AddressLease(ctx, &store.AddressLeaseParams{Subnet: subnet, Address: "10.77.0.3", VMID: "vm-b"})
+	list, err := s.AddressList(ctx, subnet)
+	if err != nil || len(list) != 2 || list[0].VMID != "vm-a" || list[1].Address != "10.77.0.3" {
+		t.Fatalf("AddressList = %v, %v", list, err)
+	}
+	if err := s.AddressRelease(ctx, "vm-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddressRelease(ctx, "vm-never"); err != nil {
+		t.Fatalf("releasing nothing: %v", err)
+	}
+	list, _ = s.AddressList(ctx, subnet)
+	other, _ := s.AddressList(ctx, "10.78.0.0/16")
+	if len(list) != 1 || list[0].VMID != "vm-a" || len(other) != 0 {
+		t.Fatalf("after release: %v and %v, want only vm-a's lease", list, other)
+	}
+}
+
+// testAddressLeaseExclusive races sandboxes for one address: exactly one wins.
+func testAddressLeaseExclusive(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.AddressLease(ctx, &store.AddressLeaseParams{Subnet: "10.9.0.0/24", Address: "10.9.0.5", VMID: fmt.Sprintf("vm-%d", i)})
+			switch {
+			case err == nil:
+				mu.Lock()
+				won++
+				mu.Unlock()
+			case !errors.Is(err, errdefs.ErrAlreadyExists):
+				t.Errorf("lease %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Errorf("%d sandboxes got 10.9.0.5, want exactly 1", won)
 	}
 }
