@@ -37,8 +37,9 @@ type Guest struct {
 	KernelVersion string
 }
 
-// guestInit is the initramfs's /init: mount the root disk named on the
-// kernel command line and exec the agent as PID 1 of the real root.
+// guestInit is the initramfs's /init: configure the network the kernel
+// command line describes (aether.ip/gw/dns, see network.Endpoint), mount the
+// root disk and exec the agent as PID 1 of the real root.
 // aether.probe=1 only proves the kernel boots (used to test whether KVM works).
 const guestInit = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -48,12 +49,25 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
 CMD=$(cat /proc/cmdline)
+arg() { echo "$CMD" | sed -n "s/.*aether.$1=\([^ ]*\).*/\1/p"; }
 if echo "$CMD" | grep -q aether.probe=1; then echo AETHER-PROBE-OK; poweroff -f; fi
-LISTEN=$(echo "$CMD" | sed -n 's/.*aether.listen=\([^ ]*\).*/\1/p')
-HOST=$(echo "$CMD" | sed -n 's/.*aether.hostname=\([^ ]*\).*/\1/p')
+LISTEN=$(arg listen)
+HOST=$(arg hostname)
 [ -n "$HOST" ] && hostname "$HOST"
+ip link set lo up
+IP=$(arg ip)
+if [ -n "$IP" ]; then
+  i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+  { ip link set eth0 up && ip addr add "$IP" dev eth0 && ip route add default via "$(arg gw)"; } ||
+    echo "aether-init: cannot configure eth0 with $IP"
+fi
 i=0; while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
 mount -t ext4 -o rw /dev/vda /newroot || { echo "aether-init: cannot mount /dev/vda"; poweroff -f; }
+DNS=$(arg dns)
+if [ -n "$DNS" ]; then
+  rm -f /newroot/etc/resolv.conf
+  for ns in $(echo "$DNS" | tr , ' '); do echo "nameserver $ns"; done > /newroot/etc/resolv.conf
+fi
 mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/run/aether
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys

@@ -28,8 +28,17 @@ import (
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
 )
+
+// Network attaches sandboxes to the host's microVM network
+// (*network.Manager).
+type Network interface {
+	Attach(ctx context.Context, id string) (*network.Endpoint, error)
+	Detach(ctx context.Context, id string) error
+	Prune(ctx context.Context, keep func(id string) bool) error
+}
 
 // Guests makes bootable guests from image references (*image.GuestBuilder).
 type Guests interface {
@@ -46,6 +55,8 @@ type Config struct {
 	Owner string
 	// Guests builds the kernel, initramfs and root disk. Required.
 	Guests Guests
+	// Network gives each sandbox a NIC on a TAP; nil means no network.
+	Network Network
 	// Accel is auto (probe KVM by booting, else TCG), kvm or tcg; "" means auto.
 	Accel string
 	// Logger receives logs; nil means slog.Default().
@@ -94,7 +105,15 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu")}, nil
+	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu")}
+	if cfg.Network != nil {
+		// TAPs of sandboxes removed while the daemon was down.
+		err := cfg.Network.Prune(context.Background(), func(id string) bool { _, err := r.readMeta(id); return err == nil })
+		if err != nil {
+			r.log.Warn("qemu: pruning leftover TAPs", slog.Any("err", err))
+		}
+	}
+	return r, nil
 }
 
 // meta is what List and restarts need to know about a sandbox.
@@ -107,6 +126,7 @@ type meta struct {
 	MemoryMB int       `json:"memory_mb"`
 	Kernel   string    `json:"kernel"`
 	Initrd   string    `json:"initrd"`
+	Network  bool      `json:"network"`
 	Created  time.Time `json:"created"`
 }
 
@@ -137,7 +157,8 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 		return nil, err
 	}
 	m := &meta{ID: spec.ID, Owner: r.cfg.Owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
-		MemoryMB: spec.MemoryMB, Kernel: guest.Kernel, Initrd: guest.Initrd, Created: time.Now().UTC()}
+		MemoryMB: spec.MemoryMB, Kernel: guest.Kernel, Initrd: guest.Initrd, Network: r.cfg.Network != nil,
+		Created: time.Now().UTC()}
 	if m.MemoryMB == 0 {
 		m.MemoryMB = 512
 	}
@@ -173,11 +194,38 @@ func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info
 func (r *Runtime) launch(ctx context.Context, m *meta) error {
 	dir := r.dir(m.ID)
 	os.Remove(filepath.Join(dir, "agent.sock"))
-	args := r.args(m, dir, r.accelFor(ctx, m))
+	accel := r.accelFor(ctx, m)
+	args := r.args(m, dir, accel)
+	if m.Network {
+		if r.cfg.Network == nil {
+			return errdefs.FailedPrecondition("sandbox %s was created with a network, and none is configured now", m.ID)
+		}
+		// Attach is idempotent: a restart finds the TAP (or, after a host
+		// reboot, makes it again) with the same address.
+		ep, err := r.cfg.Network.Attach(ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		_, bus := machineFor(accel)
+		args = withNIC(args, ep, bus)
+	}
 	if out, err := exec.CommandContext(ctx, r.cfg.Binary, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("qemu: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// withNIC adds a virtio-net device on the endpoint's TAP and the guest's
+// address to the kernel command line.
+func withNIC(args []string, ep *network.Endpoint, bus string) []string {
+	for i, a := range args {
+		if strings.HasPrefix(a, "console=") {
+			args[i] = a + " " + ep.KernelArgs()
+		}
+	}
+	return append(args,
+		"-netdev", "tap,id=net0,ifname="+ep.Tap+",script=no,downscript=no",
+		"-device", "virtio-net-"+bus+",netdev=net0,mac="+ep.MAC.String())
 }
 
 func (r *Runtime) args(m *meta, dir, accel string) []string {
@@ -328,6 +376,11 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 	}
 	if err := r.Stop(ctx, id); err != nil {
 		return err
+	}
+	if r.cfg.Network != nil {
+		if err := r.cfg.Network.Detach(ctx, id); err != nil {
+			return err
+		}
 	}
 	return os.RemoveAll(r.dir(id))
 }

@@ -2,6 +2,10 @@ package qemu_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,10 +15,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/sandbox/qemu"
 	"github.com/aetherium/aetherium/internal/sandbox/sandboxtest"
+	"github.com/aetherium/aetherium/internal/store/sqlite"
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 
@@ -77,4 +85,97 @@ func TestConsoleLog(t *testing.T) {
 	if err != nil || !strings.Contains(string(log), "aether-init: starting agent") {
 		t.Errorf("console log %q, %v", log, err)
 	}
+}
+
+// TestNetworkedGuests boots two microVMs on TAPs of a bridge, in a network
+// namespace the test creates: each guest gets its leased address and MAC,
+// reaches an HTTP server on the gateway, and cannot reach the other guest
+// (bridge ports are isolated). Deleting a sandbox removes its TAP.
+func TestNetworkedGuests(t *testing.T) {
+	t.Parallel()
+	needQEMU(t)
+	if !testbin.InNetns(t) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ref := testbin.BaseImage(t)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aether.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	nw, err := network.New(network.Config{Subnet: netip.MustParsePrefix("10.66.0.0/24"), NAT: true, DNS: []string{"192.0.2.53"}}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nw.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", nw.Gateway().String()+":8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from the host") }))
+
+	b, _ := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
+	rt, err := qemu.New(qemu.Config{StateDir: t.TempDir(), Owner: "test-net", Network: nw,
+		Guests: image.NewGuestBuilder(b, filepath.Join(os.TempDir(), "aether-guests"), testbin.Build(t, "aether-agent"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{uuid.NewString(), uuid.NewString()}
+	eps := make([]*network.Endpoint, 2)
+	for i, id := range ids {
+		t.Cleanup(func() { rt.Delete(context.Background(), id) })
+		if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: ref, MemoryMB: 256}); err != nil {
+			t.Fatal(err)
+		}
+		eps[i], _ = nw.Attach(ctx, id) // idempotent: the endpoint Create made
+	}
+	a := connect(t, ctx, rt, ids[0])
+	out := run(t, ctx, a, "cat /sys/class/net/eth0/address; cat /etc/resolv.conf; curl -sS --max-time 20 http://"+nw.Gateway().String()+":8080/")
+	for _, want := range []string{eps[0].MAC.String(), "nameserver 192.0.2.53", "hello from the host"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("guest output %q lacks %q", out, want)
+		}
+	}
+	// The other guest listens on port 9 and answers itself; the first guest
+	// must not get that answer.
+	bc := connect(t, ctx, rt, ids[1])
+	bAddr := eps[1].Address.Addr().String()
+	run(t, ctx, bc, `setsid perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 9, Listen => 5, ReuseAddr => 1) or die;
+		while ($c = $s->accept) { print $c "hi from b\n"; close $c }' >/dev/null 2>&1 &`)
+	probe := "for i in $(seq 50); do timeout 5 bash -c 'cat </dev/tcp/" + bAddr + "/9' 2>&1 && break; sleep 0.1; done"
+	if out := run(t, ctx, bc, probe); !strings.Contains(out, "hi from b") {
+		t.Fatalf("listener in the second guest not answering itself: %q", out)
+	}
+	if out := run(t, ctx, a, "timeout 5 bash -c 'cat </dev/tcp/"+bAddr+"/9' 2>&1; echo exit=$?"); strings.Contains(out, "hi from b") {
+		t.Errorf("a guest reached another guest: %q", out)
+	}
+	bc.Close()
+	if err := rt.Delete(ctx, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.InterfaceByName(eps[1].Tap); err == nil {
+		t.Errorf("tap %s survived Delete", eps[1].Tap)
+	}
+}
+
+func connect(t *testing.T, ctx context.Context, rt sandbox.Runtime, id string) *agentclient.Client {
+	t.Helper()
+	c, err := sandbox.Connect(ctx, rt, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func run(t *testing.T, ctx context.Context, c *agentclient.Client, script string) string {
+	t.Helper()
+	var out strings.Builder
+	if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", script}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil {
+		t.Fatalf("exec %q: %v", script, err)
+	}
+	return out.String()
 }
