@@ -171,6 +171,27 @@ func (g *GuestBuilder) Build(ctx context.Context, ref string) (*Guest, error) {
 	return guest, nil
 }
 
+// Vmlinux returns the uncompressed ELF kernel of a guest (Firecracker boots
+// no bzImage), extracted once per kernel version.
+func (g *GuestBuilder) Vmlinux(guest *Guest) (string, error) {
+	path := filepath.Join(g.cacheDir, "vmlinux-"+guest.KernelVersion)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	unlock, err := lockDir(g.cacheDir)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := ExtractVmlinux(guest.Kernel, path+".tmp"); err != nil {
+		return "", err
+	}
+	return path, os.Rename(path+".tmp", path)
+}
+
 // moduleOrder resolves GuestModules and their dependencies from modules.dep,
 // dependencies first.
 func (g *GuestBuilder) moduleOrder(kv string) ([]string, error) {
