@@ -171,6 +171,40 @@ func (g *GuestBuilder) Build(ctx context.Context, ref string) (*Guest, error) {
 	return guest, nil
 }
 
+// ProbeBoot returns a kernel and initramfs that boot without any image: with
+// aether.probe=1 on the command line the initramfs prints AETHER-PROBE-OK
+// and powers off. Runtimes boot it to find out whether hardware
+// virtualization really works here. Built once per kernel.
+func (g *GuestBuilder) ProbeBoot() (*Guest, error) {
+	kv, err := g.kernelVersion()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(g.cacheDir, "probe-"+kv)
+	guest := &Guest{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.gz"), KernelVersion: kv}
+	if _, err := os.Stat(guest.Initrd); err == nil {
+		return guest, nil
+	}
+	unlock, err := lockDir(g.cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := os.Stat(guest.Initrd); err == nil {
+		return guest, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := copyFile(filepath.Join(g.boot, "vmlinuz-"+kv), guest.Kernel); err != nil {
+		return nil, err
+	}
+	if err := g.writeInitrd(kv, guest.Initrd+".tmp"); err != nil {
+		return nil, err
+	}
+	return guest, os.Rename(guest.Initrd+".tmp", guest.Initrd)
+}
+
 // Vmlinux returns the uncompressed ELF kernel of a guest (Firecracker boots
 // no bzImage), extracted once per kernel version.
 func (g *GuestBuilder) Vmlinux(guest *Guest) (string, error) {

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -37,7 +38,8 @@ func Root() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Build compiles ./cmd/<name> statically (CGO off) once per test process and
+// Build compiles ./cmd/<name> (or, for a name with a slash, that package
+// path) statically (CGO off) once per test process and
 // returns the binary's path.
 func Build(t testing.TB, name string) string {
 	t.Helper()
@@ -53,8 +55,11 @@ func Build(t testing.TB, name string) string {
 		}
 		buildDir = d
 	}
-	out := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+	out, pkg := filepath.Join(buildDir, filepath.Base(name)), "./cmd/"+name
+	if strings.Contains(name, "/") {
+		pkg = "./" + name // a test helper program elsewhere in the module
+	}
+	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = Root()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

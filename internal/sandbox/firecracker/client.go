@@ -17,6 +17,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/aetherium/aetherium/internal/sandbox"
 )
 
 // APIVersion is the Firecracker release this client is written against.
@@ -75,6 +77,14 @@ type Metrics struct {
 	MetricsPath string `json:"metrics_path"`
 }
 
+// InstanceInfo is GET /.
+type InstanceInfo struct {
+	AppName    string `json:"app_name"`
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	VMMVersion string `json:"vmm_version"`
+}
+
 // InstanceAction is PUT /actions.
 type InstanceAction struct {
 	ActionType string `json:"action_type"`
@@ -122,8 +132,7 @@ func NewClient(socketPath string) *Client {
 	return &Client{http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socketPath)
+			return sandbox.DialUnix(ctx, socketPath)
 		}},
 	}}
 }
@@ -140,6 +149,11 @@ func (e *APIError) Error() string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any) error {
+	return c.call(ctx, method, path, body, nil)
+}
+
+// call sends body and decodes a 2xx answer into out when out is not nil.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -160,6 +174,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
+		if out != nil {
+			return json.NewDecoder(resp.Body).Decode(out)
+		}
 		io.Copy(io.Discard, resp.Body)
 		return nil
 	}
@@ -226,4 +243,13 @@ func (c *Client) CreateSnapshot(ctx context.Context, s *SnapshotCreate) error {
 // LoadSnapshot restores a microVM into a fresh Firecracker process.
 func (c *Client) LoadSnapshot(ctx context.Context, s *SnapshotLoad) error {
 	return c.do(ctx, http.MethodPut, "/snapshot/load", s)
+}
+
+// Describe returns the instance's ID, state and version.
+func (c *Client) Describe(ctx context.Context) (*InstanceInfo, error) {
+	var info InstanceInfo
+	if err := c.call(ctx, http.MethodGet, "/", nil, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aetherium/aetherium/internal/sandbox"
 )
 
 // AgentPort is the vsock port aether-agent listens on inside the guest.
@@ -36,8 +38,7 @@ func DialHybridVsock(ctx context.Context, udsPath string, port uint32) (net.Conn
 }
 
 func hybridOnce(ctx context.Context, udsPath string, port uint32) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", udsPath)
+	conn, err := sandbox.DialUnix(ctx, udsPath)
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,7 @@ type Network interface {
 // Guests makes bootable guests from image references (*image.GuestBuilder).
 type Guests interface {
 	Build(ctx context.Context, ref string) (*image.Guest, error)
+	ProbeBoot() (*image.Guest, error)
 }
 
 // Config configures a Runtime.
@@ -194,7 +195,7 @@ func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info
 func (r *Runtime) launch(ctx context.Context, m *meta) error {
 	dir := r.dir(m.ID)
 	os.Remove(filepath.Join(dir, "agent.sock"))
-	accel := r.accelFor(ctx, m)
+	accel := r.Accel(ctx)
 	args := r.args(m, dir, accel)
 	if m.Network {
 		if r.cfg.Network == nil {
@@ -270,14 +271,15 @@ func cpuFor(accel string) string {
 	return "max"
 }
 
-// accelFor returns kvm or tcg, probing once when configured auto.
-func (r *Runtime) accelFor(ctx context.Context, m *meta) string {
+// Accel returns kvm or tcg: the configured one, or under auto whether a
+// probe guest boots with KVM, found out once and logged.
+func (r *Runtime) Accel(ctx context.Context) string {
 	if r.cfg.Accel != "auto" {
 		return r.cfg.Accel
 	}
 	r.accelOnce.Do(func() {
 		r.accel = "tcg"
-		if ok, why := r.probeKVM(ctx, m); ok {
+		if ok, why := r.probeKVM(ctx); ok {
 			r.accel = "kvm"
 			r.log.Info("qemu: KVM works here; microVMs run with hardware virtualization")
 		} else {
@@ -287,18 +289,21 @@ func (r *Runtime) accelFor(ctx context.Context, m *meta) string {
 	return r.accel
 }
 
-// probeKVM boots the guest kernel with accel=kvm and the probe flag, which
-// makes the initramfs print a marker and power off. Only a boot proves KVM:
-// a /dev/kvm that cannot run a stock kernel hangs instead.
-func (r *Runtime) probeKVM(ctx context.Context, m *meta) (bool, string) {
+// probeKVM boots the probe guest with accel=kvm. Only a boot proves KVM: a
+// /dev/kvm that cannot run a stock kernel hangs instead.
+func (r *Runtime) probeKVM(ctx context.Context) (bool, string) {
 	if _, err := os.Stat("/dev/kvm"); err != nil {
 		return false, "no /dev/kvm"
+	}
+	probe, err := r.cfg.Guests.ProbeBoot()
+	if err != nil {
+		return false, "no probe guest: " + err.Error()
 	}
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, _ := exec.CommandContext(pctx, r.cfg.Binary, "-M", "microvm,accel=kvm", "-cpu", "host", "-m", "256",
 		"-nodefaults", "-no-user-config", "-nographic", "-display", "none", "-no-reboot",
-		"-kernel", m.Kernel, "-initrd", m.Initrd, "-append", "console=ttyS0 quiet panic=-1 aether.probe=1",
+		"-kernel", probe.Kernel, "-initrd", probe.Initrd, "-append", "console=ttyS0 quiet panic=-1 aether.probe=1",
 		"-serial", "stdio").CombinedOutput()
 	if strings.Contains(string(out), "AETHER-PROBE-OK") {
 		return true, ""

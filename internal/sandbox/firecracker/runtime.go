@@ -1,0 +1,562 @@
+package firecracker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/network"
+	"github.com/aetherium/aetherium/internal/sandbox"
+)
+
+// Guests makes bootable guests from image references (*image.GuestBuilder).
+type Guests interface {
+	Build(ctx context.Context, ref string) (*image.Guest, error)
+	Vmlinux(g *image.Guest) (string, error)
+	ProbeBoot() (*image.Guest, error)
+}
+
+// Network attaches sandboxes to the host's microVM network
+// (*network.Manager).
+type Network interface {
+	Attach(ctx context.Context, id string) (*network.Endpoint, error)
+	Detach(ctx context.Context, id string) error
+	Prune(ctx context.Context, keep func(id string) bool) error
+}
+
+// Config configures a Runtime.
+type Config struct {
+	// Binary is the firecracker executable; "" means found in PATH.
+	Binary string
+	// Jailer is the jailer executable. "" means the jailer beside Binary or
+	// in PATH when there is one (jailing is on by default), "none" disables.
+	Jailer string
+	// UID and GID the jailed VMM runs as; 0 means 65534 (nobody/nogroup).
+	UID, GID int
+	// StateDir holds one directory per sandbox (and the jails). Required.
+	StateDir string
+	// Owner marks sandboxes as this runtime instance's. Required.
+	Owner string
+	// Guests builds kernels, initramfs and root disks. Required.
+	Guests Guests
+	// Network gives each sandbox a NIC on a TAP; nil means no network.
+	Network Network
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Runtime is a sandbox.Runtime on Firecracker microVMs: one Firecracker
+// process per sandbox (jailed when the jailer is present), configured
+// through its API socket, with the agent reached over hybrid vsock. The
+// processes outlive aetherd. It is safe for concurrent use.
+type Runtime struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex        // guards CID allocation and drains
+	drains map[string]func() // sandbox ID → stops copying its log/metrics fifos
+}
+
+var (
+	_ sandbox.Runtime       = (*Runtime)(nil)
+	_ sandbox.Pauser        = (*Runtime)(nil)
+	_ sandbox.ConsoleLogger = (*Runtime)(nil)
+)
+
+// New returns a Runtime. It fails with ErrFailedPrecondition when the
+// firecracker binary is missing.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.StateDir == "" || cfg.Owner == "" || cfg.Guests == nil {
+		return nil, errors.New("firecracker runtime: StateDir, Owner and Guests are required")
+	}
+	if cfg.Binary == "" {
+		cfg.Binary = "firecracker"
+	}
+	bin, err := exec.LookPath(cfg.Binary)
+	if err != nil {
+		return nil, errdefs.FailedPrecondition("firecracker runtime: %s not found (set firecracker.binary or FIRECRACKER_BIN)", cfg.Binary)
+	}
+	cfg.Binary = bin
+	if cfg.Jailer, err = findJailer(cfg.Jailer, bin); err != nil {
+		return nil, err
+	}
+	if cfg.UID == 0 {
+		cfg.UID = 65534
+	}
+	if cfg.GID == 0 {
+		cfg.GID = 65534
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "firecracker"), drains: map[string]func(){}}
+	r.adopt()
+	return r, nil
+}
+
+// findJailer resolves Config.Jailer: "" looks beside firecracker, then in
+// PATH, and runs unjailed when there is none.
+func findJailer(jailer, firecracker string) (string, error) {
+	switch jailer {
+	case "none":
+		return "", nil
+	case "":
+		if p := filepath.Join(filepath.Dir(firecracker), "jailer"); isExecutable(p) {
+			return p, nil
+		}
+		p, _ := exec.LookPath("jailer")
+		return p, nil
+	}
+	p, err := exec.LookPath(jailer)
+	if err != nil {
+		return "", errdefs.FailedPrecondition("firecracker runtime: jailer %s not found", jailer)
+	}
+	return p, nil
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// adopt resumes copying the fifos of microVMs that kept running while
+// aetherd was down, and removes TAPs of sandboxes that are gone.
+func (r *Runtime) adopt() {
+	entries, _ := os.ReadDir(r.cfg.StateDir)
+	for _, e := range entries {
+		if m, err := r.readMeta(e.Name()); err == nil && r.pid(m) != 0 {
+			r.startDrains(m)
+		}
+	}
+	if r.cfg.Network != nil {
+		err := r.cfg.Network.Prune(context.Background(), func(id string) bool { _, err := r.readMeta(id); return err == nil })
+		if err != nil {
+			r.log.Warn("firecracker: pruning leftover TAPs", slog.Any("err", err))
+		}
+	}
+}
+
+// meta is what restarts, List and Dial need to know about a sandbox.
+type meta struct {
+	ID       string    `json:"id"`
+	Owner    string    `json:"owner"`
+	Name     string    `json:"name"`
+	Image    string    `json:"image"`
+	VCPUs    int       `json:"vcpus"`
+	MemoryMB int       `json:"memory_mb"`
+	CID      uint32    `json:"cid"`
+	Jailed   bool      `json:"jailed"`
+	Network  bool      `json:"network"`
+	Created  time.Time `json:"created"`
+}
+
+func (r *Runtime) dir(id string) string { return filepath.Join(r.cfg.StateDir, id) }
+
+func (r *Runtime) readMeta(id string) (*meta, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir(id), "meta.json"))
+	if err != nil {
+		return nil, errdefs.NotFound("sandbox %s not found", id)
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil || m.Owner != r.cfg.Owner {
+		return nil, errdefs.NotFound("sandbox %s not found", id)
+	}
+	return &m, nil
+}
+
+// Create implements sandbox.Runtime.
+func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info, error) {
+	if spec.ID == "" || strings.ContainsAny(spec.ID, "/.") {
+		return nil, errdefs.InvalidArgument("sandbox id %q is not valid", spec.ID)
+	}
+	if _, err := r.readMeta(spec.ID); err == nil {
+		if err := r.Start(ctx, spec.ID); err != nil { // an earlier attempt made it
+			return nil, err
+		}
+		return r.Inspect(ctx, spec.ID)
+	}
+	guest, err := r.cfg.Guests.Build(ctx, spec.Image)
+	if err != nil {
+		return nil, err
+	}
+	vmlinux, err := r.cfg.Guests.Vmlinux(guest)
+	if err != nil {
+		return nil, err
+	}
+	m := &meta{ID: spec.ID, Owner: r.cfg.Owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
+		MemoryMB: spec.MemoryMB, Jailed: r.cfg.Jailer != "", Network: r.cfg.Network != nil, Created: time.Now().UTC()}
+	if m.MemoryMB == 0 {
+		m.MemoryMB = 512
+	}
+	if err := r.prepare(ctx, m, guest, vmlinux); err != nil {
+		r.removeFiles(m)
+		return nil, err
+	}
+	if err := r.launch(ctx, m); err != nil {
+		return nil, err
+	}
+	return r.Inspect(ctx, spec.ID)
+}
+
+// prepare lays out the sandbox: its root (the jail's chroot, or a plain
+// directory) holds the kernel, initramfs and a copy-on-write clone of the
+// template rootfs; meta.json, written last under the CID lock, makes it exist.
+func (r *Runtime) prepare(ctx context.Context, m *meta, guest *image.Guest, vmlinux string) error {
+	root := r.root(m)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	if err := linkOrCopy(vmlinux, filepath.Join(root, "vmlinux")); err != nil {
+		return err
+	}
+	if err := linkOrCopy(guest.Initrd, filepath.Join(root, "initrd.gz")); err != nil {
+		return err
+	}
+	disk := filepath.Join(root, "rootfs.ext4")
+	if err := image.CloneDisk(ctx, guest.Rootfs, disk); err != nil {
+		return err
+	}
+	if m.Jailed {
+		if err := os.Chown(disk, r.cfg.UID, r.cfg.GID); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.CID = r.freeCID()
+	b, _ := json.Marshal(m)
+	return os.WriteFile(filepath.Join(r.dir(m.ID), "meta.json"), b, 0o644)
+}
+
+// freeCID is the lowest guest CID no sandbox of this runtime has (0-2 are
+// reserved). The seed gave every VM CID 3; with vhost-vsock that collides.
+// Callers hold r.mu.
+func (r *Runtime) freeCID() uint32 {
+	used := map[uint32]bool{}
+	entries, _ := os.ReadDir(r.cfg.StateDir)
+	for _, e := range entries {
+		if m, err := r.readMeta(e.Name()); err == nil {
+			used[m.CID] = true
+		}
+	}
+	cid := uint32(3)
+	for used[cid] {
+		cid++
+	}
+	return cid
+}
+
+func linkOrCopy(src, dst string) error {
+	os.Remove(dst)
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	out, err := exec.Command("cp", src, dst).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("copy %s: %v: %s", src, err, out)
+	}
+	return nil
+}
+
+// jail describes the sandbox's jail; it is meaningful when m.Jailed.
+func (r *Runtime) jail(m *meta) *JailerConfig {
+	return &JailerConfig{Binary: r.cfg.Jailer, FirecrackerBinary: r.cfg.Binary, ID: m.ID, UID: r.cfg.UID, GID: r.cfg.GID,
+		ChrootBase: filepath.Join(r.cfg.StateDir, "jail")}
+}
+
+// root is the directory the VMM sees files in: the jail's chroot, or the
+// sandbox's own directory (Firecracker then runs with it as working
+// directory, so both cases use short relative paths and no socket path
+// outgrows the 108-byte limit).
+func (r *Runtime) root(m *meta) string {
+	if m.Jailed {
+		return r.jail(m).ChrootDir()
+	}
+	return filepath.Join(r.dir(m.ID), "root")
+}
+
+// vmmPath is name as the VMM opens it.
+func vmmPath(m *meta, name string) string {
+	if m.Jailed {
+		return "/" + name
+	}
+	return name
+}
+
+// Start implements sandbox.Runtime: a stopped sandbox boots again from its
+// disk in a new Firecracker process.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return err
+	}
+	if r.pid(m) != 0 {
+		return nil
+	}
+	return r.launch(ctx, m)
+}
+
+// pid returns the sandbox's Firecracker process, or 0 when none runs.
+func (r *Runtime) pid(m *meta) int {
+	b, err := os.ReadFile(filepath.Join(r.dir(m.ID), "pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if !strings.Contains(string(cmdline), m.ID) {
+		return 0 // the pid was reused by something else
+	}
+	if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(st), ") Z ") {
+		return 0 // exited, not yet reaped
+	}
+	return pid
+}
+
+// Stop implements sandbox.Runtime: Firecracker is ended; the disk stays.
+func (r *Runtime) Stop(ctx context.Context, id string) error {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return err
+	}
+	defer r.stopDrains(id)
+	pid := r.pid(m)
+	if pid == 0 {
+		return nil
+	}
+	// No guest shutdown to wait for: the agent, as init, syncs every second,
+	// and Firecracker has no ACPI power button anyway.
+	syscall.Kill(pid, syscall.SIGKILL)
+	for r.pid(m) != 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Delete implements sandbox.Runtime.
+func (r *Runtime) Delete(ctx context.Context, id string) error {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return nil // already gone
+	}
+	if err := r.Stop(ctx, id); err != nil {
+		return err
+	}
+	if m.Network && r.cfg.Network != nil {
+		if err := r.cfg.Network.Detach(ctx, id); err != nil {
+			return err
+		}
+	}
+	return r.removeFiles(m)
+}
+
+// removeFiles deletes the jail (and its cgroup) and the sandbox directory.
+func (r *Runtime) removeFiles(m *meta) error {
+	if m.Jailed {
+		os.RemoveAll(filepath.Dir(r.jail(m).ChrootDir()))
+		os.Remove(filepath.Join("/sys/fs/cgroup", filepath.Base(r.cfg.Binary), m.ID))
+	}
+	return os.RemoveAll(r.dir(m.ID))
+}
+
+// Inspect implements sandbox.Runtime.
+func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error) {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	state := sandbox.StateStopped
+	pid := r.pid(m)
+	if pid != 0 {
+		state = sandbox.StateRunning
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if info, err := r.client(m).Describe(ictx); err == nil && info.State == "Paused" {
+			state = sandbox.StatePaused
+		}
+		cancel()
+	}
+	return &sandbox.Info{ID: id, RuntimeID: "firecracker:" + strconv.Itoa(pid), State: state, Image: m.Image, CreatedAt: m.Created}, nil
+}
+
+// List implements sandbox.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]*sandbox.Info, error) {
+	entries, err := os.ReadDir(r.cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*sandbox.Info
+	for _, e := range entries {
+		if info, err := r.Inspect(ctx, e.Name()); err == nil {
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// Dial implements sandbox.Runtime: one hybrid-vsock handshake to the agent's
+// port, failing fast while the guest is still booting (Connect retries).
+func (r *Runtime) Dial(ctx context.Context, id string) (net.Conn, error) {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := hybridOnce(ctx, filepath.Join(r.root(m), "v.sock"), AgentPort)
+	if err != nil {
+		return nil, errdefs.Unavailable("agent of sandbox %s not reachable: %v", id, err)
+	}
+	return conn, nil
+}
+
+// Health implements sandbox.Runtime.
+func (r *Runtime) Health(ctx context.Context) error {
+	if _, err := os.Stat(r.cfg.Binary); err != nil {
+		return errdefs.Unavailable("firecracker: %v", err)
+	}
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		return errdefs.Unavailable("firecracker: /dev/kvm: %v", err)
+	} else {
+		f.Close()
+	}
+	return nil
+}
+
+// Pause implements sandbox.Pauser: the vCPUs stop; memory is kept.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	return r.setState(ctx, id, StatePaused)
+}
+
+// Resume implements sandbox.Pauser.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	return r.setState(ctx, id, StateResumed)
+}
+
+func (r *Runtime) setState(ctx context.Context, id, state string) error {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return err
+	}
+	if r.pid(m) == 0 {
+		return errdefs.FailedPrecondition("sandbox %s is not running", id)
+	}
+	return r.client(m).SetState(ctx, state)
+}
+
+// ConsoleLog implements sandbox.ConsoleLogger: the guest's serial console
+// is Firecracker's standard output.
+func (r *Runtime) ConsoleLog(ctx context.Context, id string, maxBytes int) ([]byte, error) {
+	if _, err := r.readMeta(id); err != nil {
+		return nil, err
+	}
+	return tail(filepath.Join(r.dir(id), "console.log"), maxBytes)
+}
+
+func tail(path string, maxBytes int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errdefs.NotFound("no console log yet")
+	}
+	if len(b) > maxBytes {
+		b = b[len(b)-maxBytes:]
+	}
+	return b, nil
+}
+
+func (r *Runtime) client(m *meta) *Client {
+	return NewClient(filepath.Join(r.root(m), "api.sock"))
+}
+
+// Probe boots the probe guest (see image.GuestBuilder.ProbeBoot) in a
+// throwaway Firecracker without API socket and waits for its marker: only a
+// boot proves that KVM works here (a PVM-only /dev/kvm exists but cannot
+// run a stock kernel).
+func (r *Runtime) Probe(ctx context.Context) error {
+	if err := r.Health(ctx); err != nil {
+		return err
+	}
+	probe, err := r.cfg.Guests.ProbeBoot()
+	if err != nil {
+		return err
+	}
+	vmlinux, err := r.cfg.Guests.Vmlinux(probe)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(r.cfg.StateDir, ".probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg, _ := json.Marshal(map[string]any{
+		"boot-source":    &BootSource{KernelImagePath: vmlinux, InitrdPath: probe.Initrd, BootArgs: "console=ttyS0 reboot=k panic=1 pci=off aether.probe=1"},
+		"machine-config": &MachineConfig{VCPUCount: 1, MemSizeMiB: 256},
+	})
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(pctx, r.cfg.Binary, "--no-api", "--config-file", filepath.Join(dir, "config.json"))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	for pctx.Err() == nil && !strings.Contains(out.String(), "AETHER-PROBE-OK") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if strings.Contains(out.String(), "AETHER-PROBE-OK") {
+		return nil
+	}
+	return errdefs.Unavailable("firecracker: a probe guest did not boot within 20s: %s", lastLine(out.String()))
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// syncBuffer is a strings.Builder a process may write while it is read.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
