@@ -114,7 +114,9 @@ func (r *Runtime) configure(ctx context.Context, m *meta, ep *network.Endpoint) 
 	steps := []func() error{
 		func() error { return c.PutLogger(ctx, &Logger{LogPath: vmmPath(m, "log.fifo"), Level: "Info"}) },
 		func() error { return c.PutMetrics(ctx, &Metrics{MetricsPath: vmmPath(m, "metrics.fifo")}) },
-		func() error { return c.PutMachineConfig(ctx, &MachineConfig{VCPUCount: m.VCPUs, MemSizeMiB: m.MemoryMB}) },
+		func() error {
+			return c.PutMachineConfig(ctx, &MachineConfig{VCPUCount: m.VCPUs, MemSizeMiB: m.MemoryMB})
+		},
 		func() error {
 			if ep != nil {
 				args += " " + ep.KernelArgs()

@@ -63,7 +63,9 @@ func (g *stubGuests) Build(ctx context.Context, ref string) (*image.Guest, error
 		Rootfs: filepath.Join(g.dir, "rootfs.ext4"), KernelVersion: "stub"}, nil
 }
 
-func (g *stubGuests) Vmlinux(*image.Guest) (string, error) { return filepath.Join(g.dir, "vmlinux"), nil }
+func (g *stubGuests) Vmlinux(*image.Guest) (string, error) {
+	return filepath.Join(g.dir, "vmlinux"), nil
+}
 
 func (g *stubGuests) ProbeBoot() (*image.Guest, error) { return g.Build(context.Background(), "") }
 
