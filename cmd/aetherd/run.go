@@ -26,8 +26,6 @@ import (
 	"github.com/aetherium/aetherium/internal/queue/asynqqueue"
 	"github.com/aetherium/aetherium/internal/queue/sqlitequeue"
 	"github.com/aetherium/aetherium/internal/sandbox"
-	"github.com/aetherium/aetherium/internal/sandbox/docker"
-	"github.com/aetherium/aetherium/internal/sandbox/qemu"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/postgres"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
@@ -123,7 +121,7 @@ func run(ctx context.Context, args []string) (err error) {
 			return fmt.Errorf("image builder: %w", err)
 		}
 		var rt sandbox.Runtime
-		rt, runtimeName, err = openRuntime(ctx, cfg, workerID, images, log)
+		rt, runtimeName, err = openRuntime(ctx, cfg, workerID, images, st, log)
 		if err != nil {
 			return fmt.Errorf("open runtime: %w", err)
 		}
@@ -227,50 +225,6 @@ func openQueue(ctx context.Context, cfg *config.Config, workerID string, log *sl
 		Path: filepath.Join(cfg.DataDir, "queue.db"), WorkerID: workerID, Concurrency: cfg.Queue.Concurrency, Weights: cfg.Queue.Weights,
 		PollInterval: cfg.Queue.PollInterval, MaxTimeout: worker.MaxTimeout(), Logger: quieter(log),
 	})
-}
-
-// openRuntime picks the runtime by name. auto picks the strongest isolation
-// that works on this host and logs why: Docker when its daemon answers (fast
-// creates), else QEMU microVMs. (Firecracker joins when its runtime lands.)
-func openRuntime(ctx context.Context, cfg *config.Config, workerID string, images *image.Builder, log *slog.Logger) (sandbox.Runtime, string, error) {
-	agent, err := agentPath(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	openDocker := func() (sandbox.Runtime, error) {
-		return docker.New(docker.Config{AgentPath: agent, StateDir: filepath.Join(cfg.DataDir, "sandboxes"),
-			Owner: workerID, Network: cfg.Docker.Network, PidsLimit: cfg.Docker.PidsLimit, Host: cfg.Docker.Host})
-	}
-	openQEMU := func() (sandbox.Runtime, error) {
-		return qemu.New(qemu.Config{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel, StateDir: filepath.Join(cfg.DataDir, "vms"),
-			Owner: workerID, Guests: image.NewGuestBuilder(images, filepath.Join(cfg.DataDir, "guests"), agent), Logger: log})
-	}
-	switch cfg.Runtime {
-	case "docker":
-		rt, err := openDocker()
-		return rt, "docker", err
-	case "qemu":
-		rt, err := openQEMU()
-		return rt, "qemu", err
-	case "auto":
-		rt, err := openDocker()
-		if err == nil {
-			hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			err = rt.Health(hctx)
-			cancel()
-			if err == nil {
-				log.Info("runtime auto: using docker (its daemon answers)")
-				return rt, "docker", nil
-			}
-		}
-		qrt, qerr := openQEMU()
-		if qerr != nil {
-			return nil, "", fmt.Errorf("runtime auto: docker unusable (%v) and qemu unusable (%v)", err, qerr)
-		}
-		log.Info("runtime auto: using qemu microVMs", slog.String("docker", fmt.Sprint(err)))
-		return qrt, "qemu", nil
-	}
-	return nil, "", fmt.Errorf("runtime: %q is not available in this build; use docker or qemu", cfg.Runtime)
 }
 
 // agentPath finds aether-agent: the configured path, else beside aetherd.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -61,11 +62,15 @@ type Config struct {
 	// ShutdownTimeout bounds draining in-flight work on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
-	Store      Store      `yaml:"store"`
-	Tools      Tools      `yaml:"tools"`
-	Sandbox    Sandbox    `yaml:"sandbox"`
-	Docker     Docker     `yaml:"docker"`
-	QEMU       QEMU       `yaml:"qemu"`
+	Store   Store   `yaml:"store"`
+	Tools   Tools   `yaml:"tools"`
+	Sandbox Sandbox `yaml:"sandbox"`
+	Docker  Docker  `yaml:"docker"`
+	QEMU    QEMU    `yaml:"qemu"`
+	// Firecracker configures the Firecracker runtime.
+	Firecracker Firecracker `yaml:"firecracker"`
+	// Network is the microVMs' network (QEMU and Firecracker).
+	Network    Network    `yaml:"network"`
 	Queue      Queue      `yaml:"queue"`
 	Executions Executions `yaml:"executions"`
 }
@@ -117,6 +122,35 @@ type QEMU struct {
 	Accel string `yaml:"accel"`
 }
 
+// Firecracker configures the Firecracker microVM runtime.
+type Firecracker struct {
+	// Binary is the firecracker executable; empty means $FIRECRACKER_BIN,
+	// else found in PATH.
+	Binary string `yaml:"binary"`
+	// Jailer is the jailer executable; empty means beside firecracker or in
+	// PATH when present (then on), "none" runs unjailed.
+	Jailer string `yaml:"jailer"`
+	// UID and GID the jailed VMM runs as; 0 means 65534.
+	UID int `yaml:"uid"`
+	GID int `yaml:"gid"`
+}
+
+// Network configures microVM networking.
+type Network struct {
+	// Mode is bridge (a TAP per VM on Bridge, addresses from Subnet, NAT
+	// out) or none (no NIC).
+	Mode string `yaml:"mode"`
+	// Bridge is the Linux bridge the TAPs join.
+	Bridge string `yaml:"bridge"`
+	// Subnet is where guest addresses come from; its first address is the
+	// bridge's (the guests' gateway).
+	Subnet string `yaml:"subnet"`
+	// NAT masquerades guest traffic out of the host's other interfaces.
+	NAT bool `yaml:"nat"`
+	// DNS servers for guests; empty means the host's non-loopback ones.
+	DNS []string `yaml:"dns"`
+}
+
 // Queue configures task delivery.
 type Queue struct {
 	Concurrency int `yaml:"concurrency"`
@@ -153,6 +187,7 @@ func Default() *Config {
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:            Docker{Network: "bridge", PidsLimit: 4096},
 		QEMU:              QEMU{Accel: "auto"},
+		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
 		Executions:        Executions{MaxOutputBytes: 64 << 10},
 	}
@@ -170,6 +205,7 @@ var settings = []setting{
 	{"data-dir", "AETHER_DATA_DIR", "data directory", func(c *Config) *string { return &c.DataDir }},
 	{"role", "AETHER_ROLE", "all, api or worker", func(c *Config) *string { return &c.Role }},
 	{"runtime", "AETHER_RUNTIME", "auto, docker, qemu or firecracker", func(c *Config) *string { return &c.Runtime }},
+	{"network", "AETHER_NETWORK", "microVM network: bridge or none", func(c *Config) *string { return &c.Network.Mode }},
 	{"database-url", "AETHER_DATABASE_URL", "empty = SQLite in the data dir; postgres://… = PostgreSQL", func(c *Config) *string { return &c.DatabaseURL }},
 	{"redis-addr", "AETHER_REDIS_ADDR", "empty = embedded queue; host:port = Asynq on Redis", func(c *Config) *string { return &c.RedisAddr }},
 	{"worker-id", "AETHER_WORKER_ID", "worker ID (default: hostname)", func(c *Config) *string { return &c.WorkerID }},
@@ -302,6 +338,13 @@ func (c *Config) Validate() error {
 		oneOf("docker.network", c.Docker.Network, "bridge", "none"),
 		oneOf("store.synchronous", c.Store.Synchronous, "full", "normal"),
 		oneOf("qemu.accel", c.QEMU.Accel, "auto", "kvm", "tcg"),
+		oneOf("network.mode", c.Network.Mode, "bridge", "none"),
+	}
+	if p, err := netip.ParsePrefix(c.Network.Subnet); err != nil || !p.Addr().Is4() || p.Bits() > 29 {
+		checks = append(checks, fmt.Errorf("config: network.subnet: %q is not an IPv4 CIDR of /29 or larger, like 10.77.0.0/16", c.Network.Subnet))
+	}
+	if c.Network.Bridge == "" || len(c.Network.Bridge) > 15 {
+		checks = append(checks, fmt.Errorf("config: network.bridge: %q must be 1 to 15 characters", c.Network.Bridge))
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		checks = append(checks, fmt.Errorf("config: listen: %q is not host:port", c.Listen))

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,12 +15,16 @@ import (
 
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/testbin"
 	"github.com/aetherium/aetherium/internal/worker"
 )
 
 // TestQEMULifecycle drives the API flow of TestSandboxLifecycle against
 // aetherd --runtime qemu: real microVMs (TCG here), with a daemon restart in
-// the middle; the VM survives it and is gone after delete.
+// the middle; the VM survives it and is gone after delete. It runs in a
+// network namespace of its own, where aetherd makes the default microVM
+// network (bridge aetherium0, 10.77.0.0/16, NAT): the guest reaches a server
+// on its gateway, and its TAP is gone after delete.
 func TestQEMULifecycle(t *testing.T) {
 	t.Parallel()
 	if os.Getenv("AETHER_TEST_QEMU") != "1" {
@@ -25,6 +32,9 @@ func TestQEMULifecycle(t *testing.T) {
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("skipping: qemu-system-x86_64 not installed")
+	}
+	if !testbin.InNetns(t) {
+		return
 	}
 	e := newEnv(t)
 	e.proc = e.add("--runtime", "qemu")
@@ -57,6 +67,14 @@ func TestQEMULifecycle(t *testing.T) {
 	if out, code := e.MustExec("micro", "echo from-the-vm; cat /proc/1/comm"); out != "from-the-vm\naether-agent\n" || code != 0 {
 		t.Errorf("exec after restart: %q %d", out, code)
 	}
+	gw, err := net.Listen("tcp", "10.77.0.1:0") // the bridge aetherd made
+	if err != nil {
+		t.Fatalf("no gateway address: %v", err)
+	}
+	go http.Serve(gw, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "host says hi") }))
+	if out, _ := e.MustExec("micro", "curl -sS --max-time 20 http://"+gw.Addr().String()+"/"); out != "host says hi" {
+		t.Errorf("guest to gateway: %q", out)
+	}
 	console, err := e.c.Console(ctx(t), "micro", 4096)
 	if err != nil || !strings.Contains(string(console), "aether-init: starting agent") {
 		t.Errorf("console: %q, %v", console, err)
@@ -70,5 +88,8 @@ func TestQEMULifecycle(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(filepath.Join(e.dir, "data", "vms")); len(left) != 0 {
 		t.Errorf("microVM state left after delete: %v", left)
+	}
+	if ifs, _ := net.Interfaces(); len(ifs) != 2 { // lo and aetherium0
+		t.Errorf("interfaces after delete: %v, want lo and the bridge", ifs)
 	}
 }

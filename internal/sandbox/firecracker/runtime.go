@@ -34,7 +34,6 @@ type Guests interface {
 type Network interface {
 	Attach(ctx context.Context, id string) (*network.Endpoint, error)
 	Detach(ctx context.Context, id string) error
-	Prune(ctx context.Context, keep func(id string) bool) error
 }
 
 // Config configures a Runtime.
@@ -139,18 +138,12 @@ func isExecutable(p string) bool {
 }
 
 // adopt resumes copying the fifos of microVMs that kept running while
-// aetherd was down, and removes TAPs of sandboxes that are gone.
+// aetherd was down.
 func (r *Runtime) adopt() {
 	entries, _ := os.ReadDir(r.cfg.StateDir)
 	for _, e := range entries {
 		if m, err := r.readMeta(e.Name()); err == nil && r.pid(m) != 0 {
 			r.startDrains(m)
-		}
-	}
-	if r.cfg.Network != nil {
-		err := r.cfg.Network.Prune(context.Background(), func(id string) bool { _, err := r.readMeta(id); return err == nil })
-		if err != nil {
-			r.log.Warn("firecracker: pruning leftover TAPs", slog.Any("err", err))
 		}
 	}
 }

@@ -37,7 +37,6 @@ import (
 type Network interface {
 	Attach(ctx context.Context, id string) (*network.Endpoint, error)
 	Detach(ctx context.Context, id string) error
-	Prune(ctx context.Context, keep func(id string) bool) error
 }
 
 // Guests makes bootable guests from image references (*image.GuestBuilder).
@@ -106,15 +105,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu")}
-	if cfg.Network != nil {
-		// TAPs of sandboxes removed while the daemon was down.
-		err := cfg.Network.Prune(context.Background(), func(id string) bool { _, err := r.readMeta(id); return err == nil })
-		if err != nil {
-			r.log.Warn("qemu: pruning leftover TAPs", slog.Any("err", err))
-		}
-	}
-	return r, nil
+	return &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu")}, nil
 }
 
 // meta is what List and restarts need to know about a sandbox.
