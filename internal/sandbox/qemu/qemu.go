@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/digitalocean/go-qemu/qmp"
+
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
@@ -75,6 +77,7 @@ type Runtime struct {
 var (
 	_ sandbox.Runtime       = (*Runtime)(nil)
 	_ sandbox.ConsoleLogger = (*Runtime)(nil)
+	_ sandbox.Pauser        = (*Runtime)(nil)
 )
 
 // New returns a Runtime.
@@ -238,6 +241,7 @@ func (r *Runtime) args(m *meta, dir, accel string) []string {
 		// Entropy from the host: without it the guest's CRNG (and anything
 		// reading it, the agent included) can wait long under emulation.
 		"-object", "rng-random,id=rng,filename=/dev/urandom", "-device", "virtio-rng-" + bus + ",rng=rng",
+		"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off",
 		"-daemonize", "-pidfile", filepath.Join(dir, "pid"),
 	}
 }
@@ -391,6 +395,12 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 	pid := r.pid(id)
 	if pid != 0 {
 		state = sandbox.StateRunning
+		var status struct {
+			Return struct{ Status string } `json:"return"`
+		}
+		if out, err := r.qmp(id, "query-status"); err == nil && json.Unmarshal(out, &status) == nil && status.Return.Status == "paused" {
+			state = sandbox.StatePaused
+		}
 	}
 	return &sandbox.Info{ID: id, RuntimeID: "qemu:" + strconv.Itoa(pid), State: state, Image: m.Image, CreatedAt: m.Created}, nil
 }
@@ -428,6 +438,50 @@ func (r *Runtime) Health(ctx context.Context) error {
 		return errdefs.Unavailable("qemu: %v", err)
 	}
 	return nil
+}
+
+// Pause implements sandbox.Pauser: QEMU stops the vCPUs; memory is kept.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	return r.control(id, "stop")
+}
+
+// Resume implements sandbox.Pauser.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	return r.control(id, "cont")
+}
+
+func (r *Runtime) control(id, command string) error {
+	if _, err := r.readMeta(id); err != nil {
+		return err
+	}
+	if r.pid(id) == 0 {
+		return errdefs.FailedPrecondition("sandbox %s is not running", id)
+	}
+	_, err := r.qmp(id, command)
+	return err
+}
+
+// qmp runs one command on the sandbox's QMP monitor. The socket is named
+// through /proc/self/fd so its path never outgrows the 108-byte limit.
+func (r *Runtime) qmp(id, command string) ([]byte, error) {
+	dir, err := os.Open(r.dir(id))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	mon, err := qmp.NewSocketMonitor("unix", fmt.Sprintf("/proc/self/fd/%d/qmp.sock", dir.Fd()), 2*time.Second)
+	if err != nil {
+		return nil, errdefs.Unavailable("qemu monitor of %s: %v", id, err)
+	}
+	if err := mon.Connect(); err != nil {
+		return nil, errdefs.Unavailable("qemu monitor of %s: %v", id, err)
+	}
+	defer mon.Disconnect()
+	out, err := mon.Run([]byte(`{"execute":"` + command + `"}`))
+	if err != nil {
+		return nil, fmt.Errorf("qemu %s on %s: %w", command, id, err)
+	}
+	return out, nil
 }
 
 // ConsoleLog returns the tail of a sandbox's serial console, for debugging a

@@ -290,6 +290,13 @@ func testPauseResume(t *testing.T, h *harness) {
 	if got, _ := h.rt.Inspect(ctx, info.ID); got == nil || got.State != sandbox.StatePaused {
 		t.Errorf("state after Pause = %+v", got)
 	}
+	// Frozen means frozen: nothing runs until Resume.
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	_, err := c.Exec(pctx, &agentproto.ExecRequest{Argv: []string{"true"}}, agentclient.ExecIO{})
+	cancel()
+	if err == nil {
+		t.Error("a command ran in a paused sandbox")
+	}
 	if err := p.Resume(ctx, info.ID); err != nil {
 		t.Fatal(err)
 	}
