@@ -17,7 +17,7 @@ import (
 func newVMCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Create, list, inspect and delete sandboxes"}
 	cmd.AddCommand(newVMCreateCmd(g), newVMListCmd(g), newVMGetCmd(g), newVMRmCmd(g), newVMPauseCmd(g, true),
-		newVMPauseCmd(g, false), newVMSnapshotCmd(g), newVMTimeoutCmd(g))
+		newVMPauseCmd(g, false), newVMSnapshotCmd(g), newVMTimeoutCmd(g), newVMConsoleCmd(g))
 	return cmd
 }
 
@@ -148,6 +148,27 @@ func newVMGetCmd(g *globals) *cobra.Command {
 			return printVMs(g, cmd, vm)
 		},
 	}
+}
+
+func newVMConsoleCmd(g *globals) *cobra.Command {
+	var maxBytes int
+	cmd := &cobra.Command{
+		Use: "console VM", Short: "Print the end of a microVM's serial console", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.Console(cmd.Context(), args[0], maxBytes)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&maxBytes, "bytes", 64<<10, "print at most this many bytes from the end")
+	return cmd
 }
 
 func newVMRmCmd(g *globals) *cobra.Command {

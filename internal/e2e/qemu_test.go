@@ -75,9 +75,16 @@ func TestQEMULifecycle(t *testing.T) {
 	if out, _ := e.MustExec("micro", "curl -sS --max-time 20 http://"+gw.Addr().String()+"/"); out != "host says hi" {
 		t.Errorf("guest to gateway: %q", out)
 	}
-	console, err := e.c.Console(ctx(t), "micro", 4096)
-	if err != nil || !strings.Contains(string(console), "aether-init: starting agent") {
-		t.Errorf("console: %q, %v", console, err)
+	if console, code := e.aether("", "vm", "console", "micro", "--bytes", "4096"); code != 0 || !strings.Contains(console, "aether-init: starting agent") {
+		t.Errorf("aether vm console: %q, exit %d", console, code)
+	}
+	for _, verb := range []string{"pause", "resume"} {
+		if out, code := e.aether("", "vm", verb, "micro"); code != 0 {
+			t.Fatalf("aether vm %s: %q, exit %d", verb, out, code)
+		}
+	}
+	if out, code := e.MustExec("micro", "echo resumed"); out != "resumed\n" || code != 0 {
+		t.Errorf("exec after pause/resume: %q %d", out, code)
 	}
 	del, err := e.c.DeleteVM(ctx(t), "micro")
 	if err != nil {
