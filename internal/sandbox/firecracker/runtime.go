@@ -92,6 +92,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Jailer, err = findJailer(cfg.Jailer, bin); err != nil {
 		return nil, err
 	}
+	if cfg.Jailer != "" && !strings.Contains(filepath.Base(bin), "firecracker") {
+		return nil, errdefs.InvalidArgument("firecracker runtime: the jailer only execs a binary whose name contains \"firecracker\", not %s", bin)
+	}
 	if cfg.UID == 0 {
 		cfg.UID = 65534
 	}
@@ -273,7 +276,15 @@ func linkOrCopy(src, dst string) error {
 // jail describes the sandbox's jail; it is meaningful when m.Jailed.
 func (r *Runtime) jail(m *meta) *JailerConfig {
 	return &JailerConfig{Binary: r.cfg.Jailer, FirecrackerBinary: r.cfg.Binary, ID: m.ID, UID: r.cfg.UID, GID: r.cfg.GID,
-		ChrootBase: filepath.Join(r.cfg.StateDir, "jail")}
+		ChrootBase: filepath.Join(r.cfg.StateDir, "jail"), CgroupVersion: hostCgroupVersion()}
+}
+
+// hostCgroupVersion is "2" on a unified hierarchy, else "1".
+func hostCgroupVersion() string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return "2"
+	}
+	return "1"
 }
 
 // root is the directory the VMM sees files in: the jail's chroot, or the
@@ -373,7 +384,12 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 func (r *Runtime) removeFiles(m *meta) error {
 	if m.Jailed {
 		os.RemoveAll(filepath.Dir(r.jail(m).ChrootDir()))
-		os.Remove(filepath.Join("/sys/fs/cgroup", filepath.Base(r.cfg.Binary), m.ID))
+		// The jailer's cgroups: <base>/<binary name>/<id>, per controller on v1.
+		name := filepath.Base(r.cfg.Binary)
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name, m.ID))
+		for _, d := range append(dirs, filepath.Join("/sys/fs/cgroup", name, m.ID)) {
+			os.Remove(d)
+		}
 	}
 	return os.RemoveAll(r.dir(m.ID))
 }
