@@ -26,6 +26,9 @@ func TestSandboxLifecycle(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "life", VCPUs: 1, MemoryMB: 256})
+	if out, _ := e.MustExec("life", "hostname -I"); vm.IPAddress == "" || strings.TrimSpace(out) != vm.IPAddress {
+		t.Errorf("ip_address %q, the container has %q", vm.IPAddress, out)
+	}
 
 	acc, err := e.c.Execute(ctx(t), "life", &client.ExecRequest{Command: "echo", Args: []string{"async", "path"}})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
@@ -74,6 +75,22 @@ func TestQEMULifecycle(t *testing.T) {
 	go http.Serve(gw, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "host says hi") }))
 	if out, _ := e.MustExec("micro", "curl -sS --max-time 20 http://"+gw.Addr().String()+"/"); out != "host says hi" {
 		t.Errorf("guest to gateway: %q", out)
+	}
+	// The other way: a service in the sandbox, reached at its ip_address.
+	if !strings.HasPrefix(vm.IPAddress, "10.77.0.") {
+		t.Fatalf("ip_address = %q, want one of 10.77.0.0/16", vm.IPAddress)
+	}
+	e.MustExec("micro", `setsid perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 7000, Listen => 5, ReuseAddr => 1) or die;
+		while ($c = $s->accept) { print $c "guest says hi\n"; close $c }' >/dev/null 2>&1 &`)
+	var reply []byte
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(reply) == 0; time.Sleep(100 * time.Millisecond) {
+		if conn, err := net.DialTimeout("tcp", vm.IPAddress+":7000", 2*time.Second); err == nil {
+			reply, _ = io.ReadAll(conn)
+			conn.Close()
+		}
+	}
+	if string(reply) != "guest says hi\n" {
+		t.Errorf("host to a service in the guest at %s: %q", vm.IPAddress, reply)
 	}
 	if console, code := e.aether("", "vm", "console", "micro", "--bytes", "4096"); code != 0 || !strings.Contains(console, "aether-init: starting agent") {
 		t.Errorf("aether vm console: %q, exit %d", console, code)

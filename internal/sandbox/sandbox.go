@@ -86,6 +86,8 @@ type Info struct {
 	State     string
 	Image     string
 	CreatedAt time.Time
+	// Address is the sandbox's IP address on its network; empty without one.
+	Address string
 }
 
 // Committer is a runtime that can save a sandbox's filesystem as a new image

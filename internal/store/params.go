@@ -46,6 +46,7 @@ type VMUpdateParams struct {
 	// ExpiresAt sets the deadline; a pointer to the zero time clears it.
 	ExpiresAt      *time.Time
 	ID             string
+	IPAddress      *string
 	LastActiveAt   *time.Time
 	RuntimeID      *string
 	Status         *string

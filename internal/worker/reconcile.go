@@ -58,6 +58,9 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 			w.agents.Forget(vm.ID)
 			if err := w.rt.Start(ctx, vm.ID); err != nil {
 				w.log.WarnContext(ctx, "reconcile: restart", slog.String("sandbox_id", vm.ID), slog.Any("err", err))
+			} else if info, err = w.rt.Inspect(ctx, vm.ID); err == nil && info.Address != vm.IPAddress {
+				// Docker may hand a restarted container another address.
+				w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, IPAddress: &info.Address})
 			}
 		}
 	}

@@ -79,7 +79,8 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	if len(steps) > 0 {
 		// Commands run only in running sandboxes; the row says running while
 		// tools install, and the task shows the progress.
-		if vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID}); err != nil {
+		if vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID,
+			IPAddress: &info.Address}); err != nil {
 			return nil, err
 		}
 		installed, err := w.installTools(ctx, task, vm, steps)
@@ -106,7 +107,7 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 		final = store.VMPooled
 	}
 	vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &final, RuntimeID: &info.RuntimeID,
-		WorkerID: &w.cfg.ID, Error: &empty})
+		IPAddress: &info.Address, WorkerID: &w.cfg.ID, Error: &empty})
 	if err != nil {
 		return nil, err
 	}

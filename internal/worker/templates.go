@@ -123,7 +123,8 @@ func (w *Worker) startBuildSandbox(ctx context.Context, task *store.Task) (*stor
 		return nil, err
 	}
 	running := store.VMRunning
-	return w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID, WorkerID: &w.cfg.ID})
+	return w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID,
+		IPAddress: &info.Address, WorkerID: &w.cfg.ID})
 }
 
 // retire removes a build sandbox; its row stays, deleted, with its history.

@@ -151,7 +151,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return nil, r.mapErr(err, spec.ID)
 	}
-	return &sandbox.Info{ID: spec.ID, RuntimeID: id, State: sandbox.StateRunning, Image: spec.Image, CreatedAt: time.Now()}, nil
+	return r.Inspect(ctx, spec.ID) // for the address Docker assigned
 }
 
 func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string) (string, error) {
@@ -243,7 +243,15 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 	if c.State != nil {
 		status = c.State.Status
 	}
-	return &sandbox.Info{ID: id, RuntimeID: c.ID, State: state(status), Image: c.Config.Image, CreatedAt: created}, nil
+	addr := ""
+	if c.NetworkSettings != nil {
+		for _, n := range c.NetworkSettings.Networks {
+			if n != nil && n.IPAddress != "" {
+				addr = n.IPAddress
+			}
+		}
+	}
+	return &sandbox.Info{ID: id, RuntimeID: c.ID, State: state(status), Image: c.Config.Image, CreatedAt: created, Address: addr}, nil
 }
 
 // state maps Docker's container status ("running", "paused", "created",

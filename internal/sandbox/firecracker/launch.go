@@ -30,6 +30,12 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 		if ep, err = r.cfg.Network.Attach(ctx, m.ID); err != nil {
 			return err
 		}
+		if m.Address != ep.Address.Addr().String() {
+			m.Address = ep.Address.Addr().String()
+			if err := r.writeMeta(m); err != nil {
+				return err
+			}
+		}
 	}
 	cmd, err := r.spawn(m)
 	if err != nil {

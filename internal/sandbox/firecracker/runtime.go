@@ -162,6 +162,7 @@ type meta struct {
 	CID      uint32    `json:"cid"`
 	Jailed   bool      `json:"jailed"`
 	Network  bool      `json:"network"`
+	Address  string    `json:"address,omitempty"`
 	Created  time.Time `json:"created"`
 }
 
@@ -239,6 +240,10 @@ func (r *Runtime) prepare(ctx context.Context, m *meta, guest *image.Guest, vmli
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m.CID = r.freeCID()
+	return r.writeMeta(m)
+}
+
+func (r *Runtime) writeMeta(m *meta) error {
 	b, _ := json.Marshal(m)
 	return os.WriteFile(filepath.Join(r.dir(m.ID), "meta.json"), b, 0o644)
 }
@@ -410,7 +415,8 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 		}
 		cancel()
 	}
-	return &sandbox.Info{ID: id, RuntimeID: "firecracker:" + strconv.Itoa(pid), State: state, Image: m.Image, CreatedAt: m.Created}, nil
+	return &sandbox.Info{ID: id, RuntimeID: "firecracker:" + strconv.Itoa(pid), State: state, Image: m.Image, CreatedAt: m.Created,
+		Address: m.Address}, nil
 }
 
 // List implements sandbox.Runtime.

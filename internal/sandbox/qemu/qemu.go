@@ -122,6 +122,7 @@ type meta struct {
 	Kernel   string    `json:"kernel"`
 	Initrd   string    `json:"initrd"`
 	Network  bool      `json:"network"`
+	Address  string    `json:"address,omitempty"`
 	Created  time.Time `json:"created"`
 }
 
@@ -137,6 +138,11 @@ func (r *Runtime) readMeta(id string) (*meta, error) {
 		return nil, errdefs.NotFound("sandbox %s not found", id)
 	}
 	return &m, nil
+}
+
+func (r *Runtime) writeMeta(m *meta) error {
+	b, _ := json.Marshal(m)
+	return os.WriteFile(filepath.Join(r.dir(m.ID), "meta.json"), b, 0o644)
 }
 
 // Create implements sandbox.Runtime.
@@ -168,8 +174,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("qemu-img: %v: %s", err, out)
 	}
-	b, _ := json.Marshal(m)
-	if err := os.WriteFile(filepath.Join(dir, "meta.json"), b, 0o644); err != nil {
+	if err := r.writeMeta(m); err != nil {
 		return nil, err
 	}
 	if err := r.launch(ctx, m); err != nil {
@@ -203,6 +208,12 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 		}
 		_, bus := machineFor(accel)
 		args = withNIC(args, ep, bus)
+		if m.Address != ep.Address.Addr().String() {
+			m.Address = ep.Address.Addr().String()
+			if err := r.writeMeta(m); err != nil {
+				return err
+			}
+		}
 	}
 	if out, err := exec.CommandContext(ctx, r.cfg.Binary, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("qemu: %v: %s", err, strings.TrimSpace(string(out)))
@@ -402,7 +413,8 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 			state = sandbox.StatePaused
 		}
 	}
-	return &sandbox.Info{ID: id, RuntimeID: "qemu:" + strconv.Itoa(pid), State: state, Image: m.Image, CreatedAt: m.Created}, nil
+	return &sandbox.Info{ID: id, RuntimeID: "qemu:" + strconv.Itoa(pid), State: state, Image: m.Image, CreatedAt: m.Created,
+		Address: m.Address}, nil
 }
 
 // List implements sandbox.Runtime.

@@ -12,7 +12,7 @@ import (
 
 const vmColumns = `id, project_id, name, status, runtime, runtime_id, worker_id, image, template, vcpus, memory_mb,
 	additional_tools, tool_versions, tools_installed, expires_at, idle_timeout_s, last_active_at, on_expire,
-	error, created_at, updated_at`
+	error, ip_address, created_at, updated_at`
 
 func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	var vm store.VM
@@ -21,7 +21,7 @@ func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	var expires, active sql.NullInt64
 	err := row.Scan(&vm.ID, &vm.ProjectID, &vm.Name, &vm.Status, &vm.Runtime, &vm.RuntimeID, &vm.WorkerID,
 		&vm.Image, &vm.Template, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &installed, &expires, &vm.IdleTimeoutS,
-		&active, &vm.OnExpire, &vm.Error, &created, &updated)
+		&active, &vm.OnExpire, &vm.Error, &vm.IPAddress, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +110,7 @@ func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.V
 	add("runtime_id", p.RuntimeID)
 	add("worker_id", p.WorkerID)
 	add("error", p.Error)
+	add("ip_address", p.IPAddress)
 	if p.ExpiresAt != nil {
 		sets = append(sets, "expires_at = ?")
 		if p.ExpiresAt.IsZero() {

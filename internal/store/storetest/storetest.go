@@ -107,11 +107,11 @@ func testVMGet(t *testing.T, s store.Store) {
 			t.Errorf("VMGet(%q) = %v, %v", key, got, err)
 		}
 	}
-	st, rid := store.VMRunning, "ctr-1"
+	st, rid, ip := store.VMRunning, "ctr-1", "10.77.0.2"
 	exp := time.Now().Add(time.Hour).Truncate(time.Microsecond)
-	got, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st, RuntimeID: &rid,
+	got, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st, RuntimeID: &rid, IPAddress: &ip,
 		ToolsInstalled: map[string]string{"go": "1.23.4"}, ExpiresAt: &exp, LastActiveAt: &exp})
-	if err != nil || got.Status != st || got.RuntimeID != rid || got.Name != "findme" || got.ToolsInstalled["go"] != "1.23.4" ||
+	if err != nil || got.Status != st || got.RuntimeID != rid || got.IPAddress != ip || got.Name != "findme" || got.ToolsInstalled["go"] != "1.23.4" ||
 		got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || !got.LastActiveAt.Equal(exp) || got.OnExpire != store.ExpireDelete {
 		t.Errorf("VMUpdate = %+v, %v", got, err)
 	}
