@@ -107,7 +107,7 @@ func (r *runtimes) docker() (*docker.Runtime, error) {
 }
 
 func (r *runtimes) qemu() (*qemu.Runtime, error) {
-	c := qemu.Config{Binary: r.cfg.QEMU.Binary, Accel: r.cfg.QEMU.Accel, StateDir: filepath.Join(r.cfg.DataDir, "vms"),
+	c := qemu.Config{Binary: r.cfg.QEMU.Binary, Accel: r.cfg.QEMU.Accel, AgentChannel: r.cfg.QEMU.AgentChannel, StateDir: filepath.Join(r.cfg.DataDir, "vms"),
 		Owner: r.workerID, Guests: r.guests, Logger: r.log}
 	if r.net != nil {
 		c.Network = r.net

@@ -120,6 +120,8 @@ type QEMU struct {
 	Binary string `yaml:"binary"`
 	// Accel is auto (KVM if a probe guest boots with it, else TCG), kvm or tcg.
 	Accel string `yaml:"accel"`
+	// AgentChannel is auto (vsock when /dev/vhost-vsock opens), vsock or serial.
+	AgentChannel string `yaml:"agent_channel"`
 }
 
 // Firecracker configures the Firecracker microVM runtime.
@@ -186,7 +188,7 @@ func Default() *Config {
 		Store:             Store{Synchronous: "full"},
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:            Docker{Network: "bridge", PidsLimit: 4096},
-		QEMU:              QEMU{Accel: "auto"},
+		QEMU:              QEMU{Accel: "auto", AgentChannel: "auto"},
 		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
 		Executions:        Executions{MaxOutputBytes: 64 << 10},
@@ -338,6 +340,7 @@ func (c *Config) Validate() error {
 		oneOf("docker.network", c.Docker.Network, "bridge", "none"),
 		oneOf("store.synchronous", c.Store.Synchronous, "full", "normal"),
 		oneOf("qemu.accel", c.QEMU.Accel, "auto", "kvm", "tcg"),
+		oneOf("qemu.agent_channel", c.QEMU.AgentChannel, "auto", "vsock", "serial"),
 		oneOf("network.mode", c.Network.Mode, "bridge", "none"),
 	}
 	if p, err := netip.ParsePrefix(c.Network.Subnet); err != nil || !p.Addr().Is4() || p.Bits() > 29 {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
+	"github.com/mdlayher/vsock"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
@@ -61,9 +62,17 @@ type Config struct {
 	Network Network
 	// Accel is auto (probe KVM by booting, else TCG), kvm or tcg; "" means auto.
 	Accel string
+	// AgentChannel is how the host reaches the agent: vsock (vhost-vsock, a
+	// host-wide unique guest CID per sandbox), serial (a virtio-serial port
+	// on a unix socket) or auto (vsock when /dev/vhost-vsock opens); ""
+	// means auto.
+	AgentChannel string
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// agentPort is the vsock port aether-agent listens on in the guest.
+const agentPort = 1024
 
 // Runtime is a sandbox.Runtime on QEMU microVMs. It is safe for concurrent use.
 type Runtime struct {
@@ -72,6 +81,8 @@ type Runtime struct {
 
 	accelOnce sync.Once
 	accel     string
+
+	cidMu sync.Mutex // serializes CID choice and the launch that claims it
 }
 
 var (
@@ -87,6 +98,17 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Accel == "" {
 		cfg.Accel = "auto"
+	}
+	switch cfg.AgentChannel {
+	case "", "auto":
+		cfg.AgentChannel = "serial"
+		if f, err := os.OpenFile("/dev/vhost-vsock", os.O_RDWR, 0); err == nil {
+			f.Close()
+			cfg.AgentChannel = "vsock"
+		}
+	case "vsock", "serial":
+	default:
+		return nil, fmt.Errorf("qemu runtime: AgentChannel must be auto, vsock or serial, not %q", cfg.AgentChannel)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -113,17 +135,20 @@ func New(cfg Config) (*Runtime, error) {
 
 // meta is what List and restarts need to know about a sandbox.
 type meta struct {
-	ID       string    `json:"id"`
-	Owner    string    `json:"owner"`
-	Name     string    `json:"name"`
-	Image    string    `json:"image"`
-	VCPUs    int       `json:"vcpus"`
-	MemoryMB int       `json:"memory_mb"`
-	Kernel   string    `json:"kernel"`
-	Initrd   string    `json:"initrd"`
-	Network  bool      `json:"network"`
-	Address  string    `json:"address,omitempty"`
-	Created  time.Time `json:"created"`
+	ID       string `json:"id"`
+	Owner    string `json:"owner"`
+	Name     string `json:"name"`
+	Image    string `json:"image"`
+	VCPUs    int    `json:"vcpus"`
+	MemoryMB int    `json:"memory_mb"`
+	Kernel   string `json:"kernel"`
+	Initrd   string `json:"initrd"`
+	Network  bool   `json:"network"`
+	Address  string `json:"address,omitempty"`
+	// CID is the guest's vsock CID with AgentChannel vsock; 0 means the
+	// agent is on the virtio-serial port.
+	CID     uint32    `json:"cid,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.cfg.StateDir, id) }
@@ -160,6 +185,9 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	m := &meta{ID: spec.ID, Owner: r.cfg.Owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
 		MemoryMB: spec.MemoryMB, Kernel: guest.Kernel, Initrd: guest.Initrd, Network: r.cfg.Network != nil,
 		Created: time.Now().UTC()}
+	if r.cfg.AgentChannel == "vsock" {
+		m.CID = 3 // launch finds a free one
+	}
 	if m.MemoryMB == 0 {
 		m.MemoryMB = 512
 	}
@@ -195,30 +223,76 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 	dir := r.dir(m.ID)
 	os.Remove(filepath.Join(dir, "agent.sock"))
 	accel := r.Accel(ctx)
-	args := r.args(m, dir, accel)
+	var ep *network.Endpoint
 	if m.Network {
 		if r.cfg.Network == nil {
 			return errdefs.FailedPrecondition("sandbox %s was created with a network, and none is configured now", m.ID)
 		}
 		// Attach is idempotent: a restart finds the TAP (or, after a host
 		// reboot, makes it again) with the same address.
-		ep, err := r.cfg.Network.Attach(ctx, m.ID)
-		if err != nil {
+		var err error
+		if ep, err = r.cfg.Network.Attach(ctx, m.ID); err != nil {
 			return err
 		}
-		_, bus := machineFor(accel)
-		args = withNIC(args, ep, bus)
-		if m.Address != ep.Address.Addr().String() {
-			m.Address = ep.Address.Addr().String()
-			if err := r.writeMeta(m); err != nil {
-				return err
-			}
-		}
+		m.Address = ep.Address.Addr().String()
 	}
+	args := func() []string {
+		a := r.args(m, dir, accel)
+		if ep != nil {
+			_, bus := machineFor(accel)
+			a = withNIC(a, ep, bus)
+		}
+		return a
+	}
+	if m.CID == 0 {
+		if err := r.writeMeta(m); err != nil {
+			return err
+		}
+		return r.run(ctx, args())
+	}
+	return r.launchVsock(ctx, m, args)
+}
+
+func (r *Runtime) run(ctx context.Context, args []string) error {
 	if out, err := exec.CommandContext(ctx, r.cfg.Binary, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("qemu: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// launchVsock starts QEMU with a vhost-vsock device. Guest CIDs are unique
+// host-wide, and other VMMs on the host take them too, so a CID the kernel
+// refuses is skipped for the next free one.
+func (r *Runtime) launchVsock(ctx context.Context, m *meta, args func() []string) error {
+	r.cidMu.Lock()
+	defer r.cidMu.Unlock()
+	used := r.usedCIDs(m.ID)
+	for tries := 0; tries < 64; tries++ {
+		for used[m.CID] {
+			m.CID++
+		}
+		if err := r.writeMeta(m); err != nil {
+			return err
+		}
+		err := r.run(ctx, args())
+		if err == nil || !strings.Contains(err.Error(), "guest cid") {
+			return err
+		}
+		used[m.CID] = true
+	}
+	return errdefs.Unavailable("qemu: no free vsock guest CID")
+}
+
+// usedCIDs are the CIDs of this runtime's other sandboxes.
+func (r *Runtime) usedCIDs(except string) map[uint32]bool {
+	used := map[uint32]bool{0: true, 1: true, 2: true}
+	entries, _ := os.ReadDir(r.cfg.StateDir)
+	for _, e := range entries {
+		if m, err := r.readMeta(e.Name()); err == nil && m.ID != except {
+			used[m.CID] = true
+		}
+	}
+	return used
 }
 
 // withNIC adds a virtio-net device on the endpoint's TAP and the guest's
@@ -237,24 +311,28 @@ func withNIC(args []string, ep *network.Endpoint, bus string) []string {
 func (r *Runtime) args(m *meta, dir, accel string) []string {
 	host := (&sandbox.Spec{ID: m.ID, Name: m.Name}).Hostname()
 	machine, bus := machineFor(accel)
-	return []string{
+	listen, channel := "serial:aether", []string{
+		"-chardev", "socket,id=agent,path=" + filepath.Join(dir, "agent.sock") + ",server=on,wait=off",
+		"-device", "virtio-serial-" + bus, "-device", "virtserialport,chardev=agent,name=aether"}
+	if m.CID != 0 {
+		listen, channel = fmt.Sprintf("vsock:%d", agentPort), []string{"-device", fmt.Sprintf("vhost-vsock-%s,guest-cid=%d", bus, m.CID)}
+	}
+	return append([]string{
 		"-M", machine + ",accel=" + accel, "-cpu", cpuFor(accel), "-m", strconv.Itoa(m.MemoryMB), "-smp", strconv.Itoa(m.VCPUs),
 		"-nodefaults", "-no-user-config", "-nographic", "-display", "none",
 		"-kernel", m.Kernel, "-initrd", m.Initrd,
 		// No "quiet": the console log is how a failed boot is debugged.
-		"-append", "console=ttyS0 panic=-1 aether.listen=serial:aether aether.hostname=" + host,
+		"-append", "console=ttyS0 panic=-1 aether.listen=" + listen + " aether.hostname=" + host,
 		"-no-reboot",
 		"-serial", "file:" + filepath.Join(dir, "console.log"),
 		"-drive", "id=root,file=" + filepath.Join(dir, "disk.qcow2") + ",format=qcow2,if=none,cache=unsafe",
 		"-device", "virtio-blk-" + bus + ",drive=root",
-		"-chardev", "socket,id=agent,path=" + filepath.Join(dir, "agent.sock") + ",server=on,wait=off",
-		"-device", "virtio-serial-" + bus, "-device", "virtserialport,chardev=agent,name=aether",
 		// Entropy from the host: without it the guest's CRNG (and anything
 		// reading it, the agent included) can wait long under emulation.
 		"-object", "rng-random,id=rng,filename=/dev/urandom", "-device", "virtio-rng-" + bus + ",rng=rng",
 		"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off",
 		"-daemonize", "-pidfile", filepath.Join(dir, "pid"),
-	}
+	}, channel...)
 }
 
 // machineFor picks the machine type and its virtio bus. With KVM, microvm:
@@ -434,10 +512,16 @@ func (r *Runtime) List(ctx context.Context) ([]*sandbox.Info, error) {
 
 // Dial implements sandbox.Runtime.
 func (r *Runtime) Dial(ctx context.Context, id string) (net.Conn, error) {
-	if _, err := r.readMeta(id); err != nil {
+	m, err := r.readMeta(id)
+	if err != nil {
 		return nil, err
 	}
-	conn, err := sandbox.DialUnix(ctx, filepath.Join(r.dir(id), "agent.sock"))
+	var conn net.Conn
+	if m.CID != 0 {
+		conn, err = vsock.Dial(m.CID, agentPort, nil)
+	} else {
+		conn, err = sandbox.DialUnix(ctx, filepath.Join(r.dir(id), "agent.sock"))
+	}
 	if err != nil {
 		return nil, errdefs.Unavailable("agent of sandbox %s not reachable: %v", id, err)
 	}
