@@ -1,6 +1,7 @@
 // Command aetherd is the Aetherium daemon: the REST API and a worker in one
 // process by default (--role all), or either alone (--role api|worker).
-// `aetherd migrate up|down|version|force N` manages the store's schema.
+// `aetherd migrate up|down|version|force N` manages the store's schema;
+// `aetherd network prepare N` makes a TAP pool for an unprivileged aetherd.
 package main
 
 import (
@@ -15,9 +16,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "migrate":
 		err = runMigrate(os.Args[2:])
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "network":
+		err = runNetwork(ctx, os.Args[2:])
+	default:
 		err = run(ctx, os.Args[1:])
 	}
 	if err != nil {

@@ -41,8 +41,7 @@ func openRuntime(ctx context.Context, cfg *config.Config, workerID string, image
 	r := &runtimes{cfg: cfg, workerID: workerID, agent: agent, log: log,
 		guests: image.NewGuestBuilder(images, filepath.Join(cfg.DataDir, "guests"), agent)}
 	if cfg.Network.Mode == "bridge" {
-		if r.net, err = network.New(network.Config{Bridge: cfg.Network.Bridge, Subnet: netip.MustParsePrefix(cfg.Network.Subnet),
-			NAT: cfg.Network.NAT, DNS: cfg.Network.DNS, TapOwner: jailUID(cfg)}, leases); err != nil {
+		if r.net, err = network.New(networkConfig(cfg), leases); err != nil {
 			return nil, "", err
 		}
 	}
@@ -128,12 +127,21 @@ func (r *runtimes) firecracker() (*firecracker.Runtime, error) {
 	return firecracker.New(c)
 }
 
-// jailUID is the uid a jailed Firecracker opens its TAP as.
-func jailUID(cfg *config.Config) int {
-	if cfg.Firecracker.UID != 0 {
+func networkConfig(cfg *config.Config) network.Config {
+	return network.Config{Bridge: cfg.Network.Bridge, Subnet: netip.MustParsePrefix(cfg.Network.Subnet), NAT: cfg.Network.NAT,
+		DNS: cfg.Network.DNS, TapOwner: tapOwner(cfg), TapPool: cfg.Network.TapPool,
+		ClaimDir: filepath.Join(cfg.DataDir, "network", "claims")}
+}
+
+// tapOwner is the uid TAPs are made for: the configured one, else the uid a
+// jailed Firecracker opens them as.
+func tapOwner(cfg *config.Config) int {
+	switch {
+	case cfg.Network.TapOwner != 0:
+		return cfg.Network.TapOwner
+	case cfg.Firecracker.UID != 0:
 		return cfg.Firecracker.UID
-	}
-	if cfg.Runtime == "docker" || cfg.Runtime == "qemu" {
+	case cfg.Runtime == "docker" || cfg.Runtime == "qemu":
 		return 0
 	}
 	return 65534

@@ -151,6 +151,13 @@ type Network struct {
 	NAT bool `yaml:"nat"`
 	// DNS servers for guests; empty means the host's non-loopback ones.
 	DNS []string `yaml:"dns"`
+	// TapPool uses the TAPs `aetherd network prepare` made (as root) instead
+	// of creating them, so aetherd runs without CAP_NET_ADMIN.
+	TapPool bool `yaml:"tap_pool"`
+	// TapOwner is the uid TAPs are created for (the user an unprivileged
+	// aetherd or a jailed Firecracker runs as); 0 means root, or the
+	// jail's uid with Firecracker.
+	TapOwner int `yaml:"tap_owner"`
 }
 
 // Queue configures task delivery.

@@ -47,8 +47,14 @@ type Config struct {
 	// host's non-loopback nameservers.
 	DNS []string
 	// TapOwner is the uid allowed to open the TAP devices besides root (a
-	// jailed Firecracker's); 0 means root only.
+	// jailed Firecracker's, or an unprivileged aetherd's with a TAP pool);
+	// 0 means root only.
 	TapOwner int
+	// TapPool makes the Manager use the TAPs Prepare made instead of creating
+	// and deleting its own, so aetherd needs no CAP_NET_ADMIN. ClaimDir
+	// (required then) records which sandbox holds which TAP on this host.
+	TapPool  bool
+	ClaimDir string
 }
 
 // Endpoint is one sandbox's attachment: what the VMM opens and what the
@@ -101,6 +107,8 @@ func New(cfg Config, leases Leases) (*Manager, error) {
 		return nil, errdefs.InvalidArgument("network: bridge name %q is longer than 15 characters", cfg.Bridge)
 	case !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() > 29:
 		return nil, errdefs.InvalidArgument("network: subnet %s must be IPv4 and /29 or larger", cfg.Subnet)
+	case cfg.TapPool && cfg.ClaimDir == "":
+		return nil, errdefs.InvalidArgument("network: a TAP pool needs a claim directory")
 	}
 	if cfg.DNS == nil {
 		cfg.DNS = hostNameservers("/etc/resolv.conf")
@@ -117,6 +125,9 @@ func (m *Manager) Gateway() netip.Addr { return m.cfg.Subnet.Addr().Next() }
 // Setup creates the bridge with the gateway address, enables forwarding and
 // adds the NAT rules. It is idempotent.
 func (m *Manager) Setup(ctx context.Context) error {
+	if m.cfg.TapPool {
+		return m.checkPrepared()
+	}
 	br, err := m.ensureBridge()
 	if err != nil {
 		return errdefs.FailedPrecondition("network: bridge %s: %v (needs CAP_NET_ADMIN)", m.cfg.Bridge, err)
@@ -182,13 +193,20 @@ func ensureRule(ctx context.Context, rule []string) error {
 	return nil
 }
 
-// Teardown removes the NAT rules and the bridge (TAPs still on it are
-// detached by the kernel). For tests and uninstalling.
+// Teardown removes the NAT rules, the pool's TAPs and the bridge (other
+// TAPs still on it are detached by the kernel). For tests and uninstalling.
 func (m *Manager) Teardown(ctx context.Context) error {
 	if m.cfg.NAT {
 		for _, rule := range m.natRules() {
 			del := append([]string{"-w", "-t", rule[0], "-D"}, rule[1:]...)
 			exec.CommandContext(ctx, "iptables", del...).Run()
+		}
+	}
+	if taps, err := poolTaps(); err == nil {
+		for _, name := range taps {
+			if l, err := netlink.LinkByName(name); err == nil {
+				netlink.LinkDel(l)
+			}
 		}
 	}
 	l, err := netlink.LinkByName(m.cfg.Bridge)
@@ -214,12 +232,21 @@ func (m *Manager) Attach(ctx context.Context, vmID string) (*Endpoint, error) {
 	}
 	ep := &Endpoint{Tap: TapName(vmID), MAC: macFor(addr), Address: netip.PrefixFrom(addr, m.cfg.Subnet.Bits()),
 		Gateway: m.Gateway(), DNS: m.cfg.DNS}
+	if m.cfg.TapPool {
+		if ep.Tap, err = m.claimTap(vmID); err != nil {
+			m.leases.AddressRelease(ctx, vmID)
+			return nil, err
+		}
+		return ep, nil
+	}
 	if err := m.ensureTap(ep.Tap, vmID); err != nil {
 		return nil, fmt.Errorf("network: tap %s: %w", ep.Tap, err)
 	}
 	return ep, nil
 }
 
+// ensureTap makes the TAP name for a sandbox, or for the pool when vmID is
+// empty: owned by TapOwner, an isolated port of the bridge, up.
 func (m *Manager) ensureTap(name, vmID string) error {
 	br, err := netlink.LinkByName(m.cfg.Bridge)
 	if err != nil {
@@ -236,8 +263,12 @@ func (m *Manager) ensureTap(name, vmID string) error {
 			return err
 		}
 	}
-	if tap.Attrs().Alias != aliasPrefix+vmID {
-		if err := netlink.LinkSetAlias(tap, aliasPrefix+vmID); err != nil {
+	alias := aliasPrefix + vmID
+	if vmID == "" {
+		alias = poolAlias
+	}
+	if tap.Attrs().Alias != alias {
+		if err := netlink.LinkSetAlias(tap, alias); err != nil {
 			return err
 		}
 	}
@@ -296,6 +327,12 @@ func (m *Manager) firstFree(used map[netip.Addr]bool) (netip.Addr, bool) {
 
 // Detach removes the sandbox's TAP and frees its address. It is idempotent.
 func (m *Manager) Detach(ctx context.Context, vmID string) error {
+	if m.cfg.TapPool {
+		if err := m.releaseTap(vmID); err != nil {
+			return err
+		}
+		return m.leases.AddressRelease(ctx, vmID)
+	}
 	if l, err := netlink.LinkByName(TapName(vmID)); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
 			return fmt.Errorf("network: remove tap %s: %w", TapName(vmID), err)
@@ -308,6 +345,9 @@ func (m *Manager) Detach(ctx context.Context, vmID string) error {
 // which keep returns false: leftovers of sandboxes deleted while the
 // daemon was down or that crashed half-created.
 func (m *Manager) Prune(ctx context.Context, keep func(vmID string) bool) error {
+	if m.cfg.TapPool {
+		return m.pruneClaims(ctx, keep)
+	}
 	links, err := netlink.LinkList()
 	if err != nil {
 		return err

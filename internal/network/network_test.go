@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -217,4 +218,102 @@ func iptablesHas(t *testing.T, want bool, table string, rule ...string) {
 	if (err == nil) != want {
 		t.Errorf("iptables -t %s %v present = %v, want %v", table, rule, err == nil, want)
 	}
+}
+
+// TestTapPool: Prepare (the root half) makes pool TAPs owned by the
+// unprivileged uid; a pool-mode manager then hands them out and takes them
+// back without creating, changing or deleting any link.
+func TestTapPool(t *testing.T) {
+	if !testbin.InNetns(t) {
+		return
+	}
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "aether.db"))
+	cfg := network.Config{Bridge: "aethertest0", Subnet: netip.MustParsePrefix("10.97.0.0/24"), DNS: []string{}, TapOwner: 65534}
+	root, err := network.New(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // idempotent
+		if err := root.Prepare(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := mustLink(t, "aethertest0")
+	for i := range 3 {
+		tap := mustLink(t, network.PoolTapName(i))
+		owner, _ := os.ReadFile("/sys/class/net/" + tap.Attrs().Name + "/owner")
+		iso, _ := os.ReadFile("/sys/class/net/" + tap.Attrs().Name + "/brport/isolated")
+		if string(owner) != "65534\n" || string(iso) != "1\n" || tap.Attrs().MasterIndex != br.Attrs().Index || tap.Attrs().Alias != "aether-pool" {
+			t.Errorf("pool tap %s: owner %q isolated %q master %d alias %q", tap.Attrs().Name, owner, iso, tap.Attrs().MasterIndex, tap.Attrs().Alias)
+		}
+	}
+	before := linkSnapshot(t)
+
+	cfg.TapPool, cfg.ClaimDir = true, t.TempDir()
+	pool, err := network.New(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eps := map[string]*network.Endpoint{}
+	for _, id := range []string{"vm-a", "vm-b", "vm-c"} {
+		if eps[id], err = pool.Attach(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if eps["vm-a"].Tap == eps["vm-b"].Tap || eps["vm-b"].Tap == eps["vm-c"].Tap || eps["vm-a"].Tap == eps["vm-c"].Tap {
+		t.Errorf("pool TAPs handed out twice: %s %s %s", eps["vm-a"].Tap, eps["vm-b"].Tap, eps["vm-c"].Tap)
+	}
+	if again, _ := pool.Attach(ctx, "vm-a"); again == nil || again.Tap != eps["vm-a"].Tap {
+		t.Errorf("re-Attach vm-a = %+v, want tap %s", again, eps["vm-a"].Tap)
+	}
+	if _, err := pool.Attach(ctx, "vm-d"); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("Attach with the pool empty: %v, want ErrUnavailable", err)
+	}
+	if l, _ := st.AddressList(ctx, "10.97.0.0/24"); len(l) != 3 {
+		t.Errorf("a failed Attach kept its address: %d leases", len(l))
+	}
+	if err := pool.Detach(ctx, "vm-b"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := pool.Attach(ctx, "vm-d"); err != nil || d.Tap != eps["vm-b"].Tap {
+		t.Errorf("after vm-b left, vm-d got %+v, %v; want tap %s", d, err, eps["vm-b"].Tap)
+	}
+	if err := pool.Prune(ctx, func(id string) bool { return id == "vm-a" }); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := st.AddressList(ctx, "10.97.0.0/24"); len(l) != 1 || l[0].VMID != "vm-a" {
+		t.Errorf("after Prune, leases %v, want only vm-a's", l)
+	}
+	if after := linkSnapshot(t); after != before {
+		t.Errorf("the pool-mode manager changed links:\nbefore %s\nafter  %s", before, after)
+	}
+
+	unprepared, _ := network.New(network.Config{Bridge: "nobridge0", TapPool: true, ClaimDir: t.TempDir()}, st)
+	if err := unprepared.Setup(ctx); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("pool-mode Setup without a prepared bridge: %v, want ErrFailedPrecondition", err)
+	}
+	if err := root.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(network.PoolTapName(0)); err == nil {
+		t.Error("pool tap survived Teardown")
+	}
+}
+
+// linkSnapshot describes every link's name, master, alias and flags.
+func linkSnapshot(t *testing.T) string {
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, l := range links {
+		a := l.Attrs()
+		fmt.Fprintf(&b, "%s/%d/%s/%v ", a.Name, a.MasterIndex, a.Alias, a.Flags)
+	}
+	return b.String()
 }
