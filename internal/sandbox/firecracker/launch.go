@@ -10,32 +10,21 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
+	"github.com/aetherium/aetherium/internal/sandbox/microvm"
 )
 
 // launch starts a Firecracker process for the sandbox, configures the
 // microVM through the API socket and boots it. On failure the process is
 // killed and the console's tail is in the error.
 func (r *Runtime) launch(ctx context.Context, m *meta) error {
-	var ep *network.Endpoint
-	if m.Network {
-		if r.cfg.Network == nil {
-			return errdefs.FailedPrecondition("sandbox %s was created with a network, and none is configured now", m.ID)
-		}
-		// Idempotent: a restart finds the TAP (or, after a host reboot,
-		// makes it again) with the same address.
-		var err error
-		if ep, err = r.cfg.Network.Attach(ctx, m.ID); err != nil {
-			return err
-		}
-		if m.Address != ep.Address.Addr().String() {
-			m.Address = ep.Address.Addr().String()
-			if err := r.writeMeta(m); err != nil {
-				return err
-			}
-		}
+	ep, err := microvm.Attach(ctx, r.cfg.Network, m)
+	if err != nil {
+		return err
+	}
+	if err := r.dirs.Write(m); err != nil { // with the address
+		return err
 	}
 	cmd, err := r.spawn(m)
 	if err != nil {
@@ -44,7 +33,7 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 	if err := r.configure(ctx, m, ep); err != nil {
 		cmd.Process.Kill()
 		r.stopDrains(m.ID)
-		out, _ := tail(filepath.Join(r.dir(m.ID), "console.log"), 2048)
+		out, _ := r.dirs.Console(m.ID, 2048)
 		return fmt.Errorf("firecracker: boot sandbox %s: %w\n%s", m.ID, err, out)
 	}
 	return nil

@@ -18,8 +18,8 @@ import (
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
-	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
+	"github.com/aetherium/aetherium/internal/sandbox/microvm"
 )
 
 // Guests makes bootable guests from image references (*image.GuestBuilder).
@@ -27,13 +27,6 @@ type Guests interface {
 	Build(ctx context.Context, ref string) (*image.Guest, error)
 	Vmlinux(g *image.Guest) (string, error)
 	ProbeBoot() (*image.Guest, error)
-}
-
-// Network attaches sandboxes to the host's microVM network
-// (*network.Manager).
-type Network interface {
-	Attach(ctx context.Context, id string) (*network.Endpoint, error)
-	Detach(ctx context.Context, id string) error
 }
 
 // Config configures a Runtime.
@@ -52,7 +45,7 @@ type Config struct {
 	// Guests builds kernels, initramfs and root disks. Required.
 	Guests Guests
 	// Network gives each sandbox a NIC on a TAP; nil means no network.
-	Network Network
+	Network microvm.Network
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -62,8 +55,9 @@ type Config struct {
 // through its API socket, with the agent reached over hybrid vsock. The
 // processes outlive aetherd. It is safe for concurrent use.
 type Runtime struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	dirs *microvm.Dirs
 
 	mu     sync.Mutex        // guards CID allocation and drains
 	drains map[string]func() // sandbox ID → stops copying its log/metrics fifos
@@ -110,7 +104,8 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "firecracker"), drains: map[string]func(){}}
+	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "firecracker"), drains: map[string]func(){},
+		dirs: &microvm.Dirs{Root: cfg.StateDir, Owner: cfg.Owner}}
 	r.adopt()
 	return r, nil
 }
@@ -145,7 +140,7 @@ func isExecutable(p string) bool {
 func (r *Runtime) adopt() {
 	entries, _ := os.ReadDir(r.cfg.StateDir)
 	for _, e := range entries {
-		if m, err := r.readMeta(e.Name()); err == nil && r.pid(m) != 0 {
+		if m, err := r.readMeta(e.Name()); err == nil && r.dirs.PID(m.ID) != 0 {
 			r.startDrains(m)
 		}
 	}
@@ -153,39 +148,25 @@ func (r *Runtime) adopt() {
 
 // meta is what restarts, List and Dial need to know about a sandbox.
 type meta struct {
-	ID       string    `json:"id"`
-	Owner    string    `json:"owner"`
-	Name     string    `json:"name"`
-	Image    string    `json:"image"`
-	VCPUs    int       `json:"vcpus"`
-	MemoryMB int       `json:"memory_mb"`
-	CID      uint32    `json:"cid"`
-	Jailed   bool      `json:"jailed"`
-	Network  bool      `json:"network"`
-	Address  string    `json:"address,omitempty"`
-	Created  time.Time `json:"created"`
+	microvm.Base
+	CID    uint32 `json:"cid"`
+	Jailed bool   `json:"jailed"`
 }
 
-func (r *Runtime) dir(id string) string { return filepath.Join(r.cfg.StateDir, id) }
+func (r *Runtime) dir(id string) string { return r.dirs.Dir(id) }
 
 func (r *Runtime) readMeta(id string) (*meta, error) {
-	b, err := os.ReadFile(filepath.Join(r.dir(id), "meta.json"))
-	if err != nil {
-		return nil, errdefs.NotFound("sandbox %s not found", id)
-	}
 	var m meta
-	if err := json.Unmarshal(b, &m); err != nil || m.Owner != r.cfg.Owner {
-		return nil, errdefs.NotFound("sandbox %s not found", id)
-	}
-	return &m, nil
+	return &m, r.dirs.Read(id, &m)
 }
 
 // Create implements sandbox.Runtime.
 func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info, error) {
-	if spec.ID == "" || strings.ContainsAny(spec.ID, "/.") {
-		return nil, errdefs.InvalidArgument("sandbox id %q is not valid", spec.ID)
+	base, err := microvm.NewBase(spec, r.cfg.Owner, r.cfg.Network != nil)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := r.readMeta(spec.ID); err == nil {
+	if r.dirs.Exists(spec.ID) {
 		if err := r.Start(ctx, spec.ID); err != nil { // an earlier attempt made it
 			return nil, err
 		}
@@ -199,11 +180,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, err
 	}
-	m := &meta{ID: spec.ID, Owner: r.cfg.Owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
-		MemoryMB: spec.MemoryMB, Jailed: r.cfg.Jailer != "", Network: r.cfg.Network != nil, Created: time.Now().UTC()}
-	if m.MemoryMB == 0 {
-		m.MemoryMB = 512
-	}
+	m := &meta{Base: *base, Jailed: r.cfg.Jailer != ""}
 	if err := r.prepare(ctx, m, guest, vmlinux); err != nil {
 		r.removeFiles(m)
 		return nil, err
@@ -240,12 +217,7 @@ func (r *Runtime) prepare(ctx context.Context, m *meta, guest *image.Guest, vmli
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m.CID = r.freeCID()
-	return r.writeMeta(m)
-}
-
-func (r *Runtime) writeMeta(m *meta) error {
-	b, _ := json.Marshal(m)
-	return os.WriteFile(filepath.Join(r.dir(m.ID), "meta.json"), b, 0o644)
+	return r.dirs.Write(m)
 }
 
 // freeCID is the lowest guest CID no sandbox of this runtime has (0-2 are
@@ -325,24 +297,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 }
 
 // pid returns the sandbox's Firecracker process, or 0 when none runs.
-func (r *Runtime) pid(m *meta) int {
-	b, err := os.ReadFile(filepath.Join(r.dir(m.ID), "pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return 0
-	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if !strings.Contains(string(cmdline), m.ID) {
-		return 0 // the pid was reused by something else
-	}
-	if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(st), ") Z ") {
-		return 0 // exited, not yet reaped
-	}
-	return pid
-}
+func (r *Runtime) pid(m *meta) int { return r.dirs.PID(m.ID) }
 
 // Stop implements sandbox.Runtime: Firecracker is ended; the disk stays.
 func (r *Runtime) Stop(ctx context.Context, id string) error {
@@ -358,14 +313,7 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 	// No guest shutdown to wait for: the agent, as init, syncs every second,
 	// and Firecracker has no ACPI power button anyway.
 	syscall.Kill(pid, syscall.SIGKILL)
-	for r.pid(m) != 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return nil
+	return r.dirs.WaitExit(ctx, id)
 }
 
 // Delete implements sandbox.Runtime.
@@ -377,10 +325,8 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 	if err := r.Stop(ctx, id); err != nil {
 		return err
 	}
-	if m.Network && r.cfg.Network != nil {
-		if err := r.cfg.Network.Detach(ctx, id); err != nil {
-			return err
-		}
+	if err := microvm.Detach(ctx, r.cfg.Network, m); err != nil {
+		return err
 	}
 	return r.removeFiles(m)
 }
@@ -421,17 +367,7 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 
 // List implements sandbox.Runtime.
 func (r *Runtime) List(ctx context.Context) ([]*sandbox.Info, error) {
-	entries, err := os.ReadDir(r.cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	var out []*sandbox.Info
-	for _, e := range entries {
-		if info, err := r.Inspect(ctx, e.Name()); err == nil {
-			out = append(out, info)
-		}
-	}
-	return out, nil
+	return r.dirs.List(ctx, r.Inspect)
 }
 
 // Dial implements sandbox.Runtime: one hybrid-vsock handshake to the agent's
@@ -488,18 +424,7 @@ func (r *Runtime) ConsoleLog(ctx context.Context, id string, maxBytes int) ([]by
 	if _, err := r.readMeta(id); err != nil {
 		return nil, err
 	}
-	return tail(filepath.Join(r.dir(id), "console.log"), maxBytes)
-}
-
-func tail(path string, maxBytes int) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, errdefs.NotFound("no console log yet")
-	}
-	if len(b) > maxBytes {
-		b = b[len(b)-maxBytes:]
-	}
-	return b, nil
+	return r.dirs.Console(id, maxBytes)
 }
 
 func (r *Runtime) client(m *meta) *Client {
@@ -550,12 +475,7 @@ func (r *Runtime) Probe(ctx context.Context) error {
 	if strings.Contains(out.String(), "AETHER-PROBE-OK") {
 		return nil
 	}
-	return errdefs.Unavailable("firecracker: a probe guest did not boot within 20s: %s", lastLine(out.String()))
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+	return errdefs.Unavailable("firecracker: a probe guest did not boot within 20s: %s", microvm.LastLine(out.String()))
 }
 
 // syncBuffer is a strings.Builder a process may write while it is read.

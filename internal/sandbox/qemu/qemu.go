@@ -33,14 +33,8 @@ import (
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
+	"github.com/aetherium/aetherium/internal/sandbox/microvm"
 )
-
-// Network attaches sandboxes to the host's microVM network
-// (*network.Manager).
-type Network interface {
-	Attach(ctx context.Context, id string) (*network.Endpoint, error)
-	Detach(ctx context.Context, id string) error
-}
 
 // Guests makes bootable guests from image references (*image.GuestBuilder).
 type Guests interface {
@@ -59,7 +53,7 @@ type Config struct {
 	// Guests builds the kernel, initramfs and root disk. Required.
 	Guests Guests
 	// Network gives each sandbox a NIC on a TAP; nil means no network.
-	Network Network
+	Network microvm.Network
 	// Accel is auto (probe KVM by booting, else TCG), kvm or tcg; "" means auto.
 	Accel string
 	// AgentChannel is how the host reaches the agent: vsock (vhost-vsock, a
@@ -76,8 +70,9 @@ const agentPort = 1024
 
 // Runtime is a sandbox.Runtime on QEMU microVMs. It is safe for concurrent use.
 type Runtime struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	dirs *microvm.Dirs
 
 	accelOnce sync.Once
 	accel     string
@@ -130,66 +125,42 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu")}, nil
+	return &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu"), dirs: &microvm.Dirs{Root: cfg.StateDir, Owner: cfg.Owner}}, nil
 }
 
-// meta is what List and restarts need to know about a sandbox.
+// meta is what restarts, List and Dial need to know about a sandbox.
 type meta struct {
-	ID       string `json:"id"`
-	Owner    string `json:"owner"`
-	Name     string `json:"name"`
-	Image    string `json:"image"`
-	VCPUs    int    `json:"vcpus"`
-	MemoryMB int    `json:"memory_mb"`
-	Kernel   string `json:"kernel"`
-	Initrd   string `json:"initrd"`
-	Network  bool   `json:"network"`
-	Address  string `json:"address,omitempty"`
+	microvm.Base
+	Kernel string `json:"kernel"`
+	Initrd string `json:"initrd"`
 	// CID is the guest's vsock CID with AgentChannel vsock; 0 means the
 	// agent is on the virtio-serial port.
-	CID     uint32    `json:"cid,omitempty"`
-	Created time.Time `json:"created"`
+	CID uint32 `json:"cid,omitempty"`
 }
 
-func (r *Runtime) dir(id string) string { return filepath.Join(r.cfg.StateDir, id) }
+func (r *Runtime) dir(id string) string { return r.dirs.Dir(id) }
 
 func (r *Runtime) readMeta(id string) (*meta, error) {
-	b, err := os.ReadFile(filepath.Join(r.dir(id), "meta.json"))
-	if err != nil {
-		return nil, errdefs.NotFound("sandbox %s not found", id)
-	}
 	var m meta
-	if err := json.Unmarshal(b, &m); err != nil || m.Owner != r.cfg.Owner {
-		return nil, errdefs.NotFound("sandbox %s not found", id)
-	}
-	return &m, nil
-}
-
-func (r *Runtime) writeMeta(m *meta) error {
-	b, _ := json.Marshal(m)
-	return os.WriteFile(filepath.Join(r.dir(m.ID), "meta.json"), b, 0o644)
+	return &m, r.dirs.Read(id, &m)
 }
 
 // Create implements sandbox.Runtime.
 func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info, error) {
-	if spec.ID == "" || strings.ContainsAny(spec.ID, "/.") {
-		return nil, errdefs.InvalidArgument("sandbox id %q is not valid", spec.ID)
+	base, err := microvm.NewBase(spec, r.cfg.Owner, r.cfg.Network != nil)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := r.readMeta(spec.ID); err == nil {
+	if r.dirs.Exists(spec.ID) {
 		return r.startAndInspect(ctx, spec.ID) // an earlier attempt made it
 	}
 	guest, err := r.cfg.Guests.Build(ctx, spec.Image)
 	if err != nil {
 		return nil, err
 	}
-	m := &meta{ID: spec.ID, Owner: r.cfg.Owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
-		MemoryMB: spec.MemoryMB, Kernel: guest.Kernel, Initrd: guest.Initrd, Network: r.cfg.Network != nil,
-		Created: time.Now().UTC()}
+	m := &meta{Base: *base, Kernel: guest.Kernel, Initrd: guest.Initrd}
 	if r.cfg.AgentChannel == "vsock" {
 		m.CID = 3 // launch finds a free one
-	}
-	if m.MemoryMB == 0 {
-		m.MemoryMB = 512
 	}
 	dir := r.dir(spec.ID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -202,7 +173,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("qemu-img: %v: %s", err, out)
 	}
-	if err := r.writeMeta(m); err != nil {
+	if err := r.dirs.Write(m); err != nil {
 		return nil, err
 	}
 	if err := r.launch(ctx, m); err != nil {
@@ -223,18 +194,9 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 	dir := r.dir(m.ID)
 	os.Remove(filepath.Join(dir, "agent.sock"))
 	accel := r.Accel(ctx)
-	var ep *network.Endpoint
-	if m.Network {
-		if r.cfg.Network == nil {
-			return errdefs.FailedPrecondition("sandbox %s was created with a network, and none is configured now", m.ID)
-		}
-		// Attach is idempotent: a restart finds the TAP (or, after a host
-		// reboot, makes it again) with the same address.
-		var err error
-		if ep, err = r.cfg.Network.Attach(ctx, m.ID); err != nil {
-			return err
-		}
-		m.Address = ep.Address.Addr().String()
+	ep, err := microvm.Attach(ctx, r.cfg.Network, m)
+	if err != nil {
+		return err
 	}
 	args := func() []string {
 		a := r.args(m, dir, accel)
@@ -245,7 +207,7 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 		return a
 	}
 	if m.CID == 0 {
-		if err := r.writeMeta(m); err != nil {
+		if err := r.dirs.Write(m); err != nil {
 			return err
 		}
 		return r.run(ctx, args())
@@ -271,7 +233,7 @@ func (r *Runtime) launchVsock(ctx context.Context, m *meta, args func() []string
 		for used[m.CID] {
 			m.CID++
 		}
-		if err := r.writeMeta(m); err != nil {
+		if err := r.dirs.Write(m); err != nil {
 			return err
 		}
 		err := r.run(ctx, args())
@@ -288,7 +250,7 @@ func (r *Runtime) usedCIDs(except string) map[uint32]bool {
 	used := map[uint32]bool{0: true, 1: true, 2: true}
 	entries, _ := os.ReadDir(r.cfg.StateDir)
 	for _, e := range entries {
-		if m, err := r.readMeta(e.Name()); err == nil && m.ID != except {
+		if m, err := r.readMeta(e.Name()); err == nil && e.Name() != except {
 			used[m.CID] = true
 		}
 	}
@@ -395,30 +357,11 @@ func (r *Runtime) probeKVM(ctx context.Context) (bool, string) {
 	if pctx.Err() != nil {
 		return false, "a KVM guest did not boot within 20s (/dev/kvm exists but cannot run this kernel)"
 	}
-	return false, "KVM guest failed: " + lastLine(string(out))
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+	return false, "KVM guest failed: " + microvm.LastLine(string(out))
 }
 
 // pid returns the QEMU process of a sandbox, or 0 when none runs.
-func (r *Runtime) pid(id string) int {
-	b, err := os.ReadFile(filepath.Join(r.dir(id), "pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return 0
-	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if !strings.Contains(string(cmdline), r.dir(id)) {
-		return 0 // the pid was reused by something else
-	}
-	return pid
-}
+func (r *Runtime) pid(id string) int { return r.dirs.PID(id) }
 
 // Start implements sandbox.Runtime.
 func (r *Runtime) Start(ctx context.Context, id string) error {
@@ -448,28 +391,20 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 		}
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	for r.pid(id) != 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
+	return r.dirs.WaitExit(ctx, id)
 }
 
 // Delete implements sandbox.Runtime.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
-	if _, err := r.readMeta(id); err != nil {
+	m, err := r.readMeta(id)
+	if err != nil {
 		return nil // already gone
 	}
 	if err := r.Stop(ctx, id); err != nil {
 		return err
 	}
-	if r.cfg.Network != nil {
-		if err := r.cfg.Network.Detach(ctx, id); err != nil {
-			return err
-		}
+	if err := microvm.Detach(ctx, r.cfg.Network, m); err != nil {
+		return err
 	}
 	return os.RemoveAll(r.dir(id))
 }
@@ -497,17 +432,7 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 
 // List implements sandbox.Runtime.
 func (r *Runtime) List(ctx context.Context) ([]*sandbox.Info, error) {
-	entries, err := os.ReadDir(r.cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	var out []*sandbox.Info
-	for _, e := range entries {
-		if info, err := r.Inspect(ctx, e.Name()); err == nil {
-			out = append(out, info)
-		}
-	}
-	return out, nil
+	return r.dirs.List(ctx, r.Inspect)
 }
 
 // Dial implements sandbox.Runtime.
@@ -586,12 +511,5 @@ func (r *Runtime) ConsoleLog(ctx context.Context, id string, maxBytes int) ([]by
 	if _, err := r.readMeta(id); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(r.dir(id), "console.log"))
-	if err != nil {
-		return nil, errdefs.NotFound("sandbox %s has no console log yet", id)
-	}
-	if len(b) > maxBytes {
-		b = b[len(b)-maxBytes:]
-	}
-	return b, nil
+	return r.dirs.Console(id, maxBytes)
 }
