@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -115,5 +116,70 @@ func TestQEMULifecycle(t *testing.T) {
 	}
 	if ifs, _ := net.Interfaces(); len(ifs) != 2 { // lo and aetherium0
 		t.Errorf("interfaces after delete: %v, want lo and the bridge", ifs)
+	}
+}
+
+// TestQEMUTemplatesAndPool: templates, the warm pool and snapshots work on
+// microVMs too: the template's disk is the build VM's, committed; a pool VM
+// is handed out; a snapshot of a sandbox boots with its files; deleting
+// everything leaves no committed guest behind.
+func TestQEMUTemplatesAndPool(t *testing.T) {
+	t.Parallel()
+	if os.Getenv("AETHER_TEST_QEMU") != "1" {
+		t.Skip("skipping: set AETHER_TEST_QEMU=1 to boot real QEMU microVMs (minutes under TCG)")
+	}
+	e := newEnv(t)
+	e.proc = e.add("--runtime", "qemu", "--network", "none")
+	e.connect(e.proc)
+	e.start()
+	acc, err := e.c.CreateTemplate(ctx(t), &client.TemplateRequest{Name: "mt", Setup: []string{"echo baked > /etc/baked"}, PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task := e.mustWait(acc.TaskID); task.Status != store.TaskSucceeded {
+		t.Fatalf("template build: %s", task.Error)
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		h, _ := e.c.Health(ctx(t))
+		if fmt.Sprint(h["pools"]) == "map[mt:map[ready:1 size:1]]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool never ready: %v", h["pools"])
+		}
+	}
+	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "fromtpl", Template: "mt"})
+	if out, code := e.MustExec(vm.Name, "cat /etc/baked; echo mine > /root/mine"); out != "baked\n" || code != 0 {
+		t.Errorf("sandbox from the template: %q %d", out, code)
+	}
+	snap, err := e.c.Snapshot(ctx(t), "fromtpl", "mt-snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task := e.mustWait(snap.TaskID); task.Status != store.TaskSucceeded {
+		t.Fatalf("snapshot: %s", task.Error)
+	}
+	e.MustCreateVM(&client.CreateVMRequest{Name: "fromsnap", Template: "mt-snap"})
+	if out, _ := e.MustExec("fromsnap", "cat /etc/baked /root/mine"); out != "baked\nmine\n" {
+		t.Errorf("sandbox from the snapshot: %q", out)
+	}
+	for _, name := range []string{"fromtpl", "fromsnap"} {
+		del, err := e.c.DeleteVM(ctx(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.mustWait(del.TaskID)
+	}
+	for _, name := range []string{"mt", "mt-snap"} {
+		del, err := e.c.DeleteTemplate(ctx(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task := e.mustWait(del.TaskID); task.Status != store.TaskSucceeded {
+			t.Fatalf("delete template %s: %s", name, task.Error)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.dir, "data", "guests", "committed", "*")); len(left) != 0 {
+		t.Errorf("committed guests left after deleting everything: %v", left)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -111,8 +112,12 @@ func (g *GuestBuilder) kernelVersion() (string, error) {
 	return versions[len(versions)-1], nil
 }
 
-// Build returns the guest for the Docker image ref, building it once.
+// Build returns the guest for ref: one Commit saved under that name, else
+// one built once from the Docker image ref.
 func (g *GuestBuilder) Build(ctx context.Context, ref string) (*Guest, error) {
+	if guest, ok := g.committed(ref); ok {
+		return guest, nil
+	}
 	kv, err := g.kernelVersion()
 	if err != nil {
 		return nil, err
@@ -368,4 +373,86 @@ func lockDir(dir string) (func(), error) {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
+}
+
+// committedDir is where Commit keeps the guest named ref.
+func (g *GuestBuilder) committedDir(ref string) string {
+	h := sha256.Sum256([]byte(ref))
+	return filepath.Join(g.cacheDir, "committed", hex.EncodeToString(h[:8]))
+}
+
+func (g *GuestBuilder) committed(ref string) (*Guest, bool) {
+	dir := g.committedDir(ref)
+	kv, err := os.ReadFile(filepath.Join(dir, "complete"))
+	if err != nil {
+		return nil, false
+	}
+	return &Guest{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.gz"),
+		Rootfs: filepath.Join(dir, "rootfs.ext4"), KernelVersion: string(kv)}, true
+}
+
+// Commit saves a sandbox's root disk (rootfs, an ext4 image the caller
+// made and hands over) as the guest named ref, booting from's kernel and
+// initramfs; Build(ref) returns it from then on. A guest already under ref
+// is replaced (see Remove for what happens to its files).
+func (g *GuestBuilder) Commit(ref string, from *Guest, rootfs string) (*Guest, error) {
+	unlock, err := lockDir(g.cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	dir := g.committedDir(ref)
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	for src, dst := range map[string]string{from.Kernel: "vmlinuz", from.Initrd: "initrd.gz"} {
+		if err := os.Link(src, filepath.Join(tmp, dst)); err != nil {
+			if err := copyFile(src, filepath.Join(tmp, dst)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := os.Rename(rootfs, filepath.Join(tmp, "rootfs.ext4")); err != nil {
+		return nil, err
+	}
+	os.WriteFile(filepath.Join(tmp, "ref"), []byte(ref), 0o644)
+	os.WriteFile(filepath.Join(tmp, "complete"), []byte(from.KernelVersion), 0o644)
+	g.retire(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, err
+	}
+	guest, _ := g.committed(ref)
+	return guest, nil
+}
+
+// Remove forgets the committed guest ref. Its files may still back running
+// sandboxes' disks, so they move aside and go when Collect finds them unused.
+func (g *GuestBuilder) Remove(ref string) error {
+	unlock, err := lockDir(g.cacheDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	g.retire(g.committedDir(ref))
+	return nil
+}
+
+func (g *GuestBuilder) retire(dir string) {
+	if _, err := os.Stat(dir); err == nil {
+		os.Rename(dir, fmt.Sprintf("%s.removed-%d", dir, time.Now().UnixNano()))
+	}
+}
+
+// Collect deletes removed guests whose files no sandbox uses (inUse says
+// whether a path is some sandbox's disk backing or kernel).
+func (g *GuestBuilder) Collect(inUse func(dir string) bool) {
+	dirs, _ := filepath.Glob(filepath.Join(g.cacheDir, "committed", "*.removed-*"))
+	for _, d := range dirs {
+		if !inUse(d) {
+			os.RemoveAll(d)
+		}
+	}
 }

@@ -94,7 +94,9 @@ type Info struct {
 // (templates, snapshots). Found with a type assertion on a Runtime.
 type Committer interface {
 	// Commit writes the sandbox's current filesystem to the image ref and
-	// returns the image's ID. The sandbox keeps running.
+	// returns the image's ID. The sandbox keeps running. Callers run `sync`
+	// in a running sandbox first: a microVM's disk does not see what is
+	// still in the guest's page cache.
 	Commit(ctx context.Context, id, ref string) (string, error)
 }
 

@@ -2,6 +2,7 @@ package testbin
 
 import (
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"strings"
@@ -26,7 +27,10 @@ func InNetns(t *testing.T) bool {
 		err = fmt.Errorf("network namespaces need root")
 	}
 	Need(t, "ip netns (iproute2, root)", err)
-	name := fmt.Sprintf("aether-test-%d", os.Getpid())
+	// Unique per test: parallel tests of one binary each get their own.
+	h := fnv.New32a()
+	h.Write([]byte(t.Name()))
+	name := fmt.Sprintf("aether-test-%d-%08x", os.Getpid(), h.Sum32())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}

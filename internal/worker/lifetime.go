@@ -181,7 +181,7 @@ func (w *Worker) vmSnapshot(ctx context.Context, task *store.Task) (any, error) 
 		return nil, err
 	}
 	ref := TemplateImage(tpl.Name, tpl.SpecHash)
-	if _, err := committer.Commit(ctx, vm.ID, ref); err != nil {
+	if err := w.commit(ctx, committer, vm, ref); err != nil {
 		return nil, err
 	}
 	if _, err := w.store.TemplateUpdate(ctx, &store.TemplateUpdateParams{ID: tpl.ID, Status: store.TemplateReady,

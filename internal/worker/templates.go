@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
@@ -97,7 +98,7 @@ func (w *Worker) templateBuild(ctx context.Context, task *store.Task) (any, erro
 	}
 	w.setProgress(ctx, task.ID, "saving the template image")
 	ref := TemplateImage(tpl.Name, tpl.SpecHash)
-	if _, err := committer.Commit(ctx, vm.ID, ref); err != nil {
+	if err := w.commit(ctx, committer, vm, ref); err != nil {
 		return nil, fmt.Errorf("commit template image: %w", err)
 	}
 	if _, err := w.store.TemplateUpdate(ctx, &store.TemplateUpdateParams{ID: tpl.ID, Status: store.TemplateReady,
@@ -105,6 +106,26 @@ func (w *Worker) templateBuild(ctx context.Context, task *store.Task) (any, erro
 		return nil, err
 	}
 	return &TemplateResult{Template: tpl.Name, Image: ref, ToolsInstalled: installed}, nil
+}
+
+// commit saves the sandbox's filesystem as the image ref, syncing a running
+// sandbox first (see sandbox.Committer).
+func (w *Worker) commit(ctx context.Context, committer sandbox.Committer, vm *store.VM, ref string) error {
+	if vm.Status != store.VMPaused {
+		c, err := w.agent(ctx, vm)
+		if err != nil {
+			return err
+		}
+		exit, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sync"}, TimeoutMS: 60_000}, agentclient.ExecIO{})
+		if err != nil {
+			return fmt.Errorf("sync before commit: %w", err)
+		}
+		if exit.ExitCode != 0 {
+			return fmt.Errorf("sync before commit exited %d", exit.ExitCode)
+		}
+	}
+	_, err := committer.Commit(ctx, vm.ID, ref)
+	return err
 }
 
 // startBuildSandbox creates and starts the task's build sandbox.

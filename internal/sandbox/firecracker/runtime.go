@@ -27,6 +27,9 @@ type Guests interface {
 	Build(ctx context.Context, ref string) (*image.Guest, error)
 	Vmlinux(g *image.Guest) (string, error)
 	ProbeBoot() (*image.Guest, error)
+	Commit(ref string, from *image.Guest, rootfs string) (*image.Guest, error)
+	Remove(ref string) error
+	Collect(inUse func(dir string) bool)
 }
 
 // Config configures a Runtime.
@@ -67,6 +70,8 @@ var (
 	_ sandbox.Runtime       = (*Runtime)(nil)
 	_ sandbox.Pauser        = (*Runtime)(nil)
 	_ sandbox.ConsoleLogger = (*Runtime)(nil)
+	_ sandbox.Committer     = (*Runtime)(nil)
+	_ sandbox.ImageRemover  = (*Runtime)(nil)
 )
 
 // New returns a Runtime. It fails with ErrFailedPrecondition when the
@@ -151,6 +156,10 @@ type meta struct {
 	microvm.Base
 	CID    uint32 `json:"cid"`
 	Jailed bool   `json:"jailed"`
+	// The guest's kernel (bzImage) and initramfs, for Commit.
+	Kernel        string `json:"kernel"`
+	Initrd        string `json:"initrd"`
+	KernelVersion string `json:"kernel_version"`
 }
 
 func (r *Runtime) dir(id string) string { return r.dirs.Dir(id) }
@@ -180,7 +189,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, err
 	}
-	m := &meta{Base: *base, Jailed: r.cfg.Jailer != ""}
+	m := &meta{Base: *base, Jailed: r.cfg.Jailer != "", Kernel: guest.Kernel, Initrd: guest.Initrd, KernelVersion: guest.KernelVersion}
 	if err := r.prepare(ctx, m, guest, vmlinux); err != nil {
 		r.removeFiles(m)
 		return nil, err
@@ -394,6 +403,46 @@ func (r *Runtime) Health(ctx context.Context) error {
 	} else {
 		f.Close()
 	}
+	return nil
+}
+
+// Commit implements sandbox.Committer: a sparse copy of the sandbox's root
+// disk, taken with the vCPUs paused, becomes the guest image ref.
+func (r *Runtime) Commit(ctx context.Context, id, ref string) (string, error) {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return "", err
+	}
+	info, err := r.Inspect(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if info.State == sandbox.StateRunning {
+		if err := r.client(m).SetState(ctx, StatePaused); err != nil {
+			return "", err
+		}
+		defer r.client(m).SetState(context.WithoutCancel(ctx), StateResumed)
+	}
+	flat := filepath.Join(r.dir(id), "commit.ext4")
+	if err := image.CloneDisk(ctx, filepath.Join(r.root(m), "rootfs.ext4"), flat); err != nil {
+		return "", err
+	}
+	guest, err := r.cfg.Guests.Commit(ref, &image.Guest{Kernel: m.Kernel, Initrd: m.Initrd, KernelVersion: m.KernelVersion}, flat)
+	if err != nil {
+		os.Remove(flat)
+		return "", err
+	}
+	return guest.Dir, nil
+}
+
+// RemoveImage implements sandbox.ImageRemover for committed guests. A
+// sandbox's disk is its own copy and its kernel a hard link, so nothing
+// keeps a removed guest's files.
+func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
+	if err := r.cfg.Guests.Remove(ref); err != nil {
+		return err
+	}
+	r.cfg.Guests.Collect(func(string) bool { return false })
 	return nil
 }
 

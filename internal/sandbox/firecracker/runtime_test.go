@@ -52,10 +52,17 @@ func TestConformance(t *testing.T) {
 }
 
 // stubGuests hands out placeholder kernel, initramfs and rootfs files: the
-// fake VMM only checks that they exist at the paths it is given.
-type stubGuests struct{ dir string }
+// fake VMM only checks that they exist at the paths it is given. Committed
+// guests are kept by ref.
+type stubGuests struct {
+	dir       string
+	committed map[string]*image.Guest
+}
 
 func (g *stubGuests) Build(ctx context.Context, ref string) (*image.Guest, error) {
+	if c := g.committed[ref]; c != nil {
+		return c, nil
+	}
 	for _, f := range []string{"vmlinuz", "initrd.gz", "rootfs.ext4", "vmlinux"} {
 		os.WriteFile(filepath.Join(g.dir, f), []byte(f), 0o644)
 	}
@@ -68,6 +75,24 @@ func (g *stubGuests) Vmlinux(*image.Guest) (string, error) {
 }
 
 func (g *stubGuests) ProbeBoot() (*image.Guest, error) { return g.Build(context.Background(), "") }
+
+func (g *stubGuests) Commit(ref string, from *image.Guest, rootfs string) (*image.Guest, error) {
+	dir := filepath.Join(g.dir, "committed-"+strings.ReplaceAll(ref, "/", "_"))
+	os.MkdirAll(dir, 0o755)
+	if err := os.Rename(rootfs, filepath.Join(dir, "rootfs.ext4")); err != nil {
+		return nil, err
+	}
+	c := &image.Guest{Dir: dir, Kernel: from.Kernel, Initrd: from.Initrd, Rootfs: filepath.Join(dir, "rootfs.ext4"), KernelVersion: from.KernelVersion}
+	if g.committed == nil {
+		g.committed = map[string]*image.Guest{}
+	}
+	g.committed[ref] = c
+	return c, nil
+}
+
+func (g *stubGuests) Remove(ref string) error { delete(g.committed, ref); return nil }
+
+func (g *stubGuests) Collect(func(string) bool) {}
 
 // TestLifecycleWithFakeVMM drives the runtime against fakevmm, a stand-in
 // for the firecracker binary (none can run here): process start and
@@ -103,6 +128,24 @@ func TestLifecycleWithFakeVMM(t *testing.T) {
 	}
 	waitFile(t, filepath.Join(state, a, "firecracker.log"), "logger configured")
 
+	// Commit: the disk (as the host sees it) becomes an image new sandboxes
+	// start from, each with its own copy.
+	os.WriteFile(filepath.Join(state, a, "root", "rootfs.ext4"), []byte("state of a"), 0o644)
+	if _, err := rt.Commit(ctx, a, "snap/a"); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, rt, a, sandbox.StateRunning) // resumed after the copy
+	c := uuid.NewString()
+	t.Cleanup(func() { rt.Delete(context.Background(), c) })
+	if _, err := rt.Create(ctx, &sandbox.Spec{ID: c, Image: "snap/a", MemoryMB: 128}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(state, c, "root", "rootfs.ext4")); string(b) != "state of a" {
+		t.Errorf("sandbox from the committed image has disk %q", b)
+	}
+	if err := rt.Delete(ctx, c); err != nil {
+		t.Fatal(err)
+	}
 	if err := rt.Pause(ctx, a); err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,9 @@ import (
 type Guests interface {
 	Build(ctx context.Context, ref string) (*image.Guest, error)
 	ProbeBoot() (*image.Guest, error)
+	Commit(ref string, from *image.Guest, rootfs string) (*image.Guest, error)
+	Remove(ref string) error
+	Collect(inUse func(dir string) bool)
 }
 
 // Config configures a Runtime.
@@ -84,6 +87,8 @@ var (
 	_ sandbox.Runtime       = (*Runtime)(nil)
 	_ sandbox.ConsoleLogger = (*Runtime)(nil)
 	_ sandbox.Pauser        = (*Runtime)(nil)
+	_ sandbox.Committer     = (*Runtime)(nil)
+	_ sandbox.ImageRemover  = (*Runtime)(nil)
 )
 
 // New returns a Runtime.
@@ -133,6 +138,9 @@ type meta struct {
 	microvm.Base
 	Kernel string `json:"kernel"`
 	Initrd string `json:"initrd"`
+	// Rootfs backs the sandbox's qcow2 disk.
+	Rootfs        string `json:"rootfs"`
+	KernelVersion string `json:"kernel_version"`
 	// CID is the guest's vsock CID with AgentChannel vsock; 0 means the
 	// agent is on the virtio-serial port.
 	CID uint32 `json:"cid,omitempty"`
@@ -158,7 +166,8 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, err
 	}
-	m := &meta{Base: *base, Kernel: guest.Kernel, Initrd: guest.Initrd}
+	m := &meta{Base: *base, Kernel: guest.Kernel, Initrd: guest.Initrd, Rootfs: guest.Rootfs,
+		KernelVersion: guest.KernelVersion}
 	if r.cfg.AgentChannel == "vsock" {
 		m.CID = 3 // launch finds a free one
 	}
@@ -406,7 +415,70 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 	if err := microvm.Detach(ctx, r.cfg.Network, m); err != nil {
 		return err
 	}
-	return os.RemoveAll(r.dir(id))
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return err
+	}
+	r.cfg.Guests.Collect(r.inUse)
+	return nil
+}
+
+// Commit implements sandbox.Committer: the sandbox's disk, flattened into a
+// new root filesystem, becomes the guest image ref. A running sandbox is
+// frozen while its disk is copied.
+func (r *Runtime) Commit(ctx context.Context, id, ref string) (string, error) {
+	m, err := r.readMeta(id)
+	if err != nil {
+		return "", err
+	}
+	info, err := r.Inspect(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if info.State == sandbox.StateRunning {
+		if err := r.control(id, "stop"); err != nil {
+			return "", err
+		}
+		defer r.control(id, "cont")
+	}
+	flat := filepath.Join(r.dir(id), "commit.ext4")
+	// -U: QEMU holds the image open; the guest is frozen or off. -S: sparse.
+	out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-U", "-S", "4k", "-f", "qcow2", "-O", "raw",
+		filepath.Join(r.dir(id), "disk.qcow2"), flat).CombinedOutput()
+	if err != nil {
+		os.Remove(flat)
+		return "", fmt.Errorf("qemu-img convert: %v: %s", err, out)
+	}
+	guest, err := r.cfg.Guests.Commit(ref, &image.Guest{Kernel: m.Kernel, Initrd: m.Initrd, KernelVersion: m.KernelVersion}, flat)
+	if err != nil {
+		os.Remove(flat)
+		return "", err
+	}
+	return guest.Dir, nil
+}
+
+// RemoveImage implements sandbox.ImageRemover for committed guests; their
+// files stay while a sandbox's disk is backed by them.
+func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
+	if err := r.cfg.Guests.Remove(ref); err != nil {
+		return err
+	}
+	r.cfg.Guests.Collect(r.inUse)
+	return nil
+}
+
+// inUse says whether a sandbox boots from or is backed by files under dir.
+func (r *Runtime) inUse(dir string) bool {
+	entries, _ := os.ReadDir(r.cfg.StateDir)
+	for _, e := range entries {
+		if m, err := r.readMeta(e.Name()); err == nil {
+			for _, f := range []string{m.Rootfs, m.Kernel, m.Initrd} {
+				if strings.HasPrefix(f, dir+string(filepath.Separator)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Inspect implements sandbox.Runtime.

@@ -311,7 +311,7 @@ func testCommit(t *testing.T, h *harness) {
 		t.Skip("runtime cannot commit images")
 	}
 	info, c := h.create(t, 256)
-	run(t, c, 0, "sh", "-c", "echo baked > /root/marker")
+	run(t, c, 0, "sh", "-c", "echo baked > /root/marker && sync")
 	ref := "aetherium/sandboxtest:" + info.ID[:8]
 	if _, err := cm.Commit(context.Background(), info.ID, ref); err != nil {
 		t.Fatal(err)
