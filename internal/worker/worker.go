@@ -155,13 +155,14 @@ func (w *Worker) Register(ctx context.Context) error {
 		return fmt.Errorf("register worker: %w", err)
 	}
 	w.Reconcile(ctx)
-	return nil
+	return w.heartbeat(ctx) // the reconcile may have taken a while
 }
 
-// Run heartbeats and reconciles periodically until ctx ends. Call Register first.
+// Run heartbeats and reconciles periodically until ctx ends. Call Register
+// first. Heartbeats have a goroutine of their own: a slow reconcile on a
+// loaded host must not make other workers declare this one dead.
 func (w *Worker) Run(ctx context.Context) error {
-	hb := time.NewTicker(w.cfg.HeartbeatInterval)
-	defer hb.Stop()
+	go w.heartbeats(ctx)
 	rc := time.NewTicker(w.cfg.ReconcileInterval)
 	defer rc.Stop()
 	exp := time.NewTicker(time.Second) // sandbox lifetimes have second resolution
@@ -173,12 +174,23 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-exp.C:
 			w.expire(ctx)
 			w.fillPools(ctx)
+		case <-rc.C:
+			w.Reconcile(ctx)
+		}
+	}
+}
+
+func (w *Worker) heartbeats(ctx context.Context) {
+	hb := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case <-hb.C:
 			if err := w.heartbeat(ctx); err != nil {
 				w.log.WarnContext(ctx, "heartbeat failed", slog.Any("err", err))
 			}
-		case <-rc.C:
-			w.Reconcile(ctx)
 		}
 	}
 }
