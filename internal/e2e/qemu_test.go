@@ -149,8 +149,11 @@ func TestQEMUTemplatesAndPool(t *testing.T) {
 		}
 	}
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "fromtpl", Template: "mt"})
-	if out, code := e.MustExec(vm.Name, "cat /etc/baked; echo mine > /root/mine"); out != "baked\n" || code != 0 {
-		t.Errorf("sandbox from the template: %q %d", out, code)
+	if out, code := e.MustExec(vm.Name, "cat /etc/baked; echo mine > /root/mine; ls /sys/class/net"); out != "baked\nlo\n" || code != 0 {
+		t.Errorf("sandbox from the template (network none: only lo): %q %d", out, code)
+	}
+	if vm.IPAddress != "" {
+		t.Errorf("ip_address %q with network none", vm.IPAddress)
 	}
 	snap, err := e.c.Snapshot(ctx(t), "fromtpl", "mt-snap")
 	if err != nil {
