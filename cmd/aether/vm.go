@@ -108,9 +108,13 @@ func printVMs(g *globals, cmd *cobra.Command, vms ...*store.VM) error {
 		v = vms[0]
 	}
 	return g.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "NAME\tID\tSTATUS\tVCPUS\tMEMORY\tIMAGE\tCREATED")
+		fmt.Fprintln(tw, "NAME\tID\tSTATUS\tVCPUS\tMEMORY\tIP\tIMAGE\tCREATED")
 		for _, vm := range vms {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dM\t%s\t%s\n", vm.Name, vm.ID, vm.Status, vm.VCPUs, vm.MemoryMB, vm.Image,
+			ip := vm.IPAddress
+			if ip == "" {
+				ip = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dM\t%s\t%s\t%s\n", vm.Name, vm.ID, vm.Status, vm.VCPUs, vm.MemoryMB, ip, vm.Image,
 				vm.CreatedAt.Local().Format(time.DateTime))
 		}
 	})

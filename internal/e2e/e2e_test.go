@@ -29,6 +29,9 @@ func TestSandboxLifecycle(t *testing.T) {
 	if out, _ := e.MustExec("life", "hostname -I"); vm.IPAddress == "" || strings.TrimSpace(out) != vm.IPAddress {
 		t.Errorf("ip_address %q, the container has %q", vm.IPAddress, out)
 	}
+	if out, code := e.aether("", "vm", "get", "life"); code != 0 || !strings.Contains(out, "IP") || !strings.Contains(out, vm.IPAddress) {
+		t.Errorf("aether vm get: %q (exit %d), want the address %s", out, code, vm.IPAddress)
+	}
 
 	acc, err := e.c.Execute(ctx(t), "life", &client.ExecRequest{Command: "echo", Args: []string{"async", "path"}})
 	if err != nil {
