@@ -3,6 +3,7 @@ package firecracker_test
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +15,11 @@ import (
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/sandbox/firecracker"
 	"github.com/aetherium/aetherium/internal/sandbox/sandboxtest"
+	"github.com/aetherium/aetherium/internal/store/sqlite"
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 
@@ -237,4 +240,65 @@ func waitFile(t *testing.T, path, want string) {
 	}
 	b, _ := os.ReadFile(path)
 	t.Errorf("%s = %q, want it to contain %q", path, b, want)
+}
+
+// TestNetworkWithFakeVMM, in a network namespace the test creates: a
+// sandbox gets a TAP on the bridge, Firecracker is given that TAP and the
+// address's MAC, the guest its address on the kernel command line, and
+// Delete removes the TAP and frees the address.
+func TestNetworkWithFakeVMM(t *testing.T) {
+	if !testbin.InNetns(t) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "aether.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	nw, err := network.New(network.Config{Subnet: netip.MustParsePrefix("10.55.0.0/24"), DNS: []string{}}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nw.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	rt, err := firecracker.New(firecracker.Config{Binary: testbin.Build(t, "internal/sandbox/firecracker/fakevmm"), Jailer: "none",
+		StateDir: state, Owner: "test", Guests: &stubGuests{dir: t.TempDir()}, Network: nw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	info, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := nw.Attach(ctx, id) // idempotent: the one Create made
+	if info.Address != ep.Address.Addr().String() || info.Address != "10.55.0.2" {
+		t.Errorf("Info.Address = %q, endpoint %s", info.Address, ep.Address)
+	}
+	raw, err := os.ReadFile(filepath.Join(state, id, "root", "fakevmm-config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]map[string]any
+	json.Unmarshal(raw, &cfg)
+	nic, boot := cfg["/network-interfaces/eth0"], cfg["/boot-source"]
+	if nic["host_dev_name"] != ep.Tap || nic["guest_mac"] != ep.MAC.String() {
+		t.Errorf("NIC given to Firecracker: %v, want tap %s mac %s", nic, ep.Tap, ep.MAC)
+	}
+	if args, _ := boot["boot_args"].(string); !strings.Contains(args, "aether.ip=10.55.0.2/24 aether.gw=10.55.0.1") {
+		t.Errorf("boot args %q lack the guest address", args)
+	}
+	if err := rt.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/sys/class/net/" + ep.Tap); err == nil {
+		t.Errorf("tap %s survived Delete", ep.Tap)
+	}
+	if l, _ := st.AddressList(ctx, "10.55.0.0/24"); len(l) != 0 {
+		t.Errorf("address leases after Delete: %v", l)
+	}
 }

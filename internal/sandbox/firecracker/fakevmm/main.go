@@ -5,7 +5,9 @@
 // boot source, root drive, machine config and vsock are set or when a file
 // they name is missing, writes a line to the logger fifo, and after
 // InstanceStart speaks the hybrid-vsock handshake on uds_path, serving the
-// real agent protocol (running commands on the host) on port 1024.
+// real agent protocol (running commands on the host) on port 1024. A NIC's
+// TAP must exist; the configuration it started with is written to
+// fakevmm-config.json in its working directory.
 //
 // What it proves: the runtime's process lifecycle, API sequence, paths,
 // fifos and vsock dialing. What it cannot: a guest boot (see the
@@ -116,6 +118,18 @@ func (v *vmm) start() error {
 	if err != nil {
 		return err
 	}
+	if raw := v.set["/network-interfaces/eth0"]; raw != nil {
+		var nic struct {
+			HostDevName string `json:"host_dev_name"`
+		}
+		json.Unmarshal(raw, &nic)
+		if _, err := os.Stat("/sys/class/net/" + nic.HostDevName); err != nil {
+			return fmt.Errorf("open tap %q: %v", nic.HostDevName, err)
+		}
+	}
+	// What it was configured with, for the tests to check.
+	b, _ := json.Marshal(v.set)
+	os.WriteFile("fakevmm-config.json", b, 0o644)
 	v.state = "Running"
 	fmt.Println("fakevmm: guest console: aether-init: starting agent (vsock:1024)")
 	go serveVsock(l)
