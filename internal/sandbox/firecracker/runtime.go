@@ -205,8 +205,10 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 // template rootfs; meta.json, written last under the CID lock, makes it exist.
 func (r *Runtime) prepare(ctx context.Context, m *meta, guest *image.Guest, vmlinux string) error {
 	root := r.root(m)
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return err
+	for _, d := range []string{r.dir(m.ID), root} { // the jail's root is elsewhere
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
 	}
 	if err := linkOrCopy(vmlinux, filepath.Join(root, "vmlinux")); err != nil {
 		return err

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,4 +303,73 @@ func TestNetworkWithFakeVMM(t *testing.T) {
 	if l, _ := st.AddressList(ctx, "10.55.0.0/24"); len(l) != 0 {
 		t.Errorf("address leases after Delete: %v", l)
 	}
+}
+
+// TestJailedWithFakeVMM: with a jailer beside the firecracker binary, the
+// runtime jails by default. fakevmm, run as "jailer", chroots and drops to
+// uid 65534 like the real one, so this checks what the jail needs: files
+// hard-linked into the chroot, the disk and fifos owned by the jail's uid,
+// every path relative to the chroot, a relaunch reusing the chroot, and
+// Delete removing the jail.
+func TestJailedWithFakeVMM(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the jail needs root (chroot, setuid)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fake := testbin.Build(t, "internal/sandbox/firecracker/fakevmm")
+	bin := t.TempDir()
+	for _, name := range []string{"firecracker-fake", "jailer"} {
+		if out, err := exec.Command("cp", fake, filepath.Join(bin, name)).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v: %s", err, out)
+		}
+	}
+	state := t.TempDir()
+	os.Chmod(state, 0o755) // the jail's uid must traverse it
+	rt, err := firecracker.New(firecracker.Config{Binary: filepath.Join(bin, "firecracker-fake"), StateDir: state, Owner: "test",
+		Guests: &stubGuests{dir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	t.Cleanup(func() { rt.Delete(context.Background(), id) })
+	if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	jail := filepath.Join(state, "jail", "firecracker-fake", id, "root")
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(jail, "rootfs.ext4"), &st); err != nil || st.Uid != 65534 {
+		t.Errorf("jailed disk: uid %d, %v; want owned by 65534", st.Uid, err)
+	}
+	pid := firstLine(t, filepath.Join(state, id, "pid"))
+	if status, _ := os.ReadFile("/proc/" + pid + "/status"); !strings.Contains(string(status), "Uid:\t65534") {
+		t.Errorf("the VMM does not run as uid 65534:\n%s", status)
+	}
+	for range 2 { // a relaunch reuses the chroot
+		c, err := sandbox.Connect(ctx, rt, id)
+		if err != nil {
+			t.Fatalf("agent in the jail: %v", err)
+		}
+		c.Close()
+		if err := rt.Stop(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.Start(ctx, id); err != nil {
+			t.Fatalf("relaunch in the existing jail: %v", err)
+		}
+	}
+	if err := rt.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(jail)); !os.IsNotExist(err) {
+		t.Errorf("jail survived Delete: %v", err)
+	}
+}
+
+func firstLine(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
