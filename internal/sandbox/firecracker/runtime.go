@@ -156,10 +156,6 @@ type meta struct {
 	microvm.Base
 	CID    uint32 `json:"cid"`
 	Jailed bool   `json:"jailed"`
-	// The guest's kernel (bzImage) and initramfs, for Commit.
-	Kernel        string `json:"kernel"`
-	Initrd        string `json:"initrd"`
-	KernelVersion string `json:"kernel_version"`
 }
 
 func (r *Runtime) dir(id string) string { return r.dirs.Dir(id) }
@@ -189,7 +185,8 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, err
 	}
-	m := &meta{Base: *base, Jailed: r.cfg.Jailer != "", Kernel: guest.Kernel, Initrd: guest.Initrd, KernelVersion: guest.KernelVersion}
+	m := &meta{Base: *base, Jailed: r.cfg.Jailer != ""}
+	m.SetGuest(guest)
 	if err := r.prepare(ctx, m, guest, vmlinux); err != nil {
 		r.removeFiles(m)
 		return nil, err
@@ -429,7 +426,7 @@ func (r *Runtime) Commit(ctx context.Context, id, ref string) (string, error) {
 	if err := image.CloneDisk(ctx, filepath.Join(r.root(m), "rootfs.ext4"), flat); err != nil {
 		return "", err
 	}
-	guest, err := r.cfg.Guests.Commit(ref, &image.Guest{Kernel: m.Kernel, Initrd: m.Initrd, KernelVersion: m.KernelVersion}, flat)
+	guest, err := r.cfg.Guests.Commit(ref, m.Guest(), flat)
 	if err != nil {
 		os.Remove(flat)
 		return "", err

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
 )
@@ -39,8 +40,22 @@ type Base struct {
 	// Network says the sandbox was created with a NIC.
 	Network bool `json:"network"`
 	// Address is the guest's address once attached.
-	Address string    `json:"address,omitempty"`
-	Created time.Time `json:"created"`
+	Address string `json:"address,omitempty"`
+	// The guest's kernel (bzImage) and initramfs, which commits reuse.
+	Kernel        string    `json:"kernel"`
+	Initrd        string    `json:"initrd"`
+	KernelVersion string    `json:"kernel_version"`
+	Created       time.Time `json:"created"`
+}
+
+// Guest is the guest the sandbox boots, as far as its meta records it.
+func (b *Base) Guest() *image.Guest {
+	return &image.Guest{Kernel: b.Kernel, Initrd: b.Initrd, KernelVersion: b.KernelVersion}
+}
+
+// SetGuest records the guest the sandbox boots.
+func (b *Base) SetGuest(g *image.Guest) {
+	b.Kernel, b.Initrd, b.KernelVersion = g.Kernel, g.Initrd, g.KernelVersion
 }
 
 func (b *Base) base() *Base { return b }

@@ -136,11 +136,8 @@ func New(cfg Config) (*Runtime, error) {
 // meta is what restarts, List and Dial need to know about a sandbox.
 type meta struct {
 	microvm.Base
-	Kernel string `json:"kernel"`
-	Initrd string `json:"initrd"`
 	// Rootfs backs the sandbox's qcow2 disk.
-	Rootfs        string `json:"rootfs"`
-	KernelVersion string `json:"kernel_version"`
+	Rootfs string `json:"rootfs"`
 	// CID is the guest's vsock CID with AgentChannel vsock; 0 means the
 	// agent is on the virtio-serial port.
 	CID uint32 `json:"cid,omitempty"`
@@ -166,8 +163,8 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, err
 	}
-	m := &meta{Base: *base, Kernel: guest.Kernel, Initrd: guest.Initrd, Rootfs: guest.Rootfs,
-		KernelVersion: guest.KernelVersion}
+	m := &meta{Base: *base, Rootfs: guest.Rootfs}
+	m.SetGuest(guest)
 	if r.cfg.AgentChannel == "vsock" {
 		m.CID = 3 // launch finds a free one
 	}
@@ -448,7 +445,7 @@ func (r *Runtime) Commit(ctx context.Context, id, ref string) (string, error) {
 		os.Remove(flat)
 		return "", fmt.Errorf("qemu-img convert: %v: %s", err, out)
 	}
-	guest, err := r.cfg.Guests.Commit(ref, &image.Guest{Kernel: m.Kernel, Initrd: m.Initrd, KernelVersion: m.KernelVersion}, flat)
+	guest, err := r.cfg.Guests.Commit(ref, m.Guest(), flat)
 	if err != nil {
 		os.Remove(flat)
 		return "", err
