@@ -13,6 +13,7 @@ go test -run '^$' -bench 'BenchmarkPoolCreate' -benchtime 20x ./internal/e2e 2>&
 go test -run '^$' -bench 'BenchmarkTemplateVsInstall' -benchtime 3x ./internal/e2e 2>&1 | grep -E 'from template' | tail -1
 AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkBoot' -benchtime 3x ./internal/sandbox/qemu 2>&1 | grep -E 'boot \(TCG\)' | tail -1
 AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkIdleMemory' -benchtime 3x ./internal/sandbox/qemu 2>&1 | grep -E 'idle microVM' | tail -1
+AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkMicroVMPoolCreate' -benchtime 3x ./internal/e2e 2>&1 | grep -E 'microVM \(TCG\) create' | tail -1
 # Idle cost of an embedded aetherd (queue polling, heartbeats, reconciler).
 make -s build
 dir=$(mktemp -d)

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"testing"
@@ -191,4 +192,52 @@ func BenchmarkTemplateVsInstall(b *testing.B) {
 		install = append(install, timeCreate(&client.CreateVMRequest{Name: fmt.Sprintf("i%d", i), AdditionalTools: []string{"nodejs@22"}}))
 	}
 	report(b, "create with nodejs: from template vs install at create", tpl, install)
+}
+
+// BenchmarkMicroVMPoolCreate: on QEMU microVMs (TCG here), create from a
+// warm pool → first exec output, against a cold create (boot) → first exec
+// output of the same image, in the same iterations.
+func BenchmarkMicroVMPoolCreate(b *testing.B) {
+	if os.Getenv("AETHER_TEST_QEMU") != "1" {
+		b.Skip("skipping: set AETHER_TEST_QEMU=1 to boot real QEMU microVMs")
+	}
+	e := newEnv(b)
+	e.proc = e.add("--runtime", "qemu", "--network", "none")
+	e.connect(e.proc)
+	e.start()
+	acc, err := e.c.CreateTemplate(b.Context(), &client.TemplateRequest{Name: "mpool", PoolSize: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.mustWait(acc.TaskID)
+	echo := func(vmID string) {
+		var out bytes.Buffer
+		if _, err := e.c.Exec(b.Context(), vmID, &client.ExecRequest{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
+			b.Fatalf("exec: %q %v", out.String(), err)
+		}
+	}
+	var pooled, cold samples
+	for i := 0; i < b.N; i++ {
+		for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			if h, _ := e.c.Health(b.Context()); fmt.Sprint(h["pools"]) == "map[mpool:map[ready:1 size:1]]" {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("pool not refilled")
+			}
+		}
+		start := time.Now()
+		created, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: fmt.Sprintf("p%d", i), Template: "mpool"})
+		if err != nil || created.Status != store.TaskSucceeded {
+			b.Fatalf("create %d not served from the pool: %+v %v", i, created, err)
+		}
+		echo(created.VMID)
+		pooled = append(pooled, time.Since(start))
+
+		start = time.Now()
+		vm := e.MustCreateVM(&client.CreateVMRequest{Name: fmt.Sprintf("c%d", i)})
+		echo(vm.ID)
+		cold = append(cold, time.Since(start))
+	}
+	report(b, "microVM (TCG) create from warm pool → first output vs cold boot", pooled, cold)
 }
