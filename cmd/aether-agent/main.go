@@ -47,12 +47,13 @@ func run() error {
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var workload *os.File
 	if os.Getpid() == 1 {
-		initPID1(log)
+		workload = initPID1(log)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv := agent.New(agent.Config{Version: version, Logger: log})
+	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload})
 	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
 	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
 		return serveSerial(ctx, srv, dev, log)
@@ -132,8 +133,9 @@ func listenOn(addr string) (net.Listener, error) {
 }
 
 // initPID1 does what an init would: a microVM boots straight into the agent.
-// In a container these mounts already exist and nothing happens.
-func initPID1(log *slog.Logger) {
+// In a container these mounts already exist and nothing happens. In a
+// microVM it returns the workload cgroup (nil if the kernel has none).
+func initPID1(log *slog.Logger) *os.File {
 	if _, err := os.Stat("/proc/self"); err != nil {
 		os.MkdirAll("/proc", 0o555)
 		if err := syscall.Mount("proc", "/proc", "proc", 0, ""); err != nil {
@@ -148,5 +150,58 @@ func initPID1(log *slog.Logger) {
 				syscall.Sync()
 			}
 		}()
+		cg, err := workloadCgroup()
+		if err != nil {
+			log.Warn("no workload memory limit", slog.Any("err", err))
+		}
+		return cg
 	}
+	return nil
+}
+
+// agentReserveMiB is the memory a microVM keeps back from workloads for the
+// kernel and the agent: without it a workload that exhausts memory can make
+// the agent's own allocations fail, and the VM dies with its init.
+const agentReserveMiB = 32
+
+// workloadCgroup makes the cgroup v2 group commands run in, limited to the
+// guest's memory minus agentReserveMiB.
+func workloadCgroup() (*os.File, error) {
+	const root = "/sys/fs/cgroup"
+	if _, err := os.Stat(root + "/cgroup.controllers"); err != nil {
+		if err := syscall.Mount("cgroup2", root, "cgroup2", 0, ""); err != nil {
+			return nil, fmt.Errorf("mount cgroup2: %w", err)
+		}
+	}
+	if err := os.WriteFile(root+"/cgroup.subtree_control", []byte("+memory"), 0); err != nil {
+		return nil, fmt.Errorf("enable the memory controller: %w", err)
+	}
+	dir := root + "/workload"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	total, err := memTotalMiB()
+	if err != nil {
+		return nil, err
+	}
+	limit := max(total-agentReserveMiB, total/2)
+	if err := os.WriteFile(dir+"/memory.max", []byte(strconv.Itoa(limit)+"M"), 0); err != nil {
+		return nil, err
+	}
+	os.WriteFile(dir+"/memory.swap.max", []byte("0"), 0)
+	return os.Open(dir)
+}
+
+func memTotalMiB() (int, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, err := strconv.Atoi(f[1])
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no MemTotal in /proc/meminfo")
 }

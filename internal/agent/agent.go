@@ -34,6 +34,10 @@ type Config struct {
 	// HandshakeTimeout bounds how long a new connection may take to say hello.
 	// Zero means 10s.
 	HandshakeTimeout time.Duration
+	// WorkloadCgroup, when set, is an open cgroup v2 directory every command
+	// starts in (a microVM's agent puts a memory limit on it, so a workload
+	// that exhausts memory is killed there instead of starving the agent).
+	WorkloadCgroup *os.File
 }
 
 func (c *Config) withDefaults() {

@@ -135,6 +135,9 @@ func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
 		return nil, err
 	}
 	attr := &syscall.SysProcAttr{Setpgid: true}
+	if cg := s.cfg.WorkloadCgroup; cg != nil {
+		attr.UseCgroupFD, attr.CgroupFD = true, int(cg.Fd())
+	}
 	if req.User != "" {
 		cred, err := lookupUser(req.User)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,7 +59,8 @@ func TestConformance(t *testing.T) {
 		Sequential: true})
 }
 
-// TestConsoleLog keeps the serial console of a sandbox for debugging boots.
+// TestConsoleLog keeps the serial console of a sandbox for debugging boots;
+// the guest runs commands in its memory-limited workload cgroup.
 func TestConsoleLog(t *testing.T) {
 	t.Parallel()
 	needQEMU(t)
@@ -80,7 +82,16 @@ func TestConsoleLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Commands run in the guest's workload cgroup, below the VM's memory
+	// by the agent's reserve.
+	out := run(t, ctx, c, "cat /proc/self/cgroup /sys/fs/cgroup/workload/memory.max")
 	c.Close()
+	var limit int
+	if lines := strings.Fields(out); len(lines) != 2 || lines[0] != "0::/workload" {
+		t.Errorf("workload cgroup: %q", out)
+	} else if limit, _ = strconv.Atoi(lines[1]); limit < 150<<20 || limit > 256<<20-32<<20 {
+		t.Errorf("workload memory.max %d in a 256 MiB VM", limit)
+	}
 	log, err := rt.ConsoleLog(ctx, id, 1<<20)
 	if err != nil || !strings.Contains(string(log), "aether-init: starting agent") {
 		t.Errorf("console log %q, %v", log, err)

@@ -84,7 +84,14 @@ func (h *harness) createFrom(t *testing.T, image string, memMB int) (*sandbox.In
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.ReadyTimeout)
 	defer cancel()
 	id := uuid.NewString()
-	t.Cleanup(func() { h.rt.Delete(context.Background(), id) })
+	t.Cleanup(func() {
+		// A microVM's console says why it died or did not boot.
+		if cl, ok := h.rt.(sandbox.ConsoleLogger); ok && t.Failed() {
+			out, _ := cl.ConsoleLog(context.Background(), id, 4096)
+			t.Logf("console of %s (tail):\n%s", id, out)
+		}
+		h.rt.Delete(context.Background(), id)
+	})
 	info, err := h.rt.Create(ctx, &sandbox.Spec{ID: id, Name: "t-" + id[:8], Image: image, VCPUs: 1, MemoryMB: memMB})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
