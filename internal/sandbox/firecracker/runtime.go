@@ -397,12 +397,11 @@ func (r *Runtime) Health(ctx context.Context) error {
 	if _, err := os.Stat(r.cfg.Binary); err != nil {
 		return errdefs.Unavailable("firecracker: %v", err)
 	}
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
 		return errdefs.Unavailable("firecracker: /dev/kvm: %v", err)
-	} else {
-		f.Close()
 	}
-	return nil
+	return f.Close()
 }
 
 // Commit implements sandbox.Committer: a sparse copy of the sandbox's root

@@ -120,11 +120,11 @@ func (v *vmm) start() error {
 			return fmt.Errorf("cannot open %q: %v", f, err)
 		}
 	}
-	if f, err := os.OpenFile(drive.Path, os.O_RDWR, 0); err != nil {
+	f, err := os.OpenFile(drive.Path, os.O_RDWR, 0)
+	if err != nil {
 		return fmt.Errorf("cannot open drive %q read-write: %v", drive.Path, err)
-	} else {
-		f.Close()
 	}
+	f.Close()
 	l, err := net.Listen("unix", vs.UDSPath)
 	if err != nil {
 		return err
