@@ -149,6 +149,9 @@ type Network struct {
 	Subnet string `yaml:"subnet"`
 	// NAT masquerades guest traffic out of the host's other interfaces.
 	NAT bool `yaml:"nat"`
+	// HostAccess lets guests connect to the host's own services; off, only
+	// replies to the host's connections reach it.
+	HostAccess bool `yaml:"host_access"`
 	// DNS servers for guests; empty means the host's non-loopback ones.
 	DNS []string `yaml:"dns"`
 	// TapPool uses the TAPs `aetherd network prepare` made (as root) instead

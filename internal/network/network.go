@@ -43,6 +43,11 @@ type Config struct {
 	Subnet netip.Prefix
 	// NAT masquerades guest traffic leaving through other interfaces.
 	NAT bool
+	// HostAccess lets guests open connections to the host itself (any of
+	// its addresses, the gateway's included). Off, only replies to the
+	// host's own connections reach it: sandboxed code cannot probe the
+	// services the host runs.
+	HostAccess bool
 	// DNS servers written into guests' /etc/resolv.conf; nil means the
 	// host's non-loopback nameservers.
 	DNS []string
@@ -139,6 +144,12 @@ func (m *Manager) Setup(ctx context.Context) error {
 	if err := netlink.LinkSetUp(br); err != nil {
 		return fmt.Errorf("network: %s up: %w", m.cfg.Bridge, err)
 	}
+	guard := m.hostGuard()
+	if m.cfg.HostAccess {
+		deleteRule(ctx, guard) // from a run with it off
+	} else if err := ensureRule(ctx, guard); err != nil {
+		return err
+	}
 	if !m.cfg.NAT {
 		return nil
 	}
@@ -151,6 +162,12 @@ func (m *Manager) Setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// hostGuard drops what guests send the host unless it answers the host's
+// own connections.
+func (m *Manager) hostGuard() []string {
+	return []string{"filter", "INPUT", "-i", m.cfg.Bridge, "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"}
 }
 
 func (m *Manager) ensureBridge() (netlink.Link, error) {
@@ -193,14 +210,16 @@ func ensureRule(ctx context.Context, rule []string) error {
 	return nil
 }
 
-// Teardown removes the NAT rules, the pool's TAPs and the bridge (other
+// deleteRule removes an iptables rule if it is there.
+func deleteRule(ctx context.Context, rule []string) {
+	exec.CommandContext(ctx, "iptables", append([]string{"-w", "-t", rule[0], "-D"}, rule[1:]...)...).Run()
+}
+
+// Teardown removes the iptables rules, the pool's TAPs and the bridge (other
 // TAPs still on it are detached by the kernel). For tests and uninstalling.
 func (m *Manager) Teardown(ctx context.Context) error {
-	if m.cfg.NAT {
-		for _, rule := range m.natRules() {
-			del := append([]string{"-w", "-t", rule[0], "-D"}, rule[1:]...)
-			exec.CommandContext(ctx, "iptables", del...).Run()
-		}
+	for _, rule := range append(m.natRules(), m.hostGuard()) {
+		deleteRule(ctx, rule)
 	}
 	if taps, err := poolTaps(); err == nil {
 		for _, name := range taps {

@@ -68,6 +68,8 @@ func TestBridgeTapsAndLeases(t *testing.T) {
 		t.Errorf("ip_forward = %q", b)
 	}
 	iptablesHas(t, true, "nat", "POSTROUTING", "-s", "10.99.0.0/24", "!", "-o", "aethertest0", "-j", "MASQUERADE")
+	guard := []string{"INPUT", "-i", "aethertest0", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"}
+	iptablesHas(t, true, "filter", guard...) // no host access by default
 
 	eps := attachAll(t, m, 6)
 	seen := map[string]bool{}
@@ -123,6 +125,15 @@ func TestBridgeTapsAndLeases(t *testing.T) {
 	if taps := ourTaps(t); len(taps) != 1 || taps[0] != "aether:vm-1" {
 		t.Errorf("after Prune, taps %v, want only vm-1's", taps)
 	}
+
+	open, err := network.New(network.Config{Bridge: "aethertest0", Subnet: netip.MustParsePrefix("10.99.0.0/24"), HostAccess: true}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := open.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	iptablesHas(t, false, "filter", guard...) // host_access turned on removes it
 
 	if err := m.Teardown(ctx); err != nil {
 		t.Fatal(err)

@@ -100,8 +100,9 @@ func TestConsoleLog(t *testing.T) {
 
 // TestNetworkedGuests boots two microVMs on TAPs of a bridge, in a network
 // namespace the test creates: each guest gets its leased address and MAC,
-// reaches an HTTP server on the gateway, and cannot reach the other guest
-// (bridge ports are isolated). Deleting a sandbox removes its TAP.
+// reaches an HTTP server on the gateway (host access on), and cannot reach
+// the other guest (bridge ports are isolated). Deleting a sandbox removes
+// its TAP.
 func TestNetworkedGuests(t *testing.T) {
 	t.Parallel()
 	needQEMU(t)
@@ -116,7 +117,8 @@ func TestNetworkedGuests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	nw, err := network.New(network.Config{Subnet: netip.MustParsePrefix("10.66.0.0/24"), NAT: true, DNS: []string{"192.0.2.53"}}, st)
+	nw, err := network.New(network.Config{Subnet: netip.MustParsePrefix("10.66.0.0/24"), NAT: true, HostAccess: true,
+		DNS: []string{"192.0.2.53"}}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
