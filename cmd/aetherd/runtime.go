@@ -130,7 +130,7 @@ func (r *runtimes) firecracker() (*firecracker.Runtime, error) {
 func networkConfig(cfg *config.Config) network.Config {
 	return network.Config{Bridge: cfg.Network.Bridge, Subnet: netip.MustParsePrefix(cfg.Network.Subnet), NAT: cfg.Network.NAT,
 		HostAccess: cfg.Network.HostAccess,
-		DNS: cfg.Network.DNS, TapOwner: tapOwner(cfg), TapPool: cfg.Network.TapPool,
+		DNS:        cfg.Network.DNS, TapOwner: tapOwner(cfg), TapPool: cfg.Network.TapPool,
 		ClaimDir: filepath.Join(cfg.DataDir, "network", "claims")}
 }
 
