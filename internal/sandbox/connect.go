@@ -38,6 +38,12 @@ func Connect(ctx context.Context, rt Runtime, id string) (*agentclient.Client, e
 	}
 }
 
+// connectOnce dials and shakes hands, then proves the session with one
+// health round trip. A byte stream without connection boundaries (a
+// virtio-serial port) can answer a new connection's hello with the reply
+// to an earlier, timed-out attempt's hello, whose bytes the agent then
+// reads as the new session's first frames and fails on; the round trip
+// catches that and the caller retries.
 func connectOnce(ctx context.Context, rt Runtime, id string) (*agentclient.Client, error) {
 	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -45,7 +51,15 @@ func connectOnce(ctx context.Context, rt Runtime, id string) (*agentclient.Clien
 	if err != nil {
 		return nil, err
 	}
-	return agentclient.Handshake(hctx, conn)
+	c, err := agentclient.Handshake(hctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Health(hctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Agents keeps one live agent connection per sandbox, so an exec costs a
