@@ -18,7 +18,8 @@ const AgentPort = 1024
 // DialHybridVsock connects to a guest vsock port through Firecracker's
 // hybrid-vsock unix socket: it sends "CONNECT <port>\n" and waits for
 // "OK <host port>\n". Until the guest listens, Firecracker closes the
-// connection; DialHybridVsock retries until ctx ends. The returned conn
+// connection; DialHybridVsock retries until ctx ends. An answer that is not
+// "OK <n>" is a protocol mismatch and fails at once. The returned conn
 // carries only guest data (the handshake line is consumed exactly, never
 // more).
 func DialHybridVsock(ctx context.Context, udsPath string, port uint32) (net.Conn, error) {
@@ -28,6 +29,9 @@ func DialHybridVsock(ctx context.Context, udsPath string, port uint32) (net.Conn
 		if err == nil {
 			return conn, nil
 		}
+		if errors.Is(err, errBadAnswer) {
+			return nil, fmt.Errorf("vsock port %d via %s: %w", port, udsPath, err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("vsock port %d via %s: %w (last error: %v)", port, udsPath, ctx.Err(), err)
@@ -36,6 +40,9 @@ func DialHybridVsock(ctx context.Context, udsPath string, port uint32) (net.Conn
 		delay = min(delay*2, 20*time.Millisecond)
 	}
 }
+
+// errBadAnswer is a handshake answer that is not "OK <n>".
+var errBadAnswer = errors.New("unexpected answer")
 
 func hybridOnce(ctx context.Context, udsPath string, port uint32) (net.Conn, error) {
 	conn, err := sandbox.DialUnix(ctx, udsPath)
@@ -58,7 +65,7 @@ func hybridOnce(ctx context.Context, udsPath string, port uint32) (net.Conn, err
 	}
 	if rest, ok := strings.CutPrefix(line, "OK "); !ok || !isNumber(rest) {
 		conn.Close()
-		return nil, fmt.Errorf("handshake: unexpected answer %q", line)
+		return nil, fmt.Errorf("handshake: %w %q", errBadAnswer, line)
 	}
 	conn.SetDeadline(time.Time{})
 	return conn, nil
