@@ -342,6 +342,16 @@ func (g *GuestBuilder) writeRootfs(ctx context.Context, ref string, agent []byte
 	return nil
 }
 
+// LinkOrCopy makes dst the file src: a hard link where both are on one
+// filesystem, else a copy. A file already at dst is replaced.
+func LinkOrCopy(src, dst string) error {
+	os.Remove(dst)
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	return copyFile(src, dst)
+}
+
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -409,10 +419,8 @@ func (g *GuestBuilder) Commit(ref string, from *Guest, rootfs string) (*Guest, e
 	}
 	defer os.RemoveAll(tmp)
 	for src, dst := range map[string]string{from.Kernel: "vmlinuz", from.Initrd: "initrd.gz"} {
-		if err := os.Link(src, filepath.Join(tmp, dst)); err != nil {
-			if err := copyFile(src, filepath.Join(tmp, dst)); err != nil {
-				return nil, err
-			}
+		if err := LinkOrCopy(src, filepath.Join(tmp, dst)); err != nil {
+			return nil, err
 		}
 	}
 	if err := os.Rename(rootfs, filepath.Join(tmp, "rootfs.ext4")); err != nil {

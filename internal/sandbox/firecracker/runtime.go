@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -154,8 +153,7 @@ func (r *Runtime) adopt() {
 // meta is what restarts, List and Dial need to know about a sandbox.
 type meta struct {
 	microvm.Base
-	CID    uint32 `json:"cid"`
-	Jailed bool   `json:"jailed"`
+	Jailed bool `json:"jailed"`
 }
 
 func (r *Runtime) dir(id string) string { return r.dirs.Dir(id) }
@@ -207,10 +205,10 @@ func (r *Runtime) prepare(ctx context.Context, m *meta, guest *image.Guest, vmli
 			return err
 		}
 	}
-	if err := linkOrCopy(vmlinux, filepath.Join(root, "vmlinux")); err != nil {
+	if err := image.LinkOrCopy(vmlinux, filepath.Join(root, "vmlinux")); err != nil {
 		return err
 	}
-	if err := linkOrCopy(guest.Initrd, filepath.Join(root, "initrd.gz")); err != nil {
+	if err := image.LinkOrCopy(guest.Initrd, filepath.Join(root, "initrd.gz")); err != nil {
 		return err
 	}
 	disk := filepath.Join(root, "rootfs.ext4")
@@ -232,30 +230,12 @@ func (r *Runtime) prepare(ctx context.Context, m *meta, guest *image.Guest, vmli
 // reserved). The seed gave every VM CID 3; with vhost-vsock that collides.
 // Callers hold r.mu.
 func (r *Runtime) freeCID() uint32 {
-	used := map[uint32]bool{}
-	entries, _ := os.ReadDir(r.cfg.StateDir)
-	for _, e := range entries {
-		if m, err := r.readMeta(e.Name()); err == nil {
-			used[m.CID] = true
-		}
-	}
+	used := r.dirs.UsedCIDs("")
 	cid := uint32(3)
 	for used[cid] {
 		cid++
 	}
 	return cid
-}
-
-func linkOrCopy(src, dst string) error {
-	os.Remove(dst)
-	if os.Link(src, dst) == nil {
-		return nil
-	}
-	out, err := exec.Command("cp", src, dst).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("copy %s: %v: %s", src, err, out)
-	}
-	return nil
 }
 
 // jail describes the sandbox's jail; it is meaningful when m.Jailed.

@@ -41,6 +41,9 @@ type Base struct {
 	Network bool `json:"network"`
 	// Address is the guest's address once attached.
 	Address string `json:"address,omitempty"`
+	// CID is the guest's vsock context ID; 0 means none (QEMU's agent on
+	// virtio-serial).
+	CID uint32 `json:"cid,omitempty"`
 	// The guest's kernel (bzImage) and initramfs, which commits reuse.
 	Kernel        string    `json:"kernel"`
 	Initrd        string    `json:"initrd"`
@@ -108,6 +111,20 @@ func (d *Dirs) Write(m Meta) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(d.Dir(m.base().ID), "meta.json"), b, 0o644)
+}
+
+// UsedCIDs are the guest CIDs this instance's sandboxes other than except
+// hold, and the reserved 0-2.
+func (d *Dirs) UsedCIDs(except string) map[uint32]bool {
+	used := map[uint32]bool{0: true, 1: true, 2: true}
+	entries, _ := os.ReadDir(d.Root)
+	for _, e := range entries {
+		var b Base
+		if e.Name() != except && d.Read(e.Name(), &b) == nil {
+			used[b.CID] = true
+		}
+	}
+	return used
 }
 
 // List inspects every sandbox this instance owns.

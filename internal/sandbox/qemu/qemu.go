@@ -138,9 +138,6 @@ type meta struct {
 	microvm.Base
 	// Rootfs backs the sandbox's qcow2 disk.
 	Rootfs string `json:"rootfs"`
-	// CID is the guest's vsock CID with AgentChannel vsock; 0 means the
-	// agent is on the virtio-serial port.
-	CID uint32 `json:"cid,omitempty"`
 }
 
 func (r *Runtime) dir(id string) string { return r.dirs.Dir(id) }
@@ -234,7 +231,7 @@ func (r *Runtime) run(ctx context.Context, args []string) error {
 func (r *Runtime) launchVsock(ctx context.Context, m *meta, args func() []string) error {
 	r.cidMu.Lock()
 	defer r.cidMu.Unlock()
-	used := r.usedCIDs(m.ID)
+	used := r.dirs.UsedCIDs(m.ID)
 	for tries := 0; tries < 64; tries++ {
 		for used[m.CID] {
 			m.CID++
@@ -249,18 +246,6 @@ func (r *Runtime) launchVsock(ctx context.Context, m *meta, args func() []string
 		used[m.CID] = true
 	}
 	return errdefs.Unavailable("qemu: no free vsock guest CID")
-}
-
-// usedCIDs are the CIDs of this runtime's other sandboxes.
-func (r *Runtime) usedCIDs(except string) map[uint32]bool {
-	used := map[uint32]bool{0: true, 1: true, 2: true}
-	entries, _ := os.ReadDir(r.cfg.StateDir)
-	for _, e := range entries {
-		if m, err := r.readMeta(e.Name()); err == nil && e.Name() != except {
-			used[m.CID] = true
-		}
-	}
-	return used
 }
 
 // withNIC adds a virtio-net device on the endpoint's TAP and the guest's
