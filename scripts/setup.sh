@@ -2,7 +2,7 @@
 # Installs and starts what Aetherium and its tests need on a Debian machine:
 # Docker Engine and debootstrap (embedded mode), PostgreSQL and Redis
 # (distributed mode and its tests), QEMU with a Debian kernel and static
-# busybox (microVMs). Starts dockerd and PostgreSQL if they are
+# busybox (microVMs), iproute2/iptables (microVM networking), xz-utils. Starts dockerd and PostgreSQL if they are
 # not running and creates the test role and database. Redis is only
 # installed: tests start their own redis-server processes.
 # Idempotent; needs root (or sudo).
@@ -23,6 +23,10 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# microVM networking (ip netns in tests, NAT) and the Firecracker kernel (xz-packed vmlinux).
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
+command -v xz >/dev/null || need+=(xz-utils)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	$SUDO apt-get update -qq
