@@ -13,12 +13,25 @@ mkdir -p "$DATA"
 ./bin/aetherd --data-dir "$DATA" --listen "$LISTEN" >"$DATA/aetherd.log" 2>&1 &
 AETHERD=$!
 trap 'kill $AETHERD 2>/dev/null; wait $AETHERD 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-	./bin/aether health >/dev/null 2>&1 && break
-	kill -0 $AETHERD 2>/dev/null || { cat "$DATA/aetherd.log"; exit 1; }
+
+# Ready means /health answers 200. Give up after 60 s, or at once if aetherd
+# exits, and show its log either way.
+ready=0
+for _ in $(seq 1 600); do
+	if ./bin/aether health >/dev/null 2>&1; then
+		ready=1
+		break
+	fi
+	kill -0 "$AETHERD" 2>/dev/null || break
 	sleep 0.1
 done
-echo "== aetherd is up at $AETHER_SERVER (log: $DATA/aetherd.log)"
+if [ "$ready" != 1 ]; then
+	echo "demo: aetherd did not become ready at $AETHER_SERVER; its log ($DATA/aetherd.log):" >&2
+	cat "$DATA/aetherd.log" >&2
+	exit 1
+fi
+echo "== aetherd is up at $AETHER_SERVER (log: $DATA/aetherd.log); its health, with the runtime it chose and why:"
+./bin/aether health
 
 echo "== building the default image (cached after the first time)"
 ./bin/aether image build

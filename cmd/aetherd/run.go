@@ -25,7 +25,6 @@ import (
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/queue/asynqqueue"
 	"github.com/aetherium/aetherium/internal/queue/sqlitequeue"
-	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/postgres"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
@@ -115,16 +114,22 @@ func run(ctx context.Context, args []string) (err error) {
 	health := map[string]api.HealthCheck{"store": st.Ping, "queue": q.Ping}
 	var local api.Sandboxes
 	runtimeName := cfg.Runtime
+	var runtimeChoice func() api.RuntimeChoice
 	if cfg.Role != "api" {
 		images, err := image.NewBuilder(filepath.Join(cfg.DataDir, "build"), cfg.Sandbox.CACertificates)
 		if err != nil {
 			return fmt.Errorf("image builder: %w", err)
 		}
-		var rt sandbox.Runtime
-		rt, runtimeName, err = openRuntime(ctx, cfg, workerID, images, st, log)
+		rts, err := newRuntimes(cfg, workerID, images, st, log)
 		if err != nil {
 			return fmt.Errorf("open runtime: %w", err)
 		}
+		closers = append(closers, closer{"runtime probes", rts.close})
+		rt, err := rts.open(ctx)
+		if err != nil {
+			return fmt.Errorf("open runtime: %w", err)
+		}
+		runtimeName, runtimeChoice = rts.Choice().Name, rts.Choice
 		health["runtime"] = rt.Health
 		advertise := cfg.Advertise
 		if advertise == "" {
@@ -155,7 +160,7 @@ func run(ctx context.Context, args []string) (err error) {
 	{
 		// Every role serves HTTP: the API (all, api) and/or the internal
 		// endpoint other processes use to reach this worker's sandboxes.
-		srv, err := newHTTPServer(cfg, runtimeName, st, q, bus, recipes, router, local, health, log)
+		srv, err := newHTTPServer(cfg, runtimeName, runtimeChoice, st, q, bus, recipes, router, local, health, log)
 		if err != nil {
 			return err
 		}
@@ -185,11 +190,11 @@ func run(ctx context.Context, args []string) (err error) {
 	return err
 }
 
-func newHTTPServer(cfg *config.Config, runtimeName string, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
+func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	h, err := api.New(api.Config{
 		DefaultImage: cfg.Sandbox.DefaultImage, RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
-		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Registry: reg, Logger: log,
+		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Runtime: runtimeChoice, Registry: reg, Logger: log,
 		Tools: recipes, DefaultTools: cfg.Tools.Defaults,
 		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
 		Place: func(ctx context.Context, only string) (string, error) {

@@ -34,6 +34,17 @@ type Sandboxes interface {
 // HealthCheck reports one component's health; nil means healthy.
 type HealthCheck func(ctx context.Context) error
 
+// RuntimeChoice says which sandbox runtime this process uses, why, and why
+// each other one was skipped. GET /health reports it.
+type RuntimeChoice struct {
+	// Name is docker, qemu or firecracker.
+	Name string `json:"name"`
+	// Why says what decided it, in one line.
+	Why string `json:"why,omitempty"`
+	// Skipped maps each runtime not chosen to why (runtime auto only).
+	Skipped map[string]string `json:"skipped,omitempty"`
+}
+
 // Config configures a Server.
 type Config struct {
 	// DefaultImage is the image used when a create request names none. Required.
@@ -66,6 +77,9 @@ type Config struct {
 	Events events.Bus
 	// Health lists the checks behind GET /health by component name.
 	Health map[string]HealthCheck
+	// Runtime reports the runtime choice in GET /health; nil means none
+	// (an api-only process).
+	Runtime func() RuntimeChoice
 	// Registry receives the API's metrics and is served at /metrics; nil
 	// means a new registry.
 	Registry *prometheus.Registry

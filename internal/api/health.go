@@ -41,6 +41,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body := map[string]any{"status": status, "checks": checks}
+	if s.cfg.Runtime != nil {
+		body["runtime"] = s.cfg.Runtime()
+	}
 	if pools, err := s.poolStats(ctx); err == nil && len(pools) > 0 {
 		body["pools"] = pools
 	}

@@ -61,6 +61,11 @@ type Config struct {
 	RequeueAfter time.Duration `yaml:"requeue_after"`
 	// ShutdownTimeout bounds draining in-flight work on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ProbeTimeout bounds one probe boot that tells whether hardware
+	// virtualization works here (runtime auto, qemu.accel auto). Probes run
+	// in the background, once per host; their verdicts are kept in the data
+	// dir. Default 10s; a working KVM boots the probe guest in about 1s.
+	ProbeTimeout time.Duration `yaml:"probe_timeout"`
 
 	Store   Store   `yaml:"store"`
 	Tools   Tools   `yaml:"tools"`
@@ -195,6 +200,7 @@ func Default() *Config {
 		ReconcileInterval: 30 * time.Second,
 		RequeueAfter:      15 * time.Second,
 		ShutdownTimeout:   30 * time.Second,
+		ProbeTimeout:      10 * time.Second,
 		Store:             Store{Synchronous: "full"},
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:            Docker{Network: "bridge", PidsLimit: 4096},
@@ -379,6 +385,9 @@ func (c *Config) Validate() error {
 	}
 	if c.InternalToken != "" && len(c.InternalToken) < 16 {
 		checks = append(checks, errors.New("config: internal_token: use at least 16 characters"))
+	}
+	if c.ProbeTimeout < 100*time.Millisecond {
+		checks = append(checks, errors.New("config: probe_timeout: must be at least 100ms, like 10s"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		checks = append(checks, errors.New("config: shutdown_timeout: must be positive, like 30s"))

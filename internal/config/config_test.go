@@ -70,6 +70,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad database url", "", []string{"--database-url", "mysql://x"}, "database_url"},
 		{"unset env var", "listen: ${AETHER_TEST_UNSET_VAR}\n", nil, "AETHER_TEST_UNSET_VAR"},
 		{"wrong type (by line)", "queue:\n  concurrency: many\n", nil, "line 2"},
+		{"tiny probe timeout", "probe_timeout: 1ms\n", nil, "probe_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

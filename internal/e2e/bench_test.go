@@ -40,7 +40,7 @@ func report(b *testing.B, name string, ours, raw samples) {
 // streaming exec (HTTP → aetherd → agent, recorded in executions) and, in the
 // same iterations, `docker exec CONTAINER true` on the same container.
 func BenchmarkExecRoundTrip(b *testing.B) {
-	e := newTestEnv(b)
+	e := newDockerEnv(b)
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "bench"})
 	container := "aether-" + vm.ID
 	var ours, raw samples
@@ -66,7 +66,7 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 // for; deletion is asynchronous) and until the delete task finished (the
 // container is gone).
 func BenchmarkCreateExecDelete(b *testing.B) {
-	e := newTestEnv(b)
+	e := newDockerEnv(b)
 	img := testbin.BaseImage(b)
 	var ours, accepted, raw samples
 	for i := 0; i < b.N; i++ {
@@ -109,7 +109,7 @@ func BenchmarkCreateExecDelete(b *testing.B) {
 // iterations, through an embedded single process: the difference is the
 // added hop.
 func BenchmarkExecHop(b *testing.B) {
-	emb := newTestEnv(b)
+	emb := newDockerEnv(b)
 	emb.MustCreateVM(&client.CreateVMRequest{Name: "local"})
 	cl := newClusterTB(b, 1)
 	cl.MustCreateVM(&client.CreateVMRequest{Name: "remote"})
@@ -133,7 +133,7 @@ func BenchmarkExecHop(b *testing.B) {
 // against `docker run --rm IMAGE true`, in the same iterations. The pool is
 // refilled between iterations (not timed).
 func BenchmarkPoolCreate(b *testing.B) {
-	e := newTestEnv(b)
+	e := newDockerEnv(b)
 	img := testbin.BaseImage(b)
 	acc, err := e.c.CreateTemplate(b.Context(), &client.TemplateRequest{Name: "bench-pool", PoolSize: 2})
 	if err != nil {
@@ -169,7 +169,7 @@ func BenchmarkPoolCreate(b *testing.B) {
 // template against creating one that installs Node.js at create time (the
 // seed's way), in the same iterations.
 func BenchmarkTemplateVsInstall(b *testing.B) {
-	e := newTestEnv(b)
+	e := newDockerEnv(b)
 	acc, err := e.c.CreateTemplate(b.Context(), &client.TemplateRequest{Name: "bench-node", Tools: []string{"nodejs@22"}})
 	if err != nil {
 		b.Fatal(err)

@@ -33,7 +33,7 @@ func newCluster(t *testing.T, workers int) *cluster { return newClusterTB(t, wor
 func newClusterTB(t testing.TB, workers int) *cluster {
 	t.Helper()
 	c := &cluster{testEnv: newEnv(t), redis: testbin.StartRedis(t)}
-	shared := []string{"--database-url", testbin.PostgresURL(t), "--redis-addr", c.redis.Addr,
+	shared := []string{"--runtime", "docker", "--database-url", testbin.PostgresURL(t), "--redis-addr", c.redis.Addr,
 		"--internal-token", testToken, "--config", writeConfig(t,
 			"worker_dead_after: 3s\nreconcile_interval: 500ms\nrequeue_after: 1s\n")}
 	for range workers {
@@ -227,7 +227,7 @@ func TestPostgresRestart(t *testing.T) {
 	t.Parallel()
 	pg := testbin.StartPostgres(t)
 	e := newEnv(t)
-	e.proc = e.add("--database-url", pg.URL)
+	e.proc = e.add("--runtime", "docker", "--database-url", pg.URL)
 	e.connect(e.proc)
 	e.start()
 	e.MustCreateVM(&client.CreateVMRequest{Name: "before"})

@@ -24,7 +24,7 @@ import (
 // (streamed) → files → history → restart → still usable → job → delete.
 func TestSandboxLifecycle(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "life", VCPUs: 1, MemoryMB: 256})
 	if out, _ := e.MustExec("life", "hostname -I"); vm.IPAddress == "" || strings.TrimSpace(out) != vm.IPAddress {
 		t.Errorf("ip_address %q, the container has %q", vm.IPAddress, out)
@@ -121,7 +121,7 @@ func sha(b []byte) string {
 // sandbox (no orphans).
 func TestKillDuringCreate(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	acc, err := e.c.CreateVM(ctx(t), &client.CreateVMRequest{Name: "crash"})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestKillDuringCreate(t *testing.T) {
 // and aetherd keep working.
 func TestMemoryLimit(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "small", MemoryMB: 128})
 	out, code := e.MustExec("small", "head -c 400m /dev/zero | tail > /dev/null; echo status=$?")
 	if !strings.Contains(out, "status=137") || code != 0 {
@@ -180,7 +180,7 @@ func TestMemoryLimit(t *testing.T) {
 // drains it before exiting and the task is recorded as succeeded.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "drain"})
 	acc, err := e.c.Execute(ctx(t), "drain", &client.ExecRequest{Command: "sleep 2; echo finished"})
 	if err != nil {
@@ -201,7 +201,7 @@ func TestGracefulShutdown(t *testing.T) {
 // error naming the problem, and nothing is created.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "taken"})
 	big := `{"name":"` + strings.Repeat("a", 2<<20) + `"}`
 	tests := []struct {
@@ -270,7 +270,7 @@ func TestBadInput(t *testing.T) {
 // and checks that a restarted aetherd removes it while keeping real ones.
 func TestOrphanCleanup(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	keep := e.MustCreateVM(&client.CreateVMRequest{Name: "keep"})
 	orphan := "00000000-0000-4000-8000-" + e.workerID[4:] + "0000"
 	out, err := exec.Command("docker", "run", "-d", "--name", "aether-"+orphan,
@@ -293,7 +293,7 @@ func TestOrphanCleanup(t *testing.T) {
 // have been run a second time.
 func TestKillDuringExecute(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "victim"})
 	acc, err := e.c.Execute(ctx(t), "victim", &client.ExecRequest{Command: "echo run >> /root/runs; sleep 3"})
 	if err != nil {
@@ -317,7 +317,7 @@ func TestKillDuringExecute(t *testing.T) {
 // a truncated flag, while the live stream gets everything.
 func TestOutputCap(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "loud"})
 	out, code := e.MustExec("loud", "head -c 200000 /dev/zero | tr '\\0' x; echo small >&2")
 	if len(out) != 200006 || code != 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,7 +34,7 @@ type proc struct {
 }
 
 // testEnv drives an Aetherium deployment through the API process c talks to.
-// newTestEnv makes the embedded single-process kind.
+// newDockerEnv makes the embedded single-process kind on Docker.
 type testEnv struct {
 	*proc
 	t     testing.TB
@@ -42,10 +43,10 @@ type testEnv struct {
 	c     *client.Client
 }
 
-func newTestEnv(t testing.TB) *testEnv {
+func newDockerEnv(t testing.TB) *testEnv {
 	t.Helper()
 	e := newEnv(t)
-	e.proc = e.add()
+	e.proc = e.add("--runtime", "docker")
 	e.connect(e.proc)
 	e.start()
 	return e
@@ -78,9 +79,14 @@ func newEnv(t testing.TB) *testEnv {
 	return e
 }
 
-// add prepares (does not start) one more aetherd process with extra flags.
+// add prepares (does not start) one more aetherd process with extra flags,
+// which must name its runtime (--runtime docker, qemu or auto): no test's
+// outcome may depend on what auto picks on the host it runs on.
 func (e *testEnv) add(extra ...string) *proc {
 	t := e.t
+	if !slices.Contains(extra, "--runtime") {
+		t.Fatalf("aetherd %v: say which runtime the test means (--runtime docker|qemu|auto)", extra)
+	}
 	p := &proc{t: t, dir: t.TempDir(), addr: freeAddr(t), workerID: "e2e-" + uuid.NewString()[:8],
 		bin: testbin.Build(t, "aetherd"), args: extra, log: &bytes.Buffer{}}
 	e.procs = append(e.procs, p)

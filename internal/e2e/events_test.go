@@ -77,7 +77,7 @@ func TestEventsAcrossProcesses(t *testing.T) {
 // TestEventsCLI follows `aether events --vm X` while the sandbox is deleted.
 func TestEventsCLI(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "watched"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -111,7 +111,7 @@ func TestEventsCLI(t *testing.T) {
 // shutdown timeout for event streams that never end by themselves.
 func TestShutdownEndsEventStreams(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	collectEvents(t, e.c, "", "")
 	start := time.Now()
 	e.stop()

@@ -29,7 +29,7 @@ func (e *testEnv) waitVM(name, status string, within time.Duration) *store.VM {
 // deadline survives a daemon restart.
 func TestTTL(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	del := e.MustCreateVM(&client.CreateVMRequest{Name: "ttl-del", TimeoutSeconds: 3})
 	ext := e.MustCreateVM(&client.CreateVMRequest{Name: "ttl-ext", TimeoutSeconds: 3})
 	pau := e.MustCreateVM(&client.CreateVMRequest{Name: "ttl-pause", TimeoutSeconds: 3, OnExpire: "pause"})
@@ -55,7 +55,7 @@ func TestTTL(t *testing.T) {
 // timeout; once idle long enough it expires.
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "idle", IdleTimeout: 2})
 	if out, code := e.MustExec("idle", "sleep 5; echo survived"); out != "survived\n" || code != 0 {
 		t.Fatalf("exec running past the idle timeout: %q %d", out, code)
@@ -71,7 +71,7 @@ func TestIdleTimeout(t *testing.T) {
 // that see its files.
 func TestPauseResumeSnapshot(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "pz"})
 	e.MustExec("pz", "echo state > /root/state; sleep 1000 >/dev/null 2>&1 &")
 	acc, err := e.c.Pause(ctx(t), "pz")

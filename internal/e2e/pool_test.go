@@ -30,7 +30,7 @@ func (p *proc) waitContainers(n int, within time.Duration) {
 // never show in lists.
 func TestWarmPool(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	acc, err := e.c.CreateTemplate(ctx(t), &client.TemplateRequest{Name: "warm", Setup: []string{"echo warm > /etc/warm"}, PoolSize: 3})
 	if err != nil {
 		t.Fatal(err)

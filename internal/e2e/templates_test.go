@@ -16,7 +16,7 @@ import (
 // (all have the tools, none installs anything), and deletes it.
 func TestTemplates(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	req := &client.TemplateRequest{Name: "node-tpl", Tools: []string{"nodejs@20.11", "bun@1.1"},
 		Setup: []string{"echo prepared > /etc/prepared"}}
 	acc, err := e.c.CreateTemplate(ctx(t), req)

@@ -13,7 +13,7 @@ import (
 // from the registries it can reach; each verifies its version.
 func TestToolInstall(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "tooled", MemoryMB: 1024,
 		AdditionalTools: []string{"nodejs", "bun@1.1", "go"},
 		ToolVersions:    map[string]string{"nodejs": "20.11", "go": "1.22.12"}})
@@ -44,7 +44,7 @@ func TestToolInstall(t *testing.T) {
 // sandbox is deleted, or kept and marked failed when asked.
 func TestToolInstallFailure(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newDockerEnv(t)
 	for _, keep := range []bool{false, true} {
 		name := map[bool]string{false: "gone", true: "kept"}[keep]
 		acc, err := e.c.CreateVM(ctx(t), &client.CreateVMRequest{Name: name, AdditionalTools: []string{"nodejs@19.99"}, KeepOnFailure: keep})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/hostprobe"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/sandbox/microvm"
@@ -48,6 +49,11 @@ type Config struct {
 	Guests Guests
 	// Network gives each sandbox a NIC on a TAP; nil means no network.
 	Network microvm.Network
+	// Probes keeps the probe boot's verdict per host (see Probe); nil means
+	// a cache file in StateDir.
+	Probes *hostprobe.Cache
+	// ProbeTimeout bounds the probe boot; 0 means 10s.
+	ProbeTimeout time.Duration
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -107,6 +113,12 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 10 * time.Second
+	}
+	if cfg.Probes == nil {
+		cfg.Probes = hostprobe.NewCache(filepath.Join(cfg.StateDir, "probes.json"))
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "firecracker"), drains: map[string]func(){},
 		dirs: &microvm.Dirs{Root: cfg.StateDir, Owner: cfg.Owner}}
@@ -458,11 +470,41 @@ func (r *Runtime) client(m *meta) *Client {
 	return NewClient(filepath.Join(r.root(m), "api.sock"))
 }
 
-// Probe boots the probe guest (see image.GuestBuilder.ProbeBoot) in a
-// throwaway Firecracker without API socket and waits for its marker: only a
-// boot proves that KVM works here (a PVM-only /dev/kvm exists but cannot
-// run a stock kernel).
+// probeName names the probe boot's verdicts in Config.Probes.
+const probeName = "firecracker-kvm"
+
+// probeKey is what the probe's verdict depends on: the host kernel, this
+// firecracker binary and the /dev/kvm device.
+func (r *Runtime) probeKey() string {
+	return hostprobe.Key(hostprobe.Kernel(), hostprobe.File(r.cfg.Binary), hostprobe.Device("/dev/kvm"))
+}
+
+// ProbeVerdict returns what is known about booting Firecracker guests here
+// without probing; ok is false until a probe of this host has finished.
+func (r *Runtime) ProbeVerdict() (v hostprobe.Verdict, ok bool) {
+	return r.cfg.Probes.Get(probeName, r.probeKey())
+}
+
+// Probe reports whether a guest boots in Firecracker here: nil, or an
+// ErrUnavailable saying why not. It boots the probe guest once per host
+// (bounded by Config.ProbeTimeout) and then answers from Config.Probes.
+// When ctx ends first, its error is returned and nothing is known.
 func (r *Runtime) Probe(ctx context.Context) error {
+	v, err := r.cfg.Probes.Run(ctx, probeName, r.probeKey(), r.cfg.ProbeTimeout, r.bootProbe)
+	if err != nil {
+		return err
+	}
+	if !v.OK {
+		return errdefs.Unavailable("firecracker: a probe guest did not boot: %s", v.Why)
+	}
+	return nil
+}
+
+// bootProbe boots the probe guest (see image.GuestBuilder.ProbeBoot) in a
+// throwaway Firecracker without API socket and waits for its marker until
+// ctx ends: only a boot proves that KVM works here (a PVM-only /dev/kvm
+// exists but cannot run a stock kernel).
+func (r *Runtime) bootProbe(ctx context.Context) error {
 	if err := r.Health(ctx); err != nil {
 		return err
 	}
@@ -486,23 +528,33 @@ func (r *Runtime) Probe(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(pctx, r.cfg.Binary, "--no-api", "--config-file", filepath.Join(dir, "config.json"))
+	cmd := exec.CommandContext(ctx, r.cfg.Binary, "--no-api", "--config-file", filepath.Join(dir, "config.json"))
+	cmd.WaitDelay = time.Second
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	for pctx.Err() == nil && !strings.Contains(out.String(), "AETHER-PROBE-OK") {
-		time.Sleep(20 * time.Millisecond)
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	for !strings.Contains(out.String(), "AETHER-PROBE-OK") {
+		select {
+		case <-ctx.Done():
+		case <-exited:
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
 	}
 	cmd.Process.Kill()
-	cmd.Wait()
+	<-exited
 	if strings.Contains(out.String(), "AETHER-PROBE-OK") {
 		return nil
 	}
-	return errdefs.Unavailable("firecracker: a probe guest did not boot within 20s: %s", microvm.LastLine(out.String()))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New(microvm.LastLine(out.String()))
 }
 
 // syncBuffer is a strings.Builder a process may write while it is read.

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/mdlayher/vsock"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/hostprobe"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
@@ -59,6 +61,12 @@ type Config struct {
 	Network microvm.Network
 	// Accel is auto (probe KVM by booting, else TCG), kvm or tcg; "" means auto.
 	Accel string
+	// Probes keeps the KVM probe's verdict per host, so auto probes once per
+	// host, not per start; nil means a cache file in StateDir.
+	Probes *hostprobe.Cache
+	// ProbeTimeout bounds the KVM probe boot (a working KVM boots it in
+	// about a second); 0 means 10s.
+	ProbeTimeout time.Duration
 	// AgentChannel is how the host reaches the agent: vsock (vhost-vsock, a
 	// host-wide unique guest CID per sandbox), serial (a virtio-serial port
 	// on a unix socket) or auto (vsock when /dev/vhost-vsock opens); ""
@@ -77,8 +85,7 @@ type Runtime struct {
 	log  *slog.Logger
 	dirs *microvm.Dirs
 
-	accelOnce sync.Once
-	accel     string
+	logged atomic.Bool // the KVM verdict was logged
 
 	cidMu sync.Mutex // serializes CID choice and the launch that claims it
 }
@@ -112,6 +119,12 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 10 * time.Second
+	}
+	if cfg.Probes == nil {
+		cfg.Probes = hostprobe.NewCache(filepath.Join(cfg.StateDir, "probes.json"))
 	}
 	switch {
 	case cfg.StateDir == "" || cfg.Owner == "" || cfg.Guests == nil:
@@ -309,46 +322,72 @@ func cpuFor(accel string) string {
 }
 
 // Accel returns kvm or tcg: the configured one, or under auto whether a
-// probe guest boots with KVM, found out once and logged.
+// probe guest boots with KVM (see ProbeKVM). Under auto the first call may
+// wait for the probe, up to Config.ProbeTimeout; later ones do not.
 func (r *Runtime) Accel(ctx context.Context) string {
 	if r.cfg.Accel != "auto" {
 		return r.cfg.Accel
 	}
-	r.accelOnce.Do(func() {
-		r.accel = "tcg"
-		if ok, why := r.probeKVM(ctx); ok {
-			r.accel = "kvm"
-			r.log.Info("qemu: KVM works here; microVMs run with hardware virtualization")
-		} else {
-			r.log.Info("qemu: using TCG (software emulation)", slog.String("why", why))
-		}
-	})
-	return r.accel
+	if v, err := r.ProbeKVM(ctx); err == nil && v.OK {
+		return "kvm"
+	}
+	return "tcg"
 }
 
-// probeKVM boots the probe guest with accel=kvm. Only a boot proves KVM: a
-// /dev/kvm that cannot run a stock kernel hangs instead.
-func (r *Runtime) probeKVM(ctx context.Context) (bool, string) {
+// kvmProbe names the KVM probe's verdicts in Config.Probes.
+const kvmProbe = "qemu-kvm"
+
+// kvmKey is what the KVM verdict depends on: the host kernel, this QEMU
+// binary and the /dev/kvm device.
+func (r *Runtime) kvmKey() string {
+	return hostprobe.Key(hostprobe.Kernel(), hostprobe.File(r.cfg.Binary), hostprobe.Device("/dev/kvm"))
+}
+
+// KVMVerdict returns what is known about KVM here without probing; ok is
+// false until a probe of this host has finished.
+func (r *Runtime) KVMVerdict() (v hostprobe.Verdict, ok bool) {
+	return r.cfg.Probes.Get(kvmProbe, r.kvmKey())
+}
+
+// ProbeKVM returns whether a guest boots with KVM here, probing (a boot of
+// the probe guest, bounded by Config.ProbeTimeout) once per host and logging
+// the verdict. The error is ctx's when it ended first; then nothing is known.
+func (r *Runtime) ProbeKVM(ctx context.Context) (hostprobe.Verdict, error) {
+	v, err := r.cfg.Probes.Run(ctx, kvmProbe, r.kvmKey(), r.cfg.ProbeTimeout, r.bootKVM)
+	if err == nil && r.logged.CompareAndSwap(false, true) {
+		if v.OK {
+			r.log.Info("qemu: KVM works here; microVMs run with hardware virtualization")
+		} else {
+			r.log.Info("qemu: no working KVM; microVMs run under TCG (software emulation)", slog.String("why", v.Why))
+		}
+	}
+	return v, err
+}
+
+// bootKVM boots the probe guest with accel=kvm. Only a boot proves KVM: a
+// /dev/kvm that cannot run a stock kernel (PVM-only hosts) either fails at
+// once or hangs until ctx ends.
+func (r *Runtime) bootKVM(ctx context.Context) error {
 	if _, err := os.Stat("/dev/kvm"); err != nil {
-		return false, "no /dev/kvm"
+		return errors.New("no /dev/kvm")
 	}
 	probe, err := r.cfg.Guests.ProbeBoot()
 	if err != nil {
-		return false, "no probe guest: " + err.Error()
+		return fmt.Errorf("no probe guest: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	out, _ := exec.CommandContext(pctx, r.cfg.Binary, "-M", "microvm,accel=kvm", "-cpu", "host", "-m", "256",
+	cmd := exec.CommandContext(ctx, r.cfg.Binary, "-M", "microvm,accel=kvm", "-cpu", "host", "-m", "256",
 		"-nodefaults", "-no-user-config", "-nographic", "-display", "none", "-no-reboot",
 		"-kernel", probe.Kernel, "-initrd", probe.Initrd, "-append", "console=ttyS0 quiet panic=-1 aether.probe=1",
-		"-serial", "stdio").CombinedOutput()
-	if strings.Contains(string(out), "AETHER-PROBE-OK") {
-		return true, ""
+		"-serial", "stdio")
+	cmd.WaitDelay = time.Second // a child holding the pipe must not outlive ctx
+	out, _ := cmd.CombinedOutput()
+	switch {
+	case strings.Contains(string(out), "AETHER-PROBE-OK"):
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
-	if pctx.Err() != nil {
-		return false, "a KVM guest did not boot within 20s (/dev/kvm exists but cannot run this kernel)"
-	}
-	return false, "KVM guest failed: " + microvm.LastLine(string(out))
+	return fmt.Errorf("KVM guest failed: %s", microvm.LastLine(string(out)))
 }
 
 // pid returns the QEMU process of a sandbox, or 0 when none runs.
