@@ -27,6 +27,7 @@ test: setup lint
 lint:
 	@test -z "$$(gofmt -l cmd internal)" || { gofmt -l cmd internal; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	shellcheck scripts/*.sh .ci/run
 
 bench: setup build
 	./scripts/bench.sh

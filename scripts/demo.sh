@@ -41,6 +41,7 @@ echo "== creating sandbox $NAME"
 ./bin/aether vm create "$NAME" --vcpus 1 --memory 512
 
 echo "== running a command in it"
+# shellcheck disable=SC2016 # expanded inside the sandbox, not here
 ./bin/aether exec "$NAME" -- sh -c 'echo "hello from $(hostname)"; . /etc/os-release; echo "$PRETTY_NAME, kernel $(uname -r)"; git --version'
 
 echo "== its execution history"

@@ -233,14 +233,28 @@ var settings = []setting{
 	{"internal-token", "AETHER_INTERNAL_TOKEN", "shared secret between aetherd processes", func(c *Config) *string { return &c.InternalToken }},
 }
 
-// Parse parses a command's arguments (the operator flags, then positional
-// arguments, which it returns) and loads the validated configuration, with
-// DataDir made absolute.
+// Parse parses a command's arguments (operator flags and positional
+// arguments, in any order: `migrate up --database-url …` and
+// `--database-url … migrate up` mean the same) and loads the validated
+// configuration, with DataDir made absolute. It returns the positional
+// arguments; everything after "--" is positional.
 func Parse(name string, args []string) (*Config, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	load := flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		left := fs.Args()
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			rest = append(rest, left...)
+			break
+		}
+		if len(left) == 0 {
+			break
+		}
+		rest, args = append(rest, left[0]), left[1:]
 	}
 	cfg, err := load()
 	if err != nil {
@@ -249,7 +263,7 @@ func Parse(name string, args []string) (*Config, []string, error) {
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, nil, fmt.Errorf("config: data_dir: %w", err)
 	}
-	return cfg, fs.Args(), nil
+	return cfg, rest, nil
 }
 
 // flags registers the operator flags on fs and returns a function that loads

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,39 @@ func TestExampleConfigLoads(t *testing.T) {
 	def.Queue.Weights = cfg.Queue.Weights // the example spells out the built-in weights
 	if got, want := fmt.Sprintf("%+v", *cfg), fmt.Sprintf("%+v", *def); got != want {
 		t.Errorf("example config differs from defaults:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestFlagsInAnyPosition guards the bug where `aetherd migrate up
+// --database-url postgres://…` ignored every flag after `up` and migrated
+// the default SQLite store instead, reporting success.
+func TestFlagsInAnyPosition(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		wantURL  string
+		wantRest []string
+	}{
+		{"flags first", []string{"--database-url", "postgres://h/db", "up"}, "postgres://h/db", []string{"up"}},
+		{"flags after the command", []string{"up", "--database-url", "postgres://h/db"}, "postgres://h/db", []string{"up"}},
+		{"flags between arguments", []string{"force", "--database-url=postgres://h/db", "3"}, "postgres://h/db", []string{"force", "3"}},
+		{"after -- all positional", []string{"force", "--", "--database-url"}, "", []string{"force", "--database-url"}},
+		{"no arguments", nil, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, rest, err := Parse("test", tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.DatabaseURL != tt.wantURL || !slices.Equal(rest, tt.wantRest) {
+				t.Errorf("Parse(%q): database_url %q, rest %q; want %q, %q", tt.args, cfg.DatabaseURL, rest, tt.wantURL, tt.wantRest)
+			}
+		})
+	}
+	if _, _, err := Parse("test", []string{"up", "--no-such-flag"}); err == nil {
+		t.Error("an unknown flag after a positional argument was accepted")
 	}
 }
