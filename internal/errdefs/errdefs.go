@@ -65,3 +65,10 @@ var ErrUnprocessable = errors.New("unprocessable")
 
 // Unprocessable returns an ErrUnprocessable with a formatted message.
 func Unprocessable(format string, a ...any) error { return newf(ErrUnprocessable, format, a...) }
+
+// ErrQuotaExceeded is a request that would take a project past its quota:
+// HTTP 429. Nothing was created.
+var ErrQuotaExceeded = errors.New("quota exceeded")
+
+// QuotaExceeded returns an ErrQuotaExceeded with a formatted message.
+func QuotaExceeded(format string, a ...any) error { return newf(ErrQuotaExceeded, format, a...) }

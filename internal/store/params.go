@@ -210,3 +210,46 @@ type AddressLeaseParams struct {
 	Address string
 	VMID    string
 }
+
+// ProjectInsertParams creates a project.
+type ProjectInsertParams struct {
+	ID    string
+	Name  string
+	Quota Quota
+}
+
+// ProjectUpdateParams sets a project's quota.
+type ProjectUpdateParams struct {
+	ID    string
+	Quota Quota
+}
+
+// APIKeyInsertParams stores a key: its ID, visible prefix and secret hash.
+type APIKeyInsertParams struct {
+	ExpiresAt *time.Time
+	Hash      string
+	ID        string
+	Name      string
+	Prefix    string
+	ProjectID string
+	Role      string
+}
+
+// AuditInsertParams is one audit entry.
+type AuditInsertParams struct {
+	Action    string
+	KeyPrefix string
+	Object    string
+	ProjectID string
+	Status    int
+}
+
+// AuditListParams selects audit entries.
+type AuditListParams struct {
+	// Before, when non-zero, lists entries with a smaller ID (paging).
+	Before int64
+	// Limit caps the result; 0 means 100.
+	Limit int
+	// ProjectID filters by project; empty means every project.
+	ProjectID string
+}

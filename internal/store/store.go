@@ -66,6 +66,8 @@ const (
 // Errors: a missing row is errdefs.ErrNotFound; a duplicate name is
 // errdefs.ErrAlreadyExists; an update of a terminal task is errdefs.ErrConflict.
 type Store interface {
+	Tenancy
+
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the database. It is idempotent.
@@ -280,4 +282,102 @@ type Worker struct {
 	Capacity    int       `json:"capacity"`
 	StartedAt   time.Time `json:"started_at"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
+}
+
+// Roles of API keys.
+const (
+	// RoleAdmin may do everything: projects, keys, images, workers, and
+	// every project's objects.
+	RoleAdmin = "admin"
+	// RoleMember may use its own project's sandboxes, tasks, jobs,
+	// templates, files and events.
+	RoleMember = "member"
+)
+
+// Quota bounds what a project may hold at once. Zero fields mean no limit.
+type Quota struct {
+	// Sandboxes counts sandboxes that are not deleted (failed ones too,
+	// until they are deleted; pool sandboxes count toward PoolSize instead).
+	Sandboxes int `json:"sandboxes"`
+	// VCPUs and MemoryMB sum over the same sandboxes.
+	VCPUs    int `json:"vcpus"`
+	MemoryMB int `json:"memory_mb"`
+	// Templates counts templates.
+	Templates int `json:"templates"`
+	// PoolSize sums the warm-pool sizes of the project's templates.
+	PoolSize int `json:"pool_size"`
+	// Execs bounds concurrent interactive execs.
+	Execs int `json:"execs"`
+}
+
+// Project is a tenant: every user-owned row belongs to one.
+type Project struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Quota     Quota     `json:"quota"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// APIKey is a client credential. Only a hash of its secret is stored; Prefix
+// is the visible start of the key that tells keys apart.
+type APIKey struct {
+	ID        string     `json:"id"`
+	ProjectID string     `json:"project_id"`
+	Name      string     `json:"name"`
+	Prefix    string     `json:"prefix"`
+	Hash      string     `json:"-"`
+	Role      string     `json:"role"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Usable reports whether the key may be used at t: not revoked, not expired.
+func (k *APIKey) Usable(t time.Time) bool {
+	return k.RevokedAt == nil && (k.ExpiresAt == nil || t.Before(*k.ExpiresAt))
+}
+
+// AuditEntry records who (key prefix, project) did what to which object.
+type AuditEntry struct {
+	ID        int64     `json:"id"`
+	At        time.Time `json:"at"`
+	KeyPrefix string    `json:"key_prefix"`
+	ProjectID string    `json:"project_id"`
+	Action    string    `json:"action"`
+	Object    string    `json:"object,omitempty"`
+	Status    int       `json:"status"`
+}
+
+// Tenancy is the part of Store that keeps projects, API keys and the audit
+// log.
+type Tenancy interface {
+	// ProjectInsert creates a project; a taken name is ErrAlreadyExists.
+	ProjectInsert(ctx context.Context, params *ProjectInsertParams) (*Project, error)
+	// ProjectGet finds a project by ID or name.
+	ProjectGet(ctx context.Context, idOrName string) (*Project, error)
+	// ProjectList lists every project by name.
+	ProjectList(ctx context.Context) ([]*Project, error)
+	// ProjectUpdate sets a project's quota.
+	ProjectUpdate(ctx context.Context, params *ProjectUpdateParams) (*Project, error)
+	// ProjectDelete removes a project and its keys. It is
+	// ErrFailedPrecondition while the project has sandboxes that are not
+	// deleted, or templates; the default project cannot be deleted.
+	ProjectDelete(ctx context.Context, id string) error
+
+	// APIKeyInsert stores a key (its hash); a taken prefix is ErrAlreadyExists.
+	APIKeyInsert(ctx context.Context, params *APIKeyInsertParams) (*APIKey, error)
+	// APIKeyByPrefix finds a key by its visible prefix, revoked or not.
+	APIKeyByPrefix(ctx context.Context, prefix string) (*APIKey, error)
+	// APIKeyList lists keys, newest first; an empty projectID lists all.
+	APIKeyList(ctx context.Context, projectID string) ([]*APIKey, error)
+	// APIKeyRevoke revokes a key by ID or prefix within the project (any
+	// project when projectID is empty). Revoking twice keeps the first time.
+	APIKeyRevoke(ctx context.Context, projectID, idOrPrefix string) (*APIKey, error)
+	// APIKeyCount counts usable keys (not revoked, not expired).
+	APIKeyCount(ctx context.Context) (int, error)
+
+	// AuditInsert appends an entry.
+	AuditInsert(ctx context.Context, params *AuditInsertParams) error
+	// AuditList lists entries, newest first.
+	AuditList(ctx context.Context, params *AuditListParams) ([]*AuditEntry, error)
 }

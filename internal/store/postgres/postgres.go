@@ -33,7 +33,8 @@ var migrations embed.FS
 // Dialect is PostgreSQL's: $n placeholders and SQLSTATE 23505 for unique
 // violations.
 var Dialect = sqlstore.Dialect{
-	Numbered: true,
+	Numbered:  true,
+	ForUpdate: " FOR UPDATE",
 	IsUnique: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"

@@ -28,6 +28,10 @@ type Dialect struct {
 	// IsUnavailable reports that the database cannot be reached (refused,
 	// shutting down, connection lost); nil means never.
 	IsUnavailable func(error) bool
+	// ForUpdate is appended to a SELECT of one row to lock it until the
+	// transaction ends (" FOR UPDATE"); empty where write transactions are
+	// serialized anyway (SQLite with BEGIN IMMEDIATE).
+	ForUpdate string
 }
 
 // Store is a store.Store over database/sql. It is safe for concurrent use.

@@ -53,6 +53,11 @@ func (s *Store) TaskInsert(ctx context.Context, p *store.TaskInsertParams) (*sto
 		return nil, s.mapErr(err, "begin")
 	}
 	defer tx.Rollback()
+	if p.VM != nil || p.Template != nil {
+		if err := s.checkQuota(ctx, tx, p.ProjectID, p.VM, p.Template); err != nil {
+			return nil, err
+		}
+	}
 	if p.VM != nil {
 		if err := s.insertVM(ctx, tx, p.ProjectID, p.VM); err != nil {
 			return nil, err

@@ -158,14 +158,37 @@ func (s *Store) VMClaimPooled(ctx context.Context, p *store.VMClaimParams) (*sto
 	if p.ExpiresAt != nil {
 		expires = micros(*p.ExpiresAt)
 	}
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return nil, s.mapErr(err, "begin")
+	}
+	defer tx.Rollback()
+	// The claimed sandbox becomes the user's: it must fit the project's
+	// quota. Claims of one project take turns (the project row's lock), so
+	// two never pick the same sandbox.
+	var locked string
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM projects WHERE id = ?`+tx.d.ForUpdate, p.ProjectID).Scan(&locked); err != nil {
+		return nil, s.mapErr(err, "project "+p.ProjectID)
+	}
+	var id string
+	var vcpus, mem int
+	err = tx.QueryRowContext(ctx, `SELECT id, vcpus, memory_mb FROM vms WHERE status = 'pooled' AND template = ? AND project_id = ?
+		ORDER BY created_at, id LIMIT 1`, p.TemplateID, p.ProjectID).Scan(&id, &vcpus, &mem)
+	if err != nil {
+		return nil, s.mapErr(err, "pooled sandbox of template "+p.TemplateID)
+	}
+	if err := s.checkQuota(ctx, tx, p.ProjectID, &store.VMInsertParams{Name: p.Name, VCPUs: vcpus, MemoryMB: mem}, nil); err != nil {
+		return nil, err
+	}
 	t := now()
-	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET name = ?, status = ?, expires_at = ?, idle_timeout_s = ?,
+	vm, err := scanVM(tx.QueryRowContext(ctx, `UPDATE vms SET name = ?, status = ?, expires_at = ?, idle_timeout_s = ?,
 		on_expire = ?, last_active_at = ?, created_at = ?, updated_at = ?
-		WHERE status = 'pooled' AND id = (SELECT id FROM vms WHERE status = 'pooled' AND template = ? AND project_id = ?
-			ORDER BY created_at, id LIMIT 1)
-		RETURNING `+vmColumns, p.Name, store.VMRunning, expires, p.IdleTimeoutS, onExpire, t, t, t, p.TemplateID, p.ProjectID))
+		WHERE status = 'pooled' AND id = ? RETURNING `+vmColumns, p.Name, store.VMRunning, expires, p.IdleTimeoutS, onExpire, t, t, t, id))
 	if err != nil && s.db.d.IsUnique(err) {
 		return nil, s.mapErr(err, "sandbox named "+p.Name)
 	}
-	return vm, s.mapErr(err, "pooled sandbox of template "+p.TemplateID)
+	if err != nil {
+		return nil, s.mapErr(err, "pooled sandbox of template "+p.TemplateID)
+	}
+	return vm, s.mapErr(tx.Commit(), "commit claim")
 }

@@ -40,6 +40,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"NotFound", testNotFound},
 		{"AddressLeases", testAddressLeases},
 		{"AddressLeaseIsExclusive", testAddressLeaseExclusive},
+		{"Projects", testProjects},
+		{"APIKeys", testAPIKeys},
+		{"Audit", testAudit},
+		{"QuotaRace", testQuotaRace},
+		{"QuotaResources", testQuotaResources},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,213 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+func testProjects(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p, err := s.ProjectInsert(ctx, &store.ProjectInsertParams{Name: "team-a", Quota: store.Quota{Sandboxes: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ProjectInsert(ctx, &store.ProjectInsertParams{Name: "team-a"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("duplicate project name: %v; want ErrAlreadyExists", err)
+	}
+	for _, ref := range []string{p.ID, "team-a"} {
+		got, err := s.ProjectGet(ctx, ref)
+		if err != nil || got.ID != p.ID || got.Quota.Sandboxes != 3 {
+			t.Fatalf("ProjectGet(%q) = %+v, %v", ref, got, err)
+		}
+	}
+	up, err := s.ProjectUpdate(ctx, &store.ProjectUpdateParams{ID: p.ID, Quota: store.Quota{Sandboxes: 5, VCPUs: 8}})
+	if err != nil || up.Quota.Sandboxes != 5 || up.Quota.VCPUs != 8 {
+		t.Fatalf("ProjectUpdate = %+v, %v", up, err)
+	}
+	list, err := s.ProjectList(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ProjectList = %d projects, %v; want default and team-a", len(list), err)
+	}
+	if err := s.ProjectDelete(ctx, store.DefaultProjectID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("deleting the default project: %v; want ErrFailedPrecondition", err)
+	}
+	// A project with a live sandbox cannot be deleted.
+	if _, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: p.ID, Type: "vm:create", Priority: "high", VM: newVM("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProjectDelete(ctx, p.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("deleting a project with a sandbox: %v; want ErrFailedPrecondition", err)
+	}
+	empty, _ := s.ProjectInsert(ctx, &store.ProjectInsertParams{Name: "empty"})
+	key := insertKey(t, s, empty.ID, store.RoleMember, nil)
+	if err := s.ProjectDelete(ctx, empty.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.APIKeyByPrefix(ctx, key.Prefix); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("a deleted project's key still exists: %v", err)
+	}
+	if err := s.ProjectDelete(ctx, empty.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("deleting twice: %v; want ErrNotFound", err)
+	}
+	if _, err := s.APIKeyInsert(ctx, &store.APIKeyInsertParams{ID: uuid.NewString(), ProjectID: empty.ID, Prefix: "p" + uuid.NewString()[:8],
+		Hash: "h", Role: store.RoleMember}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("a key for a deleted project: %v; want ErrNotFound", err)
+	}
+}
+
+func insertKey(t *testing.T, s store.Store, projectID, role string, expires *time.Time) *store.APIKey {
+	t.Helper()
+	k, err := s.APIKeyInsert(context.Background(), &store.APIKeyInsertParams{ID: uuid.NewString(), ProjectID: projectID,
+		Name: "k", Prefix: "ae_" + uuid.NewString()[:8], Hash: "hash-" + uuid.NewString(), Role: role, ExpiresAt: expires})
+	if err != nil {
+		t.Fatalf("APIKeyInsert: %v", err)
+	}
+	return k
+}
+
+func testAPIKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if n, err := s.APIKeyCount(ctx); err != nil || n != 0 {
+		t.Fatalf("APIKeyCount of a new store = %d, %v", n, err)
+	}
+	past := time.Now().Add(-time.Minute)
+	admin := insertKey(t, s, store.DefaultProjectID, store.RoleAdmin, nil)
+	expired := insertKey(t, s, store.DefaultProjectID, store.RoleMember, &past)
+	member := insertKey(t, s, store.DefaultProjectID, store.RoleMember, nil)
+	got, err := s.APIKeyByPrefix(ctx, admin.Prefix)
+	if err != nil || got.Hash != admin.Hash || got.Role != store.RoleAdmin || !got.Usable(time.Now()) {
+		t.Fatalf("APIKeyByPrefix = %+v, %v", got, err)
+	}
+	if g, _ := s.APIKeyByPrefix(ctx, expired.Prefix); g == nil || g.Usable(time.Now()) {
+		t.Fatalf("expired key usable: %+v", g)
+	}
+	if _, err := s.APIKeyInsert(ctx, &store.APIKeyInsertParams{ID: uuid.NewString(), ProjectID: store.DefaultProjectID,
+		Prefix: admin.Prefix, Hash: "x", Role: store.RoleMember}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("duplicate prefix: %v; want ErrAlreadyExists", err)
+	}
+	if n, _ := s.APIKeyCount(ctx); n != 2 {
+		t.Fatalf("APIKeyCount = %d; want 2 (the expired key does not count)", n)
+	}
+	r1, err := s.APIKeyRevoke(ctx, store.DefaultProjectID, member.Prefix)
+	if err != nil || r1.RevokedAt == nil || r1.Usable(time.Now()) {
+		t.Fatalf("APIKeyRevoke = %+v, %v", r1, err)
+	}
+	r2, err := s.APIKeyRevoke(ctx, "", member.ID)
+	if err != nil || !r2.RevokedAt.Equal(*r1.RevokedAt) {
+		t.Fatalf("revoking twice changed the time: %v then %v (%v)", r1.RevokedAt, r2.RevokedAt, err)
+	}
+	other, _ := s.ProjectInsert(ctx, &store.ProjectInsertParams{Name: "other"})
+	if _, err := s.APIKeyRevoke(ctx, other.ID, admin.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("revoking another project's key: %v; want ErrNotFound", err)
+	}
+	if n, _ := s.APIKeyCount(ctx); n != 1 {
+		t.Fatalf("APIKeyCount after revoke = %d; want 1", n)
+	}
+	all, _ := s.APIKeyList(ctx, "")
+	mine, _ := s.APIKeyList(ctx, other.ID)
+	if len(all) != 3 || len(mine) != 0 {
+		t.Fatalf("APIKeyList: all %d, other project %d; want 3, 0", len(all), len(mine))
+	}
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		project := store.DefaultProjectID
+		if i%2 == 1 {
+			project = "p2"
+		}
+		if err := s.AuditInsert(ctx, &store.AuditInsertParams{KeyPrefix: "ae_abc", ProjectID: project,
+			Action: "POST /api/v1/vms", Object: fmt.Sprintf("vm-%d", i), Status: 202}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.AuditList(ctx, &store.AuditListParams{})
+	if err != nil || len(all) != 5 || all[0].Object != "vm-4" || all[0].At.IsZero() {
+		t.Fatalf("AuditList = %d entries (first %+v), %v; want 5, newest first", len(all), all[0], err)
+	}
+	page, _ := s.AuditList(ctx, &store.AuditListParams{ProjectID: store.DefaultProjectID, Limit: 2})
+	next, _ := s.AuditList(ctx, &store.AuditListParams{ProjectID: store.DefaultProjectID, Before: page[1].ID})
+	if len(page) != 2 || page[0].Object != "vm-4" || page[1].Object != "vm-2" || len(next) != 1 || next[0].Object != "vm-0" {
+		t.Fatalf("paged project audit: %+v then %+v", page, next)
+	}
+}
+
+// testQuotaRace creates sandboxes concurrently against a quota: exactly the
+// quota's worth succeed, the rest fail with ErrQuotaExceeded and leave no rows.
+func testQuotaRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p, err := s.ProjectInsert(ctx, &store.ProjectInsertParams{Name: "quota", Quota: store.Quota{Sandboxes: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, over atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			_, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: p.ID, Type: "vm:create", Priority: "high",
+				VM: newVM(fmt.Sprintf("q%d", i))})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, errdefs.ErrQuotaExceeded):
+				over.Add(1)
+			default:
+				t.Errorf("create %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	vms, _ := s.VMList(ctx, &store.VMListParams{ProjectID: p.ID})
+	if ok.Load() != 5 || over.Load() != 15 || len(vms) != 5 {
+		t.Fatalf("20 concurrent creates against a quota of 5: %d created, %d over quota, %d rows; want 5, 15, 5",
+			ok.Load(), over.Load(), len(vms))
+	}
+}
+
+func testQuotaResources(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p, _ := s.ProjectInsert(ctx, &store.ProjectInsertParams{Name: "res", Quota: store.Quota{VCPUs: 3, MemoryMB: 2048, Templates: 1, PoolSize: 2}})
+	create := func(name string, vcpus, mem int) error {
+		vm := newVM(name)
+		vm.VCPUs, vm.MemoryMB = vcpus, mem
+		_, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: p.ID, Type: "vm:create", Priority: "high", VM: vm})
+		return err
+	}
+	template := func(name string, pool int) error {
+		_, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: p.ID, Type: "template:build", Priority: "low",
+			Template: &store.TemplateInsertParams{ID: uuid.NewString(), Name: name, PoolSize: pool, Spec: []byte(`{}`), SpecHash: name}})
+		return err
+	}
+	steps := []struct {
+		name    string
+		do      func() error
+		wantErr bool
+	}{
+		{"2 vCPUs of 3", func() error { return create("a", 2, 1024) }, false},
+		{"2 more vCPUs is over", func() error { return create("b", 2, 512) }, true},
+		{"1 more vCPU fits", func() error { return create("c", 1, 512) }, false},
+		{"memory is over", func() error { return create("d", 0, 1024) }, true},
+		{"pool of 3 is over", func() error { return template("t1", 3) }, true},
+		{"first template", func() error { return template("t1", 2) }, false},
+		{"second template is over", func() error { return template("t2", 0) }, true},
+		// Pool sandboxes count toward the pool quota, not the sandbox quota.
+		{"pool sandbox", func() error { return create(store.PoolNamePrefix+"x", 1, 512) }, false},
+	}
+	for _, st := range steps {
+		err := st.do()
+		if st.wantErr != errors.Is(err, errdefs.ErrQuotaExceeded) || (!st.wantErr && err != nil) {
+			t.Fatalf("%s: err %v; want quota exceeded: %v", st.name, err, st.wantErr)
+		}
+	}
+}
