@@ -31,6 +31,8 @@ func httpStatus(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, errdefs.ErrNotFound):
 		return http.StatusNotFound, "not_found"
+	case errors.Is(err, errdefs.ErrQuotaExceeded):
+		return http.StatusTooManyRequests, "quota_exceeded"
 	case errors.Is(err, errdefs.ErrInvalidArgument):
 		return http.StatusBadRequest, "invalid_argument"
 	case errors.Is(err, errdefs.ErrUnprocessable):
