@@ -59,7 +59,12 @@ func run(ctx context.Context, args []string) (err error) {
 		}
 	}()
 
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	// The data dir holds the admin key, the database and sandbox state: its
+	// owner's only.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	unlock, err := lockDataDir(cfg.DataDir)
@@ -73,6 +78,14 @@ func run(ctx context.Context, args []string) (err error) {
 		return fmt.Errorf("open store: %w", err)
 	}
 	closers = append(closers, closer{"store", func(context.Context) error { return rawStore.Close() }})
+	if err := ownerOnly(cfg.DataDir, "aether.db*"); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if cfg.Role != "worker" {
+		if err := bootstrapKeys(ctx, cfg, rawStore, log); err != nil {
+			return err
+		}
+	}
 	var bus events.Bus = events.NewLocal()
 	if cfg.RedisAddr != "" {
 		bus = redisbus.New(cfg.RedisAddr)
@@ -99,6 +112,9 @@ func run(ctx context.Context, args []string) (err error) {
 	q, err := openQueue(ctx, cfg, queueID, log)
 	if err != nil {
 		return fmt.Errorf("open queue: %w", err)
+	}
+	if err := ownerOnly(cfg.DataDir, "queue.db*"); err != nil {
+		return fmt.Errorf("data dir: %w", err)
 	}
 	var w *worker.Worker
 	// Draining the queue needs the worker's agent connections, so they close
@@ -248,10 +264,23 @@ func agentPath(cfg *config.Config) (string, error) {
 	return p, nil
 }
 
+// ownerOnly makes the data dir's files matching pattern readable by their
+// owner only (SQLite creates them 0644; its -wal and -shm files copy the
+// main file's mode).
+func ownerOnly(dir, pattern string) error {
+	files, _ := filepath.Glob(filepath.Join(dir, pattern))
+	for _, f := range files {
+		if err := os.Chmod(f, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // lockDataDir takes an exclusive lock so two daemons never share one data
 // directory: the embedded queue's crash recovery relies on it.
 func lockDataDir(dir string) (func() error, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "aetherd.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "aetherd.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

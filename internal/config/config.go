@@ -239,7 +239,12 @@ var settings = []setting{
 // configuration, with DataDir made absolute. It returns the positional
 // arguments; everything after "--" is positional.
 func Parse(name string, args []string) (*Config, []string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return ParseWith(name, flag.NewFlagSet(name, flag.ContinueOnError), args)
+}
+
+// ParseWith is Parse with a command's own flags, already defined on fs,
+// parsed together with the operator flags.
+func ParseWith(name string, fs *flag.FlagSet, args []string) (*Config, []string, error) {
 	load := flags(fs)
 	var rest []string
 	for len(args) > 0 {

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -115,4 +116,47 @@ func standInPIDs(t *testing.T, dir string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+// TestBootstrapAdminKey: a fresh embedded aetherd makes the first admin key
+// in a 0600 file of its 0700 data dir; without keys it refuses any listen
+// address but loopback, until `aetherd key create` makes one.
+func TestBootstrapAdminKey(t *testing.T) {
+	t.Parallel()
+	e := newDockerEnv(t)
+	data := filepath.Join(e.dir, "data")
+	for path, want := range map[string]os.FileMode{data: 0o700 | os.ModeDir, filepath.Join(data, "admin.key"): 0o600,
+		filepath.Join(data, "aether.db"): 0o600, filepath.Join(data, "queue.db"): 0o600} {
+		st, err := os.Stat(path)
+		if err != nil || st.Mode() != want {
+			t.Errorf("%s: mode %v, %v; want %v", path, st.Mode(), err, want)
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(data, "admin.key"))
+	if !strings.HasPrefix(string(raw), "ae_") {
+		t.Fatalf("admin.key holds %q; want a key", raw)
+	}
+
+	fresh := t.TempDir()
+	aetherd := func(args ...string) (string, error) {
+		cmd := exec.Command(e.proc.bin, args...)
+		cmd.Dir = fresh
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	public := "0.0.0.0:" + strings.Split(freeAddr(t), ":")[1]
+	out, err := aetherd("--runtime", "docker", "--listen", public)
+	if err == nil || !strings.Contains(out, "not a loopback address and no API key exists") {
+		t.Fatalf("aetherd on %s with no keys: %v\n%s", public, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "aether-data", "admin.key")); err == nil {
+		t.Fatal("a refused non-loopback start wrote a bootstrap key")
+	}
+	key, err := aetherd("key", "create", "--admin", "--name", "ops")
+	if err != nil || !strings.HasPrefix(key, "ae_") {
+		t.Fatalf("aetherd key create: %v\n%s", err, key)
+	}
+	if out, err := aetherd("key", "list"); err != nil || !strings.Contains(out, "ops") || !strings.Contains(out, "active") {
+		t.Fatalf("aetherd key list: %v\n%s", err, out)
+	}
 }
