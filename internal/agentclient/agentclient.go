@@ -45,12 +45,26 @@ func Handshake(ctx context.Context, conn net.Conn) (*Client, error) {
 	cfg.LogOutput = io.Discard
 	cfg.KeepAliveInterval = 10 * time.Second
 	cfg.MaxStreamWindowSize = 1 << 20
+	// Only the host opens streams. One the guest opens would sit in yamux's
+	// accept backlog with a receive window the guest can fill (256 of them
+	// pin 64 MiB), so the backlog is 1 and any guest-opened stream ends the
+	// session: the agent broke the protocol, and the next use reconnects.
+	cfg.AcceptBacklog = 1
 	sess, err := yamux.Client(conn, cfg)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	go refuseStreams(sess)
 	return &Client{conn: conn, sess: sess, hello: hello}, nil
+}
+
+// refuseStreams closes the session when the guest opens a stream.
+func refuseStreams(sess *yamux.Session) {
+	if st, err := sess.AcceptStream(); err == nil {
+		st.Close()
+		sess.Close()
+	}
 }
 
 func handshake(conn net.Conn) (agentproto.Hello, error) {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/aetherium/aetherium/internal/agent"
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
@@ -207,5 +209,52 @@ func TestFileErrors(t *testing.T) {
 	}
 	if _, err := c.GetFile(ctx, "/"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("GetFile dir: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// hostileAgent is a TEST DOUBLE of a compromised guest agent: it answers the
+// handshake, then opens streams toward the host and fills them.
+func hostileAgent(t *testing.T, conn net.Conn, streams int) {
+	t.Helper()
+	if _, err := agentproto.ReadFrame(conn, 4096); err != nil {
+		t.Errorf("hostile agent: read hello: %v", err)
+		return
+	}
+	if err := agentproto.WriteJSON(conn, agentproto.TypeHello, agentproto.Hello{Version: agentproto.Version, Agent: "hostile"}); err != nil {
+		t.Errorf("hostile agent: write hello: %v", err)
+		return
+	}
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	sess, err := yamux.Server(conn, cfg)
+	if err != nil {
+		return
+	}
+	junk := bytes.Repeat([]byte("x"), 64<<10)
+	for range streams {
+		st, err := sess.OpenStream()
+		if err != nil {
+			return // the host ended the session: what we want
+		}
+		go st.Write(junk)
+	}
+}
+
+// TestGuestOpenedStreamsEndTheSession guards against a guest pinning host
+// memory by opening streams the host never accepts (yamux's backlog of 256,
+// each with a 256 KiB window: 64 MiB per sandbox).
+func TestGuestOpenedStreamsEndTheSession(t *testing.T) {
+	t.Parallel()
+	host, guest := net.Pipe()
+	go hostileAgent(t, guest, 1000)
+	c, err := agentclient.Handshake(context.Background(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the session survived a guest opening streams toward the host")
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -42,11 +43,14 @@ type Spec struct {
 	// Include lists extra Debian packages; nil means ca-certificates, git, curl.
 	Include []string `json:"include"`
 	// Mirror is the Debian mirror; empty means http://deb.debian.org/debian.
-	Mirror string `json:"mirror"`
+	// Requests may not set it (see Validate).
+	Mirror string `json:"mirror,omitempty"`
 	// Force rebuilds even when the image exists.
 	Force bool `json:"force"`
 }
 
+// withDefaults fills in the defaults; Build calls it after Validate, so
+// the mirror is always the server's.
 func (s *Spec) withDefaults() {
 	if s.Ref == "" {
 		s.Ref = DefaultRef
@@ -63,18 +67,36 @@ func (s *Spec) withDefaults() {
 	}
 }
 
-// Validate reports a spec that cannot be built, naming the field.
+// Suites are the Debian releases images may be built from: the ones
+// Debian's archive keyring (debian-archive-keyring) signs, so every build's
+// Release file is checked against it.
+var Suites = []string{"bookworm", "trixie", "bullseye"}
+
+// Namespace starts every image reference Build may tag: built images never
+// replace an image the platform does not own.
+const Namespace = "aetherium/"
+
+// Keyring verifies the Debian archive's signatures during builds.
+const Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+// Validate reports a spec that cannot be built, naming the field: a bad
+// package name is ErrInvalidArgument; a suite outside Suites, a mirror (it
+// comes from the server's configuration only) or a reference outside
+// Namespace is ErrUnprocessable.
 func (s *Spec) Validate() error {
 	for _, p := range s.Include {
-		if p == "" || strings.ContainsAny(p, " ,;'\"$`\\") {
+		if p == "" || strings.ContainsAny(p, " ,;'\"$`\\") || strings.HasPrefix(p, "-") {
 			return errdefs.InvalidArgument("include: %q is not a package name", p)
 		}
 	}
-	if s.Suite != "" && strings.ContainsAny(s.Suite, " /;'\"$`\\") {
-		return errdefs.InvalidArgument("suite: %q is not a Debian suite name", s.Suite)
+	if s.Suite != "" && !slices.Contains(Suites, s.Suite) {
+		return errdefs.Unprocessable("suite: %q is not one of %s (releases Debian's archive keyring verifies)", s.Suite, strings.Join(Suites, ", "))
 	}
-	if s.Ref != "" && strings.ContainsAny(s.Ref, " ;'\"$`\\") {
-		return errdefs.InvalidArgument("ref: %q is not an image reference", s.Ref)
+	if s.Mirror != "" {
+		return errdefs.Unprocessable("mirror: the Debian mirror comes from the server's configuration, not the request")
+	}
+	if s.Ref != "" && (!strings.HasPrefix(s.Ref, Namespace) || strings.ContainsAny(s.Ref, " ;'\"$`\\")) {
+		return errdefs.Unprocessable("ref: %q must be an image reference under %s", s.Ref, Namespace)
 	}
 	return nil
 }
@@ -160,10 +182,10 @@ func (b *Builder) Exists(ctx context.Context, ref, hash string) (string, bool, e
 // Build makes the image unless it exists. progress receives one line per
 // step (debootstrap's own progress lines included); it may be nil.
 func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (*Result, error) {
-	spec.withDefaults()
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	spec.withDefaults()
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -189,7 +211,9 @@ func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (
 	}
 	defer os.RemoveAll(root)
 	progress(fmt.Sprintf("debootstrap %s (minbase + %s)", spec.Suite, strings.Join(spec.Include, ",")))
-	args := []string{"--variant=minbase", "--include=" + strings.Join(spec.Include, ","), spec.Suite, root, spec.Mirror}
+	// Signatures are always checked: a build that cannot verify the archive fails.
+	args := []string{"--variant=minbase", "--keyring=" + Keyring, "--force-check-gpg",
+		"--include=" + strings.Join(spec.Include, ","), spec.Suite, root, spec.Mirror}
 	if err := runLogged(ctx, progress, "debootstrap", args...); err != nil {
 		return nil, fmt.Errorf("debootstrap: %w", err)
 	}
