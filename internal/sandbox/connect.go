@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/errdefs"
@@ -156,21 +157,25 @@ func isDone(c *agentclient.Client) bool {
 	}
 }
 
-// maxSocketPath is the longest unix socket path connect(2) accepts
-// (sun_path is 108 bytes with its terminating NUL).
-const maxSocketPath = 107
-
-// DialUnix connects to a unix socket. A path too long for sun_path (a deep
-// data dir) is reached through an open handle on its directory instead.
+// DialUnix connects to the unix socket at path without following a symlink
+// in its last element, and only if that is a socket: a guest that can write
+// the socket's directory (Docker's bind-mounted agent dir) cannot point the
+// host at another socket, such as dockerd's. The directory's own path is
+// the host's and is trusted. The socket is reached through an O_PATH handle
+// (/proc/self/fd/N), so no path outgrows sun_path's 108 bytes either.
 func DialUnix(ctx context.Context, path string) (net.Conn, error) {
-	var d net.Dialer
-	if len(path) > maxSocketPath {
-		dir, err := os.Open(filepath.Dir(path))
-		if err != nil {
-			return nil, err
-		}
-		defer dir.Close()
-		path = fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	return d.DialContext(ctx, "unix", path)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("%s is not a socket (a symlink or file put there from inside the sandbox?)", path)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d", fd))
 }
