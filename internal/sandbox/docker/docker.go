@@ -20,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/sandbox"
@@ -57,6 +58,10 @@ type Config struct {
 	// Host is the Docker daemon address; empty means the environment's
 	// (DOCKER_HOST) or the default socket.
 	Host string
+	// Unhardened runs containers with Docker's default capabilities and
+	// privileges instead of the reduced set (see hardening). Only for
+	// measuring what hardening costs; aetherd never sets it.
+	Unhardened bool
 }
 
 func (c *Config) withDefaults() {
@@ -166,6 +171,7 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 	if pids < 0 {
 		pids = 0
 	}
+	h := hardening(!r.cfg.Unhardened)
 	resp, err := r.cli.ContainerCreate(ctx, &container.Config{
 		Image:      spec.Image,
 		Entrypoint: []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName},
@@ -181,6 +187,9 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 			dir + ":" + socketDir,
 		},
 		NetworkMode: container.NetworkMode(r.cfg.Network),
+		CapDrop:     h.capDrop,
+		CapAdd:      h.capAdd,
+		SecurityOpt: h.securityOpt,
 		// No negative OomScoreAdj for the agent: hosts whose dockerd runs with
 		// a score floor refuse it. The agent raises its children's score
 		// instead, which makes the workload the OOM killer's choice.
@@ -189,6 +198,7 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 			Memory:     int64(mem) << 20,
 			MemorySwap: int64(mem) << 20, // no swap: the limit is the limit
 			PidsLimit:  &pids,
+			Ulimits:    h.ulimits,
 		},
 	}, nil, nil, containerName(spec.ID))
 	if client.IsErrNotFound(err) {
@@ -198,6 +208,44 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 		return "", r.mapErr(err, spec.ID)
 	}
 	return resp.ID, nil
+}
+
+// Capabilities a sandbox keeps: what a root workload needs to install
+// packages and manage its own files and processes (apt drops to _apt,
+// dpkg chowns and sets modes, servers bind low ports, the agent runs
+// commands as other users and signals them). Everything else Docker grants
+// by default is dropped: NET_RAW (ARP and packet spoofing on the bridge),
+// MKNOD, SETFCAP, SETPCAP, SYS_CHROOT, AUDIT_WRITE.
+var sandboxCaps = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE"}
+
+// maxOpenFiles is a sandbox's RLIMIT_NOFILE: 65536, or less where the host
+// allows less (runc cannot raise a hard limit once capabilities are
+// dropped; aetherd's own hard limit stands in for dockerd's). Processes are
+// bounded by the pids cgroup (PidsLimit), not RLIMIT_NPROC: without a user
+// namespace a container's root is the host's, whose process count
+// RLIMIT_NPROC would share with the whole host.
+var maxOpenFiles = func() int64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Max < 65536 {
+		return int64(rl.Max)
+	}
+	return 65536
+}()
+
+type containerHardening struct {
+	capDrop, capAdd, securityOpt []string
+	ulimits                      []*container.Ulimit
+}
+
+// hardening is what Create adds to Docker's defaults: every capability
+// dropped but sandboxCaps, no-new-privileges (setuid binaries gain nothing),
+// and an open-files limit.
+func hardening(on bool) containerHardening {
+	if !on {
+		return containerHardening{}
+	}
+	return containerHardening{capDrop: []string{"ALL"}, capAdd: sandboxCaps, securityOpt: []string{"no-new-privileges"},
+		ulimits: []*container.Ulimit{{Name: "nofile", Soft: maxOpenFiles, Hard: maxOpenFiles}}}
 }
 
 func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,4 +131,40 @@ func TestLongStateDir(t *testing.T) {
 		t.Fatalf("connect through a %d-byte socket path: %v", len(filepath.Join(dir, id, "agent.sock")), err)
 	}
 	c.Close()
+}
+
+// TestHardened checks, from inside a sandbox, the reduced capability set
+// (no NET_RAW: no ARP or packet spoofing), no-new-privileges and the
+// open-files limit, and that the workload still does what package installs
+// need (chown, switching users).
+func TestHardened(t *testing.T) {
+	t.Parallel()
+	image := testbin.BaseImage(t)
+	rt := newRuntime(t, "bridge")
+	ctx := context.Background()
+	id := uuid.NewString()
+	t.Cleanup(func() { rt.Delete(ctx, id) })
+	if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: image}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sandbox.Connect(ctx, rt, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out strings.Builder
+	script := `grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; ulimit -n
+touch /tmp/f && chown 65534:65534 /tmp/f && stat -c owner=%u /tmp/f
+setpriv --reuid=65534 --regid=65534 --clear-groups id -u`
+	if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", script}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil {
+		t.Fatal(err)
+	}
+	// CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, KILL 5, SETGID 6,
+	// SETUID 7, NET_BIND_SERVICE 10: 0b100_1111_1011 = 0x4fb.
+	var rl syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	want := fmt.Sprintf("CapEff:\t00000000000004fb\nCapBnd:\t00000000000004fb\nNoNewPrivs:\t1\n%d\nowner=65534\n65534\n", min(rl.Max, 65536))
+	if out.String() != want {
+		t.Errorf("inside a sandbox:\n%s\nwant:\n%s", out.String(), want)
+	}
 }
