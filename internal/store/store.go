@@ -107,6 +107,9 @@ type Store interface {
 	ExecutionInsert(ctx context.Context, params *ExecutionInsertParams) (*Execution, error)
 	// ExecutionFinish records an execution's outcome.
 	ExecutionFinish(ctx context.Context, params *ExecutionFinishParams) (*Execution, error)
+	// ExecutionByTask returns the latest execution a task started (indexed:
+	// a redelivered task looks for its own run without reading history).
+	ExecutionByTask(ctx context.Context, projectID, taskID string) (*Execution, error)
 	// ExecutionList lists a sandbox's or a job's executions, oldest first.
 	ExecutionList(ctx context.Context, params *ExecutionListParams) ([]*Execution, error)
 

@@ -19,11 +19,13 @@ func scanExecution(row interface{ Scan(...any) error }) (*store.Execution, error
 	var code sql.NullInt64
 	var started int64
 	var completed sql.NullInt64
+	var stdout, stderr []byte // bytes: output need not be UTF-8
 	err := row.Scan(&e.ID, &e.ProjectID, &e.VMID, &e.TaskID, &e.JobID, &e.Command, &args, &code, &e.Signal,
-		&e.TimedOut, &e.Error, &e.Stdout, &e.Stderr, &e.StdoutTruncated, &e.StderrTruncated, &started, &completed, &e.DurationMS)
+		&e.TimedOut, &e.Error, &stdout, &stderr, &e.StdoutTruncated, &e.StderrTruncated, &started, &completed, &e.DurationMS)
 	if err != nil {
 		return nil, err
 	}
+	e.Stdout, e.Stderr = string(stdout), string(stderr)
 	json.Unmarshal([]byte(args), &e.Args)
 	if e.Args == nil {
 		e.Args = []string{}
@@ -57,7 +59,7 @@ func (s *Store) ExecutionFinish(ctx context.Context, p *store.ExecutionFinishPar
 	}
 	e, err := scanExecution(s.db.QueryRowContext(ctx, `UPDATE executions SET exit_code = ?, signal = ?, timed_out = ?,
 		error = ?, stdout = ?, stderr = ?, stdout_truncated = ?, stderr_truncated = ?, completed_at = ?, duration_ms = ?
-		WHERE id = ? RETURNING `+execColumns, code, p.Signal, p.TimedOut, p.Error, p.Stdout, p.Stderr,
+		WHERE id = ? RETURNING `+execColumns, code, p.Signal, p.TimedOut, p.Error, []byte(p.Stdout), []byte(p.Stderr),
 		p.StdoutTruncated, p.StderrTruncated, now(), p.DurationMS, p.ID))
 	return e, s.mapErr(err, "execution "+p.ID)
 }
@@ -78,4 +80,11 @@ func (s *Store) ExecutionList(ctx context.Context, p *store.ExecutionListParams)
 		limit = 1000
 	}
 	return queryAll(ctx, s, "list executions", scanExecution, q+` ORDER BY started_at, id LIMIT ?`, append(args, limit)...)
+}
+
+// ExecutionByTask implements store.Store.
+func (s *Store) ExecutionByTask(ctx context.Context, projectID, taskID string) (*store.Execution, error) {
+	e, err := scanExecution(s.db.QueryRowContext(ctx, `SELECT `+execColumns+` FROM executions
+		WHERE task_id = ? AND project_id = ? ORDER BY started_at DESC, id DESC LIMIT 1`, taskID, projectID))
+	return e, s.mapErr(err, "execution of task "+taskID)
 }

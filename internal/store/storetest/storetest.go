@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"QuotaRace", testQuotaRace},
 		{"QuotaResources", testQuotaResources},
+		{"ExecutionOutputIsBinary", testExecutionOutputIsBinary},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

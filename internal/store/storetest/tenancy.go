@@ -211,3 +211,31 @@ func testQuotaResources(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testExecutionOutputIsBinary guards the bug where, on PostgreSQL, a NUL
+// byte, invalid UTF-8 or a character cut at the output cap failed the write,
+// leaving the execution "running" after its command had run.
+func testExecutionOutputIsBinary(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, task := createVM(t, s, "binvm")
+	outputs := []string{"nul\x00byte", "bad \xff\xfe utf-8", "cut \xf0\x9f\x98", "\x00"}
+	for _, out := range outputs {
+		e, err := s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: vm.ID,
+			TaskID: task.ID, Command: "cat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := 0
+		f, err := s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: e.ID, ExitCode: &code, Stdout: out, Stderr: out})
+		if err != nil || f.Stdout != out || f.Stderr != out {
+			t.Fatalf("ExecutionFinish(%q) = %q, %q, %v", out, f.Stdout, f.Stderr, err)
+		}
+		got, err := s.ExecutionByTask(ctx, store.DefaultProjectID, task.ID)
+		if err != nil || got.ID != e.ID || got.Stdout != out {
+			t.Fatalf("ExecutionByTask after %q = %+v, %v; want the latest run, byte for byte", out, got, err)
+		}
+	}
+	if _, err := s.ExecutionByTask(ctx, "other-project", task.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("another project's execution by task: %v; want ErrNotFound", err)
+	}
+}
