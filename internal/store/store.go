@@ -113,6 +113,11 @@ type Store interface {
 	// ExecutionList lists a sandbox's or a job's executions, oldest first.
 	ExecutionList(ctx context.Context, params *ExecutionListParams) ([]*Execution, error)
 
+	// HistoryPrune deletes up to limit rows each of executions, finished
+	// tasks and jobs, and audit entries older than before, and returns how
+	// many it deleted; call it until it returns 0. Unfinished rows stay.
+	HistoryPrune(ctx context.Context, before time.Time, limit int) (int64, error)
+
 	// WorkerUpsert registers a worker or refreshes its heartbeat.
 	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)
 	// TemplateGet finds a template by ID or name within the project.

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QuotaRace", testQuotaRace},
 		{"QuotaResources", testQuotaResources},
 		{"ExecutionOutputIsBinary", testExecutionOutputIsBinary},
+		{"HistoryPrune", testHistoryPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -239,3 +239,48 @@ func testExecutionOutputIsBinary(t *testing.T, s store.Store) {
 		t.Fatalf("another project's execution by task: %v; want ErrNotFound", err)
 	}
 }
+
+func testHistoryPrune(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, create := createVM(t, s, "prunevm")
+	done, _ := s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: vm.ID, Command: "old"})
+	code := 0
+	s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: done.ID, ExitCode: &code})
+	running, _ := s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: vm.ID, Command: "running"})
+	if _, err := s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: create.ID, Status: store.TaskRunning}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TaskUpdate(ctx, &store.TaskUpdateParams{ID: create.ID, Status: store.TaskSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:delete", Priority: "critical", VMID: vm.ID})
+	s.AuditInsert(ctx, &store.AuditInsertParams{KeyPrefix: "ae_x", ProjectID: store.DefaultProjectID, Action: "GET /", Status: 200})
+
+	if n, err := s.HistoryPrune(ctx, time.Now().Add(-time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("pruning before an hour ago deleted %d, %v; want 0", n, err)
+	}
+	var total int64
+	for {
+		n, err := s.HistoryPrune(ctx, time.Now().Add(time.Second), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 3 {
+		t.Fatalf("pruned %d rows; want 3 (the finished execution, the finished task, the audit entry)", total)
+	}
+	list, _ := s.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: store.DefaultProjectID, VMID: vm.ID})
+	if len(list) != 1 || list[0].ID != running.ID {
+		t.Fatalf("executions after prune: %+v; want only the running one", list)
+	}
+	if _, err := s.TaskGet(ctx, &store.TaskGetParams{ID: pending.ID}); err != nil {
+		t.Fatalf("the pending task was pruned: %v", err)
+	}
+	if _, err := s.TaskGet(ctx, &store.TaskGetParams{ID: create.ID}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("the finished task survived: %v", err)
+	}
+}

@@ -1,0 +1,29 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+)
+
+// HistoryPrune implements store.Store. It deletes in batches, so one call
+// never holds the database for long: executions that finished before
+// before, then finished tasks and jobs, and audit entries, each up to limit
+// rows. Running commands, unfinished tasks and jobs are never touched.
+func (s *Store) HistoryPrune(ctx context.Context, before time.Time, limit int) (int64, error) {
+	cut := micros(before)
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM executions WHERE id IN (SELECT id FROM executions WHERE completed_at IS NOT NULL AND completed_at < ? LIMIT ?)`,
+		`DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE status IN ('succeeded', 'failed') AND completed_at < ? LIMIT ?)`,
+		`DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status IN ('succeeded', 'failed') AND completed_at < ? LIMIT ?)`,
+		`DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? LIMIT ?)`,
+	} {
+		res, err := s.db.ExecContext(ctx, q, cut, limit)
+		if err != nil {
+			return total, s.mapErr(err, "prune history")
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
