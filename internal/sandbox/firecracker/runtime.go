@@ -99,14 +99,12 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
+	dirs, err := microvm.NewDirs(cfg.StateDir, cfg.Owner)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		return nil, err
-	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "firecracker"), drains: map[string]func(){},
-		dirs: &microvm.Dirs{Root: cfg.StateDir, Owner: cfg.Owner}}
+	cfg.StateDir = dirs.Root
+	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "firecracker"), drains: map[string]func(){}, dirs: dirs}
 	// Hybrid vsock is a unix socket per VMM, so guest CIDs need not be
 	// unique host-wide; each sandbox still gets its own.
 	if r.Machine, err = microvm.New(microvm.Config{Name: "firecracker", Dirs: r.dirs, Guests: cfg.Guests, VMM: &vmm{r: r},

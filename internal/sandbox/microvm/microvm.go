@@ -85,6 +85,19 @@ type Dirs struct {
 	Owner string
 }
 
+// NewDirs returns the Dirs of owner's sandboxes under root, which it makes
+// absolute and creates when missing.
+func NewDirs(root, owner string) (*Dirs, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	return &Dirs{Root: root, Owner: owner}, nil
+}
+
 // Dir is the sandbox's directory.
 func (d *Dirs) Dir(id string) string { return filepath.Join(d.Root, id) }
 

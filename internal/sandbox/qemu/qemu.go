@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -119,13 +118,11 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, errdefs.FailedPrecondition("qemu runtime: %s not found (apt-get install qemu-system-x86)", cfg.Binary)
 	}
 	cfg.Binary = bin
-	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
+	dirs, err := microvm.NewDirs(cfg.StateDir, cfg.Owner)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		return nil, err
-	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu"), dirs: &microvm.Dirs{Root: cfg.StateDir, Owner: cfg.Owner}}
+	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "qemu"), dirs: dirs}
 	if r.Machine, err = microvm.New(microvm.Config{Name: "qemu", Dirs: r.dirs, Guests: cfg.Guests, VMM: &vmm{r: r},
 		Network: cfg.Network, Vsock: cfg.AgentChannel == "vsock", StopGrace: stopGrace}); err != nil {
 		return nil, err
