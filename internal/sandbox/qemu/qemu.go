@@ -2,8 +2,10 @@
 // process per sandbox (the microvm machine with KVM, q35 under TCG; see
 // machineFor) booting the guest that package image builds (Debian kernel,
 // initramfs, ext4 root with aether-agent as PID 1).
-// The agent is reached over a virtio-serial port backed by a unix socket in
-// the sandbox's directory, so no guest networking is needed.
+// The agent is reached over vhost-vsock where the host has it, else over a
+// virtio-serial port backed by a unix socket in the sandbox's directory, so
+// no guest networking is needed. The lifecycle is microvm.Machine's, which
+// the Firecracker runtime shares; QEMU's part is its microvm.VMM (vmm.go).
 //
 // KVM is used when it really works here, found by booting a probe guest with
 // accel=kvm (a /dev/kvm that exists but cannot run a stock kernel, as on
