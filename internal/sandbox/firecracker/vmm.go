@@ -56,10 +56,10 @@ func (v *vmm) Launch(ctx context.Context, m *microvm.Meta, ep *network.Endpoint)
 }
 
 // Stopped stops copying the VMM's log and metrics fifos.
-func (v *vmm) Stopped(m *microvm.Meta) { v.r.stopDrains(m.ID) }
+func (v *vmm) Stopped(ctx context.Context, m *microvm.Meta) { v.r.stopDrains(m.ID) }
 
 // Remove deletes the jail (and the jailer's cgroups) of a jailed sandbox.
-func (v *vmm) Remove(m *microvm.Meta) error {
+func (v *vmm) Remove(ctx context.Context, m *microvm.Meta) error {
 	if !m.Jailed {
 		return nil
 	}

@@ -56,10 +56,10 @@ type VMM interface {
 	Launch(ctx context.Context, m *Meta, ep *network.Endpoint) error
 	// Stopped releases what the runtime holds for the sandbox's VMM process
 	// while it runs. It is called after every Stop, also when none ran.
-	Stopped(m *Meta)
+	Stopped(ctx context.Context, m *Meta)
 	// Remove deletes what the runtime made for the sandbox outside its
 	// directory; nothing there is not an error.
-	Remove(m *Meta) error
+	Remove(ctx context.Context, m *Meta) error
 	// Dial opens a new stream to the agent of the running guest, failing
 	// fast while the agent is not listening.
 	Dial(ctx context.Context, m *Meta) (net.Conn, error)
@@ -170,7 +170,7 @@ func (m *Machine) prepare(ctx context.Context, meta *Meta, guest *image.Guest) e
 		err = m.claimCID(meta, nil)
 	}
 	if err != nil {
-		return errors.Join(err, m.remove(meta))
+		return errors.Join(err, m.remove(ctx, meta))
 	}
 	return nil
 }
@@ -252,7 +252,7 @@ func (m *Machine) Stop(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	defer m.cfg.VMM.Stopped(meta)
+	defer m.cfg.VMM.Stopped(ctx, meta)
 	pid := m.dirs.PID(id)
 	if pid == 0 {
 		return nil
@@ -289,7 +289,7 @@ func (m *Machine) Delete(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	if err := m.remove(meta); err != nil {
+	if err := m.remove(ctx, meta); err != nil {
 		return err
 	}
 	m.cfg.Guests.Collect(m.dirs.Uses)
@@ -297,8 +297,8 @@ func (m *Machine) Delete(ctx context.Context, id string) error {
 }
 
 // remove deletes the sandbox's files, inside its directory and out.
-func (m *Machine) remove(meta *Meta) error {
-	return errors.Join(m.cfg.VMM.Remove(meta), os.RemoveAll(m.dirs.Dir(meta.ID)))
+func (m *Machine) remove(ctx context.Context, meta *Meta) error {
+	return errors.Join(m.cfg.VMM.Remove(ctx, meta), os.RemoveAll(m.dirs.Dir(meta.ID)))
 }
 
 // Inspect implements sandbox.Runtime. RuntimeID is "<Name>:<pid>", the pid

@@ -62,9 +62,14 @@ func (f *fakeVMM) Launch(ctx context.Context, m *Meta, ep *network.Endpoint) err
 	return os.WriteFile(filepath.Join(f.dirs.Dir(m.ID), "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 }
 
-func (f *fakeVMM) Stopped(*Meta) { f.mu.Lock(); f.stopped++; f.mu.Unlock() }
+func (f *fakeVMM) Stopped(context.Context, *Meta) { f.mu.Lock(); f.stopped++; f.mu.Unlock() }
 
-func (f *fakeVMM) Remove(*Meta) error { f.mu.Lock(); f.removed++; f.mu.Unlock(); return nil }
+func (f *fakeVMM) Remove(context.Context, *Meta) error {
+	f.mu.Lock()
+	f.removed++
+	f.mu.Unlock()
+	return nil
+}
 
 func (f *fakeVMM) Dial(context.Context, *Meta) (net.Conn, error) { return nil, errors.New("no agent") }
 

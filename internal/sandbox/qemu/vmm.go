@@ -66,10 +66,10 @@ func (v *vmm) Launch(ctx context.Context, m *microvm.Meta, ep *network.Endpoint)
 }
 
 // Stopped implements microvm.VMM: QEMU holds nothing in aetherd.
-func (v *vmm) Stopped(*microvm.Meta) {}
+func (v *vmm) Stopped(context.Context, *microvm.Meta) {}
 
 // Remove implements microvm.VMM: everything is in the sandbox's directory.
-func (v *vmm) Remove(*microvm.Meta) error { return nil }
+func (v *vmm) Remove(context.Context, *microvm.Meta) error { return nil }
 
 // Dial reaches the agent over vhost-vsock when the sandbox has a CID, else
 // on the virtio-serial port's unix socket.
