@@ -224,6 +224,7 @@ var settings = []setting{
 	{"role", "AETHER_ROLE", "all, api or worker", func(c *Config) *string { return &c.Role }},
 	{"runtime", "AETHER_RUNTIME", "auto, docker, qemu or firecracker", func(c *Config) *string { return &c.Runtime }},
 	{"network", "AETHER_NETWORK", "microVM network: bridge or none", func(c *Config) *string { return &c.Network.Mode }},
+	{"qemu-accel", "AETHER_QEMU_ACCEL", "QEMU accelerator: auto (KVM if a probe guest boots), kvm or tcg", func(c *Config) *string { return &c.QEMU.Accel }},
 	{"database-url", "AETHER_DATABASE_URL", "empty = SQLite in the data dir; postgres://… = PostgreSQL", func(c *Config) *string { return &c.DatabaseURL }},
 	{"redis-addr", "AETHER_REDIS_ADDR", "empty = embedded queue; host:port = Asynq on Redis", func(c *Config) *string { return &c.RedisAddr }},
 	{"worker-id", "AETHER_WORKER_ID", "worker ID (default: hostname)", func(c *Config) *string { return &c.WorkerID }},

@@ -28,8 +28,8 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("AETHER_ROLE", "worker")
 	t.Setenv("LISTEN_PORT", "9000")
 	t.Setenv("CONCURRENCY", "7")
-	file := "# comments may mention ${UNSET_IN_COMMENT}\nlisten: 127.0.0.1:${LISTEN_PORT}\nrole: api\nruntime: docker\ndocker:\n  network: none\nqueue:\n  poll_interval: 20ms\n  concurrency: ${CONCURRENCY}\n"
-	cfg, err := load(t, file, "--runtime", "auto")
+	file := "# comments may mention ${UNSET_IN_COMMENT}\nlisten: 127.0.0.1:${LISTEN_PORT}\nrole: api\nruntime: docker\ndocker:\n  network: none\nqemu:\n  accel: kvm\nqueue:\n  poll_interval: 20ms\n  concurrency: ${CONCURRENCY}\n"
+	cfg, err := load(t, file, "--runtime", "auto", "--qemu-accel", "tcg")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +38,7 @@ func TestPrecedence(t *testing.T) {
 		{"env over file", cfg.Role, "worker"},
 		{"flag over file", cfg.Runtime, "auto"},
 		{"nested file key", cfg.Docker.Network, "none"},
+		{"nested key, flag over file", cfg.QEMU.Accel, "tcg"},
 		{"default, made absolute", cfg.DataDir, must(filepath.Abs("./aether-data"))},
 	}
 	for _, tt := range tests {

@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"testing"
@@ -198,11 +197,9 @@ func BenchmarkTemplateVsInstall(b *testing.B) {
 // warm pool → first exec output, against a cold create (boot) → first exec
 // output of the same image, in the same iterations.
 func BenchmarkMicroVMPoolCreate(b *testing.B) {
-	if os.Getenv("AETHER_TEST_QEMU") != "1" {
-		b.Skip("skipping: set AETHER_TEST_QEMU=1 to boot real QEMU microVMs")
-	}
+	needQEMU(b)
 	e := newEnv(b)
-	e.proc = e.add("--runtime", "qemu", "--network", "none")
+	e.proc = e.add("--runtime", "qemu", "--qemu-accel", qemuAccel(), "--network", "none")
 	e.connect(e.proc)
 	e.start()
 	acc, err := e.c.CreateTemplate(b.Context(), &client.TemplateRequest{Name: "mpool", PoolSize: 1})

@@ -21,8 +21,31 @@ import (
 	"github.com/aetherium/aetherium/internal/worker"
 )
 
+// needQEMU gates the tests that boot real QEMU microVMs (minutes under
+// TCG): `make test` sets AETHER_TEST_QEMU=1.
+func needQEMU(t testing.TB) {
+	t.Helper()
+	if os.Getenv("AETHER_TEST_QEMU") != "1" {
+		t.Skip("skipping: set AETHER_TEST_QEMU=1 to boot real QEMU microVMs (minutes under TCG)")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("skipping: qemu-system-x86_64 not installed")
+	}
+}
+
+// qemuAccel is the accelerator every QEMU test gives aetherd: tcg, which
+// works on every host, or AETHER_TEST_QEMU_ACCEL (kvm where KVM boots
+// guests). Never auto: its probe waits up to 20 s where KVM hangs (PVM
+// hosts), and its outcome would depend on the host.
+func qemuAccel() string {
+	if a := os.Getenv("AETHER_TEST_QEMU_ACCEL"); a != "" {
+		return a
+	}
+	return "tcg"
+}
+
 // TestQEMULifecycle drives the API flow of TestSandboxLifecycle against
-// aetherd --runtime qemu: real microVMs (TCG here), with a daemon restart in
+// aetherd --runtime qemu: real microVMs (see qemuAccel), with a daemon restart in
 // the middle; the VM survives it and is gone after delete. It runs in a
 // network namespace of its own, where aetherd makes the default microVM
 // network (bridge aetherium0, 10.77.0.0/16, NAT, no host access): the host
@@ -30,17 +53,12 @@ import (
 // connection to the host, and its TAP is gone after delete.
 func TestQEMULifecycle(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("AETHER_TEST_QEMU") != "1" {
-		t.Skip("skipping: set AETHER_TEST_QEMU=1 to boot real QEMU microVMs (minutes under TCG)")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("skipping: qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	if !testbin.InNetns(t) {
 		return
 	}
 	e := newEnv(t)
-	e.proc = e.add("--runtime", "qemu")
+	e.proc = e.add("--runtime", "qemu", "--qemu-accel", qemuAccel())
 	e.connect(e.proc)
 	e.start()
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "micro", MemoryMB: 512})
@@ -126,11 +144,9 @@ func TestQEMULifecycle(t *testing.T) {
 // everything leaves no committed guest behind.
 func TestQEMUTemplatesAndPool(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("AETHER_TEST_QEMU") != "1" {
-		t.Skip("skipping: set AETHER_TEST_QEMU=1 to boot real QEMU microVMs (minutes under TCG)")
-	}
+	needQEMU(t)
 	e := newEnv(t)
-	e.proc = e.add("--runtime", "qemu", "--network", "none")
+	e.proc = e.add("--runtime", "qemu", "--qemu-accel", qemuAccel(), "--network", "none")
 	e.connect(e.proc)
 	e.start()
 	acc, err := e.c.CreateTemplate(ctx(t), &client.TemplateRequest{Name: "mt", Setup: []string{"echo baked > /etc/baked"}, PoolSize: 1})

@@ -1,7 +1,8 @@
 // Package firecracker is the sandbox.Runtime on Firecracker microVMs: a
 // small typed client for the pinned Firecracker API (this file), the jailer's
 // command line, the hybrid-vsock dialer that reaches the guest agent, and the
-// runtime that ties them together.
+// runtime that ties them together: Firecracker's microvm.VMM (vmm.go) under
+// the lifecycle microvm.Machine shares with the QEMU runtime.
 //
 // The client targets Firecracker v1.16 (the API schema in testdata/ is the
 // contract its tests check every request body against). firecracker-go-sdk

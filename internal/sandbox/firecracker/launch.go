@@ -18,14 +18,7 @@ import (
 // launch starts a Firecracker process for the sandbox, configures the
 // microVM through the API socket and boots it. On failure the process is
 // killed and the console's tail is in the error.
-func (r *Runtime) launch(ctx context.Context, m *meta) error {
-	ep, err := microvm.Attach(ctx, r.cfg.Network, m)
-	if err != nil {
-		return err
-	}
-	if err := r.dirs.Write(m); err != nil { // with the address
-		return err
-	}
+func (r *Runtime) launch(ctx context.Context, m *microvm.Meta, ep *network.Endpoint) error {
 	cmd, err := r.spawn(m)
 	if err != nil {
 		return err
@@ -42,8 +35,8 @@ func (r *Runtime) launch(ctx context.Context, m *meta) error {
 // spawn starts the VMM (through the jailer when jailed) in a session of its
 // own, so it outlives aetherd; its standard output, the guest's serial
 // console, goes to console.log.
-func (r *Runtime) spawn(m *meta) (*exec.Cmd, error) {
-	dir, root := r.dir(m.ID), r.root(m)
+func (r *Runtime) spawn(m *microvm.Meta) (*exec.Cmd, error) {
+	dir, root := r.dirs.Dir(m.ID), r.root(m)
 	for _, stale := range []string{"api.sock", "v.sock"} {
 		os.Remove(filepath.Join(root, stale))
 	}
@@ -82,7 +75,7 @@ func (r *Runtime) spawn(m *meta) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-func mkfifo(path string, m *meta, uid, gid int) error {
+func mkfifo(path string, m *microvm.Meta, uid, gid int) error {
 	if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
 		return nil
 	}
@@ -99,7 +92,7 @@ func mkfifo(path string, m *meta, uid, gid int) error {
 // configure waits for the API socket and sets the microVM up: logger and
 // metrics fifos, machine, kernel with the agent's vsock port and the
 // guest's address on its command line, root disk, NIC, vsock, then boots.
-func (r *Runtime) configure(ctx context.Context, m *meta, ep *network.Endpoint) error {
+func (r *Runtime) configure(ctx context.Context, m *microvm.Meta, ep *network.Endpoint) error {
 	c := r.client(m)
 	if err := waitSocket(ctx, filepath.Join(r.root(m), "api.sock"), 10*time.Second); err != nil {
 		return err
@@ -162,7 +155,7 @@ const maxVMMLog = 8 << 20
 // startDrains copies the VMM's log and metrics fifos into firecracker.log
 // and metrics.json while aetherd runs. Firecracker opens fifos
 // non-blocking, so without a reader it drops lines instead of stalling.
-func (r *Runtime) startDrains(m *meta) {
+func (r *Runtime) startDrains(m *microvm.Meta) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.drains[m.ID] != nil {
@@ -176,7 +169,7 @@ func (r *Runtime) startDrains(m *meta) {
 			continue
 		}
 		files = append(files, f)
-		go drain(f, filepath.Join(r.dir(m.ID), dst))
+		go drain(f, filepath.Join(r.dirs.Dir(m.ID), dst))
 	}
 	r.drains[m.ID] = func() {
 		for _, f := range files {

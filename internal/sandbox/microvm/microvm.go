@@ -1,7 +1,10 @@
-// Package microvm is what the QEMU and Firecracker runtimes share: one
+// Package microvm is the machine skeleton the QEMU and Firecracker runtimes
+// share: Machine implements the sandbox lifecycle (create, start, stop,
+// delete, inspect, list, dial, pause, commit, console) once, on one
 // directory per sandbox holding its meta.json (which names the owning
-// runtime instance), the VMM's pid file and the serial console log, and the
-// attachment to the microVM network.
+// runtime instance), the VMM's pid file and the serial console log, and on
+// the microVM network; a runtime supplies only what differs, as a VMM.
+// Only sandbox/qemu and sandbox/firecracker import it.
 package microvm
 
 import (
@@ -17,20 +20,13 @@ import (
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
-	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
 )
 
-// Network attaches sandboxes to the host's microVM network
-// (*network.Manager).
-type Network interface {
-	Attach(ctx context.Context, id string) (*network.Endpoint, error)
-	Detach(ctx context.Context, id string) error
-}
-
-// Base is the part of a sandbox's meta.json every microVM runtime keeps;
-// runtimes embed it in their own meta type.
-type Base struct {
+// Meta is a sandbox's meta.json: what restarts, List, Dial and commits need
+// to know about it. Its presence in a sandbox's directory, naming this
+// runtime instance as Owner, is what makes the sandbox exist.
+type Meta struct {
 	ID       string `json:"id"`
 	Owner    string `json:"owner"`
 	Name     string `json:"name"`
@@ -44,102 +40,128 @@ type Base struct {
 	// CID is the guest's vsock context ID; 0 means none (QEMU's agent on
 	// virtio-serial).
 	CID uint32 `json:"cid,omitempty"`
-	// The guest's kernel (bzImage) and initramfs, which commits reuse.
+	// Jailed says the VMM runs under a jailer (Firecracker's), chrooted.
+	Jailed bool `json:"jailed,omitempty"`
+	// The guest the sandbox was made from: its kernel (bzImage), initramfs
+	// and root filesystem. Commits reuse the kernel and initramfs; a QEMU
+	// sandbox's qcow2 disk is backed by the root filesystem.
 	Kernel        string    `json:"kernel"`
 	Initrd        string    `json:"initrd"`
+	Rootfs        string    `json:"rootfs"`
 	KernelVersion string    `json:"kernel_version"`
 	Created       time.Time `json:"created"`
 }
 
 // Guest is the guest the sandbox boots, as far as its meta records it.
-func (b *Base) Guest() *image.Guest {
-	return &image.Guest{Kernel: b.Kernel, Initrd: b.Initrd, KernelVersion: b.KernelVersion}
+func (m *Meta) Guest() *image.Guest {
+	return &image.Guest{Kernel: m.Kernel, Initrd: m.Initrd, Rootfs: m.Rootfs, KernelVersion: m.KernelVersion}
 }
 
-// SetGuest records the guest the sandbox boots.
-func (b *Base) SetGuest(g *image.Guest) {
-	b.Kernel, b.Initrd, b.KernelVersion = g.Kernel, g.Initrd, g.KernelVersion
+// SetGuest records the guest the sandbox is made from.
+func (m *Meta) SetGuest(g *image.Guest) {
+	m.Kernel, m.Initrd, m.Rootfs, m.KernelVersion = g.Kernel, g.Initrd, g.Rootfs, g.KernelVersion
 }
 
-func (b *Base) base() *Base { return b }
-
-// Meta is a runtime's meta type (one that embeds Base).
-type Meta interface{ base() *Base }
-
-// NewBase validates spec and fills a Base for it (512 MiB, 1 vCPU by default).
-func NewBase(spec *sandbox.Spec, owner string, withNetwork bool) (*Base, error) {
+// NewMeta validates spec and fills a Meta for it (512 MiB, 1 vCPU by
+// default). Errors: ErrInvalidArgument for an ID that is no plain name.
+func NewMeta(spec *sandbox.Spec, owner string, withNetwork bool) (*Meta, error) {
 	if spec.ID == "" || strings.ContainsAny(spec.ID, "/.") {
 		return nil, errdefs.InvalidArgument("sandbox id %q is not valid", spec.ID)
 	}
-	b := &Base{ID: spec.ID, Owner: owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
+	m := &Meta{ID: spec.ID, Owner: owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
 		MemoryMB: spec.MemoryMB, Network: withNetwork, Created: time.Now().UTC()}
-	if b.MemoryMB == 0 {
-		b.MemoryMB = 512
+	if m.MemoryMB == 0 {
+		m.MemoryMB = 512
 	}
-	return b, nil
+	return m, nil
 }
 
-// Dirs keeps one directory per sandbox under Root.
+// Dirs keeps one directory per sandbox under Root; a directory is this
+// runtime instance's when its meta.json names Owner. Its methods are safe
+// for concurrent use; writers of one sandbox's meta.json serialize
+// themselves.
 type Dirs struct {
 	Root  string
 	Owner string
 }
 
+// NewDirs returns the Dirs of owner's sandboxes under root, which it makes
+// absolute and creates when missing.
+func NewDirs(root, owner string) (*Dirs, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	return &Dirs{Root: root, Owner: owner}, nil
+}
+
 // Dir is the sandbox's directory.
 func (d *Dirs) Dir(id string) string { return filepath.Join(d.Root, id) }
 
-// Read loads the sandbox's meta.json into m: ErrNotFound when it is missing
-// or another runtime instance owns it.
-func (d *Dirs) Read(id string, m Meta) error {
+// Read loads the sandbox's meta.json: ErrNotFound when it is missing or
+// another runtime instance owns it.
+func (d *Dirs) Read(id string) (*Meta, error) {
+	var m Meta
 	b, err := os.ReadFile(filepath.Join(d.Dir(id), "meta.json"))
-	if err != nil || json.Unmarshal(b, m) != nil || m.base().Owner != d.Owner {
-		return errdefs.NotFound("sandbox %s not found", id)
+	if err != nil || json.Unmarshal(b, &m) != nil || m.Owner != d.Owner {
+		return nil, errdefs.NotFound("sandbox %s not found", id)
 	}
-	return nil
+	return &m, nil
 }
 
 // Exists says whether this instance owns a sandbox id.
 func (d *Dirs) Exists(id string) bool {
-	var b Base
-	return d.Read(id, &b) == nil
+	_, err := d.Read(id)
+	return err == nil
 }
 
-// Write saves m as the sandbox's meta.json.
-func (d *Dirs) Write(m Meta) error {
+// Write saves m as the sandbox's meta.json; the directory must exist.
+func (d *Dirs) Write(m *Meta) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(d.Dir(m.base().ID), "meta.json"), b, 0o644)
+	return os.WriteFile(filepath.Join(d.Dir(m.ID), "meta.json"), b, 0o644)
+}
+
+// all reads the meta of every sandbox this instance owns.
+func (d *Dirs) all() []*Meta {
+	entries, _ := os.ReadDir(d.Root)
+	var out []*Meta
+	for _, e := range entries {
+		if m, err := d.Read(e.Name()); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // UsedCIDs are the guest CIDs this instance's sandboxes other than except
 // hold, and the reserved 0-2.
 func (d *Dirs) UsedCIDs(except string) map[uint32]bool {
 	used := map[uint32]bool{0: true, 1: true, 2: true}
-	entries, _ := os.ReadDir(d.Root)
-	for _, e := range entries {
-		var b Base
-		if e.Name() != except && d.Read(e.Name(), &b) == nil {
-			used[b.CID] = true
+	for _, m := range d.all() {
+		if m.ID != except {
+			used[m.CID] = true
 		}
 	}
 	return used
 }
 
-// List inspects every sandbox this instance owns.
-func (d *Dirs) List(ctx context.Context, inspect func(ctx context.Context, id string) (*sandbox.Info, error)) ([]*sandbox.Info, error) {
-	entries, err := os.ReadDir(d.Root)
-	if err != nil {
-		return nil, err
-	}
-	var out []*sandbox.Info
-	for _, e := range entries {
-		if info, err := inspect(ctx, e.Name()); err == nil {
-			out = append(out, info)
+// Uses says whether a sandbox of this instance was made from files under
+// dir (its kernel, initramfs or root filesystem), which must then stay.
+func (d *Dirs) Uses(dir string) bool {
+	for _, m := range d.all() {
+		for _, f := range []string{m.Rootfs, m.Kernel, m.Initrd} {
+			if strings.HasPrefix(f, dir+string(filepath.Separator)) {
+				return true
+			}
 		}
 	}
-	return out, nil
+	return false
 }
 
 // PID returns the sandbox's running VMM process from its pid file, or 0:
@@ -164,7 +186,7 @@ func (d *Dirs) PID(id string) int {
 	return pid
 }
 
-// WaitExit waits until the sandbox's VMM is gone.
+// WaitExit waits until the sandbox's VMM is gone, or returns ctx's error.
 func (d *Dirs) WaitExit(ctx context.Context, id string) error {
 	for d.PID(id) != 0 {
 		select {
@@ -176,7 +198,8 @@ func (d *Dirs) WaitExit(ctx context.Context, id string) error {
 	return nil
 }
 
-// Console returns at most the last maxBytes of the sandbox's console.log.
+// Console returns at most the last maxBytes of the sandbox's console.log:
+// ErrNotFound while there is none.
 func (d *Dirs) Console(id string, maxBytes int) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(d.Dir(id), "console.log"))
 	if err != nil {
@@ -186,34 +209,6 @@ func (d *Dirs) Console(id string, maxBytes int) ([]byte, error) {
 		b = b[len(b)-maxBytes:]
 	}
 	return b, nil
-}
-
-// Attach connects a sandbox created with a network (nil endpoint without
-// one) and records its address in m. Attach is idempotent: a restart finds
-// the TAP (or, after a host reboot, makes it again) with the same address.
-func Attach(ctx context.Context, nw Network, m Meta) (*network.Endpoint, error) {
-	b := m.base()
-	if !b.Network {
-		return nil, nil
-	}
-	if nw == nil {
-		return nil, errdefs.FailedPrecondition("sandbox %s was created with a network, and none is configured now", b.ID)
-	}
-	ep, err := nw.Attach(ctx, b.ID)
-	if err != nil {
-		return nil, err
-	}
-	b.Address = ep.Address.Addr().String()
-	return ep, nil
-}
-
-// Detach undoes Attach when the sandbox has a network; none configured is
-// nothing to do.
-func Detach(ctx context.Context, nw Network, m Meta) error {
-	if !m.base().Network || nw == nil {
-		return nil
-	}
-	return nw.Detach(ctx, m.base().ID)
 }
 
 // LastLine is the last non-empty line of a VMM's output, for errors.

@@ -12,39 +12,36 @@ import (
 	"github.com/aetherium/aetherium/internal/sandbox"
 )
 
-type testMeta struct {
-	Base
-	Extra string `json:"extra"`
-}
-
 // TestDirsOwnership: a sandbox directory belongs to the runtime instance
 // named in its meta.json; others see it as missing.
 func TestDirsOwnership(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	mine, theirs := &Dirs{Root: root, Owner: "me"}, &Dirs{Root: root, Owner: "other"}
-	base, err := NewBase(&sandbox.Spec{ID: "vm1"}, "me", false)
-	if err != nil || base.MemoryMB != 512 || base.VCPUs != 1 {
-		t.Fatalf("NewBase = %+v, %v; want 512 MiB, 1 vCPU", base, err)
+	meta, err := NewMeta(&sandbox.Spec{ID: "vm1"}, "me", false)
+	if err != nil || meta.MemoryMB != 512 || meta.VCPUs != 1 {
+		t.Fatalf("NewMeta = %+v, %v; want 512 MiB, 1 vCPU", meta, err)
 	}
 	os.MkdirAll(mine.Dir("vm1"), 0o755)
-	if err := mine.Write(&testMeta{Base: *base, Extra: "x"}); err != nil {
+	meta.Jailed = true
+	if err := mine.Write(meta); err != nil {
 		t.Fatal(err)
 	}
-	var got testMeta
-	if err := mine.Read("vm1", &got); err != nil || got.Extra != "x" || got.ID != "vm1" {
+	if got, err := mine.Read("vm1"); err != nil || !got.Jailed || got.ID != "vm1" {
 		t.Errorf("Read = %+v, %v", got, err)
 	}
-	if err := theirs.Read("vm1", &got); !errors.Is(err, errdefs.ErrNotFound) || theirs.Exists("vm1") {
+	if _, err := theirs.Read("vm1"); !errors.Is(err, errdefs.ErrNotFound) || theirs.Exists("vm1") {
 		t.Errorf("another owner's Read = %v, want ErrNotFound", err)
 	}
-	if _, err := NewBase(&sandbox.Spec{ID: "../escape"}, "me", false); !errors.Is(err, errdefs.ErrInvalidArgument) {
-		t.Errorf("NewBase with a path in the ID: %v", err)
+	if _, err := NewMeta(&sandbox.Spec{ID: "../escape"}, "me", false); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("NewMeta with a path in the ID: %v", err)
 	}
 }
 
 // TestPID: a live process naming the sandbox counts; a pid file pointing at
 // an unrelated or exited process does not.
 func TestPID(t *testing.T) {
+	t.Parallel()
 	d := &Dirs{Root: t.TempDir(), Owner: "me"}
 	id := "sandbox-abc"
 	os.MkdirAll(d.Dir(id), 0o755)

@@ -12,7 +12,6 @@ import (
 // unix socket unless the sandbox has a vsock CID, then on a vhost-vsock
 // device with that CID, and the guest is told which to listen on.
 func TestAgentChannelArgs(t *testing.T) {
-	r := &Runtime{}
 	for _, tt := range []struct {
 		cid                 uint32
 		accel, want, listen string
@@ -22,7 +21,7 @@ func TestAgentChannelArgs(t *testing.T) {
 		{7, "tcg", "vhost-vsock-pci,guest-cid=7", "aether.listen=vsock:1024", "virtserialport"},
 		{9, "kvm", "vhost-vsock-device,guest-cid=9", "aether.listen=vsock:1024", "virtio-serial"},
 	} {
-		args := r.args(&meta{Base: microvm.Base{ID: "abc", MemoryMB: 256, VCPUs: 1, CID: tt.cid}}, "/state/abc", tt.accel)
+		args := qemuArgs(&microvm.Meta{ID: "abc", MemoryMB: 256, VCPUs: 1, CID: tt.cid}, "/state/abc", tt.accel)
 		joined := strings.Join(args, " ")
 		if !slices.Contains(args, tt.want) || !strings.Contains(joined, tt.listen) || strings.Contains(joined, tt.absent) {
 			t.Errorf("cid %d %s: args %v; want %q and %q, no %q", tt.cid, tt.accel, args, tt.want, tt.listen, tt.absent)

@@ -84,13 +84,8 @@ func BenchmarkBoot(b *testing.B) {
 func BenchmarkIdleMemory(b *testing.B) {
 	needQEMU(b)
 	ref := testbin.BaseImage(b)
-	ib, _ := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
-	guests := image.NewGuestBuilder(ib, filepath.Join(os.TempDir(), "aether-guests"), testbin.Build(b, "aether-agent"))
 	state := b.TempDir()
-	rt, err := qemu.New(qemu.Config{StateDir: state, Owner: "bench", Guests: guests})
-	if err != nil {
-		b.Fatal(err)
-	}
+	rt := newRuntime(b, qemu.Config{StateDir: state, Owner: "bench"})
 	const memMB = 512
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

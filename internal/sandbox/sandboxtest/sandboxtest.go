@@ -29,12 +29,15 @@ type Options struct {
 	Image string
 	// ReadyTimeout bounds create plus agent readiness; 0 means 60s.
 	ReadyTimeout time.Duration
-	// Sequential runs the cases one at a time, for runtimes where many
-	// machines booting at once overload the host (software-emulated VMs).
-	Sequential bool
+	// Parallel is how many cases run at once, at most; 0 means all of them.
+	// Runtimes whose machines are expensive to boot (software-emulated VMs
+	// on a small host) set a small number.
+	Parallel int
 }
 
-// Run runs the suite against the runtime newRuntime returns.
+// Run runs the suite against the runtime newRuntime returns. Cases that
+// leave a sandbox as they found it share one sandbox (see testOneSandbox);
+// every other case makes its own.
 func Run(t *testing.T, newRuntime func(t *testing.T) sandbox.Runtime, opts Options) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 60 * time.Second
@@ -46,25 +49,44 @@ func Run(t *testing.T, newRuntime func(t *testing.T) sandbox.Runtime, opts Optio
 		fn   func(t *testing.T, h *harness)
 	}{
 		{"CreateExecDelete", testCreateExecDelete},
-		{"CreateIsIdempotent", testCreateIdempotent},
-		{"FilesRoundTrip", testFiles},
-		{"ExecTimeout", testExecTimeout},
-		{"MemoryLimitKillsWorkloadNotAgent", testMemoryLimit},
+		{"OneSandbox", testOneSandbox},
 		{"StopStart", testStopStart},
-		{"ListFindsOwnedSandboxes", testList},
-		{"NotFound", testNotFound},
-		{"TwoSandboxesAtOnce", testTwo},
-		{"ConcurrentExecsLargeOutput", testConcurrentExecs},
-		{"PauseResumeKeepsState", testPauseResume},
 		{"CommitMakesImage", testCommit},
+		{"TwoSandboxesAtOnce", testTwo},
+		{"MemoryLimitKillsWorkloadNotAgent", testMemoryLimit},
+		{"PauseResumeKeepsState", testPauseResume},
+		{"NotFound", testNotFound},
+	}
+	slots := make(chan struct{}, len(tests))
+	if opts.Parallel > 0 {
+		slots = make(chan struct{}, opts.Parallel)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if !opts.Sequential {
-				t.Parallel()
-			}
+			t.Parallel()
+			slots <- struct{}{}
+			t.Cleanup(func() { <-slots }) // after the case's own cleanups: its sandboxes are gone
 			tt.fn(t, h)
 		})
+	}
+}
+
+// testOneSandbox runs, one after another on one sandbox, the cases that
+// leave a sandbox as they found it, so that they pay for one boot between
+// them.
+func testOneSandbox(t *testing.T, h *harness) {
+	info, c := h.create(t, 512)
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, h *harness, info *sandbox.Info, c *agentclient.Client)
+	}{
+		{"CreateIsIdempotent", testCreateIdempotent},
+		{"FilesRoundTrip", testFiles},
+		{"ExecTimeout", testExecTimeout},
+		{"ListFindsOwnedSandboxes", testList},
+		{"ConcurrentExecsLargeOutput", testConcurrentExecs},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h, info, c) })
 	}
 }
 
@@ -133,16 +155,14 @@ func testCreateExecDelete(t *testing.T, h *harness) {
 	}
 }
 
-func testCreateIdempotent(t *testing.T, h *harness) {
-	info, _ := h.create(t, 256)
-	again, err := h.rt.Create(context.Background(), &sandbox.Spec{ID: info.ID, Image: h.opts.Image, VCPUs: 1, MemoryMB: 256})
+func testCreateIdempotent(t *testing.T, h *harness, info *sandbox.Info, _ *agentclient.Client) {
+	again, err := h.rt.Create(context.Background(), &sandbox.Spec{ID: info.ID, Image: h.opts.Image, VCPUs: 1, MemoryMB: 512})
 	if err != nil || again.RuntimeID != info.RuntimeID {
 		t.Errorf("second Create = %+v, %v; want the same sandbox %s", again, err, info.RuntimeID)
 	}
 }
 
-func testFiles(t *testing.T, h *harness) {
-	_, c := h.create(t, 256)
+func testFiles(t *testing.T, h *harness, _ *sandbox.Info, c *agentclient.Client) {
 	ctx := context.Background()
 	data := make([]byte, 3<<20)
 	rand.Read(data)
@@ -164,8 +184,7 @@ func testFiles(t *testing.T, h *harness) {
 	}
 }
 
-func testExecTimeout(t *testing.T, h *harness) {
-	_, c := h.create(t, 256)
+func testExecTimeout(t *testing.T, h *harness, _ *sandbox.Info, c *agentclient.Client) {
 	_, exit, err := run(t, c, 500*time.Millisecond, "sleep", "30")
 	if !errors.Is(err, errdefs.ErrTimeout) || exit == nil || !exit.TimedOut {
 		t.Errorf("exec past timeout = %+v, %v; want a timeout error", exit, err)
@@ -213,8 +232,7 @@ func testStopStart(t *testing.T, h *harness) {
 	}
 }
 
-func testList(t *testing.T, h *harness) {
-	info, _ := h.create(t, 256)
+func testList(t *testing.T, h *harness, info *sandbox.Info, _ *agentclient.Client) {
 	list, err := h.rt.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -255,8 +273,7 @@ func testTwo(t *testing.T, h *harness) {
 
 // testConcurrentExecs runs 32 execs at once in one sandbox, each writing
 // 1 MiB, and checks every stream got exactly its own bytes.
-func testConcurrentExecs(t *testing.T, h *harness) {
-	_, c := h.create(t, 512)
+func testConcurrentExecs(t *testing.T, h *harness, _ *sandbox.Info, c *agentclient.Client) {
 	const n, size = 32, 1 << 20
 	errs := make(chan error, n)
 	for i := range n {
