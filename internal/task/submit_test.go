@@ -33,7 +33,9 @@ type fakeQueue struct {
 	EnqueueImpl func(ctx context.Context, msg *queue.Message) error
 }
 
-func (f *fakeQueue) Enqueue(ctx context.Context, msg *queue.Message) error { return f.EnqueueImpl(ctx, msg) }
+func (f *fakeQueue) Enqueue(ctx context.Context, msg *queue.Message) error {
+	return f.EnqueueImpl(ctx, msg)
+}
 
 // recorder is a store that keeps the inserted rows as the real one would
 // (ID, pending status, timeout in ms) and a queue that keeps the messages.
