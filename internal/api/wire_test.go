@@ -33,7 +33,7 @@ func TestWireUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	tk, err = task.Submit(ctx, a.st, a.q, task.JobRunArgs{JobID: "j1"}, &task.SubmitParams{ProjectID: store.DefaultProjectID, VMID: vm.ID,
-		Job: &store.JobInsertParams{ID: "j1", VMID: vm.ID, Commands: []string{"true"}},
+		Job:      &store.JobInsertParams{ID: "j1", VMID: vm.ID, Commands: []string{"true"}},
 		Template: &store.TemplateInsertParams{ID: "tp1", Name: "tpl", Spec: json.RawMessage(`{"base":"img"}`), SpecHash: "h", PoolSize: 2}})
 	if err != nil {
 		t.Fatal(err)
