@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/apiv1"
 )
 
 func newEventsCmd(g *globals) *cobra.Command {
@@ -22,7 +22,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return c.Events(cmd.Context(), kind, vm, task, func(e *client.Event) error {
+			return c.Events(cmd.Context(), kind, vm, task, func(e *apiv1.Event) error {
 				if g.output == "json" {
 					b, _ := json.Marshal(e)
 					_, err := fmt.Fprintln(out, string(b))

@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // execFlags are shared by exec and execute.
@@ -29,7 +31,7 @@ func (f *execFlags) register(cmd *cobra.Command) {
 }
 
 // prepare returns the API client and the request for `-- cmd args`.
-func (f *execFlags) prepare(g *globals, argv []string) (*client.Client, *client.ExecRequest, error) {
+func (f *execFlags) prepare(g *globals, argv []string) (*client.Client, *task.ExecParams, error) {
 	req, err := f.request(argv)
 	if err != nil {
 		return nil, nil, err
@@ -40,8 +42,8 @@ func (f *execFlags) prepare(g *globals, argv []string) (*client.Client, *client.
 
 // request builds the API request from `-- cmd args`: one word is run by the
 // shell (so "a | b" works), several are a program and its arguments.
-func (f *execFlags) request(argv []string) (*client.ExecRequest, error) {
-	req := &client.ExecRequest{Command: argv[0], Args: argv[1:], Cwd: f.cwd, User: f.user, TimeoutSeconds: f.timeout}
+func (f *execFlags) request(argv []string) (*task.ExecParams, error) {
+	req := &task.ExecParams{Command: argv[0], Args: argv[1:], Cwd: f.cwd, User: f.user, TimeoutSeconds: f.timeout}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -87,7 +89,7 @@ func newExecCmd(g *globals) *cobra.Command {
 
 // exitFor maps the remote outcome to this process's exit code, the way a
 // shell would.
-func exitFor(res *client.ExecResult) error {
+func exitFor(res *apiv1.ExecExit) error {
 	switch {
 	case res.TimedOut:
 		fmt.Fprintln(os.Stderr, "aether: command timed out")

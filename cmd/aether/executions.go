@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/apiv1"
 )
 
 func newExecutionsCmd(g *globals) *cobra.Command {
@@ -28,7 +28,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	}
 }
 
-func printExecutionRows(tw *tabwriter.Writer, list []*store.Execution) {
+func printExecutionRows(tw *tabwriter.Writer, list []*apiv1.Execution) {
 	fmt.Fprintln(tw, "STARTED\tCOMMAND\tEXIT\tDURATION\tSTDOUT")
 	for _, e := range list {
 		exit := "-"

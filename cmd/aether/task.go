@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/apiv1"
 )
 
 func newTaskCmd(g *globals) *cobra.Command {
@@ -42,7 +42,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printTask(g *globals, cmd *cobra.Command, t *store.Task) error {
+func printTask(g *globals, cmd *cobra.Command, t *apiv1.Task) error {
 	return g.print(cmd.OutOrStdout(), t, func(tw *tabwriter.Writer) {
 		fmt.Fprintf(tw, "ID\t%s\nTYPE\t%s\nSTATUS\t%s\n", t.ID, t.Type, t.Status)
 		if t.Progress != "" {

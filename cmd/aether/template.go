@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
 )
@@ -80,14 +81,14 @@ func newTemplateRmCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "rm NAME...", Short: "Delete templates and their images", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return deleteEach(cmd, g, args, "deleting template", true, func(c *client.Client, name string) (*client.Accepted, error) {
+			return deleteEach(cmd, g, args, "deleting template", true, func(c *client.Client, name string) (*apiv1.Accepted, error) {
 				return c.DeleteTemplate(cmd.Context(), name)
 			})
 		},
 	}
 }
 
-func printTemplates(g *globals, cmd *cobra.Command, list ...*store.Template) error {
+func printTemplates(g *globals, cmd *cobra.Command, list ...*apiv1.Template) error {
 	var v any = list
 	if len(list) == 1 {
 		v = list[0]

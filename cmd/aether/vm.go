@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
 )
@@ -68,11 +69,11 @@ func newVMCreateCmd(g *globals) *cobra.Command {
 
 // waitTask waits for a task, showing progress on stderr, and turns a failed
 // task into an error.
-func waitTask(cmd *cobra.Command, g *globals, c *client.Client, id, what string) (*store.Task, error) {
+func waitTask(cmd *cobra.Command, g *globals, c *client.Client, id, what string) (*apiv1.Task, error) {
 	start := time.Now()
 	tty := isTerminal(os.Stderr)
 	last := ""
-	t, err := c.WaitTask(cmd.Context(), id, func(t *store.Task) {
+	t, err := c.WaitTask(cmd.Context(), id, func(t *apiv1.Task) {
 		line := fmt.Sprintf("%s: %s", what, t.Status)
 		if t.Progress != "" {
 			line += " — " + t.Progress
@@ -102,7 +103,7 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func printVMs(g *globals, cmd *cobra.Command, vms ...*store.VM) error {
+func printVMs(g *globals, cmd *cobra.Command, vms ...*apiv1.VM) error {
 	var v any = vms
 	if len(vms) == 1 {
 		v = vms[0]
@@ -180,7 +181,7 @@ func newVMRmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "rm VM...", Aliases: []string{"delete"}, Short: "Delete sandboxes", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return deleteEach(cmd, g, args, "deleting", !noWait, func(c *client.Client, name string) (*client.Accepted, error) {
+			return deleteEach(cmd, g, args, "deleting", !noWait, func(c *client.Client, name string) (*apiv1.Accepted, error) {
 				return c.DeleteVM(cmd.Context(), name)
 			})
 		},
@@ -191,7 +192,7 @@ func newVMRmCmd(g *globals) *cobra.Command {
 
 // deleteEach queues a deletion per name, optionally waiting for each, and
 // prints each name once done.
-func deleteEach(cmd *cobra.Command, g *globals, names []string, what string, wait bool, del func(*client.Client, string) (*client.Accepted, error)) error {
+func deleteEach(cmd *cobra.Command, g *globals, names []string, what string, wait bool, del func(*client.Client, string) (*apiv1.Accepted, error)) error {
 	c, err := g.client()
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ import (
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/postgres"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/tools"
 	"github.com/aetherium/aetherium/internal/worker"
 )
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string) (err error) {
 	}})
 
 	health := map[string]api.HealthCheck{"store": st.Ping, "queue": q.Ping}
-	var local api.Sandboxes
+	var local cluster.Sandboxes
 	runtimeName := cfg.Runtime
 	var runtimeChoice func() api.RuntimeChoice
 	if cfg.Role != "api" {
@@ -206,7 +207,7 @@ func run(ctx context.Context, args []string) (err error) {
 	return err
 }
 
-func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local api.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
+func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local cluster.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	h, err := api.New(api.Config{
 		DefaultImage: cfg.Sandbox.DefaultImage, RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
@@ -244,7 +245,7 @@ func openQueue(ctx context.Context, cfg *config.Config, workerID string, log *sl
 	}
 	return sqlitequeue.New(ctx, sqlitequeue.Config{
 		Path: filepath.Join(cfg.DataDir, "queue.db"), WorkerID: workerID, Concurrency: cfg.Queue.Concurrency, Weights: cfg.Queue.Weights,
-		PollInterval: cfg.Queue.PollInterval, MaxTimeout: worker.MaxTimeout(), Logger: quieter(log),
+		PollInterval: cfg.Queue.PollInterval, MaxTimeout: task.MaxTimeout(), Logger: quieter(log),
 	})
 }
 

@@ -1,35 +1,26 @@
 // Package api is Aetherium's REST API (v1): HTTP handlers, the route table,
 // the OpenAPI document and the mapping of error classes to HTTP statuses.
-// cmd/aetherd mounts it; nothing else imports it.
+// It writes the wire types of package apiv1, creates work only through
+// task.Submit, and reaches sandboxes through a cluster.Sandboxes; it never
+// imports the worker or a sandbox runtime. cmd/aetherd mounts it; nothing
+// else imports it.
 package api
 
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/events"
-	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/tools"
-	"github.com/aetherium/aetherium/internal/worker"
 )
-
-// Sandboxes runs commands and moves files in sandboxes. In one process it is
-// the *worker.Worker; with separate roles it is a client of the owning
-// worker's internal endpoint.
-type Sandboxes interface {
-	Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
-	PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, r io.Reader) (int64, error)
-	GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error)
-	Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error)
-}
 
 // HealthCheck reports one component's health; nil means healthy.
 type HealthCheck func(ctx context.Context) error
@@ -68,8 +59,9 @@ type Config struct {
 	// which serves /health, /metrics and the internal routes.
 	Public bool
 	// Local, with InternalToken, serves the internal routes (/internal/v1)
-	// through which other aetherd processes reach this worker's sandboxes.
-	Local Sandboxes
+	// through which other aetherd processes reach this worker's sandboxes:
+	// the worker of this process; nil when it runs none.
+	Local cluster.Sandboxes
 	// InternalToken is the shared secret internal calls must present as
 	// "Authorization: Bearer <token>". Empty disables the internal routes.
 	InternalToken string
@@ -110,8 +102,8 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	store     store.Store
-	queue     queue.Queue
-	sandboxes Sandboxes
+	queue     task.Enqueuer
+	sandboxes cluster.Sandboxes
 	metrics   *metrics
 	mux       *http.ServeMux
 	// streams ends open event streams at shutdown; they would otherwise
@@ -120,8 +112,9 @@ type Server struct {
 	stopStreams context.CancelFunc
 }
 
-// New returns a Server over the given store, queue and sandboxes.
-func New(cfg Config, st store.Store, q queue.Queue, sb Sandboxes) (*Server, error) {
+// New returns a Server over the given store, queue and sandboxes (in a
+// cluster, the cluster.Router, which reaches every sandbox's owner).
+func New(cfg Config, st store.Store, q task.Enqueuer, sb cluster.Sandboxes) (*Server, error) {
 	cfg.withDefaults()
 	if cfg.DefaultImage == "" || cfg.RuntimeName == "" {
 		return nil, errors.New("api: DefaultImage and RuntimeName are required")

@@ -9,18 +9,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/errdefs"
 )
-
-// errorBody is the JSON shape of every API error.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 // httpStatus maps an error class to its HTTP status and code. It is the only
 // place that does.
@@ -55,13 +46,13 @@ func httpStatus(err error) (int, string) {
 
 // errorDetailOf is the client-facing detail of err. 5xx bodies never carry
 // internal messages.
-func errorDetailOf(err error) (int, errorDetail) {
+func errorDetailOf(err error) (int, apiv1.ErrorDetail) {
 	status, code := httpStatus(err)
 	msg := err.Error()
 	if status == http.StatusInternalServerError {
 		msg = "internal error; see the server log"
 	}
-	return status, errorDetail{Code: code, Message: msg}
+	return status, apiv1.ErrorDetail{Code: code, Message: msg}
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -69,7 +60,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", slog.String("route", r.Pattern), slog.Any("err", err))
 	}
-	writeJSON(w, status, errorBody{Error: detail})
+	writeJSON(w, status, apiv1.ErrorBody{Error: detail})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

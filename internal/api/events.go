@@ -64,7 +64,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			if !f.match(e) {
 				continue
 			}
-			b, _ := json.Marshal(e)
+			b, err := json.Marshal(eventOut(e))
+			if err != nil {
+				continue // cannot happen: an Event is plain data
+			}
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b)
 		case <-tick.C:
 			fmt.Fprint(w, ": keep-alive\n\n")

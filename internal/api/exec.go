@@ -10,27 +10,13 @@ import (
 	"sync"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"
-	"github.com/aetherium/aetherium/internal/worker"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
-// ExecEvent is one line of an interactive exec's NDJSON response.
-//
-//   - {"type":"stdout"|"stderr","data":"<base64>"} as output is produced;
-//   - then exactly one {"type":"exit",...} with the outcome, or
-//     {"type":"error","error":{...}} if the command could not finish.
-type ExecEvent struct {
-	Type        string       `json:"type"`
-	Data        []byte       `json:"data,omitempty"`
-	ExitCode    *int         `json:"exit_code,omitempty"`
-	Signal      string       `json:"signal,omitempty"`
-	TimedOut    bool         `json:"timed_out,omitempty"`
-	DurationMS  int64        `json:"duration_ms,omitempty"`
-	ExecutionID string       `json:"execution_id,omitempty"`
-	Error       *errorDetail `json:"error,omitempty"`
-}
-
-// eventStream writes ExecEvents, flushing each so output arrives live. The
+// eventStream writes apiv1.ExecEvents, flushing each so output arrives live. The
 // 200 header goes out with the first event, so errors found before the
 // command produced anything still get their proper 4xx/5xx status.
 type eventStream struct {
@@ -41,7 +27,7 @@ type eventStream struct {
 	started bool
 }
 
-func (es *eventStream) send(ev *ExecEvent) error {
+func (es *eventStream) send(ev *apiv1.ExecEvent) error {
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	if !es.started {
@@ -61,7 +47,7 @@ type streamWriter struct {
 }
 
 func (sw streamWriter) Write(p []byte) (int, error) {
-	if err := sw.es.send(&ExecEvent{Type: sw.typ, Data: p}); err != nil {
+	if err := sw.es.send(&apiv1.ExecEvent{Type: sw.typ, Data: p}); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -71,16 +57,16 @@ func (sw streamWriter) Write(p []byte) (int, error) {
 // and streams its output. With ?stdin=true the body is the JSON request, a
 // newline, then raw stdin bytes until the body ends (the connection is full
 // duplex, so output streams while stdin is still being sent).
-func (s *Server) vmExec(sb Sandboxes) http.HandlerFunc {
+func (s *Server) vmExec(sb cluster.Sandboxes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { s.handleVMExec(w, r, sb) }
 }
 
-func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb Sandboxes) {
+func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb cluster.Sandboxes) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
 	}
-	var p worker.ExecParams
+	var p task.ExecParams
 	var stdin io.Reader
 	rc := http.NewResponseController(w)
 	if r.URL.Query().Get("stdin") == "true" {
@@ -101,8 +87,8 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb Sandbox
 		return
 	}
 	es := &eventStream{w: w, rc: rc, enc: json.NewEncoder(w)}
-	e, err := sb.Exec(r.Context(), vm, &p, worker.ExecRecord{}, agentclient.ExecIO{
-		Stdin: stdin, Stdout: streamWriter{es, "stdout"}, Stderr: streamWriter{es, "stderr"},
+	e, err := sb.Exec(r.Context(), vm, &p, task.ExecRecord{}, agentclient.ExecIO{
+		Stdin: stdin, Stdout: streamWriter{es, apiv1.ExecStdout}, Stderr: streamWriter{es, apiv1.ExecStderr},
 	})
 	if err != nil {
 		s.metrics.execs.WithLabelValues("error").Inc()
@@ -111,10 +97,10 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb Sandbox
 			return
 		}
 		_, detail := errorDetailOf(err)
-		es.send(&ExecEvent{Type: "error", Error: &detail})
+		es.send(&apiv1.ExecEvent{Type: apiv1.ExecError, Error: &detail})
 		return
 	}
 	s.metrics.execs.WithLabelValues("exit").Inc()
-	es.send(&ExecEvent{Type: "exit", ExitCode: e.ExitCode, Signal: e.Signal, TimedOut: e.TimedOut,
-		DurationMS: e.DurationMS, ExecutionID: e.ID})
+	es.send(&apiv1.ExecEvent{Type: apiv1.ExecEnd, ExecExit: apiv1.ExecExit{ExitCode: e.ExitCode, Signal: e.Signal,
+		TimedOut: e.TimedOut, DurationMS: e.DurationMS, ExecutionID: e.ID}})
 }

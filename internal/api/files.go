@@ -5,17 +5,19 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"
 )
 
 // handleFilePut streams the request body into ?path= inside the sandbox. The
 // file appears only once the whole body arrived (the agent renames a
 // temporary file), so a cut-off upload never leaves a partial file.
-func (s *Server) filePut(sb Sandboxes) http.HandlerFunc {
+func (s *Server) filePut(sb cluster.Sandboxes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { s.handleFilePut(w, r, sb) }
 }
 
-func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request, sb Sandboxes) {
+func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request, sb cluster.Sandboxes) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
@@ -34,17 +36,17 @@ func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request, sb Sandbo
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"path": path, "size": n})
+	writeJSON(w, http.StatusOK, apiv1.FileWritten{Path: path, Size: n})
 }
 
 // handleFileGet streams the file at ?path= out of the sandbox. A transfer that
 // breaks midway aborts the connection rather than ending it cleanly, so
 // clients never mistake a truncated file for a whole one.
-func (s *Server) fileGet(sb Sandboxes) http.HandlerFunc {
+func (s *Server) fileGet(sb cluster.Sandboxes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { s.handleFileGet(w, r, sb) }
 }
 
-func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request, sb Sandboxes) {
+func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request, sb cluster.Sandboxes) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
@@ -66,7 +68,7 @@ func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request, sb Sandbo
 // maxConsole bounds ?max_bytes on the console endpoint.
 const maxConsole = 1 << 20
 
-func (s *Server) vmConsole(sb Sandboxes) http.HandlerFunc {
+func (s *Server) vmConsole(sb cluster.Sandboxes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		vm, ok := s.lookupVM(w, r)
 		if !ok {

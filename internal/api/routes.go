@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aetherium/aetherium/internal/apiv1"
 )
 
 type route struct {
@@ -71,7 +73,7 @@ func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
 	want := []byte("Bearer " + s.cfg.InternalToken)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: errorDetail{Code: "unauthorized", Message: "missing or wrong internal token"}})
+			writeJSON(w, http.StatusUnauthorized, apiv1.ErrorBody{Error: apiv1.ErrorDetail{Code: "unauthorized", Message: "missing or wrong internal token"}})
 			return
 		}
 		h(w, r)

@@ -7,11 +7,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/events"
-	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/worker"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // maxWait bounds ?wait= on GET /tasks/{id}.
@@ -39,14 +39,14 @@ func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) {
 		changes, _ = s.cfg.Events.Subscribe(ctx)
 	}
 	for {
-		task, err := s.store.TaskGet(r.Context(), &store.TaskGetParams{ID: id, ProjectID: store.DefaultProjectID})
+		t, err := s.store.TaskGet(r.Context(), &store.TaskGetParams{ID: id, ProjectID: store.DefaultProjectID})
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		left := time.Until(deadline)
-		if task.Terminal() || left <= 0 {
-			writeJSON(w, http.StatusOK, task)
+		if t.Terminal() || left <= 0 {
+			writeJSON(w, http.StatusOK, taskOut(t))
 			return
 		}
 		// Wake on this task's event; re-read at least every 250ms in case an
@@ -117,13 +117,13 @@ func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jobID := uuid.NewString()
-	task, err := s.insertTask(r.Context(), worker.TypeJobRun, vm.ID, vm.WorkerID, &worker.JobPayload{JobID: jobID},
-		&store.TaskInsertParams{Job: &store.JobInsertParams{ID: jobID, VMID: vm.ID, Commands: req.Commands}})
+	t, err := s.submit(r.Context(), task.JobRunArgs{JobID: jobID}, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID,
+		Job: &store.JobInsertParams{ID: jobID, VMID: vm.ID, Commands: req.Commands}})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, JobID: jobID, Status: task.Status})
+	writeJSON(w, http.StatusAccepted, accepted(t, jobID))
 }
 
 func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
@@ -137,11 +137,11 @@ func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"job": job, "executions": execs})
+	writeJSON(w, http.StatusOK, apiv1.JobDetail{Job: jobOut(job), Executions: each(execs, executionOut)})
 }
 
 func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) {
-	var spec image.Spec
+	var spec task.ImageBuildArgs
 	if err := decodeJSON(w, r, &spec); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -158,12 +158,12 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeImageBuild, "", route, &spec, nil)
+	t, err := s.submit(r.Context(), spec, &task.SubmitParams{Route: route})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, Status: task.Status})
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }
 
 func (s *Server) workerExists(r *http.Request, id string) error {

@@ -8,9 +8,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/worker"
+	"github.com/aetherium/aetherium/internal/task"
+	"github.com/aetherium/aetherium/internal/tools"
 )
 
 type createTemplateRequest struct {
@@ -18,7 +20,7 @@ type createTemplateRequest struct {
 	// PoolSize is how many started sandboxes to keep ready (not part of the
 	// spec: changing it never rebuilds).
 	PoolSize int `json:"pool_size"`
-	worker.TemplateSpec
+	task.TemplateSpec
 }
 
 // maxPoolSize bounds a template's warm pool.
@@ -72,18 +74,22 @@ func (s *Server) handleTemplateCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	spec, _ := json.Marshal(req.TemplateSpec)
-	tplID := uuid.NewString()
-	build := &store.VMInsertParams{ID: uuid.NewString(), Name: "template-build-" + tplID[:8], Image: req.Base,
-		Runtime: s.cfg.RuntimeName, VCPUs: 2, MemoryMB: 2048, WorkerID: owner}
-	task, err := s.insertTask(r.Context(), worker.TypeTemplate, build.ID, owner, &worker.TemplatePayload{TemplateID: tplID},
-		&store.TaskInsertParams{VM: build, Timeout: worker.CreateTaskTimeout(steps),
-			Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: hash, WorkerID: owner, PoolSize: req.PoolSize}})
+	spec, err := json.Marshal(req.TemplateSpec)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"task_id": task.ID, "template_id": tplID, "status": task.Status, "cached": false})
+	tplID := uuid.NewString()
+	build := &store.VMInsertParams{ID: uuid.NewString(), Name: "template-build-" + tplID[:8], Image: req.Base,
+		Runtime: s.cfg.RuntimeName, VCPUs: 2, MemoryMB: 2048, WorkerID: owner}
+	t, err := s.submit(r.Context(), task.TemplateBuildArgs{TemplateID: tplID}, &task.SubmitParams{Route: owner,
+		Timeout: task.CreateTimeout(steps), VM: build,
+		Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: hash, WorkerID: owner, PoolSize: req.PoolSize}})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, apiv1.TemplateAccepted{TaskID: t.ID, TemplateID: tplID, Status: t.Status})
 }
 
 // existingTemplate answers for a template name that exists already and
@@ -99,9 +105,9 @@ func (s *Server) existingTemplate(w http.ResponseWriter, r *http.Request, name, 
 	case tpl.SpecHash != hash:
 		s.writeError(w, r, errdefs.Conflict("template %s exists with another spec; delete it or choose another name", name))
 	case tpl.Status == store.TemplateReady:
-		writeJSON(w, http.StatusOK, map[string]any{"template_id": tpl.ID, "status": tpl.Status, "cached": true, "template": tpl})
+		writeJSON(w, http.StatusOK, apiv1.TemplateAccepted{TemplateID: tpl.ID, Status: tpl.Status, Cached: true, Template: templateOut(tpl)})
 	case tpl.Status == store.TemplateBuilding:
-		writeJSON(w, http.StatusAccepted, map[string]any{"task_id": tpl.TaskID, "template_id": tpl.ID, "status": tpl.Status, "cached": true})
+		writeJSON(w, http.StatusAccepted, apiv1.TemplateAccepted{TaskID: tpl.TaskID, TemplateID: tpl.ID, Status: tpl.Status, Cached: true})
 	default: // failed: start over
 		if err := s.store.TemplateDelete(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: tpl.ID}); err != nil {
 			s.writeError(w, r, err)
@@ -118,7 +124,7 @@ func (s *Server) handleTemplateList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"templates": list, "total": len(list)})
+	writeJSON(w, http.StatusOK, apiv1.TemplateList{Templates: each(list, templateOut), Total: len(list)})
 }
 
 func (s *Server) handleTemplateGet(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +133,7 @@ func (s *Server) handleTemplateGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tpl)
+	writeJSON(w, http.StatusOK, templateOut(tpl))
 }
 
 // handleTemplateDelete removes the template's image on its worker and then
@@ -142,12 +148,12 @@ func (s *Server) handleTemplateDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.Conflict("template %s is still building (task %s)", tpl.Name, tpl.TaskID))
 		return
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeTemplateDelete, "", tpl.WorkerID, &worker.TemplatePayload{TemplateID: tpl.ID}, nil)
+	t, err := s.submit(r.Context(), task.TemplateDeleteArgs{TemplateID: tpl.ID}, &task.SubmitParams{Route: tpl.WorkerID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, Status: task.Status})
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }
 
 // handleTemplatePool sets how many ready sandboxes of the template its
@@ -173,7 +179,7 @@ func (s *Server) handleTemplatePool(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tpl)
+	writeJSON(w, http.StatusOK, templateOut(tpl))
 }
 
 // claimPooled hands the request a warm sandbox of its template when one is
@@ -181,7 +187,7 @@ func (s *Server) handleTemplatePool(w http.ResponseWriter, r *http.Request) {
 // resources). It answers the request and returns true, or returns false to
 // let the normal create run.
 func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *createVMRequest, vcpus, mem int) bool {
-	if req.Template == "" || vcpus != worker.PoolVCPUs || mem != worker.PoolMemoryMB {
+	if req.Template == "" || vcpus != task.PoolVCPUs || mem != task.PoolMemoryMB {
 		return false
 	}
 	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.Template})
@@ -189,7 +195,7 @@ func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *create
 		return false
 	}
 	steps, err := s.cfg.Tools.Plan(req.AdditionalTools, req.ToolVersions)
-	if err != nil || len(worker.TemplateSteps(steps, tpl.ToolsInstalled)) > 0 {
+	if err != nil || len(tools.Unbaked(steps, tpl.ToolsInstalled)) > 0 {
 		return false
 	}
 	params := &store.VMClaimParams{ProjectID: store.DefaultProjectID, TemplateID: tpl.ID, Name: req.Name,
@@ -208,16 +214,12 @@ func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *create
 	}
 	// The create is already done: record it as a finished task so clients
 	// follow the same 202-then-wait contract.
-	task, err := s.store.TaskInsert(r.Context(), &store.TaskInsertParams{ProjectID: vm.ProjectID, Type: worker.TypeVMCreate,
-		Priority: worker.Policies[worker.TypeVMCreate].Priority, VMID: vm.ID, Payload: json.RawMessage(`{"from_pool":true}`)})
-	if err == nil {
-		res, _ := json.Marshal(&worker.VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID})
-		task, err = s.store.TaskUpdate(r.Context(), &store.TaskUpdateParams{ID: task.ID, Status: store.TaskSucceeded, Result: res})
-	}
+	t, err := s.submit(r.Context(), task.VMCreateArgs{FromPool: true}, &task.SubmitParams{VMID: vm.ID,
+		Result: &task.VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}})
 	if err != nil {
 		s.writeError(w, r, err)
 		return true
 	}
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 	return true
 }

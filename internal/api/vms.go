@@ -11,9 +11,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/worker"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // nameRE is a DNS label: sandbox names become hostnames.
@@ -76,7 +77,7 @@ func (s *Server) validateCreate(req *createVMRequest) (vcpus, mem int, timeout t
 	if err != nil {
 		return 0, 0, 0, err // unknown tool or malformed version: 422, nothing created
 	}
-	return vcpus, mem, worker.CreateTaskTimeout(steps), nil
+	return vcpus, mem, task.CreateTimeout(steps), nil
 }
 
 func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
@@ -110,13 +111,13 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		exp := time.Now().Add(time.Duration(req.TimeoutSeconds) * time.Second)
 		vm.ExpiresAt = &exp
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeVMCreate, vm.ID, owner,
-		&worker.CreatePayload{KeepOnFailure: req.KeepOnFailure}, &store.TaskInsertParams{VM: vm, Timeout: timeout})
+	t, err := s.submit(r.Context(), task.VMCreateArgs{KeepOnFailure: req.KeepOnFailure},
+		&task.SubmitParams{Route: owner, Timeout: timeout, VM: vm})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }
 
 // createImage is the image a create uses and the worker it must run on (the
@@ -141,43 +142,6 @@ func (s *Server) createImage(ctx context.Context, req *createVMRequest) (image, 
 	return s.cfg.DefaultImage, "", nil
 }
 
-type taskAccepted struct {
-	TaskID string `json:"task_id"`
-	VMID   string `json:"vm_id,omitempty"`
-	JobID  string `json:"job_id,omitempty"`
-	Status string `json:"status"`
-}
-
-// insertTask inserts a task row (with the rows it creates, from extra) and
-// enqueues its message. The row is the truth: if enqueue fails, the worker's
-// reconciler sends the message later, so the request still succeeds.
-func (s *Server) insertTask(ctx context.Context, typ, vmID, route string, payload any, extra *store.TaskInsertParams) (*store.Task, error) {
-	p := worker.Policies[typ]
-	params := &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: typ, Priority: p.Priority,
-		MaxRetries: p.MaxRetries, VMID: vmID}
-	if extra != nil {
-		params.VM, params.Job, params.Template, params.Timeout = extra.VM, extra.Job, extra.Template, extra.Timeout
-	}
-	if ep, ok := payload.(*worker.ExecParams); ok {
-		params.Timeout = worker.ExecTaskTimeout(ep)
-	}
-	if payload != nil {
-		b, err := json.Marshal(payload)
-		if err != nil {
-			return nil, err
-		}
-		params.Payload = b
-	}
-	task, err := s.store.TaskInsert(ctx, params)
-	if err != nil {
-		return nil, err
-	}
-	if err := worker.Enqueue(ctx, s.queue, task, route); err != nil {
-		s.log.WarnContext(ctx, "enqueue failed; the reconciler will retry", slog.String("task_id", task.ID), slog.Any("err", err))
-	}
-	return task, nil
-}
-
 func (s *Server) lookupVM(w http.ResponseWriter, r *http.Request) (*store.VM, bool) {
 	return s.lookupVMByKey(w, r, r.PathValue("id"))
 }
@@ -198,12 +162,12 @@ func (s *Server) handleVMList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"vms": vms, "total": len(vms)})
+	writeJSON(w, http.StatusOK, apiv1.VMList{VMs: each(vms, vmOut), Total: len(vms)})
 }
 
 func (s *Server) handleVMGet(w http.ResponseWriter, r *http.Request) {
 	if vm, ok := s.lookupVM(w, r); ok {
-		writeJSON(w, http.StatusOK, vm)
+		writeJSON(w, http.StatusOK, vmOut(vm))
 	}
 }
 
@@ -220,14 +184,18 @@ func (s *Server) handleVMDelete(w http.ResponseWriter, r *http.Request) {
 	if vm.Status == store.VMLost {
 		route = "" // its owner is gone: any worker records the delete
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeVMDelete, vm.ID, route, nil, nil)
+	t, err := s.submit(r.Context(), task.VMDeleteArgs{}, &task.SubmitParams{Route: route, VMID: vm.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	// The task settles the status either way; this only shows the delete
+	// at once.
 	deleting := store.VMDeleting
-	s.store.VMUpdate(r.Context(), &store.VMUpdateParams{ID: vm.ID, Status: &deleting})
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+	if _, err := s.store.VMUpdate(r.Context(), &store.VMUpdateParams{ID: vm.ID, Status: &deleting}); err != nil {
+		s.log.WarnContext(r.Context(), "mark sandbox deleting", slog.String("sandbox_id", vm.ID), slog.Any("err", err))
+	}
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }
 
 // usable rejects commands for sandboxes that will never run them. A sandbox
@@ -245,12 +213,12 @@ func (s *Server) handleVMExecute(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var p worker.ExecParams
-	if err := decodeJSON(w, r, &p); err != nil {
+	var a task.VMExecuteArgs
+	if err := decodeJSON(w, r, &a); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := p.Validate(); err != nil {
+	if err := a.Validate(); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -258,12 +226,12 @@ func (s *Server) handleVMExecute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	task, err := s.insertTask(r.Context(), worker.TypeVMExecute, vm.ID, vm.WorkerID, &p, nil)
+	t, err := s.submit(r.Context(), a, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }
 
 func (s *Server) handleVMExecutions(w http.ResponseWriter, r *http.Request) {
@@ -276,7 +244,7 @@ func (s *Server) handleVMExecutions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"executions": list, "total": len(list)})
+	writeJSON(w, http.StatusOK, apiv1.ExecutionList{Executions: each(list, executionOut), Total: len(list)})
 }
 
 // handleVMTimeout sets a sandbox's deadline to timeout_seconds from now
@@ -314,20 +282,22 @@ func (s *Server) handleVMTimeout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, vm)
+	writeJSON(w, http.StatusOK, vmOut(vm))
 }
 
 // handleVMPause freezes a running sandbox (async, on its worker).
 func (s *Server) handleVMPause(w http.ResponseWriter, r *http.Request) {
-	s.vmStateTask(w, r, worker.TypeVMPause, store.VMRunning)
+	s.vmStateTask(w, r, task.VMPauseArgs{}, store.VMRunning)
 }
 
 // handleVMResume thaws a paused sandbox (async, on its worker).
 func (s *Server) handleVMResume(w http.ResponseWriter, r *http.Request) {
-	s.vmStateTask(w, r, worker.TypeVMResume, store.VMPaused)
+	s.vmStateTask(w, r, task.VMResumeArgs{}, store.VMPaused)
 }
 
-func (s *Server) vmStateTask(w http.ResponseWriter, r *http.Request, typ, from string) {
+// vmStateTask submits args for the sandbox in the path when it is in
+// status from, else answers 409.
+func (s *Server) vmStateTask(w http.ResponseWriter, r *http.Request, args task.Args, from string) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
@@ -336,12 +306,12 @@ func (s *Server) vmStateTask(w http.ResponseWriter, r *http.Request, typ, from s
 		s.writeError(w, r, errdefs.FailedPrecondition("sandbox %s is %s, not %s", vm.Name, vm.Status, from))
 		return
 	}
-	task, err := s.insertTask(r.Context(), typ, vm.ID, vm.WorkerID, nil, nil)
+	t, err := s.submit(r.Context(), args, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, taskAccepted{TaskID: task.ID, VMID: vm.ID, Status: task.Status})
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }
 
 // handleVMSnapshot saves the sandbox's filesystem as a new template named in
@@ -367,13 +337,16 @@ func (s *Server) handleVMSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tplID := uuid.NewString()
-	spec, _ := json.Marshal(map[string]string{"snapshot_of": vm.ID})
-	task, err := s.insertTask(r.Context(), worker.TypeVMSnapshot, vm.ID, vm.WorkerID, &worker.SnapshotPayload{TemplateID: tplID},
-		&store.TaskInsertParams{Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec,
-			SpecHash: "snap-" + tplID[:8], WorkerID: vm.WorkerID}})
+	spec, err := json.Marshal(map[string]string{"snapshot_of": vm.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"task_id": task.ID, "template_id": tplID, "vm_id": vm.ID, "status": task.Status})
+	t, err := s.submit(r.Context(), task.VMSnapshotArgs{TemplateID: tplID}, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID,
+		Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: "snap-" + tplID[:8], WorkerID: vm.WorkerID}})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, apiv1.SnapshotAccepted{TaskID: t.ID, TemplateID: tplID, VMID: vm.ID, Status: t.Status})
 }

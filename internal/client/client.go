@@ -1,6 +1,7 @@
-// Package client is a Go client for Aetherium's REST API v1. The aether CLI
-// and the end-to-end tests use it; it imports no server code besides the
-// store's row types, which are the API's JSON shapes.
+// Package client is a Go client for Aetherium's REST API v1. The aether CLI,
+// the end-to-end tests and the cluster router (for workers' internal
+// endpoints) use it. It returns the API's wire types (package apiv1) and
+// sends commands as task.ExecParams; it imports no server code.
 package client
 
 import (
@@ -16,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/events"
-	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // Client talks to one aetherd. It is safe for concurrent use.
@@ -92,12 +93,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 }
 
 func decodeError(resp *http.Response) error {
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var body apiv1.ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &body) != nil || body.Error.Message == "" {
 		return &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(raw))}
@@ -141,67 +137,46 @@ type CreateVMRequest struct {
 	OnExpire        string            `json:"on_expire,omitempty"`
 }
 
-// Accepted is the answer to a request that queued a task.
-type Accepted struct {
-	TaskID string `json:"task_id"`
-	VMID   string `json:"vm_id,omitempty"`
-	JobID  string `json:"job_id,omitempty"`
-	Status string `json:"status"`
-}
-
 // CreateVM queues a sandbox's creation.
-func (c *Client) CreateVM(ctx context.Context, req *CreateVMRequest) (*Accepted, error) {
-	var a Accepted
+func (c *Client) CreateVM(ctx context.Context, req *CreateVMRequest) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms", req, &a)
 }
 
 // ListVMs lists live sandboxes.
-func (c *Client) ListVMs(ctx context.Context) ([]*store.VM, error) {
-	var out struct {
-		VMs []*store.VM `json:"vms"`
-	}
+func (c *Client) ListVMs(ctx context.Context) ([]*apiv1.VM, error) {
+	var out apiv1.VMList
 	return out.VMs, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms", nil, &out)
 }
 
 // GetVM returns a sandbox by ID or name.
-func (c *Client) GetVM(ctx context.Context, idOrName string) (*store.VM, error) {
-	var vm store.VM
+func (c *Client) GetVM(ctx context.Context, idOrName string) (*apiv1.VM, error) {
+	var vm apiv1.VM
 	return &vm, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(idOrName), nil, &vm)
 }
 
 // DeleteVM queues a sandbox's deletion.
-func (c *Client) DeleteVM(ctx context.Context, idOrName string) (*Accepted, error) {
-	var a Accepted
+func (c *Client) DeleteVM(ctx context.Context, idOrName string) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodDelete, c.prefix+"/vms/"+url.PathEscape(idOrName), nil, &a)
 }
 
-// ExecRequest is a command to run (see worker.ExecParams for the contract).
-type ExecRequest struct {
-	Command        string            `json:"command"`
-	Args           []string          `json:"args,omitempty"`
-	Env            map[string]string `json:"env,omitempty"`
-	Cwd            string            `json:"cwd,omitempty"`
-	User           string            `json:"user,omitempty"`
-	TimeoutSeconds int               `json:"timeout_seconds,omitempty"`
-}
-
-// Execute queues a command (the async path).
-func (c *Client) Execute(ctx context.Context, vm string, req *ExecRequest) (*Accepted, error) {
-	var a Accepted
+// Execute queues a command (the async path); its task's result is a
+// task.ExecResult.
+func (c *Client) Execute(ctx context.Context, vm string, req *task.ExecParams) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/execute", req, &a)
 }
 
 // Executions lists a sandbox's executions, oldest first.
-func (c *Client) Executions(ctx context.Context, vm string) ([]*store.Execution, error) {
-	var out struct {
-		Executions []*store.Execution `json:"executions"`
-	}
+func (c *Client) Executions(ctx context.Context, vm string) ([]*apiv1.Execution, error) {
+	var out apiv1.ExecutionList
 	return out.Executions, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(vm)+"/executions", nil, &out)
 }
 
 // GetTask returns a task, long-polling up to wait for it to finish.
-func (c *Client) GetTask(ctx context.Context, id string, wait time.Duration) (*store.Task, error) {
-	var t store.Task
+func (c *Client) GetTask(ctx context.Context, id string, wait time.Duration) (*apiv1.Task, error) {
+	var t apiv1.Task
 	path := c.prefix + "/tasks/" + url.PathEscape(id)
 	if wait > 0 {
 		path += "?wait=" + wait.String()
@@ -211,7 +186,7 @@ func (c *Client) GetTask(ctx context.Context, id string, wait time.Duration) (*s
 
 // WaitTask long-polls until the task is terminal or ctx ends. progress, if
 // non-nil, sees the task after every poll.
-func (c *Client) WaitTask(ctx context.Context, id string, progress func(*store.Task)) (*store.Task, error) {
+func (c *Client) WaitTask(ctx context.Context, id string, progress func(*apiv1.Task)) (*apiv1.Task, error) {
 	wait := 200 * time.Millisecond
 	for {
 		t, err := c.GetTask(ctx, id, wait)
@@ -231,20 +206,14 @@ func (c *Client) WaitTask(ctx context.Context, id string, progress func(*store.T
 }
 
 // CreateJob queues commands to run in order in one sandbox.
-func (c *Client) CreateJob(ctx context.Context, vm string, commands []string) (*Accepted, error) {
-	var a Accepted
+func (c *Client) CreateJob(ctx context.Context, vm string, commands []string) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/jobs", map[string]any{"vm_id": vm, "commands": commands}, &a)
 }
 
-// JobDetail is a job with its executions.
-type JobDetail struct {
-	Job        *store.Job         `json:"job"`
-	Executions []*store.Execution `json:"executions"`
-}
-
 // GetJob returns a job and what it ran.
-func (c *Client) GetJob(ctx context.Context, id string) (*JobDetail, error) {
-	var j JobDetail
+func (c *Client) GetJob(ctx context.Context, id string) (*apiv1.JobDetail, error) {
+	var j apiv1.JobDetail
 	return &j, c.doJSON(ctx, http.MethodGet, c.prefix+"/jobs/"+url.PathEscape(id), nil, &j)
 }
 
@@ -257,8 +226,8 @@ type ImageSpec struct {
 }
 
 // BuildImage queues an image build.
-func (c *Client) BuildImage(ctx context.Context, spec *ImageSpec) (*Accepted, error) {
-	var a Accepted
+func (c *Client) BuildImage(ctx context.Context, spec *ImageSpec) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/images", spec, &a)
 }
 
@@ -268,16 +237,13 @@ func (c *Client) Health(ctx context.Context) (map[string]any, error) {
 	return h, c.doJSON(ctx, http.MethodGet, "/health", nil, &h)
 }
 
-// Event is a task or sandbox state change (see GET /api/v1/events).
-type Event = events.Event
-
 // Events streams state changes matching the filter (kind "task" or "vm",
 // vm ID or name, task ID; empty matches all) to fn until ctx ends or fn
 // returns an error. It returns once subscribed and streaming has begun
 // failing or ended.
-func (c *Client) Events(ctx context.Context, kind, vm, task string, fn func(*Event) error) error {
+func (c *Client) Events(ctx context.Context, kind, vm, taskID string, fn func(*apiv1.Event) error) error {
 	q := url.Values{}
-	for k, v := range map[string]string{"kind": kind, "vm_id": vm, "task_id": task} {
+	for k, v := range map[string]string{"kind": kind, "vm_id": vm, "task_id": taskID} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -293,7 +259,7 @@ func (c *Client) Events(ctx context.Context, kind, vm, task string, fn func(*Eve
 		if !ok {
 			continue
 		}
-		var e Event
+		var e apiv1.Event
 		if err := json.Unmarshal([]byte(data), &e); err != nil {
 			return fmt.Errorf("bad event: %w", err)
 		}
@@ -317,68 +283,56 @@ type TemplateRequest struct {
 	PoolSize     int               `json:"pool_size,omitempty"`
 }
 
-// TemplateAccepted answers a template build: a task to wait for, or a cache
-// hit (Cached, with the Template when it is ready).
-type TemplateAccepted struct {
-	TaskID     string          `json:"task_id"`
-	TemplateID string          `json:"template_id"`
-	Status     string          `json:"status"`
-	Cached     bool            `json:"cached"`
-	Template   *store.Template `json:"template"`
-}
-
 // CreateTemplate builds a template, or finds it built.
-func (c *Client) CreateTemplate(ctx context.Context, req *TemplateRequest) (*TemplateAccepted, error) {
-	var a TemplateAccepted
+func (c *Client) CreateTemplate(ctx context.Context, req *TemplateRequest) (*apiv1.TemplateAccepted, error) {
+	var a apiv1.TemplateAccepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/templates", req, &a)
 }
 
 // GetTemplate returns a template by name or ID.
-func (c *Client) GetTemplate(ctx context.Context, name string) (*store.Template, error) {
-	var t store.Template
+func (c *Client) GetTemplate(ctx context.Context, name string) (*apiv1.Template, error) {
+	var t apiv1.Template
 	return &t, c.doJSON(ctx, http.MethodGet, c.prefix+"/templates/"+url.PathEscape(name), nil, &t)
 }
 
 // ListTemplates lists templates.
-func (c *Client) ListTemplates(ctx context.Context) ([]*store.Template, error) {
-	var out struct {
-		Templates []*store.Template `json:"templates"`
-	}
+func (c *Client) ListTemplates(ctx context.Context) ([]*apiv1.Template, error) {
+	var out apiv1.TemplateList
 	return out.Templates, c.doJSON(ctx, http.MethodGet, c.prefix+"/templates", nil, &out)
 }
 
 // DeleteTemplate queues a template's deletion.
-func (c *Client) DeleteTemplate(ctx context.Context, name string) (*Accepted, error) {
-	var a Accepted
+func (c *Client) DeleteTemplate(ctx context.Context, name string) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodDelete, c.prefix+"/templates/"+url.PathEscape(name), nil, &a)
 }
 
 // SetTimeout sets a sandbox's deadline to seconds from now (0 removes it).
-func (c *Client) SetTimeout(ctx context.Context, vm string, seconds int) (*store.VM, error) {
-	var out store.VM
+func (c *Client) SetTimeout(ctx context.Context, vm string, seconds int) (*apiv1.VM, error) {
+	var out apiv1.VM
 	return &out, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/timeout", map[string]int{"timeout_seconds": seconds}, &out)
 }
 
 // Pause queues freezing a sandbox; Resume queues thawing it.
-func (c *Client) Pause(ctx context.Context, vm string) (*Accepted, error) {
-	var a Accepted
+func (c *Client) Pause(ctx context.Context, vm string) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/pause", nil, &a)
 }
 
 // Resume queues thawing a paused sandbox.
-func (c *Client) Resume(ctx context.Context, vm string) (*Accepted, error) {
-	var a Accepted
+func (c *Client) Resume(ctx context.Context, vm string) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/resume", nil, &a)
 }
 
 // Snapshot queues saving a sandbox's filesystem as the template name.
-func (c *Client) Snapshot(ctx context.Context, vm, name string) (*TemplateAccepted, error) {
-	var a TemplateAccepted
+func (c *Client) Snapshot(ctx context.Context, vm, name string) (*apiv1.SnapshotAccepted, error) {
+	var a apiv1.SnapshotAccepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/snapshot", map[string]string{"name": name}, &a)
 }
 
 // SetPoolSize sets how many ready sandboxes of a template are kept started.
-func (c *Client) SetPoolSize(ctx context.Context, template string, size int) (*store.Template, error) {
-	var t store.Template
+func (c *Client) SetPoolSize(ctx context.Context, template string, size int) (*apiv1.Template, error) {
+	var t apiv1.Template
 	return &t, c.doJSON(ctx, http.MethodPost, c.prefix+"/templates/"+url.PathEscape(template)+"/pool", map[string]int{"size": size}, &t)
 }

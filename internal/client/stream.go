@@ -11,32 +11,16 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/task"
 )
-
-// ExecResult is how an interactive exec ended.
-type ExecResult struct {
-	ExitCode    *int   `json:"exit_code"`
-	Signal      string `json:"signal"`
-	TimedOut    bool   `json:"timed_out"`
-	DurationMS  int64  `json:"duration_ms"`
-	ExecutionID string `json:"execution_id"`
-}
-
-type execEvent struct {
-	ExecResult
-	Type  string `json:"type"`
-	Data  []byte `json:"data"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
 
 // Exec runs a command directly in the sandbox and copies its output to
 // stdout and stderr as it is produced. A non-nil stdin is streamed to the
 // command (full duplex) until it ends. The result carries the exit code, or
 // the signal, or TimedOut.
-func (c *Client) Exec(ctx context.Context, vm string, req *ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (*ExecResult, error) {
+func (c *Client) Exec(ctx context.Context, vm string, req *task.ExecParams, stdin io.Reader, stdout, stderr io.Writer) (*apiv1.ExecExit, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -55,18 +39,21 @@ func (c *Client) Exec(ctx context.Context, vm string, req *ExecRequest, stdin io
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		var ev execEvent
+		var ev apiv1.ExecEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			return nil, fmt.Errorf("bad exec event: %w", err)
 		}
 		switch ev.Type {
-		case "stdout":
+		case apiv1.ExecStdout:
 			write(stdout, ev.Data)
-		case "stderr":
+		case apiv1.ExecStderr:
 			write(stderr, ev.Data)
-		case "exit":
-			return &ev.ExecResult, nil
-		case "error":
+		case apiv1.ExecEnd:
+			return &ev.ExecExit, nil
+		case apiv1.ExecError:
+			if ev.Error == nil {
+				return nil, errors.New("exec error event without an error")
+			}
 			return nil, &Error{Status: http.StatusOK, Code: ev.Error.Code, Message: ev.Error.Message}
 		}
 	}
@@ -93,9 +80,7 @@ func (c *Client) PutFile(ctx context.Context, vm, path string, mode uint32, r io
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Size int64 `json:"size"`
-	}
+	var out apiv1.FileWritten
 	return out.Size, json.NewDecoder(resp.Body).Decode(&out)
 }
 

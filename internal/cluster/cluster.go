@@ -2,8 +2,9 @@
 // placing new sandboxes on live workers with room, and routing exec and file
 // calls to the worker that owns a sandbox — in process when that is this
 // worker, else over the owner's internal endpoint, authenticated with the
-// cluster's shared token. cmd/aetherd wires it; the API consumes the Router
-// as its Sandboxes.
+// cluster's shared token — and the liveness rule every role applies to the
+// worker registry. cmd/aetherd wires it; the API consumes the Router as its
+// Sandboxes, and the worker uses Alive. It never imports the worker.
 package cluster
 
 import (
@@ -17,22 +18,33 @@ import (
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/worker"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // DefaultDeadAfter is how long a worker may miss heartbeats before its
 // sandboxes are considered lost.
 const DefaultDeadAfter = 30 * time.Second
 
-// Alive reports whether w heartbeated within deadAfter of now.
+// Alive reports whether w heartbeated within deadAfter of now. It is the one
+// liveness rule: placement, routing and the worker's sweep of dead workers
+// all use it.
 func Alive(w *store.Worker, now time.Time, deadAfter time.Duration) bool {
 	return now.Sub(w.HeartbeatAt) <= deadAfter
 }
 
+// Registry is the part of the store cluster reads: the worker registry.
+type Registry interface {
+	// WorkerList lists all workers.
+	WorkerList(ctx context.Context) ([]*store.Worker, error)
+	// WorkerLoad counts each worker's sandboxes that hold resources.
+	WorkerLoad(ctx context.Context) (map[string]int, error)
+}
+
 // Place picks the live worker with free capacity that holds the fewest
 // sandboxes; when only is not empty, that worker or none (it holds an image
-// the sandbox needs). It returns ErrUnavailable when there is none.
-func Place(ctx context.Context, st store.Store, deadAfter time.Duration, only string) (*store.Worker, error) {
+// the sandbox needs). It returns ErrUnavailable when there is none, and the
+// registry's errors as they are.
+func Place(ctx context.Context, st Registry, deadAfter time.Duration, only string) (*store.Worker, error) {
 	workers, err := st.WorkerList(ctx)
 	if err != nil {
 		return nil, err
@@ -60,20 +72,34 @@ func Place(ctx context.Context, st store.Store, deadAfter time.Duration, only st
 	return best, nil
 }
 
-// Local runs sandbox calls on this host (the *worker.Worker).
-type Local interface {
-	Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
+// Sandboxes runs commands and moves files in sandboxes. The worker
+// implements it for the sandboxes of its own host; the Router implements it
+// for every sandbox by sending each call to the owner. The API serves its
+// exec, file and console routes through one. Implementations are safe for
+// concurrent use. Errors: a sandbox that is not running is
+// ErrFailedPrecondition, a bad path or command ErrInvalidArgument, a missing
+// file ErrNotFound, an unreachable owner or agent ErrUnavailable.
+type Sandboxes interface {
+	// Exec runs p, streaming output to eio, and returns the execution record
+	// (a command that timed out is a record with TimedOut, not an error).
+	Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec task.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error)
+	// PutFile writes r to path (atomically, parents created) and returns its size.
 	PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, r io.Reader) (int64, error)
-	GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error)
+	// GetFile opens path for reading; the caller closes it.
+	GetFile(ctx context.Context, vm *store.VM, path string) (*task.File, error)
+	// Console returns the end of the sandbox's console output, at most
+	// maxBytes; ErrNotImplemented for runtimes that keep none.
 	Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error)
 }
+
+var _ Sandboxes = (*Router)(nil)
 
 // RouterConfig configures a Router.
 type RouterConfig struct {
 	// LocalID is this process's worker ID; empty when it runs no worker.
 	LocalID string
 	// Local serves sandboxes owned by LocalID; nil when there is no worker.
-	Local Local
+	Local Sandboxes
 	// Token authenticates calls to other workers' internal endpoints. Empty
 	// means remote calls are refused with a message saying to set it.
 	Token string
@@ -85,7 +111,7 @@ type RouterConfig struct {
 // concurrent use.
 type Router struct {
 	cfg   RouterConfig
-	store store.Store
+	store Registry
 	http  *http.Client
 
 	mu      sync.Mutex
@@ -94,7 +120,7 @@ type Router struct {
 }
 
 // NewRouter returns a Router over the store's worker registry.
-func NewRouter(cfg RouterConfig, st store.Store) *Router {
+func NewRouter(cfg RouterConfig, st Registry) *Router {
 	if cfg.DeadAfter == 0 {
 		cfg.DeadAfter = DefaultDeadAfter
 	}
@@ -103,7 +129,7 @@ func NewRouter(cfg RouterConfig, st store.Store) *Router {
 
 // owner returns the local worker, or a client of the owning worker's
 // internal endpoint.
-func (r *Router) owner(ctx context.Context, vm *store.VM) (Local, error) {
+func (r *Router) owner(ctx context.Context, vm *store.VM) (Sandboxes, error) {
 	if r.cfg.Local != nil && (vm.WorkerID == r.cfg.LocalID || vm.WorkerID == "") {
 		return r.cfg.Local, nil
 	}
@@ -148,8 +174,8 @@ func (r *Router) worker(ctx context.Context, id string, fresh bool) (*store.Work
 	return nil, errdefs.Unavailable("sandbox's worker %q is not registered", id)
 }
 
-// Exec implements api.Sandboxes.
-func (r *Router) Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
+// Exec implements Sandboxes.
+func (r *Router) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec task.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
 	o, err := r.owner(ctx, vm)
 	if err != nil {
 		return nil, err
@@ -157,7 +183,7 @@ func (r *Router) Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, r
 	return o.Exec(ctx, vm, p, rec, eio)
 }
 
-// PutFile implements api.Sandboxes.
+// PutFile implements Sandboxes.
 func (r *Router) PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, rd io.Reader) (int64, error) {
 	o, err := r.owner(ctx, vm)
 	if err != nil {
@@ -166,8 +192,8 @@ func (r *Router) PutFile(ctx context.Context, vm *store.VM, path string, mode ui
 	return o.PutFile(ctx, vm, path, mode, rd)
 }
 
-// GetFile implements api.Sandboxes.
-func (r *Router) GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error) {
+// GetFile implements Sandboxes.
+func (r *Router) GetFile(ctx context.Context, vm *store.VM, path string) (*task.File, error) {
 	o, err := r.owner(ctx, vm)
 	if err != nil {
 		return nil, err
@@ -175,7 +201,7 @@ func (r *Router) GetFile(ctx context.Context, vm *store.VM, path string) (*worke
 	return o.GetFile(ctx, vm, path)
 }
 
-// Console implements api.Sandboxes.
+// Console implements Sandboxes.
 func (r *Router) Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error) {
 	o, err := r.owner(ctx, vm)
 	if err != nil {

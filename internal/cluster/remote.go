@@ -12,16 +12,19 @@ import (
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/worker"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // remote runs sandbox calls on another worker through its internal endpoint.
 // The owner records executions in the shared store, as a local call would.
 type remote struct{ c *client.Client }
 
-func (r remote) Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, rec worker.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
-	res, err := r.c.Exec(ctx, vm.ID, &client.ExecRequest{Command: p.Command, Args: p.Args, Env: p.Env, Cwd: p.Cwd,
-		User: p.User, TimeoutSeconds: p.TimeoutSeconds}, eio.Stdin, eio.Stdout, eio.Stderr)
+var _ Sandboxes = remote{}
+
+// Exec implements Sandboxes. The owner records the execution; the returned
+// record carries what the exec stream reports (no captured output).
+func (r remote) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, _ task.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
+	res, err := r.c.Exec(ctx, vm.ID, p, eio.Stdin, eio.Stdout, eio.Stderr)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -29,18 +32,20 @@ func (r remote) Exec(ctx context.Context, vm *store.VM, p *worker.ExecParams, re
 		TimedOut: res.TimedOut, DurationMS: res.DurationMS}, nil
 }
 
+// PutFile implements Sandboxes.
 func (r remote) PutFile(ctx context.Context, vm *store.VM, path string, mode uint32, rd io.Reader) (int64, error) {
 	n, err := r.c.PutFile(ctx, vm.ID, path, mode, rd)
 	return n, classify(err)
 }
 
-func (r remote) GetFile(ctx context.Context, vm *store.VM, path string) (*worker.File, error) {
+// GetFile implements Sandboxes.
+func (r remote) GetFile(ctx context.Context, vm *store.VM, path string) (*task.File, error) {
 	resp, err := r.c.OpenFile(ctx, vm.ID, path)
 	if err != nil {
 		return nil, classify(err)
 	}
 	mode, _ := strconv.ParseUint(resp.Header.Get("X-File-Mode"), 8, 32)
-	return &worker.File{ReadCloser: resp.Body, Size: resp.ContentLength, Mode: uint32(mode)}, nil
+	return &task.File{ReadCloser: resp.Body, Size: resp.ContentLength, Mode: uint32(mode)}, nil
 }
 
 // classify gives a worker's API error its errdefs class again, so the API in
@@ -68,6 +73,7 @@ func classify(err error) error {
 	return errdefs.Unavailable("worker: %s", e.Message)
 }
 
+// Console implements Sandboxes.
 func (r remote) Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error) {
 	b, err := r.c.Console(ctx, vm.ID, maxBytes)
 	return b, classify(err)

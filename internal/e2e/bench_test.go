@@ -10,6 +10,7 @@ import (
 
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 	var ours, raw samples
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		res, err := e.c.Exec(b.Context(), "bench", &client.ExecRequest{Command: "true", Args: []string{}}, nil, nil, nil)
+		res, err := e.c.Exec(b.Context(), "bench", &task.ExecParams{Command: "true", Args: []string{}}, nil, nil, nil)
 		if err != nil || *res.ExitCode != 0 {
 			b.Fatalf("exec: %+v %v", res, err)
 		}
@@ -79,7 +80,7 @@ func BenchmarkCreateExecDelete(b *testing.B) {
 			b.Fatalf("create: %+v %v", t, err)
 		}
 		var out bytes.Buffer
-		if _, err := e.c.Exec(b.Context(), acc.VMID, &client.ExecRequest{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
+		if _, err := e.c.Exec(b.Context(), acc.VMID, &task.ExecParams{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
 			b.Fatalf("exec: %q %v", out.String(), err)
 		}
 		del, err := e.c.DeleteVM(b.Context(), acc.VMID)
@@ -115,7 +116,7 @@ func BenchmarkExecHop(b *testing.B) {
 	var hop, local samples
 	run := func(c *client.Client, vm string) time.Duration {
 		start := time.Now()
-		res, err := c.Exec(b.Context(), vm, &client.ExecRequest{Command: "true", Args: []string{}}, nil, nil, nil)
+		res, err := c.Exec(b.Context(), vm, &task.ExecParams{Command: "true", Args: []string{}}, nil, nil, nil)
 		if err != nil || *res.ExitCode != 0 {
 			b.Fatalf("exec %s: %+v %v", vm, res, err)
 		}
@@ -151,7 +152,7 @@ func BenchmarkPoolCreate(b *testing.B) {
 			b.Fatalf("create %d was not served from the pool (task %s)", i, created.Status)
 		}
 		var out bytes.Buffer
-		if _, err := e.c.Exec(b.Context(), created.VMID, &client.ExecRequest{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
+		if _, err := e.c.Exec(b.Context(), created.VMID, &task.ExecParams{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
 			b.Fatalf("exec: %q %v", out.String(), err)
 		}
 		ours = append(ours, time.Since(start))
@@ -173,8 +174,8 @@ func BenchmarkTemplateVsInstall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if task := e.mustWait(acc.TaskID); task.Status != store.TaskSucceeded {
-		b.Fatalf("template build: %s", task.Error)
+	if tk := e.mustWait(acc.TaskID); tk.Status != store.TaskSucceeded {
+		b.Fatalf("template build: %s", tk.Error)
 	}
 	var tpl, install samples
 	timeCreate := func(req *client.CreateVMRequest) time.Duration {
@@ -209,7 +210,7 @@ func BenchmarkMicroVMPoolCreate(b *testing.B) {
 	e.mustWait(acc.TaskID)
 	echo := func(vmID string) {
 		var out bytes.Buffer
-		if _, err := e.c.Exec(b.Context(), vmID, &client.ExecRequest{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
+		if _, err := e.c.Exec(b.Context(), vmID, &task.ExecParams{Command: "echo", Args: []string{"hi"}}, nil, &out, nil); err != nil || out.String() != "hi\n" {
 			b.Fatalf("exec: %q %v", out.String(), err)
 		}
 	}

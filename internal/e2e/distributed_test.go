@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/testbin"
-	"github.com/aetherium/aetherium/internal/worker"
 )
 
 const testToken = "e2e-internal-token-0123456789"
@@ -56,7 +57,7 @@ func writeConfig(t testing.TB, body string) string {
 	return p
 }
 
-func (c *cluster) ownerOf(vm *store.VM) *proc {
+func (c *cluster) ownerOf(vm *apiv1.VM) *proc {
 	for _, w := range c.workers {
 		if w.workerID == vm.WorkerID {
 			return w
@@ -72,7 +73,7 @@ func (c *cluster) ownerOf(vm *store.VM) *proc {
 func TestDistributedRouting(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 2)
-	var vms []*store.VM
+	var vms []*apiv1.VM
 	for i := range 6 {
 		vms = append(vms, c.MustCreateVM(&client.CreateVMRequest{Name: fmt.Sprintf("d%d", i)}))
 	}
@@ -87,15 +88,15 @@ func TestDistributedRouting(t *testing.T) {
 		t.Errorf("placement %v, want 3 and 3", perWorker)
 	}
 	for _, vm := range vms {
-		acc, err := c.c.Execute(ctx(t), vm.Name, &client.ExecRequest{Command: "hostname"})
+		acc, err := c.c.Execute(ctx(t), vm.Name, &task.ExecParams{Command: "hostname"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		task := c.mustWait(acc.TaskID)
-		var res worker.ExecResult
-		json.Unmarshal(task.Result, &res)
-		if task.Status != store.TaskSucceeded || res.Stdout != vm.Name+"\n" || task.WorkerID != vm.WorkerID {
-			t.Errorf("execute in %s: %s %q on %s, want %q on %s", vm.Name, task.Status, res.Stdout, task.WorkerID, vm.Name, vm.WorkerID)
+		tk := c.mustWait(acc.TaskID)
+		var res task.ExecResult
+		json.Unmarshal(tk.Result, &res)
+		if tk.Status != store.TaskSucceeded || res.Stdout != vm.Name+"\n" || tk.WorkerID != vm.WorkerID {
+			t.Errorf("execute in %s: %s %q on %s, want %q on %s", vm.Name, tk.Status, res.Stdout, tk.WorkerID, vm.Name, vm.WorkerID)
 		}
 		if out, code := c.MustExec(vm.Name, "cat /etc/hostname"); out != vm.Name+"\n" || code != 0 {
 			t.Errorf("exec in %s through the api: %q %d", vm.Name, out, code)
@@ -112,7 +113,7 @@ func TestDistributedRouting(t *testing.T) {
 	// The workers' internal endpoint trusts only the shared token.
 	for _, token := range []string{"", "wrong-token-0123456789"} {
 		ic, _ := client.NewInternal("http://"+c.workers[0].addr, token, nil)
-		_, err := ic.Exec(ctx(t), vms[0].ID, &client.ExecRequest{Command: "true"}, nil, nil, nil)
+		_, err := ic.Exec(ctx(t), vms[0].ID, &task.ExecParams{Command: "true"}, nil, nil, nil)
 		var apiErr *client.Error
 		if !errors.As(err, &apiErr) || apiErr.Status != 401 {
 			t.Errorf("internal exec with token %q: %v, want 401", token, err)
@@ -120,7 +121,7 @@ func TestDistributedRouting(t *testing.T) {
 	}
 	owner := c.ownerOf(vms[0])
 	ic, _ := client.NewInternal("http://"+owner.addr, testToken, nil)
-	if res, err := ic.Exec(ctx(t), vms[0].ID, &client.ExecRequest{Command: "true"}, nil, nil, nil); err != nil || *res.ExitCode != 0 {
+	if res, err := ic.Exec(ctx(t), vms[0].ID, &task.ExecParams{Command: "true"}, nil, nil, nil); err != nil || *res.ExitCode != 0 {
 		t.Errorf("internal exec with the token: %+v %v", res, err)
 	}
 	for _, vm := range vms {
@@ -128,8 +129,8 @@ func TestDistributedRouting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if task := c.mustWait(acc.TaskID); task.Status != store.TaskSucceeded || task.WorkerID != vm.WorkerID {
-			t.Errorf("delete %s: %s on %s", vm.Name, task.Status, task.WorkerID)
+		if tk := c.mustWait(acc.TaskID); tk.Status != store.TaskSucceeded || tk.WorkerID != vm.WorkerID {
+			t.Errorf("delete %s: %s on %s", vm.Name, tk.Status, tk.WorkerID)
 		}
 	}
 	for _, w := range c.workers {
@@ -148,7 +149,7 @@ func TestWorkerDeath(t *testing.T) {
 	a := c.MustCreateVM(&client.CreateVMRequest{Name: "on-a"})
 	b := c.MustCreateVM(&client.CreateVMRequest{Name: "on-b"})
 	victim := c.ownerOf(a)
-	acc, err := c.c.Execute(ctx(t), "on-a", &client.ExecRequest{Command: "sleep 60"})
+	acc, err := c.c.Execute(ctx(t), "on-a", &task.ExecParams{Command: "sleep 60"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,15 +157,15 @@ func TestWorkerDeath(t *testing.T) {
 	victim.kill()
 	killed := time.Now()
 
-	task := c.mustWait(acc.TaskID)
+	tk := c.mustWait(acc.TaskID)
 	took := time.Since(killed)
-	if task.Status != store.TaskFailed || !strings.Contains(task.Error, "stopped heartbeating") || took > 20*time.Second {
-		t.Errorf("task after worker death: %s %q after %s", task.Status, task.Error, took)
+	if tk.Status != store.TaskFailed || !strings.Contains(tk.Error, "stopped heartbeating") || took > 20*time.Second {
+		t.Errorf("task after worker death: %s %q after %s", tk.Status, tk.Error, took)
 	}
 	if vm, _ := c.c.GetVM(ctx(t), "on-a"); vm.Status != store.VMLost {
 		t.Errorf("sandbox of the dead worker: %s, want lost", vm.Status)
 	}
-	if _, err := c.c.Execute(ctx(t), "on-a", &client.ExecRequest{Command: "true"}); err == nil || !strings.Contains(err.Error(), "lost") {
+	if _, err := c.c.Execute(ctx(t), "on-a", &task.ExecParams{Command: "true"}); err == nil || !strings.Contains(err.Error(), "lost") {
 		t.Errorf("execute on a lost sandbox: %v, want a clear refusal", err)
 	}
 	if out, code := c.MustExec(b.Name, "echo still-here"); out != "still-here\n" || code != 0 {
@@ -201,7 +202,7 @@ func TestRedisLoss(t *testing.T) {
 		w.stop()
 		var ids []string
 		for i := range 3 {
-			acc, err := c.c.Execute(ctx(t), "rl", &client.ExecRequest{Command: fmt.Sprintf("echo %s-%d", disrupt.name, i)})
+			acc, err := c.c.Execute(ctx(t), "rl", &task.ExecParams{Command: fmt.Sprintf("echo %s-%d", disrupt.name, i)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,11 +211,11 @@ func TestRedisLoss(t *testing.T) {
 		disrupt.fn()
 		w.start()
 		for i, id := range ids {
-			task := c.mustWait(id)
-			var res worker.ExecResult
-			json.Unmarshal(task.Result, &res)
-			if task.Status != store.TaskSucceeded || res.Stdout != fmt.Sprintf("%s-%d\n", disrupt.name, i) {
-				t.Errorf("after redis %s: task %d %s %q %q", disrupt.name, i, task.Status, task.Error, res.Stdout)
+			tk := c.mustWait(id)
+			var res task.ExecResult
+			json.Unmarshal(tk.Result, &res)
+			if tk.Status != store.TaskSucceeded || res.Stdout != fmt.Sprintf("%s-%d\n", disrupt.name, i) {
+				t.Errorf("after redis %s: task %d %s %q %q", disrupt.name, i, tk.Status, tk.Error, res.Stdout)
 			}
 		}
 	}

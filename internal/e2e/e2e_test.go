@@ -15,8 +15,8 @@ import (
 
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/testbin"
-	"github.com/aetherium/aetherium/internal/worker"
 )
 
 // TestSandboxLifecycle drives the whole user flow through the API and CLI,
@@ -33,19 +33,19 @@ func TestSandboxLifecycle(t *testing.T) {
 		t.Errorf("aether vm get: %q (exit %d), want the address %s", out, code, vm.IPAddress)
 	}
 
-	acc, err := e.c.Execute(ctx(t), "life", &client.ExecRequest{Command: "echo", Args: []string{"async", "path"}})
+	acc, err := e.c.Execute(ctx(t), "life", &task.ExecParams{Command: "echo", Args: []string{"async", "path"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := e.mustWait(acc.TaskID)
-	var res worker.ExecResult
-	json.Unmarshal(task.Result, &res)
-	if task.Status != store.TaskSucceeded || res.Stdout != "async path\n" || *res.ExitCode != 0 {
-		t.Fatalf("execute task = %s %s %+v", task.Status, task.Error, res)
+	tk := e.mustWait(acc.TaskID)
+	var res task.ExecResult
+	json.Unmarshal(tk.Result, &res)
+	if tk.Status != store.TaskSucceeded || res.Stdout != "async path\n" || *res.ExitCode != 0 {
+		t.Fatalf("execute task = %s %s %+v", tk.Status, tk.Error, res)
 	}
 
 	var stdout, stderr bytes.Buffer
-	xr, err := e.c.Exec(ctx(t), vm.ID, &client.ExecRequest{Command: "echo out; echo err >&2; exit 4"}, nil, &stdout, &stderr)
+	xr, err := e.c.Exec(ctx(t), vm.ID, &task.ExecParams{Command: "echo out; echo err >&2; exit 4"}, nil, &stdout, &stderr)
 	if err != nil || stdout.String() != "out\n" || stderr.String() != "err\n" || *xr.ExitCode != 4 {
 		t.Fatalf("exec = %q %q %+v %v", stdout.String(), stderr.String(), xr, err)
 	}
@@ -100,8 +100,8 @@ func TestSandboxLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task := e.mustWait(dacc.TaskID); task.Status != store.TaskSucceeded {
-		t.Fatalf("delete: %s", task.Error)
+	if tk := e.mustWait(dacc.TaskID); tk.Status != store.TaskSucceeded {
+		t.Fatalf("delete: %s", tk.Error)
 	}
 	if c := e.containers(); len(c) != 0 {
 		t.Errorf("containers after delete: %v", c)
@@ -127,20 +127,20 @@ func TestKillDuringCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		task, err := e.c.GetTask(ctx(t), acc.TaskID, 0)
+		tk, err := e.c.GetTask(ctx(t), acc.TaskID, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if task.Status != store.TaskPending || time.Now().After(deadline) {
+		if tk.Status != store.TaskPending || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	e.kill()
 	e.start()
-	task := e.mustWait(acc.TaskID)
-	if !task.Terminal() {
-		t.Fatalf("task not terminal after restart: %+v", task)
+	tk := e.mustWait(acc.TaskID)
+	if !tk.Terminal() {
+		t.Fatalf("task not terminal after restart: %+v", tk)
 	}
 	vm, err := e.c.GetVM(ctx(t), acc.VMID)
 	if err != nil {
@@ -154,7 +154,7 @@ func TestKillDuringCreate(t *testing.T) {
 		}
 	}
 	if got := e.containers(); !slices.Equal(got, want) {
-		t.Errorf("containers = %v, want %v (vm %s, task %s %s)", got, want, vm.Status, task.Status, task.Error)
+		t.Errorf("containers = %v, want %v (vm %s, task %s %s)", got, want, vm.Status, tk.Status, tk.Error)
 	}
 }
 
@@ -182,18 +182,18 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "drain"})
-	acc, err := e.c.Execute(ctx(t), "drain", &client.ExecRequest{Command: "sleep 2; echo finished"})
+	acc, err := e.c.Execute(ctx(t), "drain", &task.ExecParams{Command: "sleep 2; echo finished"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.waitRunning(acc.TaskID)
 	e.stop()
 	e.start()
-	task := e.mustWait(acc.TaskID)
-	var res worker.ExecResult
-	json.Unmarshal(task.Result, &res)
-	if task.Status != store.TaskSucceeded || res.Stdout != "finished\n" {
-		t.Errorf("task after graceful stop = %s %q %q", task.Status, task.Error, res.Stdout)
+	tk := e.mustWait(acc.TaskID)
+	var res task.ExecResult
+	json.Unmarshal(tk.Result, &res)
+	if tk.Status != store.TaskSucceeded || res.Stdout != "finished\n" {
+		t.Errorf("task after graceful stop = %s %q %q", tk.Status, tk.Error, res.Stdout)
 	}
 }
 
@@ -295,7 +295,7 @@ func TestKillDuringExecute(t *testing.T) {
 	t.Parallel()
 	e := newDockerEnv(t)
 	e.MustCreateVM(&client.CreateVMRequest{Name: "victim"})
-	acc, err := e.c.Execute(ctx(t), "victim", &client.ExecRequest{Command: "echo run >> /root/runs; sleep 3"})
+	acc, err := e.c.Execute(ctx(t), "victim", &task.ExecParams{Command: "echo run >> /root/runs; sleep 3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,9 +303,9 @@ func TestKillDuringExecute(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the command has started
 	e.kill()
 	e.start()
-	task := e.mustWait(acc.TaskID)
-	if task.Status != store.TaskFailed || !strings.Contains(task.Error, "not run again") {
-		t.Errorf("task after crash = %s %q, want failed saying it was not run again", task.Status, task.Error)
+	tk := e.mustWait(acc.TaskID)
+	if tk.Status != store.TaskFailed || !strings.Contains(tk.Error, "not run again") {
+		t.Errorf("task after crash = %s %q, want failed saying it was not run again", tk.Status, tk.Error)
 	}
 	time.Sleep(3 * time.Second) // a wrongly re-run command would have appended by now
 	if out, _ := e.MustExec("victim", "cat /root/runs"); out != "run\n" {

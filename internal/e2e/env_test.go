@@ -16,8 +16,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 
@@ -174,7 +176,7 @@ func ctx(t testing.TB) context.Context {
 }
 
 // MustCreateVM creates a sandbox and waits for it to run.
-func (e *testEnv) MustCreateVM(req *client.CreateVMRequest) *store.VM {
+func (e *testEnv) MustCreateVM(req *client.CreateVMRequest) *apiv1.VM {
 	e.t.Helper()
 	acc, err := e.c.CreateVM(ctx(e.t), req)
 	if err != nil {
@@ -191,7 +193,7 @@ func (e *testEnv) MustCreateVM(req *client.CreateVMRequest) *store.VM {
 	return vm
 }
 
-func (e *testEnv) mustWait(taskID string) *store.Task {
+func (e *testEnv) mustWait(taskID string) *apiv1.Task {
 	e.t.Helper()
 	task, err := e.c.WaitTask(ctx(e.t), taskID, nil)
 	if err != nil {
@@ -204,7 +206,7 @@ func (e *testEnv) mustWait(taskID string) *store.Task {
 func (e *testEnv) MustExec(vm, command string) (string, int) {
 	e.t.Helper()
 	var out bytes.Buffer
-	res, err := e.c.Exec(ctx(e.t), vm, &client.ExecRequest{Command: command}, nil, &out, &out)
+	res, err := e.c.Exec(ctx(e.t), vm, &task.ExecParams{Command: command}, nil, &out, &out)
 	if err != nil {
 		e.t.Fatalf("exec %q in %s: %v", command, vm, err)
 	}

@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
 )
 
 // collectEvents follows the API's event stream in the background.
 type collector struct {
 	mu  sync.Mutex
-	got []*client.Event
+	got []*apiv1.Event
 }
 
 func collectEvents(t *testing.T, c *client.Client, kind, vm string) *collector {
@@ -24,7 +25,7 @@ func collectEvents(t *testing.T, c *client.Client, kind, vm string) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ready := make(chan struct{})
-	go c.Events(ctx, kind, vm, "", func(e *client.Event) error {
+	go c.Events(ctx, kind, vm, "", func(e *apiv1.Event) error {
 		col.mu.Lock()
 		col.got = append(col.got, e)
 		col.mu.Unlock()
@@ -37,7 +38,7 @@ func collectEvents(t *testing.T, c *client.Client, kind, vm string) *collector {
 }
 
 // waitFor waits until an event matching pred arrived.
-func (col *collector) waitFor(t *testing.T, what string, pred func(*client.Event) bool) {
+func (col *collector) waitFor(t *testing.T, what string, pred func(*apiv1.Event) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		col.mu.Lock()
@@ -60,11 +61,11 @@ func TestEventsAcrossProcesses(t *testing.T) {
 	all := collectEvents(t, c.c, "", "")
 	tasksOnly := collectEvents(t, c.c, "task", "")
 	vm := c.MustCreateVM(&client.CreateVMRequest{Name: "ev"})
-	all.waitFor(t, "vm running", func(e *client.Event) bool { return e.Kind == "vm" && e.VMID == vm.ID && e.Status == "running" })
-	all.waitFor(t, "create task succeeded", func(e *client.Event) bool {
+	all.waitFor(t, "vm running", func(e *apiv1.Event) bool { return e.Kind == "vm" && e.VMID == vm.ID && e.Status == "running" })
+	all.waitFor(t, "create task succeeded", func(e *apiv1.Event) bool {
 		return e.Kind == "task" && e.TaskType == "vm:create" && e.Status == "succeeded" && e.VMID == vm.ID
 	})
-	tasksOnly.waitFor(t, "create task running", func(e *client.Event) bool { return e.TaskType == "vm:create" && e.Status == "running" })
+	tasksOnly.waitFor(t, "create task running", func(e *apiv1.Event) bool { return e.TaskType == "vm:create" && e.Status == "running" })
 	tasksOnly.mu.Lock()
 	for _, e := range tasksOnly.got {
 		if e.Kind != "task" {

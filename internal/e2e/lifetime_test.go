@@ -6,14 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // waitVM waits until the sandbox reaches status, failing after within.
-func (e *testEnv) waitVM(name, status string, within time.Duration) *store.VM {
+func (e *testEnv) waitVM(name, status string, within time.Duration) *apiv1.VM {
 	e.t.Helper()
-	var vm *store.VM
+	var vm *apiv1.VM
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		vm, _ = e.c.GetVM(ctx(e.t), name)
 		if vm != nil && vm.Status == status {
@@ -78,10 +80,10 @@ func TestPauseResumeSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task := e.mustWait(acc.TaskID); task.Status != store.TaskSucceeded {
-		t.Fatalf("pause: %s", task.Error)
+	if tk := e.mustWait(acc.TaskID); tk.Status != store.TaskSucceeded {
+		t.Fatalf("pause: %s", tk.Error)
 	}
-	if _, err := e.c.Exec(ctx(t), "pz", &client.ExecRequest{Command: "true"}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "paused") {
+	if _, err := e.c.Exec(ctx(t), "pz", &task.ExecParams{Command: "true"}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "paused") {
 		t.Errorf("exec on a paused sandbox: %v, want a clear refusal", err)
 	}
 	if acc, err = e.c.Resume(ctx(t), "pz"); err != nil {
@@ -96,8 +98,8 @@ func TestPauseResumeSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task := e.mustWait(snap.TaskID); task.Status != store.TaskSucceeded {
-		t.Fatalf("snapshot: %s", task.Error)
+	if tk := e.mustWait(snap.TaskID); tk.Status != store.TaskSucceeded {
+		t.Fatalf("snapshot: %s", tk.Error)
 	}
 	e.MustCreateVM(&client.CreateVMRequest{Name: "fork", Template: "pz-snap"})
 	if out, _ := e.MustExec("fork", "cat /root/state"); out != "state\n" {

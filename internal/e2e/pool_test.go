@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
-	"github.com/aetherium/aetherium/internal/store"
 )
 
 // waitContainers waits until this process owns n containers.
@@ -66,7 +66,7 @@ func TestWarmPool(t *testing.T) {
 		pooled[id] = true
 	}
 	var wg sync.WaitGroup
-	vms := make([]*store.VM, 5)
+	vms := make([]*apiv1.VM, 5)
 	for i := range vms {
 		wg.Add(1)
 		go func() {

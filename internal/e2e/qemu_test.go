@@ -17,8 +17,8 @@ import (
 
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/testbin"
-	"github.com/aetherium/aetherium/internal/worker"
 )
 
 // needQEMU gates the tests that boot real QEMU microVMs (minutes under
@@ -65,15 +65,15 @@ func TestQEMULifecycle(t *testing.T) {
 	if vm.Runtime != "qemu" {
 		t.Errorf("runtime = %q", vm.Runtime)
 	}
-	acc, err := e.c.Execute(ctx(t), "micro", &client.ExecRequest{Command: "uname", Args: []string{"-r"}})
+	acc, err := e.c.Execute(ctx(t), "micro", &task.ExecParams{Command: "uname", Args: []string{"-r"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := e.mustWait(acc.TaskID)
-	var res worker.ExecResult
-	json.Unmarshal(task.Result, &res)
-	if task.Status != store.TaskSucceeded || !strings.Contains(res.Stdout, "amd64") {
-		t.Errorf("execute in the microVM: %s %q %q", task.Status, task.Error, res.Stdout)
+	tk := e.mustWait(acc.TaskID)
+	var res task.ExecResult
+	json.Unmarshal(tk.Result, &res)
+	if tk.Status != store.TaskSucceeded || !strings.Contains(res.Stdout, "amd64") {
+		t.Errorf("execute in the microVM: %s %q %q", tk.Status, tk.Error, res.Stdout)
 	}
 	data := make([]byte, 1<<20)
 	rand.Read(data)
@@ -127,8 +127,8 @@ func TestQEMULifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task := e.mustWait(del.TaskID); task.Status != store.TaskSucceeded {
-		t.Fatalf("delete: %s", task.Error)
+	if tk := e.mustWait(del.TaskID); tk.Status != store.TaskSucceeded {
+		t.Fatalf("delete: %s", tk.Error)
 	}
 	if left, _ := os.ReadDir(filepath.Join(e.dir, "data", "vms")); len(left) != 0 {
 		t.Errorf("microVM state left after delete: %v", left)
@@ -153,8 +153,8 @@ func TestQEMUTemplatesAndPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task := e.mustWait(acc.TaskID); task.Status != store.TaskSucceeded {
-		t.Fatalf("template build: %s", task.Error)
+	if tk := e.mustWait(acc.TaskID); tk.Status != store.TaskSucceeded {
+		t.Fatalf("template build: %s", tk.Error)
 	}
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		h, _ := e.c.Health(ctx(t))
@@ -176,8 +176,8 @@ func TestQEMUTemplatesAndPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task := e.mustWait(snap.TaskID); task.Status != store.TaskSucceeded {
-		t.Fatalf("snapshot: %s", task.Error)
+	if tk := e.mustWait(snap.TaskID); tk.Status != store.TaskSucceeded {
+		t.Fatalf("snapshot: %s", tk.Error)
 	}
 	e.MustCreateVM(&client.CreateVMRequest{Name: "fromsnap", Template: "mt-snap"})
 	if out, _ := e.MustExec("fromsnap", "cat /etc/baked /root/mine"); out != "baked\nmine\n" {
@@ -195,8 +195,8 @@ func TestQEMUTemplatesAndPool(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if task := e.mustWait(del.TaskID); task.Status != store.TaskSucceeded {
-			t.Fatalf("delete template %s: %s", name, task.Error)
+		if tk := e.mustWait(del.TaskID); tk.Status != store.TaskSucceeded {
+			t.Fatalf("delete template %s: %s", name, tk.Error)
 		}
 	}
 	if left, _ := filepath.Glob(filepath.Join(e.dir, "data", "guests", "committed", "*")); len(left) != 0 {

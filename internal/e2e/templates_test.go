@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
 )
@@ -42,7 +43,7 @@ func TestTemplates(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	vms := make([]*store.VM, 5)
+	vms := make([]*apiv1.VM, 5)
 	for i := range vms {
 		wg.Add(1)
 		go func() {

@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -67,39 +66,8 @@ func (s *Spec) withDefaults() {
 	}
 }
 
-// Suites are the Debian releases images may be built from: the ones
-// Debian's archive keyring (debian-archive-keyring) signs, so every build's
-// Release file is checked against it.
-var Suites = []string{"bookworm", "trixie", "bullseye"}
-
-// Namespace starts every image reference Build may tag: built images never
-// replace an image the platform does not own.
-const Namespace = "aetherium/"
-
 // Keyring verifies the Debian archive's signatures during builds.
 const Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
-
-// Validate reports a spec that cannot be built, naming the field: a bad
-// package name is ErrInvalidArgument; a suite outside Suites, a mirror (it
-// comes from the server's configuration only) or a reference outside
-// Namespace is ErrUnprocessable.
-func (s *Spec) Validate() error {
-	for _, p := range s.Include {
-		if p == "" || strings.ContainsAny(p, " ,;'\"$`\\") || strings.HasPrefix(p, "-") {
-			return errdefs.InvalidArgument("include: %q is not a package name", p)
-		}
-	}
-	if s.Suite != "" && !slices.Contains(Suites, s.Suite) {
-		return errdefs.Unprocessable("suite: %q is not one of %s (releases Debian's archive keyring verifies)", s.Suite, strings.Join(Suites, ", "))
-	}
-	if s.Mirror != "" {
-		return errdefs.Unprocessable("mirror: the Debian mirror comes from the server's configuration, not the request")
-	}
-	if s.Ref != "" && (!strings.HasPrefix(s.Ref, Namespace) || strings.ContainsAny(s.Ref, " ;'\"$`\\")) {
-		return errdefs.Unprocessable("ref: %q must be an image reference under %s", s.Ref, Namespace)
-	}
-	return nil
-}
 
 // Result says what Build did.
 type Result struct {
@@ -180,11 +148,11 @@ func (b *Builder) Exists(ctx context.Context, ref, hash string) (string, bool, e
 }
 
 // Build makes the image unless it exists. progress receives one line per
-// step (debootstrap's own progress lines included); it may be nil.
+// step (debootstrap's own progress lines included); it may be nil. The spec's
+// values become debootstrap arguments: callers pass one validated as
+// task.ImageBuildArgs (the image:build task's args, the only way builds are
+// requested).
 func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (*Result, error) {
-	if err := spec.Validate(); err != nil {
-		return nil, err
-	}
 	spec.withDefaults()
 	if progress == nil {
 		progress = func(string) {}

@@ -272,12 +272,9 @@ type Template struct {
 	// WorkerID is the host whose runtime holds the image.
 	WorkerID string `json:"worker_id,omitempty"`
 	// PoolSize is how many started sandboxes the worker keeps ready.
-	PoolSize int    `json:"pool_size"`
-	TaskID   string `json:"task_id,omitempty"`
-	Error    string `json:"error,omitempty"`
-	// IPAddress is the sandbox's address on its network (Docker's bridge, or
-	// the microVM network); empty without one.
-	IPAddress string    `json:"ip_address,omitempty"`
+	PoolSize  int       `json:"pool_size"`
+	TaskID    string    `json:"task_id,omitempty"`
+	Error     string    `json:"error,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -186,3 +186,19 @@ func (r *Registry) Plan(tools []string, versions map[string]string) ([]Step, err
 	}
 	return steps, nil
 }
+
+// Unbaked drops the steps whose tool is already installed (baked, tool ->
+// exact version, as a template records it) at a version the step accepts:
+// the same version, or one of its patch releases ("20" accepts "20.11.1").
+// Creating from a template that baked every requested tool installs nothing.
+func Unbaked(steps []Step, baked map[string]string) []Step {
+	var out []Step
+	for _, st := range steps {
+		v, ok := baked[st.Recipe.Name]
+		if ok && (st.Version == "" || v == st.Version || strings.HasPrefix(v, st.Version+".")) {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
+}

@@ -80,3 +80,40 @@ func TestScriptQuotesVersion(t *testing.T) {
 		t.Errorf("version not quoted: %s", s)
 	}
 }
+
+func TestUnbaked(t *testing.T) {
+	t.Parallel()
+	r, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		tools []string
+		baked map[string]string
+		want  string // remaining steps as name@version
+	}{
+		{name: "nothing baked", tools: []string{"go@1.23"}, want: "go@1.23"},
+		{name: "patch release of the asked version", tools: []string{"go@1.23"}, baked: map[string]string{"go": "1.23.4"}},
+		{name: "exact version", tools: []string{"go@1.23.4"}, baked: map[string]string{"go": "1.23.4"}},
+		{name: "other version", tools: []string{"go@1.22"}, baked: map[string]string{"go": "1.23.4"}, want: "go@1.22"},
+		{name: "prefix is not a release", tools: []string{"go@1.2"}, baked: map[string]string{"go": "1.23.4"}, want: "go@1.2"},
+		{name: "only the missing dependency", tools: []string{"claude-code"}, baked: map[string]string{"claude-code": "1.0.0"}, want: "nodejs@22"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			steps, err := r.Plan(tt.tools, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range Unbaked(steps, tt.baked) {
+				got = append(got, s.Spec())
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Errorf("Unbaked(%v, %v) = %q, want %q", tt.tools, tt.baked, strings.Join(got, " "), tt.want)
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"path"
-	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -17,47 +16,12 @@ import (
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/tools"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
-// MaxExecTimeout bounds timeout_seconds.
-const MaxExecTimeout = 24 * time.Hour
-
-// ExecParams is one command to run: the body of POST /vms/{id}/execute and
-// /exec, and the payload of vm:execute tasks.
-//
-// When Args is empty, Command is run by /bin/sh -c, so pipes and quoting work.
-// Otherwise Command is the program and Args its arguments, with no shell.
-type ExecParams struct {
-	Command        string            `json:"command"`
-	Args           []string          `json:"args,omitempty"`
-	Env            map[string]string `json:"env,omitempty"`
-	Cwd            string            `json:"cwd,omitempty"`
-	User           string            `json:"user,omitempty"`
-	TimeoutSeconds int               `json:"timeout_seconds,omitempty"`
-}
-
-var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// Validate reports the first invalid field.
-func (p *ExecParams) Validate() error {
-	switch {
-	case p.Command == "":
-		return errdefs.InvalidArgument("command: must not be empty")
-	case p.TimeoutSeconds < 0 || time.Duration(p.TimeoutSeconds)*time.Second > MaxExecTimeout:
-		return errdefs.InvalidArgument("timeout_seconds: must be between 0 and %d", int(MaxExecTimeout.Seconds()))
-	case p.Cwd != "" && !path.IsAbs(p.Cwd):
-		return errdefs.InvalidArgument("cwd: %q must be an absolute path", p.Cwd)
-	}
-	for k := range p.Env {
-		if !envKey.MatchString(k) {
-			return errdefs.InvalidArgument("env: %q is not a valid variable name", k)
-		}
-	}
-	return nil
-}
-
-func (p *ExecParams) request() *agentproto.ExecRequest {
+// agentRequest is p as the agent runs it: through /bin/sh -c when p has no
+// Args, with the environment sorted.
+func agentRequest(p *task.ExecParams) *agentproto.ExecRequest {
 	argv := append([]string{p.Command}, p.Args...)
 	if len(p.Args) == 0 {
 		argv = []string{"/bin/sh", "-c", p.Command}
@@ -70,18 +34,12 @@ func (p *ExecParams) request() *agentproto.ExecRequest {
 		TimeoutMS: int64(p.TimeoutSeconds) * 1000}
 }
 
-// ExecRecord links an execution to the task or job that ran it.
-type ExecRecord struct {
-	TaskID string
-	JobID  string
-}
-
 // Exec runs p in the sandbox, streaming output to eio, and records it as an
 // execution. It returns the finished record: a timeout is recorded with
 // timed_out and returned without error; errors are for commands that could
 // not run at all (sandbox not running: ErrFailedPrecondition; program not
 // found: ErrInvalidArgument; agent gone: ErrUnavailable).
-func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *ExecParams, rec ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
+func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec task.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -99,7 +57,7 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *ExecParams, rec Exec
 		return nil, err
 	}
 	stdout, stderr := newCapture(w.cfg.MaxOutputBytes), newCapture(w.cfg.MaxOutputBytes)
-	exit, xerr := client.Exec(ctx, p.request(), agentclient.ExecIO{
+	exit, xerr := client.Exec(ctx, agentRequest(p), agentclient.ExecIO{
 		Stdin:  eio.Stdin,
 		Stdout: teeTo(stdout, eio.Stdout),
 		Stderr: teeTo(stderr, eio.Stderr),
@@ -162,15 +120,8 @@ func (w *Worker) PutFile(ctx context.Context, vm *store.VM, path string, mode ui
 	return c.PutFile(ctx, &agentproto.FilePutRequest{Path: path, Mode: mode, MkdirAll: true}, r)
 }
 
-// File is a file being read out of a sandbox.
-type File struct {
-	io.ReadCloser
-	Size int64
-	Mode uint32
-}
-
 // GetFile opens path inside the sandbox for reading.
-func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*File, error) {
+func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*task.File, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
@@ -191,7 +142,7 @@ func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*File,
 		end()
 		return nil, err
 	}
-	return &File{ReadCloser: &endOnClose{ReadCloser: fr, end: end}, Size: fr.Size, Mode: fr.Mode}, nil
+	return &task.File{ReadCloser: &endOnClose{ReadCloser: fr, end: end}, Size: fr.Size, Mode: fr.Mode}, nil
 }
 
 func checkPath(p string) error {
@@ -228,40 +179,6 @@ func teeTo(c *capture, w io.Writer) io.Writer {
 		return c
 	}
 	return io.MultiWriter(c, w)
-}
-
-// ExecResult is the result of a vm:execute task.
-type ExecResult struct {
-	ExecutionID string `json:"execution_id"`
-	ExitCode    *int   `json:"exit_code"`
-	Signal      string `json:"signal,omitempty"`
-	TimedOut    bool   `json:"timed_out"`
-	Stdout      string `json:"stdout"`
-	Stderr      string `json:"stderr"`
-	DurationMS  int64  `json:"duration_ms"`
-}
-
-func resultOf(e *store.Execution) *ExecResult {
-	return &ExecResult{ExecutionID: e.ID, ExitCode: e.ExitCode, Signal: e.Signal, TimedOut: e.TimedOut,
-		Stdout: e.Stdout, Stderr: e.Stderr, DurationMS: e.DurationMS}
-}
-
-// ExecTaskTimeout is the timeout of a vm:execute task: the command's own
-// timeout plus time to reach the sandbox and record the result.
-func ExecTaskTimeout(p *ExecParams) time.Duration {
-	if p.TimeoutSeconds == 0 {
-		return Policies[TypeVMExecute].Timeout
-	}
-	return time.Duration(p.TimeoutSeconds)*time.Second + 2*time.Minute
-}
-
-// CreateTaskTimeout is the timeout of a vm:create task that installs steps.
-func CreateTaskTimeout(steps []tools.Step) time.Duration {
-	d := Policies[TypeVMCreate].Timeout
-	for _, s := range steps {
-		d += s.Recipe.Timeout
-	}
-	return d
 }
 
 // endOnClose ends a transfer's activity when the download is closed.

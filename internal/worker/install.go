@@ -12,6 +12,7 @@ import (
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/tools"
 )
 
@@ -22,28 +23,28 @@ var installedRE = regexp.MustCompile(`(?m)^AETHER_INSTALLED=(\S+)$`)
 // install and verify is recorded as an execution. A failure names the tool,
 // the version and the tail of the installer's output, and is final: retrying
 // a broken recipe or a missing version does not help.
-func (w *Worker) installTools(ctx context.Context, task *store.Task, vm *store.VM, steps []tools.Step) (map[string]string, error) {
+func (w *Worker) installTools(ctx context.Context, t *store.Task, vm *store.VM, steps []tools.Step) (map[string]string, error) {
 	installed := map[string]string{}
 	for i, st := range steps {
-		w.setProgress(ctx, task.ID, fmt.Sprintf("installing %s (%d/%d)", st.Spec(), i+1, len(steps)))
-		v, err := w.installOne(ctx, task, vm, st)
+		w.setProgress(ctx, t.ID, fmt.Sprintf("installing %s (%d/%d)", st.Spec(), i+1, len(steps)))
+		v, err := w.installOne(ctx, t, vm, st)
 		if err != nil {
 			return installed, queue.Permanent(fmt.Errorf("installing %s failed: %w", st.Spec(), err))
 		}
 		installed[st.Recipe.Name] = v
 	}
 	if len(steps) > 0 {
-		w.setProgress(ctx, task.ID, fmt.Sprintf("installed %d tools", len(steps)))
+		w.setProgress(ctx, t.ID, fmt.Sprintf("installed %d tools", len(steps)))
 	}
 	return installed, nil
 }
 
-func (w *Worker) installOne(ctx context.Context, task *store.Task, vm *store.VM, st tools.Step) (string, error) {
+func (w *Worker) installOne(ctx context.Context, t *store.Task, vm *store.VM, st tools.Step) (string, error) {
 	deadline := time.Now().Add(st.Recipe.Timeout)
 	var out bytes.Buffer
 	var errTail strings.Builder
-	rec := ExecRecord{TaskID: task.ID}
-	e, err := w.Exec(ctx, vm, &ExecParams{Command: "bash", Args: []string{"-c", st.Script()},
+	rec := task.ExecRecord{TaskID: t.ID}
+	e, err := w.Exec(ctx, vm, &task.ExecParams{Command: "bash", Args: []string{"-c", st.Script()},
 		TimeoutSeconds: int(st.Recipe.Timeout.Seconds())}, rec, agentclient.ExecIO{Stdout: &out, Stderr: &tailWriter{&errTail}})
 	if err != nil {
 		return "", err
@@ -60,7 +61,7 @@ func (w *Worker) installOne(ctx context.Context, task *store.Task, vm *store.VM,
 	}
 	version := m[1]
 	var vout bytes.Buffer
-	ve, err := w.Exec(ctx, vm, &ExecParams{Command: "bash", Args: []string{"-lc", st.Recipe.Verify},
+	ve, err := w.Exec(ctx, vm, &task.ExecParams{Command: "bash", Args: []string{"-lc", st.Recipe.Verify},
 		TimeoutSeconds: max(1, int(time.Until(deadline).Seconds()))}, rec, agentclient.ExecIO{Stdout: &vout, Stderr: &vout})
 	if err != nil {
 		return "", err

@@ -2,16 +2,15 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
-	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // activity counts running execs and transfers per sandbox, so the idle
@@ -47,12 +46,16 @@ func (w *Worker) begin(ctx context.Context, vm *store.VM) func() {
 	}
 }
 
+// touch records activity on a sandbox with an idle timeout. A failed write
+// is logged: the sandbox may then expire early, as if idle since the last
+// recorded activity.
 func (w *Worker) touch(ctx context.Context, vm *store.VM) {
 	if vm.IdleTimeoutS == 0 {
 		return // nobody reads it: save the write on the exec path
 	}
 	now := time.Now()
-	w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, LastActiveAt: &now})
+	_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, LastActiveAt: &now})
+	warnIf(ctx, w.log, "record sandbox activity", err, slog.String("sandbox_id", vm.ID))
 }
 
 // expired reports why a sandbox has expired, or "".
@@ -72,6 +75,7 @@ func (w *Worker) expired(vm *store.VM, now time.Time) string {
 func (w *Worker) expire(ctx context.Context) {
 	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID})
 	if err != nil {
+		w.log.WarnContext(ctx, "expire: list sandboxes", slog.Any("err", err))
 		return
 	}
 	now := time.Now()
@@ -79,52 +83,59 @@ func (w *Worker) expire(ctx context.Context) {
 		if vm.Status != store.VMRunning {
 			continue
 		}
-		why := w.expired(vm, now)
-		if why == "" {
-			continue
-		}
-		w.log.InfoContext(ctx, "sandbox expired", slog.String("sandbox_id", vm.ID), slog.String("reason", why), slog.String("action", vm.OnExpire))
-		typ, status := TypeVMDelete, store.VMDeleting
-		if vm.OnExpire == store.ExpirePause {
-			typ, status = TypeVMPause, store.VMPaused
-		}
-		// The status changes at once so the sweep does not fire twice; the
-		// task does the work and keeps the history.
-		w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &status})
-		if err := w.enqueueFor(ctx, vm, typ, map[string]string{"reason": "expired: " + why}); err != nil {
-			w.log.WarnContext(ctx, "expire", slog.String("sandbox_id", vm.ID), slog.Any("err", err))
+		if why := w.expired(vm, now); why != "" {
+			w.expireOne(ctx, vm, why)
 		}
 	}
 }
 
-// enqueueFor inserts and sends a task about one of this worker's sandboxes.
-func (w *Worker) enqueueFor(ctx context.Context, vm *store.VM, typ string, payload any) error {
-	p := Policies[typ]
-	b, _ := json.Marshal(payload)
-	t, err := w.store.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: vm.ProjectID, Type: typ, Priority: p.Priority,
-		MaxRetries: p.MaxRetries, VMID: vm.ID, Payload: b})
-	if err != nil {
-		return err
+// expireOne moves an expired sandbox to deleting or paused at once, so the
+// next sweep does not fire again, then submits the task that does the work
+// and keeps the history. If the status cannot be written nothing is
+// submitted: the next sweep tries again.
+func (w *Worker) expireOne(ctx context.Context, vm *store.VM, why string) {
+	log := w.log.With(slog.String("sandbox_id", vm.ID))
+	log.InfoContext(ctx, "sandbox expired", slog.String("reason", why), slog.String("action", vm.OnExpire))
+	var args task.Args = task.VMDeleteArgs{Reason: "expired: " + why}
+	status := store.VMDeleting
+	if vm.OnExpire == store.ExpirePause {
+		args, status = task.VMPauseArgs{Reason: "expired: " + why}, store.VMPaused
 	}
-	return Enqueue(ctx, w.queue, t, w.cfg.ID)
+	if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &status}); err != nil {
+		log.WarnContext(ctx, "expire: mark sandbox "+status, slog.Any("err", err))
+		return
+	}
+	w.submit(ctx, args, &task.SubmitParams{ProjectID: vm.ProjectID, VMID: vm.ID, Route: w.cfg.ID})
+}
+
+// submit creates a task through task.Submit, logging failures: the worker's
+// own tasks come from sweeps that try again (an unsent message is re-sent by
+// the reconciler).
+func (w *Worker) submit(ctx context.Context, args task.Args, p *task.SubmitParams) {
+	t, err := task.Submit(ctx, w.store, w.queue, args, p)
+	attrs := []any{slog.String("type", args.Kind()), slog.String("sandbox_id", p.VMID)}
+	if t != nil {
+		attrs = append(attrs, slog.String("task_id", t.ID))
+	}
+	warnIf(ctx, w.log, "submit task", err, attrs...)
 }
 
 // vmPause freezes a sandbox (cgroup freezer for Docker); memory is kept.
-func (w *Worker) vmPause(ctx context.Context, task *store.Task) (any, error) {
-	return w.setFrozen(ctx, task, true)
+func (w *Worker) vmPause(ctx context.Context, t *store.Task, _ task.VMPauseArgs) (*task.VMResult, error) {
+	return w.setFrozen(ctx, t, true)
 }
 
 // vmResume thaws a paused sandbox.
-func (w *Worker) vmResume(ctx context.Context, task *store.Task) (any, error) {
-	return w.setFrozen(ctx, task, false)
+func (w *Worker) vmResume(ctx context.Context, t *store.Task, _ task.VMResumeArgs) (*task.VMResult, error) {
+	return w.setFrozen(ctx, t, false)
 }
 
-func (w *Worker) setFrozen(ctx context.Context, task *store.Task, freeze bool) (any, error) {
+func (w *Worker) setFrozen(ctx context.Context, t *store.Task, freeze bool) (*task.VMResult, error) {
 	p, ok := w.rt.(sandbox.Pauser)
 	if !ok {
 		return nil, errdefs.FailedPrecondition("this worker's runtime cannot pause sandboxes")
 	}
-	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: task.ProjectID, IDOrName: task.VMID})
+	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
 	if err != nil {
 		return nil, err
 	}
@@ -145,38 +156,29 @@ func (w *Worker) setFrozen(ctx context.Context, task *store.Task, freeze bool) (
 	if err != nil {
 		return nil, err
 	}
+	params := &store.VMUpdateParams{ID: vm.ID, Status: &status}
 	if !freeze {
-		// A resumed sandbox starts a fresh idle period.
 		now := time.Now()
-		w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, LastActiveAt: &now})
+		params.LastActiveAt = &now // a resumed sandbox starts a fresh idle period
 	}
-	if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &status}); err != nil {
+	if _, err := w.store.VMUpdate(ctx, params); err != nil {
 		return nil, err
 	}
-	return &VMResult{VMID: vm.ID, Status: status}, nil
-}
-
-// SnapshotPayload is the payload of vm:snapshot tasks.
-type SnapshotPayload struct {
-	TemplateID string `json:"template_id"`
+	return &task.VMResult{VMID: vm.ID, Status: status}, nil
 }
 
 // vmSnapshot saves a sandbox's current filesystem as a ready template, so a
 // prepared environment can be forked into new sandboxes.
-func (w *Worker) vmSnapshot(ctx context.Context, task *store.Task) (any, error) {
-	var p SnapshotPayload
-	if err := json.Unmarshal(task.Payload, &p); err != nil {
-		return nil, queue.Permanent(fmt.Errorf("bad payload: %w", err))
-	}
+func (w *Worker) vmSnapshot(ctx context.Context, t *store.Task, a task.VMSnapshotArgs) (*task.TemplateResult, error) {
 	committer, ok := w.rt.(sandbox.Committer)
 	if !ok {
 		return nil, errdefs.FailedPrecondition("this worker's runtime cannot snapshot sandboxes")
 	}
-	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: task.ProjectID, IDOrName: task.VMID})
+	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
 	if err != nil {
 		return nil, err
 	}
-	tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: task.ProjectID, IDOrName: p.TemplateID})
+	tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: t.ProjectID, IDOrName: a.TemplateID})
 	if err != nil {
 		return nil, err
 	}
@@ -188,5 +190,10 @@ func (w *Worker) vmSnapshot(ctx context.Context, task *store.Task) (any, error) 
 		Image: &ref, ToolsInstalled: vm.ToolsInstalled}); err != nil {
 		return nil, err
 	}
-	return &TemplateResult{Template: tpl.Name, Image: ref, ToolsInstalled: vm.ToolsInstalled}, nil
+	return &task.TemplateResult{Template: tpl.Name, Image: ref, ToolsInstalled: vm.ToolsInstalled}, nil
+}
+
+// failVMSnapshot marks the template of a finally failed snapshot failed.
+func (w *Worker) failVMSnapshot(ctx context.Context, _ *store.Task, a task.VMSnapshotArgs, msg string) error {
+	return w.failTemplate(ctx, a.TemplateID, msg)
 }

@@ -2,19 +2,12 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 
 	"github.com/google/uuid"
 
 	"github.com/aetherium/aetherium/internal/store"
-)
-
-// Pool sandboxes are created with these resources; a create asking for
-// others does not take from the pool.
-const (
-	PoolVCPUs    = 1
-	PoolMemoryMB = 512
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // maxPoolStarts bounds pool sandboxes being created at once per template,
@@ -27,10 +20,12 @@ const maxPoolStarts = 2
 func (w *Worker) fillPools(ctx context.Context) {
 	tpls, err := w.store.TemplateList(ctx, store.DefaultProjectID)
 	if err != nil {
+		w.log.WarnContext(ctx, "pool refill: list templates", slog.Any("err", err))
 		return
 	}
 	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID, Pooled: true})
 	if err != nil {
+		w.log.WarnContext(ctx, "pool refill: list pool sandboxes", slog.Any("err", err))
 		return
 	}
 	ready, starting := map[string][]*store.VM{}, map[string]int{}
@@ -62,29 +57,33 @@ func (w *Worker) fillPools(ctx context.Context) {
 	}
 }
 
+// startPoolSandbox submits the vm:create of one pool sandbox of t on this
+// worker (low priority: see task.VMCreateArgs.Pool). An error means no task
+// was created; an unsent message is only logged, the reconciler sends it.
 func (w *Worker) startPoolSandbox(ctx context.Context, t *store.Template) error {
-	p := Policies[TypeVMCreate]
-	payload, _ := json.Marshal(CreatePayload{Pool: true})
 	id := uuid.NewString()
-	task, err := w.store.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: t.ProjectID, Type: TypeVMCreate,
-		Priority: "low", MaxRetries: p.MaxRetries, Payload: payload,
+	tk, err := task.Submit(ctx, w.store, w.queue, task.VMCreateArgs{Pool: true}, &task.SubmitParams{
+		ProjectID: t.ProjectID, Route: w.cfg.ID,
 		VM: &store.VMInsertParams{ID: id, Name: store.PoolNamePrefix + id[:13], Image: t.Image, Template: t.ID,
-			Runtime: w.cfg.RuntimeName, VCPUs: PoolVCPUs, MemoryMB: PoolMemoryMB, WorkerID: w.cfg.ID}})
-	if err != nil {
+			Runtime: w.cfg.RuntimeName, VCPUs: task.PoolVCPUs, MemoryMB: task.PoolMemoryMB, WorkerID: w.cfg.ID}})
+	if tk == nil {
 		return err
 	}
-	return Enqueue(ctx, w.queue, task, w.cfg.ID)
+	warnIf(ctx, w.log, "pool refill", err, slog.String("task_id", tk.ID), slog.String("sandbox_id", id))
+	return nil
 }
 
-// drainPool removes a template's pool sandboxes (the template is going away).
-func (w *Worker) drainPool(ctx context.Context, templateID string) {
+// drainPool removes a template's pool sandboxes (the template is going
+// away). Only listing them can fail; each removal is logged by retire.
+func (w *Worker) drainPool(ctx context.Context, templateID string) error {
 	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID, Pooled: true})
 	if err != nil {
-		return
+		return err
 	}
 	for _, vm := range pool {
 		if vm.Template == templateID {
 			w.retire(ctx, vm.ID)
 		}
 	}
+	return nil
 }

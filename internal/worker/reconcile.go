@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 )
 
 // Reconcile makes the runtime and the queue agree with the store, after a
@@ -40,48 +42,76 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 		seen[info.ID] = info
 		vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: info.ID})
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			w.log.WarnContext(ctx, "reconcile: get sandbox", slog.String("sandbox_id", info.ID), slog.Any("err", err))
 			continue
 		}
 		if vm == nil || vm.Status == store.VMDeleted {
 			w.log.InfoContext(ctx, "reconcile: removing orphan machine", slog.String("sandbox_id", info.ID))
-			w.destroy(ctx, info.ID)
+			w.discard(ctx, info.ID)
 			continue
 		}
-		if vm.Status == store.VMLost {
-			w.log.InfoContext(ctx, "reconcile: adopting sandbox again", slog.String("sandbox_id", vm.ID))
-			running, empty := store.VMRunning, ""
-			w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty})
-			vm.Status = running
-		}
-		if (vm.Status == store.VMRunning || vm.Status == store.VMPooled) && info.State != sandbox.StateRunning && info.State != sandbox.StatePaused {
-			w.log.InfoContext(ctx, "reconcile: restarting stopped sandbox", slog.String("sandbox_id", vm.ID))
-			w.agents.Forget(vm.ID)
-			if err := w.rt.Start(ctx, vm.ID); err != nil {
-				w.log.WarnContext(ctx, "reconcile: restart", slog.String("sandbox_id", vm.ID), slog.Any("err", err))
-			} else if info, err = w.rt.Inspect(ctx, vm.ID); err == nil && info.Address != vm.IPAddress {
-				// Docker may hand a restarted container another address.
-				w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, IPAddress: &info.Address})
-			}
-		}
+		w.reconcileMachine(ctx, vm, info)
 	}
+	w.reconcileVanished(ctx, seen)
+}
+
+// reconcileMachine adopts a lost sandbox whose machine survived and restarts
+// a machine that stopped although its sandbox should run.
+func (w *Worker) reconcileMachine(ctx context.Context, vm *store.VM, info *sandbox.Info) {
+	log := w.log.With(slog.String("sandbox_id", vm.ID))
+	if vm.Status == store.VMLost {
+		log.InfoContext(ctx, "reconcile: adopting sandbox again")
+		running, empty := store.VMRunning, ""
+		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty}); err != nil {
+			log.WarnContext(ctx, "reconcile: adopt sandbox", slog.Any("err", err))
+			return
+		}
+		vm.Status = running
+	}
+	if (vm.Status != store.VMRunning && vm.Status != store.VMPooled) || info.State == sandbox.StateRunning || info.State == sandbox.StatePaused {
+		return
+	}
+	log.InfoContext(ctx, "reconcile: restarting stopped sandbox")
+	w.agents.Forget(vm.ID)
+	if err := w.rt.Start(ctx, vm.ID); err != nil {
+		log.WarnContext(ctx, "reconcile: restart", slog.Any("err", err))
+		return
+	}
+	info, err := w.rt.Inspect(ctx, vm.ID)
+	if err != nil || info.Address == vm.IPAddress {
+		warnIf(ctx, log, "reconcile: inspect restarted sandbox", err)
+		return
+	}
+	// Docker may hand a restarted container another address.
+	_, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, IPAddress: &info.Address})
+	warnIf(ctx, log, "reconcile: record new address", err)
+}
+
+// reconcileVanished handles this worker's sandboxes whose machine is not
+// among seen: a pool sandbox is retired (the pool refills), a running or
+// lost one is marked failed.
+func (w *Worker) reconcileVanished(ctx context.Context, seen map[string]*sandbox.Info) {
 	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID})
 	if err != nil {
+		w.log.WarnContext(ctx, "reconcile: list sandboxes", slog.Any("err", err))
 		return
 	}
 	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID, Pooled: true})
 	if err != nil {
+		w.log.WarnContext(ctx, "reconcile: list pool sandboxes", slog.Any("err", err))
 		return
 	}
 	for _, vm := range pool {
 		if vm.Status == store.VMPooled && seen[vm.ID] == nil {
-			w.retire(ctx, vm.ID) // its machine vanished; the pool refills
+			w.retire(ctx, vm.ID)
 		}
 	}
 	for _, vm := range vms {
 		if (vm.Status == store.VMRunning || vm.Status == store.VMLost) && seen[vm.ID] == nil {
 			failed, msg := store.VMFailed, "the sandbox's machine disappeared from the runtime"
 			w.log.WarnContext(ctx, "reconcile: "+msg, slog.String("sandbox_id", vm.ID))
-			w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &failed, Error: &msg})
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &failed, Error: &msg})
+			warnIf(ctx, w.log, "reconcile: mark sandbox failed", err, slog.String("sandbox_id", vm.ID))
 		}
 	}
 }
@@ -89,7 +119,7 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 // deadline is how long a task of a type may take in all, retries included,
 // before the reconciler gives up on it.
 func deadline(t *store.Task) time.Duration {
-	return time.Duration(t.MaxRetries+1)*(TaskTimeout(t)+time.Minute) + 5*time.Minute
+	return time.Duration(t.MaxRetries+1)*(task.Timeout(t)+time.Minute) + 5*time.Minute
 }
 
 func (w *Worker) reconcileTasks(ctx context.Context) {
@@ -104,25 +134,27 @@ func (w *Worker) reconcileTasks(ctx context.Context) {
 			w.fail(ctx, t, "the task was never completed by any worker (lost message)")
 			continue
 		}
-		if err := Enqueue(ctx, w.queue, t, w.routeOf(ctx, t)); err != nil {
+		if err := task.Enqueue(ctx, w.queue, t, w.routeOf(ctx, t)); err != nil {
 			w.log.WarnContext(ctx, "reconcile: re-enqueue", slog.String("task_id", t.ID), slog.Any("err", err))
 		}
 	}
 	running, err := w.store.TaskList(ctx, &store.TaskListParams{Status: store.TaskRunning})
 	if err != nil {
+		w.log.WarnContext(ctx, "reconcile: list running tasks", slog.Any("err", err))
 		return
 	}
 	for _, t := range running {
-		if t.StartedAt != nil && now.Sub(*t.StartedAt) > TaskTimeout(t)+2*time.Minute {
+		if t.StartedAt != nil && now.Sub(*t.StartedAt) > task.Timeout(t)+2*time.Minute {
 			w.fail(ctx, t, "the worker running the task stopped before finishing it")
 		}
 	}
 }
 
+// fail fails a task no worker will finish, settling its rows first.
 func (w *Worker) fail(ctx context.Context, t *store.Task, msg string) {
-	w.log.WarnContext(ctx, "reconcile: failing task", slog.String("task_id", t.ID), slog.String("reason", msg))
-	w.onFinalFailure(ctx, t, msg)
-	w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskFailed, Error: &msg})
+	log := w.log.With(slog.String("task_id", t.ID), slog.String("type", t.Type))
+	log.WarnContext(ctx, "reconcile: failing task", slog.String("reason", msg))
+	w.failTask(ctx, log, t, msg)
 }
 
 // routeOf is the worker a task must run on: its sandbox's owner, or any.
@@ -143,12 +175,13 @@ func (w *Worker) routeOf(ctx context.Context, t *store.Task) string {
 func (w *Worker) sweepDeadWorkers(ctx context.Context) {
 	workers, err := w.store.WorkerList(ctx)
 	if err != nil {
+		w.log.WarnContext(ctx, "reconcile: list workers", slog.Any("err", err))
 		return
 	}
 	now := time.Now()
 	dead := map[string]bool{}
 	for _, o := range workers {
-		if o.ID != w.cfg.ID && now.Sub(o.HeartbeatAt) > w.cfg.DeadAfter {
+		if o.ID != w.cfg.ID && !cluster.Alive(o, now, w.cfg.DeadAfter) {
 			dead[o.ID] = true
 		}
 	}
@@ -157,36 +190,62 @@ func (w *Worker) sweepDeadWorkers(ctx context.Context) {
 	}
 	lostVMs := map[string]string{}
 	for id := range dead {
-		vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id})
+		vms, err := w.loseSandboxes(ctx, id)
 		if err != nil {
+			w.log.WarnContext(ctx, "reconcile: list a dead worker's sandboxes", slog.String("owner", id), slog.Any("err", err))
 			return
-		}
-		pool, _ := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id, Pooled: true})
-		for _, vm := range pool {
-			if vm.Status == store.VMPooled {
-				// Never hand out a sandbox on a dead host; its machine is
-				// removed as an orphan when the worker returns.
-				deleted := store.VMDeleted
-				w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted})
-			}
 		}
 		for _, vm := range vms {
 			lostVMs[vm.ID] = id
-			if vm.Status == store.VMRunning || vm.Status == store.VMCreating {
-				lost, msg := store.VMLost, fmt.Sprintf("worker %s stopped heartbeating", id)
-				w.log.WarnContext(ctx, "reconcile: sandbox lost", slog.String("sandbox_id", vm.ID), slog.String("owner", id))
-				w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &lost, Error: &msg})
-			}
 		}
 	}
+	w.failLostTasks(ctx, dead, lostVMs)
+}
+
+// loseSandboxes marks the sandboxes of the dead worker id lost (its pool
+// sandboxes deleted) and returns its sandboxes. Failed writes are logged;
+// the next sweep repeats them.
+func (w *Worker) loseSandboxes(ctx context.Context, id string) ([]*store.VM, error) {
+	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id})
+	if err != nil {
+		return nil, err
+	}
+	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id, Pooled: true})
+	if err != nil {
+		return nil, err
+	}
+	for _, vm := range pool {
+		if vm.Status == store.VMPooled {
+			// Never hand out a sandbox on a dead host; its machine is
+			// removed as an orphan when the worker returns.
+			deleted := store.VMDeleted
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted})
+			warnIf(ctx, w.log, "reconcile: delete a dead worker's pool sandbox", err, slog.String("sandbox_id", vm.ID))
+		}
+	}
+	for _, vm := range vms {
+		if vm.Status == store.VMRunning || vm.Status == store.VMCreating {
+			lost, msg := store.VMLost, fmt.Sprintf("worker %s stopped heartbeating", id)
+			w.log.WarnContext(ctx, "reconcile: sandbox lost", slog.String("sandbox_id", vm.ID), slog.String("owner", id))
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &lost, Error: &msg})
+			warnIf(ctx, w.log, "reconcile: mark sandbox lost", err, slog.String("sandbox_id", vm.ID))
+		}
+	}
+	return vms, nil
+}
+
+// failLostTasks fails the unfinished tasks that ran on a dead worker or act
+// on a sandbox of one (lostVMs: sandbox ID -> its dead owner).
+func (w *Worker) failLostTasks(ctx context.Context, dead map[string]bool, lostVMs map[string]string) {
 	for _, status := range []string{store.TaskPending, store.TaskRunning} {
 		tasks, err := w.store.TaskList(ctx, &store.TaskListParams{Status: status})
 		if err != nil {
+			w.log.WarnContext(ctx, "reconcile: list tasks", slog.String("status", status), slog.Any("err", err))
 			return
 		}
 		for _, t := range tasks {
 			owner, onLost := lostVMs[t.VMID]
-			if t.Type == TypeVMDelete && status == store.TaskPending {
+			if t.Type == task.KindVMDelete && status == store.TaskPending {
 				continue // re-sent to any worker by reconcileTasks
 			}
 			switch {

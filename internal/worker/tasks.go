@@ -2,9 +2,9 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"time"
@@ -15,26 +15,14 @@ import (
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
+	"github.com/aetherium/aetherium/internal/tools"
 )
 
-// CreatePayload is the payload of vm:create tasks.
-type CreatePayload struct {
-	// KeepOnFailure keeps a sandbox whose tool installation failed, marked
-	// failed, for inspection; by default it is deleted.
-	KeepOnFailure bool `json:"keep_on_failure,omitempty"`
-	// Pool marks a warm-pool sandbox: it ends pooled, not running.
-	Pool bool `json:"pool,omitempty"`
-}
-
-// VMResult is the result of vm:create and vm:delete tasks.
-type VMResult struct {
-	VMID      string `json:"vm_id"`
-	Status    string `json:"status"`
-	RuntimeID string `json:"runtime_id,omitempty"`
-}
-
-func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
-	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: task.ProjectID, IDOrName: task.VMID})
+// vmCreate makes the task's sandbox and installs its tools. It is
+// idempotent: a sandbox already made is reported, and a retry starts clean.
+func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArgs) (*task.VMResult, error) {
+	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
 	if err != nil {
 		return nil, err
 	}
@@ -43,9 +31,9 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	}
 	switch vm.Status {
 	case store.VMDeleting, store.VMDeleted:
-		return &VMResult{VMID: vm.ID, Status: vm.Status}, nil // deleted before it was made
+		return &task.VMResult{VMID: vm.ID, Status: vm.Status}, nil // deleted before it was made
 	case store.VMRunning, store.VMPooled:
-		return &VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}, nil
+		return &task.VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}, nil
 	}
 	steps, err := w.cfg.Tools.Plan(vm.AdditionalTools, vm.ToolVersions)
 	if err != nil {
@@ -58,16 +46,14 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 			return nil, err
 		}
 		baked = tpl.ToolsInstalled
-		steps = TemplateSteps(steps, baked)
+		steps = tools.Unbaked(steps, baked)
 	}
-	var p CreatePayload
-	json.Unmarshal(task.Payload, &p)
 	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB})
 	if err == nil {
 		_, err = w.agent(ctx, vm) // readiness: the agent's handshake
 	}
 	if err != nil {
-		w.destroy(ctx, vm.ID) // never leave a half-made sandbox; a retry starts clean
+		w.discard(ctx, vm.ID) // never leave a half-made sandbox; a retry starts clean
 		return nil, err
 	}
 	running := store.VMRunning
@@ -83,12 +69,12 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 			IPAddress: &info.Address}); err != nil {
 			return nil, err
 		}
-		installed, err := w.installTools(ctx, task, vm, steps)
+		installed, err := w.installTools(ctx, t, vm, steps)
 		if err != nil {
-			if !p.KeepOnFailure {
-				w.destroy(ctx, vm.ID)
+			if !a.KeepOnFailure {
+				w.discard(ctx, vm.ID)
 			}
-			return nil, err // final: onFinalFailure marks the sandbox failed
+			return nil, err // final: failVMCreate marks the sandbox failed
 		}
 		all := maps.Clone(baked)
 		maps.Copy(all, installed)
@@ -99,11 +85,11 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	// A delete may have arrived while the machine was being made.
 	if cur, gerr := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: vm.ProjectID, IDOrName: vm.ID}); gerr == nil &&
 		(cur.Status == store.VMDeleting || cur.Status == store.VMDeleted) {
-		w.destroy(ctx, vm.ID)
-		return &VMResult{VMID: vm.ID, Status: cur.Status}, nil
+		w.discard(ctx, vm.ID)
+		return &task.VMResult{VMID: vm.ID, Status: cur.Status}, nil
 	}
 	empty, final := "", store.VMRunning
-	if p.Pool {
+	if a.Pool {
 		final = store.VMPooled
 	}
 	vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &final, RuntimeID: &info.RuntimeID,
@@ -111,7 +97,14 @@ func (w *Worker) vmCreate(ctx context.Context, task *store.Task) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}, nil
+	return &task.VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}, nil
+}
+
+// failVMCreate marks the sandbox of a finally failed create failed.
+func (w *Worker) failVMCreate(ctx context.Context, t *store.Task, _ task.VMCreateArgs, msg string) error {
+	failed := store.VMFailed
+	_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: t.VMID, Status: &failed, Error: &msg})
+	return err
 }
 
 // destroy removes a sandbox's machine, best effort, even after cancellation.
@@ -122,8 +115,15 @@ func (w *Worker) destroy(ctx context.Context, id string) error {
 	return w.rt.Delete(dctx, id)
 }
 
-func (w *Worker) vmDelete(ctx context.Context, task *store.Task) (any, error) {
-	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: task.ProjectID, IDOrName: task.VMID})
+// discard destroys a machine nobody waits for, logging a failure: the
+// reconciler removes what is left.
+func (w *Worker) discard(ctx context.Context, id string) {
+	warnIf(ctx, w.log, "remove machine", w.destroy(ctx, id), slog.String("sandbox_id", id))
+}
+
+// vmDelete removes the task's sandbox's machine and marks its row deleted.
+func (w *Worker) vmDelete(ctx context.Context, t *store.Task, _ task.VMDeleteArgs) (*task.VMResult, error) {
+	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
 	if err != nil {
 		return nil, err
 	}
@@ -138,45 +138,42 @@ func (w *Worker) vmDelete(ctx context.Context, task *store.Task) (any, error) {
 	if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted}); err != nil {
 		return nil, err
 	}
-	return &VMResult{VMID: vm.ID, Status: deleted}, nil
+	return &task.VMResult{VMID: vm.ID, Status: deleted}, nil
 }
 
-func (w *Worker) vmExecute(ctx context.Context, task *store.Task) (any, error) {
-	var p ExecParams
-	if err := json.Unmarshal(task.Payload, &p); err != nil {
-		return nil, queue.Permanent(fmt.Errorf("bad payload: %w", err))
-	}
-	if done, err := w.previousRun(ctx, task); done != nil || err != nil {
+// vmExecute runs the queued command once; see previousRun.
+func (w *Worker) vmExecute(ctx context.Context, t *store.Task, a task.VMExecuteArgs) (*task.ExecResult, error) {
+	if done, err := w.previousRun(ctx, t); done != nil || err != nil {
 		return done, err
 	}
-	vm, err := w.waitCreated(ctx, task.ProjectID, task.VMID)
+	vm, err := w.waitCreated(ctx, t.ProjectID, t.VMID)
 	if err != nil {
 		return nil, err
 	}
-	e, err := w.Exec(ctx, vm, &p, ExecRecord{TaskID: task.ID}, agentclient.ExecIO{})
+	e, err := w.Exec(ctx, vm, &a.ExecParams, task.ExecRecord{TaskID: t.ID}, agentclient.ExecIO{})
 	if err != nil {
 		return nil, err
 	}
 	if e.TimedOut {
-		return nil, queue.Permanent(fmt.Errorf("%w: command timed out after %ds (execution %s)", errdefs.ErrTimeout, p.TimeoutSeconds, e.ID))
+		return nil, queue.Permanent(fmt.Errorf("%w: command timed out after %ds (execution %s)", errdefs.ErrTimeout, a.TimeoutSeconds, e.ID))
 	}
-	return resultOf(e), nil
+	return task.ExecResultOf(e), nil
 }
 
 // previousRun makes a redelivered vm:execute honest: a command that already
 // finished is reported, not run again; one cut off by a crash fails rather
 // than running twice.
-func (w *Worker) previousRun(ctx context.Context, task *store.Task) (any, error) {
-	prev, err := w.store.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: task.ProjectID, VMID: task.VMID, Limit: 10000})
+func (w *Worker) previousRun(ctx context.Context, t *store.Task) (*task.ExecResult, error) {
+	prev, err := w.store.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: t.ProjectID, VMID: t.VMID, Limit: 10000})
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range prev {
-		if e.TaskID != task.ID {
+		if e.TaskID != t.ID {
 			continue
 		}
 		if e.CompletedAt != nil {
-			return resultOf(e), nil
+			return task.ExecResultOf(e), nil
 		}
 		return nil, queue.Permanent(errors.New("the worker stopped while the command was running; it was not run again"))
 	}
@@ -199,24 +196,10 @@ func (w *Worker) waitCreated(ctx context.Context, projectID, vmID string) (*stor
 	}
 }
 
-// JobPayload is the payload of job:run tasks.
-type JobPayload struct {
-	JobID string `json:"job_id"`
-}
-
-// JobResult is the result of a job:run task.
-type JobResult struct {
-	JobID    string `json:"job_id"`
-	Status   string `json:"status"`
-	Executed int    `json:"executed"`
-}
-
-func (w *Worker) jobRun(ctx context.Context, task *store.Task) (any, error) {
-	var p JobPayload
-	if err := json.Unmarshal(task.Payload, &p); err != nil {
-		return nil, queue.Permanent(fmt.Errorf("bad payload: %w", err))
-	}
-	job, err := w.store.JobGet(ctx, &store.JobGetParams{ID: p.JobID})
+// jobRun runs a job's commands in order, stopping at the first that fails.
+// A job cut off by a crash is not resumed: that could run a command twice.
+func (w *Worker) jobRun(ctx context.Context, t *store.Task, a task.JobRunArgs) (*task.JobResult, error) {
+	job, err := w.store.JobGet(ctx, &store.JobGetParams{ID: a.JobID})
 	if err != nil {
 		return nil, err
 	}
@@ -235,21 +218,29 @@ func (w *Worker) jobRun(ctx context.Context, task *store.Task) (any, error) {
 		return nil, err
 	}
 	for i := len(done); i < len(job.Commands); i++ {
-		w.setProgress(ctx, task.ID, fmt.Sprintf("command %d/%d", i+1, len(job.Commands)))
-		e, err := w.Exec(ctx, vm, &ExecParams{Command: job.Commands[i]}, ExecRecord{TaskID: task.ID, JobID: job.ID}, agentclient.ExecIO{})
+		w.setProgress(ctx, t.ID, fmt.Sprintf("command %d/%d", i+1, len(job.Commands)))
+		e, err := w.Exec(ctx, vm, &task.ExecParams{Command: job.Commands[i]}, task.ExecRecord{TaskID: t.ID, JobID: job.ID}, agentclient.ExecIO{})
 		if err != nil {
 			return nil, err
 		}
 		if e.ExitCode == nil || *e.ExitCode != 0 {
 			msg := fmt.Sprintf("command %d (%q) failed: %s", i+1, job.Commands[i], describeExit(e))
-			w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: job.ID, Status: store.JobFailed, Error: &msg})
-			return &JobResult{JobID: job.ID, Status: store.JobFailed, Executed: i + 1}, nil
+			if _, err := w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: job.ID, Status: store.JobFailed, Error: &msg}); err != nil {
+				return nil, err // final (no retries): failJobRun tries again
+			}
+			return &task.JobResult{JobID: job.ID, Status: store.JobFailed, Executed: i + 1}, nil
 		}
 	}
 	if _, err := w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: job.ID, Status: store.JobSucceeded}); err != nil {
 		return nil, err
 	}
-	return &JobResult{JobID: job.ID, Status: store.JobSucceeded, Executed: len(job.Commands)}, nil
+	return &task.JobResult{JobID: job.ID, Status: store.JobSucceeded, Executed: len(job.Commands)}, nil
+}
+
+// failJobRun marks the job of a finally failed job:run failed.
+func (w *Worker) failJobRun(ctx context.Context, _ *store.Task, a task.JobRunArgs, msg string) error {
+	_, err := w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: a.JobID, Status: store.JobFailed, Error: &msg})
+	return err
 }
 
 func describeExit(e *store.Execution) string {
@@ -264,20 +255,24 @@ func describeExit(e *store.Execution) string {
 	return e.Error
 }
 
-func (w *Worker) imageBuild(ctx context.Context, task *store.Task) (any, error) {
+// imageBuild builds a Debian image into this worker's Docker.
+func (w *Worker) imageBuild(ctx context.Context, t *store.Task, a task.ImageBuildArgs) (*task.ImageBuildResult, error) {
 	if w.images == nil {
 		return nil, errdefs.FailedPrecondition("this worker's runtime does not build Docker images")
 	}
-	var spec image.Spec
-	if err := json.Unmarshal(task.Payload, &spec); err != nil {
-		return nil, queue.Permanent(fmt.Errorf("bad payload: %w", err))
+	if err := a.Validate(); err != nil {
+		return nil, err
 	}
 	var last time.Time
-	return w.images.Build(ctx, spec, func(line string) {
+	res, err := w.images.Build(ctx, image.Spec(a), func(line string) {
 		// Progress lines come fast; the row is updated at most 4 times a second.
 		if time.Since(last) > 250*time.Millisecond || !strings.HasPrefix(line, "I: ") {
 			last = time.Now()
-			w.setProgress(ctx, task.ID, line)
+			w.setProgress(ctx, t.ID, line)
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &task.ImageBuildResult{Ref: res.Ref, ID: res.ID, Cached: res.Cached}, nil
 }

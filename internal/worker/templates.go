@@ -2,11 +2,10 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
@@ -15,88 +14,49 @@ import (
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/tools"
+	"github.com/aetherium/aetherium/internal/task"
 )
-
-// TemplateSpec is what a template is built from.
-type TemplateSpec struct {
-	// Base is the image the template starts from.
-	Base         string            `json:"base"`
-	Tools        []string          `json:"tools,omitempty"`
-	ToolVersions map[string]string `json:"tool_versions,omitempty"`
-	// Setup commands run in order through /bin/sh -c after the tools.
-	Setup []string `json:"setup,omitempty"`
-}
-
-// Hash identifies the spec: same hash, same template (the cache key).
-func (s *TemplateSpec) Hash(steps []tools.Step) string {
-	var specs []string
-	for _, st := range steps {
-		specs = append(specs, st.Spec())
-	}
-	b, _ := json.Marshal(struct {
-		Base  string
-		Steps []string
-		Setup []string
-	}{s.Base, specs, s.Setup})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:16]
-}
 
 // TemplateImage is the image reference a template is committed to.
 func TemplateImage(name, hash string) string { return "aetherium/template-" + name + ":" + hash }
-
-// TemplatePayload is the payload of template:build tasks.
-type TemplatePayload struct {
-	TemplateID string `json:"template_id"`
-}
-
-// TemplateResult is the result of a template:build task.
-type TemplateResult struct {
-	Template       string            `json:"template"`
-	Image          string            `json:"image"`
-	ToolsInstalled map[string]string `json:"tools_installed"`
-}
 
 // templateBuild makes a template: a build sandbox (the task's VM) from the
 // base image, its tools installed through the recipes, the setup commands
 // run, its filesystem committed to the template image; then the build
 // sandbox is removed.
-func (w *Worker) templateBuild(ctx context.Context, task *store.Task) (any, error) {
-	var p TemplatePayload
-	if err := json.Unmarshal(task.Payload, &p); err != nil {
-		return nil, queue.Permanent(fmt.Errorf("bad payload: %w", err))
-	}
-	tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: task.ProjectID, IDOrName: p.TemplateID})
+func (w *Worker) templateBuild(ctx context.Context, t *store.Task, a task.TemplateBuildArgs) (*task.TemplateResult, error) {
+	tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: t.ProjectID, IDOrName: a.TemplateID})
 	if err != nil {
 		return nil, err
 	}
 	if tpl.Status == store.TemplateReady {
-		return &TemplateResult{Template: tpl.Name, Image: tpl.Image, ToolsInstalled: tpl.ToolsInstalled}, nil
+		return &task.TemplateResult{Template: tpl.Name, Image: tpl.Image, ToolsInstalled: tpl.ToolsInstalled}, nil
 	}
 	committer, ok := w.rt.(sandbox.Committer)
 	if !ok {
 		return nil, errdefs.FailedPrecondition("this worker's runtime cannot build templates")
 	}
-	var spec TemplateSpec
-	json.Unmarshal(tpl.Spec, &spec)
+	var spec task.TemplateSpec
+	if err := json.Unmarshal(tpl.Spec, &spec); err != nil {
+		return nil, errdefs.InvalidArgument("template %s has a bad spec: %v", tpl.Name, err)
+	}
 	steps, err := w.cfg.Tools.Plan(spec.Tools, spec.ToolVersions)
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
-	vm, err := w.startBuildSandbox(ctx, task)
+	vm, err := w.startBuildSandbox(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	defer w.retire(context.WithoutCancel(ctx), vm.ID)
-	installed, err := w.installTools(ctx, task, vm, steps)
+	installed, err := w.installTools(ctx, t, vm, steps)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.runSetup(ctx, task, vm, spec.Setup); err != nil {
+	if err := w.runSetup(ctx, t, vm, spec.Setup); err != nil {
 		return nil, err
 	}
-	w.setProgress(ctx, task.ID, "saving the template image")
+	w.setProgress(ctx, t.ID, "saving the template image")
 	ref := TemplateImage(tpl.Name, tpl.SpecHash)
 	if err := w.commit(ctx, committer, vm, ref); err != nil {
 		return nil, fmt.Errorf("commit template image: %w", err)
@@ -105,7 +65,18 @@ func (w *Worker) templateBuild(ctx context.Context, task *store.Task) (any, erro
 		Image: &ref, ToolsInstalled: installed}); err != nil {
 		return nil, err
 	}
-	return &TemplateResult{Template: tpl.Name, Image: ref, ToolsInstalled: installed}, nil
+	return &task.TemplateResult{Template: tpl.Name, Image: ref, ToolsInstalled: installed}, nil
+}
+
+// failTemplateBuild marks the template of a finally failed build failed.
+func (w *Worker) failTemplateBuild(ctx context.Context, _ *store.Task, a task.TemplateBuildArgs, msg string) error {
+	return w.failTemplate(ctx, a.TemplateID, msg)
+}
+
+// failTemplate marks a template failed with msg.
+func (w *Worker) failTemplate(ctx context.Context, id, msg string) error {
+	_, err := w.store.TemplateUpdate(ctx, &store.TemplateUpdateParams{ID: id, Status: store.TemplateFailed, Error: &msg})
+	return err
 }
 
 // commit saves the sandbox's filesystem as the image ref, syncing a running
@@ -129,18 +100,18 @@ func (w *Worker) commit(ctx context.Context, committer sandbox.Committer, vm *st
 }
 
 // startBuildSandbox creates and starts the task's build sandbox.
-func (w *Worker) startBuildSandbox(ctx context.Context, task *store.Task) (*store.VM, error) {
-	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: task.ProjectID, IDOrName: task.VMID})
+func (w *Worker) startBuildSandbox(ctx context.Context, t *store.Task) (*store.VM, error) {
+	vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
 	if err != nil {
 		return nil, err
 	}
-	w.setProgress(ctx, task.ID, "starting the build sandbox")
+	w.setProgress(ctx, t.ID, "starting the build sandbox")
 	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB})
 	if err == nil {
 		_, err = w.agent(ctx, vm)
 	}
 	if err != nil {
-		w.destroy(ctx, vm.ID)
+		w.discard(ctx, vm.ID)
 		return nil, err
 	}
 	running := store.VMRunning
@@ -148,18 +119,20 @@ func (w *Worker) startBuildSandbox(ctx context.Context, task *store.Task) (*stor
 		IPAddress: &info.Address, WorkerID: &w.cfg.ID})
 }
 
-// retire removes a build sandbox; its row stays, deleted, with its history.
+// retire removes a build or pool sandbox; its row stays, deleted, with its
+// history. Failures are logged: the reconciler removes a leftover machine.
 func (w *Worker) retire(ctx context.Context, vmID string) {
-	w.destroy(ctx, vmID)
+	w.discard(ctx, vmID)
 	deleted := store.VMDeleted
-	w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vmID, Status: &deleted})
+	_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vmID, Status: &deleted})
+	warnIf(ctx, w.log, "mark retired sandbox deleted", err, slog.String("sandbox_id", vmID))
 }
 
-func (w *Worker) runSetup(ctx context.Context, task *store.Task, vm *store.VM, setup []string) error {
+func (w *Worker) runSetup(ctx context.Context, t *store.Task, vm *store.VM, setup []string) error {
 	for i, cmd := range setup {
-		w.setProgress(ctx, task.ID, fmt.Sprintf("setup command %d/%d", i+1, len(setup)))
+		w.setProgress(ctx, t.ID, fmt.Sprintf("setup command %d/%d", i+1, len(setup)))
 		var errOut strings.Builder
-		e, err := w.Exec(ctx, vm, &ExecParams{Command: cmd}, ExecRecord{TaskID: task.ID}, agentclient.ExecIO{Stderr: &tailWriter{&errOut}})
+		e, err := w.Exec(ctx, vm, &task.ExecParams{Command: cmd}, task.ExecRecord{TaskID: t.ID}, agentclient.ExecIO{Stderr: &tailWriter{&errOut}})
 		if err != nil {
 			return err
 		}
@@ -182,43 +155,26 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TemplateSteps drops the steps a template already baked in at a version the
-// request accepts, so creating from a template with all requested tools
-// installs nothing.
-func TemplateSteps(steps []tools.Step, baked map[string]string) []tools.Step {
-	var out []tools.Step
-	for _, st := range steps {
-		v, ok := baked[st.Recipe.Name]
-		if ok && (st.Version == "" || v == st.Version || strings.HasPrefix(v, st.Version+".")) {
-			continue
-		}
-		out = append(out, st)
-	}
-	return out
-}
-
 // templateDelete removes a template's image from this worker's runtime, then
 // its row. Sandboxes created from it keep running.
-func (w *Worker) templateDelete(ctx context.Context, task *store.Task) (any, error) {
-	var p TemplatePayload
-	if err := json.Unmarshal(task.Payload, &p); err != nil {
-		return nil, queue.Permanent(fmt.Errorf("bad payload: %w", err))
-	}
-	tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: task.ProjectID, IDOrName: p.TemplateID})
+func (w *Worker) templateDelete(ctx context.Context, t *store.Task, a task.TemplateDeleteArgs) (*task.TemplateDeleteResult, error) {
+	tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: t.ProjectID, IDOrName: a.TemplateID})
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return map[string]string{"template_id": p.TemplateID}, nil // already gone
+		return &task.TemplateDeleteResult{TemplateID: a.TemplateID}, nil // already gone
 	}
 	if err != nil {
 		return nil, err
 	}
-	w.drainPool(ctx, tpl.ID)
+	if err := w.drainPool(ctx, tpl.ID); err != nil {
+		return nil, err
+	}
 	if rm, ok := w.rt.(sandbox.ImageRemover); ok && tpl.Image != "" {
 		if err := rm.RemoveImage(ctx, tpl.Image); err != nil {
 			return nil, err
 		}
 	}
-	if err := w.store.TemplateDelete(ctx, &store.TemplateGetParams{ProjectID: task.ProjectID, IDOrName: tpl.ID}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+	if err := w.store.TemplateDelete(ctx, &store.TemplateGetParams{ProjectID: t.ProjectID, IDOrName: tpl.ID}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
 	}
-	return map[string]string{"template_id": tpl.ID, "image": tpl.Image}, nil
+	return &task.TemplateDeleteResult{TemplateID: tpl.ID, Image: tpl.Image}, nil
 }

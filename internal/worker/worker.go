@@ -1,7 +1,9 @@
 // Package worker runs Aetherium's work on one host: it handles queue
-// deliveries (task types below), serves exec and file calls for the sandboxes
-// it owns, heartbeats, and reconciles its runtime with the store after a
-// crash. The daemon wires one Worker per process with role worker or all.
+// deliveries (one handler per task kind of package task), serves exec and
+// file calls for the sandboxes it owns, heartbeats, keeps warm pools and
+// sandbox lifetimes, and reconciles its runtime with the store after a crash.
+// The daemon wires one Worker per process with role worker or all; nothing
+// else imports this package.
 package worker
 
 import (
@@ -11,58 +13,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/tools"
 )
-
-// Task types.
-const (
-	TypeVMCreate       = "vm:create"
-	TypeVMExecute      = "vm:execute"
-	TypeVMDelete       = "vm:delete"
-	TypeJobRun         = "job:run"
-	TypeImageBuild     = "image:build"
-	TypeTemplate       = "template:build"
-	TypeTemplateDelete = "template:delete"
-	TypeVMPause        = "vm:pause"
-	TypeVMResume       = "vm:resume"
-	TypeVMSnapshot     = "vm:snapshot"
-)
-
-// TaskPolicy is how the queue treats one task type.
-type TaskPolicy struct {
-	Priority   string
-	MaxRetries int
-	Timeout    time.Duration
-}
-
-// Policies holds each task type's priority, retries and timeout. Commands
-// (execute, job) are never retried: running a user's command twice is worse
-// than reporting that it failed.
-var Policies = map[string]TaskPolicy{
-	TypeVMCreate:       {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: 5 * time.Minute},
-	TypeVMExecute:      {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 30 * time.Minute},
-	TypeVMDelete:       {Priority: queue.PriorityCritical, MaxRetries: 5, Timeout: 2 * time.Minute},
-	TypeJobRun:         {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 2 * time.Hour},
-	TypeImageBuild:     {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
-	TypeTemplate:       {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
-	TypeTemplateDelete: {Priority: queue.PriorityDefault, MaxRetries: 3, Timeout: 2 * time.Minute},
-	TypeVMPause:        {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: time.Minute},
-	TypeVMResume:       {Priority: queue.PriorityCritical, MaxRetries: 3, Timeout: time.Minute},
-	TypeVMSnapshot:     {Priority: queue.PriorityDefault, MaxRetries: 1, Timeout: 15 * time.Minute},
-}
-
-// MaxTimeout is the longest timeout in Policies.
-func MaxTimeout() time.Duration {
-	var m time.Duration
-	for _, p := range Policies {
-		m = max(m, p.Timeout)
-	}
-	return m
-}
 
 // Config configures a Worker.
 type Config struct {
@@ -86,7 +43,8 @@ type Config struct {
 	// means 15s.
 	RequeueAfter time.Duration
 	// DeadAfter is how long another worker may miss heartbeats before its
-	// sandboxes are marked lost and its tasks failed; 0 means 30s.
+	// sandboxes are marked lost and its tasks failed (cluster.Alive); 0 means
+	// cluster.DefaultDeadAfter.
 	DeadAfter time.Duration
 	// Tools are the recipes tool installation uses; nil means the built-in ones.
 	Tools *tools.Registry
@@ -111,7 +69,7 @@ func (c *Config) withDefaults() {
 		c.RequeueAfter = 15 * time.Second
 	}
 	if c.DeadAfter == 0 {
-		c.DeadAfter = 30 * time.Second
+		c.DeadAfter = cluster.DefaultDeadAfter
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -131,6 +89,8 @@ type Worker struct {
 	agents *sandbox.Agents
 	images *image.Builder
 	act    activity
+	// kinds holds the handler of every task kind (see kinds()).
+	kinds map[string]kind
 }
 
 // New returns a Worker. images may be nil when this worker does not build images.
@@ -139,10 +99,12 @@ func New(cfg Config, st store.Store, q queue.Queue, rt sandbox.Runtime, images *
 	if cfg.ID == "" {
 		return nil, errors.New("worker: ID is required")
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
 		store: st, queue: q, rt: rt, agents: sandbox.NewAgents(rt), images: images,
-	}, nil
+	}
+	w.kinds = w.handlers()
+	return w, nil
 }
 
 // Close drops all agent connections.
@@ -200,21 +162,4 @@ func (w *Worker) heartbeat(ctx context.Context) error {
 		ID: w.cfg.ID, Address: w.cfg.Address, Runtime: w.cfg.RuntimeName, Capacity: w.cfg.Capacity,
 	})
 	return err
-}
-
-// Enqueue sends a task row's message with its type's policy to the worker
-// that must run it (route; empty means any). Callers insert the row first; if
-// Enqueue fails, the reconciler enqueues the row later.
-func Enqueue(ctx context.Context, q queue.Queue, t *store.Task, route string) error {
-	return q.Enqueue(ctx, &queue.Message{ID: t.ID, Type: t.Type, Priority: t.Priority, MaxRetries: t.MaxRetries,
-		Timeout: TaskTimeout(t), Worker: route})
-}
-
-// TaskTimeout is how long one attempt of t may run: its own timeout, else
-// its type's.
-func TaskTimeout(t *store.Task) time.Duration {
-	if t.TimeoutMS > 0 {
-		return time.Duration(t.TimeoutMS) * time.Millisecond
-	}
-	return Policies[t.Type].Timeout
 }

@@ -1,0 +1,54 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/events"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
+)
+
+// The wire types of apiv1 are converted from store rows, not aliased: a
+// field added to a row stops these conversions from compiling until it is
+// added to the wire type too (a change of the API, and of openapi.json) or
+// mapped explicitly.
+
+func vmOut(vm *store.VM) *apiv1.VM                     { return (*apiv1.VM)(vm) }
+func taskOut(t *store.Task) *apiv1.Task                { return (*apiv1.Task)(t) }
+func jobOut(j *store.Job) *apiv1.Job                   { return (*apiv1.Job)(j) }
+func executionOut(e *store.Execution) *apiv1.Execution { return (*apiv1.Execution)(e) }
+func templateOut(t *store.Template) *apiv1.Template    { return (*apiv1.Template)(t) }
+func eventOut(e *events.Event) *apiv1.Event            { return (*apiv1.Event)(e) }
+
+// each converts a list, keeping nil as nil (JSON null) and empty as empty.
+func each[T, U any](in []T, f func(T) U) []U {
+	if in == nil {
+		return nil
+	}
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}
+
+// accepted is the 202 body of a request that queued t.
+func accepted(t *store.Task, jobID string) apiv1.Accepted {
+	return apiv1.Accepted{TaskID: t.ID, VMID: t.VMID, JobID: jobID, Status: t.Status}
+}
+
+// submit creates a task of the default project through task.Submit. A
+// message that could not be sent is logged, not returned: the row is the
+// truth and the reconciler sends it later, so the request still succeeds.
+func (s *Server) submit(ctx context.Context, args task.Args, p *task.SubmitParams) (*store.Task, error) {
+	p.ProjectID = store.DefaultProjectID
+	t, err := task.Submit(ctx, s.store, s.queue, args, p)
+	if errors.Is(err, task.ErrNotEnqueued) {
+		s.log.WarnContext(ctx, "enqueue failed; the reconciler will retry", slog.String("task_id", t.ID), slog.Any("err", err))
+		return t, nil
+	}
+	return t, err
+}

@@ -1,0 +1,254 @@
+// Package apiv1 holds the REST API's v1 wire types: the JSON bodies the
+// server (internal/api) writes and the Go client (internal/client), the CLI
+// and the end-to-end tests read. The served OpenAPI document describes the
+// same shapes.
+//
+// The types are independent of the store's rows: a column added to the store
+// reaches the wire only when it is added here. The package imports nothing of
+// the project's, so any client can depend on it. Request bodies with the same
+// shape as a task's args (ExecParams) are in package task.
+package apiv1
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// VM is a sandbox (GET /api/v1/vms/{id}).
+type VM struct {
+	ID              string            `json:"id"`
+	ProjectID       string            `json:"project_id"`
+	Name            string            `json:"name"`
+	Status          string            `json:"status"`
+	Runtime         string            `json:"runtime"`
+	RuntimeID       string            `json:"runtime_id,omitempty"`
+	WorkerID        string            `json:"worker_id,omitempty"`
+	Image           string            `json:"image"`
+	Template        string            `json:"template,omitempty"`
+	VCPUs           int               `json:"vcpus"`
+	MemoryMB        int               `json:"memory_mb"`
+	AdditionalTools []string          `json:"additional_tools"`
+	ToolVersions    map[string]string `json:"tool_versions"`
+	// ToolsInstalled maps each installed tool to the exact version verified.
+	ToolsInstalled map[string]string `json:"tools_installed"`
+	// ExpiresAt is when the sandbox expires regardless of use; nil means never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// IdleTimeoutS expires the sandbox this many seconds after its last exec
+	// or file transfer ended; 0 means never.
+	IdleTimeoutS int `json:"idle_timeout_seconds,omitempty"`
+	// LastActiveAt is when an exec or file transfer last started or ended.
+	LastActiveAt *time.Time `json:"last_active_at,omitempty"`
+	// OnExpire is "delete" or "pause".
+	OnExpire string `json:"on_expire"`
+	Error    string `json:"error,omitempty"`
+	// IPAddress is the sandbox's address on its network; empty without one.
+	IPAddress string    `json:"ip_address,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// VMList is the body of GET /api/v1/vms.
+type VMList struct {
+	VMs   []*VM `json:"vms"`
+	Total int   `json:"total"`
+}
+
+// Task is one unit of asynchronous work (GET /api/v1/tasks/{id}). Payload
+// and Result are the JSON of the kind's args and result types in package
+// task.
+type Task struct {
+	ID         string          `json:"id"`
+	ProjectID  string          `json:"project_id"`
+	Type       string          `json:"type"`
+	Status     string          `json:"status"`
+	Priority   string          `json:"priority"`
+	VMID       string          `json:"vm_id,omitempty"`
+	Payload    json.RawMessage `json:"payload"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Progress   string          `json:"progress,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	RetryCount int             `json:"retry_count"`
+	MaxRetries int             `json:"max_retries"`
+	// TimeoutMS bounds one attempt; 0 means the kind's default.
+	TimeoutMS   int64      `json:"timeout_ms"`
+	WorkerID    string     `json:"worker_id,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+}
+
+// Terminal reports whether the task has finished for good (succeeded or
+// failed).
+func (t *Task) Terminal() bool { return t.Status == "succeeded" || t.Status == "failed" }
+
+// Job is a list of commands run in order in one sandbox.
+type Job struct {
+	ID          string     `json:"id"`
+	ProjectID   string     `json:"project_id"`
+	VMID        string     `json:"vm_id"`
+	TaskID      string     `json:"task_id"`
+	Status      string     `json:"status"`
+	Commands    []string   `json:"commands"`
+	Error       string     `json:"error,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+}
+
+// JobDetail is the body of GET /api/v1/jobs/{id}: a job with what it ran.
+type JobDetail struct {
+	Job        *Job         `json:"job"`
+	Executions []*Execution `json:"executions"`
+}
+
+// Execution is the record of one command run in a sandbox, by any path.
+type Execution struct {
+	ID              string     `json:"id"`
+	ProjectID       string     `json:"project_id"`
+	VMID            string     `json:"vm_id"`
+	TaskID          string     `json:"task_id,omitempty"`
+	JobID           string     `json:"job_id,omitempty"`
+	Command         string     `json:"command"`
+	Args            []string   `json:"args"`
+	ExitCode        *int       `json:"exit_code"`
+	Signal          string     `json:"signal,omitempty"`
+	TimedOut        bool       `json:"timed_out"`
+	Error           string     `json:"error,omitempty"`
+	Stdout          string     `json:"stdout"`
+	Stderr          string     `json:"stderr"`
+	StdoutTruncated bool       `json:"stdout_truncated"`
+	StderrTruncated bool       `json:"stderr_truncated"`
+	StartedAt       time.Time  `json:"started_at"`
+	CompletedAt     *time.Time `json:"completed_at,omitempty"`
+	DurationMS      int64      `json:"duration_ms"`
+}
+
+// ExecutionList is the body of GET /api/v1/vms/{id}/executions, oldest first.
+type ExecutionList struct {
+	Executions []*Execution `json:"executions"`
+	Total      int          `json:"total"`
+}
+
+// Template is a prepared image: a base plus tools and setup, built once.
+type Template struct {
+	ID        string          `json:"id"`
+	ProjectID string          `json:"project_id"`
+	Name      string          `json:"name"`
+	Status    string          `json:"status"`
+	Spec      json.RawMessage `json:"spec"`
+	SpecHash  string          `json:"spec_hash"`
+	// Image is the runtime's image reference, once built.
+	Image string `json:"image,omitempty"`
+	// ToolsInstalled maps each baked-in tool to its exact version.
+	ToolsInstalled map[string]string `json:"tools_installed"`
+	// WorkerID is the host whose runtime holds the image.
+	WorkerID string `json:"worker_id,omitempty"`
+	// PoolSize is how many started sandboxes the worker keeps ready.
+	PoolSize  int       `json:"pool_size"`
+	TaskID    string    `json:"task_id,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// TemplateList is the body of GET /api/v1/templates, by name.
+type TemplateList struct {
+	Templates []*Template `json:"templates"`
+	Total     int         `json:"total"`
+}
+
+// Accepted answers a request that queued a task (202): the task to wait for
+// and the sandbox or job it is about.
+type Accepted struct {
+	TaskID string `json:"task_id"`
+	VMID   string `json:"vm_id,omitempty"`
+	JobID  string `json:"job_id,omitempty"`
+	Status string `json:"status"`
+}
+
+// TemplateAccepted answers POST /api/v1/templates: a build to wait for
+// (202, TaskID), or a cache hit (Cached; 200 with Template when it is ready,
+// 202 with the running build's TaskID while it builds).
+type TemplateAccepted struct {
+	TaskID     string    `json:"task_id,omitempty"`
+	TemplateID string    `json:"template_id"`
+	Status     string    `json:"status"`
+	Cached     bool      `json:"cached"`
+	Template   *Template `json:"template,omitempty"`
+}
+
+// SnapshotAccepted answers POST /api/v1/vms/{id}/snapshot (202): the task
+// that saves the sandbox as the template TemplateID.
+type SnapshotAccepted struct {
+	TaskID     string `json:"task_id"`
+	TemplateID string `json:"template_id"`
+	VMID       string `json:"vm_id"`
+	Status     string `json:"status"`
+}
+
+// FileWritten answers PUT /api/v1/vms/{id}/files.
+type FileWritten struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// ExecExit is how an interactive exec ended: an exit code, or a signal, or
+// TimedOut (the agent killed the command at its timeout).
+type ExecExit struct {
+	ExitCode    *int   `json:"exit_code,omitempty"`
+	Signal      string `json:"signal,omitempty"`
+	TimedOut    bool   `json:"timed_out,omitempty"`
+	DurationMS  int64  `json:"duration_ms,omitempty"`
+	ExecutionID string `json:"execution_id,omitempty"`
+}
+
+// Exec event types.
+const (
+	ExecStdout = "stdout"
+	ExecStderr = "stderr"
+	ExecEnd    = "exit"
+	ExecError  = "error"
+)
+
+// ExecEvent is one line of an interactive exec's NDJSON response
+// (POST /api/v1/vms/{id}/exec):
+//
+//   - {"type":"stdout"|"stderr","data":"<base64>"} as output is produced;
+//   - then exactly one {"type":"exit",...} with the ExecExit fields, or
+//     {"type":"error","error":{...}} if the command could not finish.
+type ExecEvent struct {
+	Type string `json:"type"`
+	Data []byte `json:"data,omitempty"`
+	ExecExit
+	Error *ErrorDetail `json:"error,omitempty"`
+}
+
+// Event is a task or sandbox state change, as GET /api/v1/events streams it
+// (Server-Sent Events: "event: <kind>", "data: <Event JSON>").
+type Event struct {
+	// Kind is "task" or "vm".
+	Kind string `json:"kind"`
+	// Status is the new status of the task or sandbox.
+	Status string `json:"status"`
+	// TaskType is the task's kind (vm:create…), for task events.
+	TaskType  string    `json:"task_type,omitempty"`
+	TaskID    string    `json:"task_id,omitempty"`
+	VMID      string    `json:"vm_id,omitempty"`
+	ProjectID string    `json:"project_id"`
+	Error     string    `json:"error,omitempty"`
+	Progress  string    `json:"progress,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail names an error's class (Code: "not_found", "invalid_argument",
+// …) and says what went wrong. 5xx messages carry no internal detail.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
