@@ -146,9 +146,21 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 		return nil, err
 	}
 	id, err := r.createContainer(ctx, spec, dir)
-	if errors.Is(err, errdefs.ErrConflict) {
+	for wait := 50 * time.Millisecond; errors.Is(err, errdefs.ErrConflict); wait = min(2*wait, time.Second) {
 		// A previous attempt created it (at-least-once delivery): adopt it.
-		return r.startAndInspect(ctx, spec.ID)
+		info, aerr := r.startAndInspect(ctx, spec.ID)
+		if !errors.Is(aerr, errdefs.ErrNotFound) {
+			return info, aerr
+		}
+		// The name is taken but there is no container yet: a create that
+		// a killed process asked for is still under way in dockerd. Wait
+		// for it to finish (or vanish), then adopt or create.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		id, err = r.createContainer(ctx, spec, dir)
 	}
 	if err != nil {
 		return nil, err
