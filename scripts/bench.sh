@@ -10,6 +10,7 @@ go test -run '^$' -bench 'BenchmarkExecHop' -benchtime 300x ./internal/e2e 2>&1 
 go test -run '^$' -bench 'BenchmarkExecRoundTrip' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|exec true' | tail -2
 go test -run '^$' -bench 'BenchmarkCreateExecDelete' -benchtime 30x ./internal/e2e 2>&1 | grep -E '^Benchmark|create\+exec' | tail -3
 go test -run '^$' -bench 'BenchmarkPoolCreate' -benchtime 20x ./internal/e2e 2>&1 | grep -E 'pool create' | tail -1
+go test -run '^$' -bench 'BenchmarkStartupWithHangingKVM' -benchtime 10x ./internal/e2e 2>&1 | grep -E 'fresh start' | tail -1
 go test -run '^$' -bench 'BenchmarkTemplateVsInstall' -benchtime 3x ./internal/e2e 2>&1 | grep -E 'from template' | tail -1
 AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkBoot' -benchtime 3x ./internal/sandbox/qemu 2>&1 | grep -E 'boot \(TCG\)' | tail -1
 AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkIdleMemory' -benchtime 3x ./internal/sandbox/qemu 2>&1 | grep -E 'idle microVM' | tail -1
