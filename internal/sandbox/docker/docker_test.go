@@ -37,6 +37,24 @@ func newRuntime(t *testing.T, network string) *docker.Runtime {
 	return rt
 }
 
+// startSandbox creates and connects to a sandbox of spec (a new ID), removed
+// with its connection when the test ends.
+func startSandbox(t *testing.T, rt *docker.Runtime, spec *sandbox.Spec) *agentclient.Client {
+	t.Helper()
+	ctx := context.Background()
+	spec.ID = uuid.NewString()
+	t.Cleanup(func() { rt.Delete(ctx, spec.ID) })
+	if _, err := rt.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sandbox.Connect(ctx, rt, spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func TestConformance(t *testing.T) {
 	image := testbin.BaseImage(t)
 	sandboxtest.Run(t, func(t *testing.T) sandbox.Runtime { return newRuntime(t, "bridge") }, sandboxtest.Options{Image: image})
@@ -47,18 +65,8 @@ func TestConformance(t *testing.T) {
 func TestLimitsApplied(t *testing.T) {
 	t.Parallel()
 	image := testbin.BaseImage(t)
-	rt := newRuntime(t, "none")
 	ctx := context.Background()
-	id := uuid.NewString()
-	t.Cleanup(func() { rt.Delete(ctx, id) })
-	if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: image, VCPUs: 2, MemoryMB: 300}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := sandbox.Connect(ctx, rt, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := startSandbox(t, newRuntime(t, "none"), &sandbox.Spec{Image: image, VCPUs: 2, MemoryMB: 300})
 	var out strings.Builder
 	script := "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/pids.max; ls /sys/class/net"
 	if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", script}}, agentclient.ExecIO{Stdout: &out}); err != nil {
@@ -83,18 +91,8 @@ func TestHostCAsBakedIn(t *testing.T) {
 		t.Skip("skipping: this host has no locally added CA certificates to bake in")
 	}
 	img := testbin.BaseImage(t)
-	rt := newRuntime(t, "none")
 	ctx := context.Background()
-	id := uuid.NewString()
-	t.Cleanup(func() { rt.Delete(ctx, id) })
-	if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: img}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := sandbox.Connect(ctx, rt, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := startSandbox(t, newRuntime(t, "none"), &sandbox.Spec{Image: img})
 	var out strings.Builder
 	c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", "ls /usr/local/share/ca-certificates | grep -c '^aether-host-'; grep -c 'BEGIN CERT' /etc/ssl/certs/ca-certificates.crt"}},
 		agentclient.ExecIO{Stdout: &out})
@@ -140,18 +138,8 @@ func TestLongStateDir(t *testing.T) {
 func TestHardened(t *testing.T) {
 	t.Parallel()
 	image := testbin.BaseImage(t)
-	rt := newRuntime(t, "bridge")
 	ctx := context.Background()
-	id := uuid.NewString()
-	t.Cleanup(func() { rt.Delete(ctx, id) })
-	if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: image}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := sandbox.Connect(ctx, rt, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := startSandbox(t, newRuntime(t, "bridge"), &sandbox.Spec{Image: image})
 	var out strings.Builder
 	script := `grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; ulimit -n
 touch /tmp/f && chown 65534:65534 /tmp/f && stat -c owner=%u /tmp/f
