@@ -164,20 +164,16 @@ func (w *Worker) vmExecute(ctx context.Context, t *store.Task, a task.VMExecuteA
 // finished is reported, not run again; one cut off by a crash fails rather
 // than running twice.
 func (w *Worker) previousRun(ctx context.Context, t *store.Task) (*task.ExecResult, error) {
-	prev, err := w.store.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: t.ProjectID, VMID: t.VMID, Limit: 10000})
-	if err != nil {
+	e, err := w.store.ExecutionByTask(ctx, t.ProjectID, t.ID)
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		return nil, nil
+	case err != nil:
 		return nil, err
+	case e.CompletedAt != nil:
+		return task.ExecResultOf(e), nil
 	}
-	for _, e := range prev {
-		if e.TaskID != t.ID {
-			continue
-		}
-		if e.CompletedAt != nil {
-			return task.ExecResultOf(e), nil
-		}
-		return nil, queue.Permanent(errors.New("the worker stopped while the command was running; it was not run again"))
-	}
-	return nil, nil
+	return nil, queue.Permanent(errors.New("the worker stopped while the command was running; it was not run again"))
 }
 
 // waitCreated returns the sandbox once it is no longer being created, so a

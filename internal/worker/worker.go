@@ -136,8 +136,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-exp.C:
 			w.expire(ctx)
 			w.fillPools(ctx)
+			w.trimConsoles(ctx)
 		case <-rc.C:
 			w.Reconcile(ctx)
+		}
+	}
+}
+
+// trimConsoles keeps the runtime's console logs capped; a guest writes them
+// as fast as it likes.
+func (w *Worker) trimConsoles(ctx context.Context) {
+	if ct, ok := w.rt.(sandbox.ConsoleTrimmer); ok {
+		if err := ct.TrimConsoles(ctx); err != nil {
+			w.log.WarnContext(ctx, "console trim failed", slog.Any("err", err))
 		}
 	}
 }

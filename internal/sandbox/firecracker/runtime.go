@@ -72,6 +72,7 @@ var (
 	_ sandbox.Runtime       = (*Runtime)(nil)
 	_ sandbox.Pauser        = (*Runtime)(nil)
 	_ sandbox.ConsoleLogger = (*Runtime)(nil)
+	_ sandbox.ConsoleTrimmer = (*Runtime)(nil)
 	_ sandbox.Committer     = (*Runtime)(nil)
 	_ sandbox.ImageRemover  = (*Runtime)(nil)
 )
