@@ -62,7 +62,8 @@ func (w *Worker) reconcileMachine(ctx context.Context, vm *store.VM, info *sandb
 	if vm.Status == store.VMLost {
 		log.InfoContext(ctx, "reconcile: adopting sandbox again")
 		running, empty := store.VMRunning, ""
-		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty}); err != nil {
+		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty,
+			IfStatus: []string{store.VMLost}}); err != nil {
 			log.WarnContext(ctx, "reconcile: adopt sandbox", slog.Any("err", err))
 			return
 		}
@@ -110,8 +111,8 @@ func (w *Worker) reconcileVanished(ctx context.Context, seen map[string]*sandbox
 		if (vm.Status == store.VMRunning || vm.Status == store.VMLost) && seen[vm.ID] == nil {
 			failed, msg := store.VMFailed, "the sandbox's machine disappeared from the runtime"
 			w.log.WarnContext(ctx, "reconcile: "+msg, slog.String("sandbox_id", vm.ID))
-			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &failed, Error: &msg})
-			warnIf(ctx, w.log, "reconcile: mark sandbox failed", err, slog.String("sandbox_id", vm.ID))
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &failed, Error: &msg, IfStatus: []string{vm.Status}})
+			warnIf(ctx, w.log, "reconcile: mark sandbox failed", ignoreConflict(err), slog.String("sandbox_id", vm.ID))
 		}
 	}
 }
@@ -219,16 +220,16 @@ func (w *Worker) loseSandboxes(ctx context.Context, id string) ([]*store.VM, err
 			// Never hand out a sandbox on a dead host; its machine is
 			// removed as an orphan when the worker returns.
 			deleted := store.VMDeleted
-			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted})
-			warnIf(ctx, w.log, "reconcile: delete a dead worker's pool sandbox", err, slog.String("sandbox_id", vm.ID))
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted, IfStatus: []string{store.VMPooled}})
+			warnIf(ctx, w.log, "reconcile: delete a dead worker's pool sandbox", ignoreConflict(err), slog.String("sandbox_id", vm.ID))
 		}
 	}
 	for _, vm := range vms {
 		if vm.Status == store.VMRunning || vm.Status == store.VMCreating {
 			lost, msg := store.VMLost, fmt.Sprintf("worker %s stopped heartbeating", id)
 			w.log.WarnContext(ctx, "reconcile: sandbox lost", slog.String("sandbox_id", vm.ID), slog.String("owner", id))
-			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &lost, Error: &msg})
-			warnIf(ctx, w.log, "reconcile: mark sandbox lost", err, slog.String("sandbox_id", vm.ID))
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &lost, Error: &msg, IfStatus: []string{vm.Status}})
+			warnIf(ctx, w.log, "reconcile: mark sandbox lost", ignoreConflict(err), slog.String("sandbox_id", vm.ID))
 		}
 	}
 	return vms, nil

@@ -47,6 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QuotaResources", testQuotaResources},
 		{"ExecutionOutputIsBinary", testExecutionOutputIsBinary},
 		{"HistoryPrune", testHistoryPrune},
+		{"VMStateMachine", testVMStateMachine},
+		{"StateRace", testStateRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
