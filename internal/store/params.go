@@ -154,6 +154,13 @@ type ExecutionFinishParams struct {
 	TimedOut        bool
 }
 
+// ExecutionAbandonParams closes a dead process's unfinished executions.
+type ExecutionAbandonParams struct {
+	Error         string
+	StartedBefore time.Time
+	WorkerID      string
+}
+
 // ExecutionListParams selects a sandbox's or a job's executions.
 type ExecutionListParams struct {
 	JobID string

@@ -117,6 +117,12 @@ type Store interface {
 	ExecutionByTask(ctx context.Context, projectID, taskID string) (*Execution, error)
 	// ExecutionList lists a sandbox's or a job's executions, oldest first.
 	ExecutionList(ctx context.Context, params *ExecutionListParams) ([]*Execution, error)
+	// ExecutionAbandon closes every unfinished execution on a sandbox of
+	// params.WorkerID that started before params.StartedBefore: completed
+	// now, with params.Error and no exit code. A worker calls it at start,
+	// for the commands its previous process was running when it died. It
+	// returns how many it closed; it is idempotent.
+	ExecutionAbandon(ctx context.Context, params *ExecutionAbandonParams) (int64, error)
 
 	// HistoryPrune deletes up to limit rows each of executions, finished
 	// tasks and jobs, and audit entries older than before, and returns how

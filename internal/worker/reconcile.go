@@ -29,6 +29,38 @@ func (w *Worker) Reconcile(ctx context.Context) {
 	w.reconcileMachines(ctx)
 	w.sweepDeadWorkers(ctx)
 	w.reconcileTasks(ctx)
+	w.pruneHistory(ctx)
+}
+
+// pruneBatch and pruneBatches bound one reconcile's history sweep: a backlog
+// is worked off over several reconciles, never in one long transaction.
+const (
+	pruneBatch   = 1000
+	pruneBatches = 20
+)
+
+// pruneHistory deletes finished executions, tasks, jobs and audit entries
+// older than the retention (none when it is 0).
+func (w *Worker) pruneHistory(ctx context.Context) {
+	if w.cfg.Retention <= 0 {
+		return
+	}
+	before := time.Now().Add(-w.cfg.Retention)
+	var total int64
+	for range pruneBatches {
+		n, err := w.store.HistoryPrune(ctx, before, pruneBatch)
+		total += n
+		if err != nil {
+			w.log.WarnContext(ctx, "reconcile: prune history", slog.Any("err", err))
+			break
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if total > 0 {
+		w.log.InfoContext(ctx, "reconcile: pruned history", slog.Int64("rows", total), slog.Time("before", before))
+	}
 }
 
 func (w *Worker) reconcileMachines(ctx context.Context) {

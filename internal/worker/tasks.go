@@ -209,10 +209,12 @@ func (w *Worker) previousRun(ctx context.Context, t *store.Task) (*task.ExecResu
 		return nil, nil
 	case err != nil:
 		return nil, err
+	case e.CompletedAt != nil && e.Error != "":
+		return nil, queue.Permanent(fmt.Errorf("%s; it was not run again", e.Error))
 	case e.CompletedAt != nil:
 		return task.ExecResultOf(e), nil
 	}
-	return nil, queue.Permanent(errors.New("the worker stopped while the command was running; it was not run again"))
+	return nil, queue.Permanent(errors.New(crashReason + "; it was not run again"))
 }
 
 // waitCreated returns the sandbox once it is no longer being created, so a

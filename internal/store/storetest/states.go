@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
@@ -231,5 +232,45 @@ func testStateRace(t *testing.T, s store.Store) {
 		if !slices.Contains([]string{store.TaskSucceeded, store.TaskFailed}, tk.Status) {
 			t.Errorf("round %d: task ends %s", round, tk.Status)
 		}
+	}
+}
+
+// testExecutionAbandon: at start a worker closes the executions its dead
+// process left running on its sandboxes, and only those (issue 10: rows of
+// interactive execs cut off by a crash stayed running forever).
+func testExecutionAbandon(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	start := func(worker, name string, finish bool) *store.Execution {
+		p := newVM(name)
+		p.WorkerID = worker
+		if _, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:create", Priority: "high", VM: p}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: p.ID, Command: "sleep"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if finish {
+			code := 0
+			e, _ = s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: e.ID, ExitCode: &code})
+		}
+		return e
+	}
+	cut, done, other := start("w1", "ab-cut", false), start("w1", "ab-done", true), start("w2", "ab-other", false)
+	n, err := s.ExecutionAbandon(ctx, &store.ExecutionAbandonParams{Error: "crashed", StartedBefore: time.Now().Add(time.Second), WorkerID: "w1"})
+	if err != nil || n != 1 {
+		t.Fatalf("ExecutionAbandon = %d, %v; want 1", n, err)
+	}
+	check := func(e *store.Execution, wantClosed bool, wantErr string) {
+		list, _ := s.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: store.DefaultProjectID, VMID: e.VMID})
+		if len(list) != 1 || (list[0].CompletedAt != nil) != wantClosed || list[0].Error != wantErr {
+			t.Errorf("execution %s after abandon: %+v, want closed %v with error %q", e.Command, list, wantClosed, wantErr)
+		}
+	}
+	check(cut, true, "crashed")
+	check(done, true, "")
+	check(other, false, "")
+	if n, _ := s.ExecutionAbandon(ctx, &store.ExecutionAbandonParams{Error: "crashed", StartedBefore: time.Now().Add(time.Second), WorkerID: "w1"}); n != 0 {
+		t.Errorf("second ExecutionAbandon closed %d, want 0", n)
 	}
 }

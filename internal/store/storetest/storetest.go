@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"HistoryPrune", testHistoryPrune},
 		{"VMStateMachine", testVMStateMachine},
 		{"StateRace", testStateRace},
+		{"ExecutionAbandon", testExecutionAbandon},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
