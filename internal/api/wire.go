@@ -17,9 +17,10 @@ import (
 // added to the wire type too (a change of the API, and of openapi.json) or
 // mapped explicitly.
 
-func vmOut(vm *store.VM) *apiv1.VM                     { return (*apiv1.VM)(vm) }
-func taskOut(t *store.Task) *apiv1.Task                { return (*apiv1.Task)(t) }
-func jobOut(j *store.Job) *apiv1.Job                   { return (*apiv1.Job)(j) }
+func vmOut(vm *store.VM) *apiv1.VM      { return (*apiv1.VM)(vm) }
+func taskOut(t *store.Task) *apiv1.Task { return (*apiv1.Task)(t) }
+func jobOut(j *store.Job) *apiv1.Job    { return (*apiv1.Job)(j) }
+
 // executionOut is e as JSON shows it. Output kept up to the cap may end in
 // the first bytes of a multi-byte character; as text it is cut before that
 // character rather than shown as U+FFFD. The stored bytes stay exact.
@@ -45,8 +46,8 @@ func cutRune(s string, truncated bool) string {
 	}
 	return s
 }
-func templateOut(t *store.Template) *apiv1.Template    { return (*apiv1.Template)(t) }
-func eventOut(e *events.Event) *apiv1.Event            { return (*apiv1.Event)(e) }
+func templateOut(t *store.Template) *apiv1.Template { return (*apiv1.Template)(t) }
+func eventOut(e *events.Event) *apiv1.Event         { return (*apiv1.Event)(e) }
 
 // each converts a list, keeping nil as nil (JSON null) and empty as empty.
 func each[T, U any](in []T, f func(T) U) []U {
