@@ -46,9 +46,10 @@ func badGuest(conn net.Conn, serve func(st *yamux.Stream)) {
 // found (issue 10): a guest answering each reconnect's health check with
 // garbage it never stops sending made yamux's stream close timer keep every
 // closed session, with its buffers, alive for 5 minutes — gigabytes within
-// the 30 s readiness wait. Closed sessions must now be collectable.
+// the 30 s readiness wait. Closed sessions must now be collectable. Not
+// parallel: it measures the process's heap, so it runs while no other test
+// of the package does.
 func TestClosedSessionsFreeMemory(t *testing.T) {
-	t.Parallel()
 	for range 1000 {
 		h, g := net.Pipe()
 		go badGuest(g, func(st *yamux.Stream) {

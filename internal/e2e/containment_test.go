@@ -128,7 +128,6 @@ func readInt(t *testing.T, path string) int {
 	return n
 }
 
-
 // BenchmarkHealthUnderAttack measures GET /health latency (p50, p99) while
 // one sandbox runs nothing, a fork bomb, or a memory hog that the cgroup
 // OOM-kills over and over (128 MiB sandbox). Reported in BENCHMARKS.md; no
