@@ -155,7 +155,7 @@ func run(ctx context.Context, args []string) (err error) {
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName,
 			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
 			RequeueAfter: cfg.RequeueAfter, Tools: recipes, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
-			Logger: log}, st, q, rt, images)
+			Retention: cfg.Executions.Retention, Logger: log}, st, q, rt, images)
 		if err != nil {
 			return err
 		}

@@ -44,7 +44,15 @@ func Handshake(ctx context.Context, conn net.Conn) (*Client, error) {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
 	cfg.KeepAliveInterval = 10 * time.Second
-	cfg.MaxStreamWindowSize = 1 << 20
+	// What a guest can make the host hold per session is bounded: at most
+	// MaxStreams streams (an operation is refused beyond), each buffering at
+	// most one window of unread data, so 16 MiB. No close timer: yamux's
+	// keeps a stream the guest never closes, and through it the session and
+	// its buffers, alive for the timer's length even after the session
+	// ended (a guest answering garbage to every reconnect grew aetherd by
+	// gigabytes); a closed session frees its streams at once instead.
+	cfg.MaxStreamWindowSize = streamWindow
+	cfg.StreamCloseTimeout = 0
 	// Only the host opens streams. One the guest opens would sit in yamux's
 	// accept backlog with a receive window the guest can fill (256 of them
 	// pin 64 MiB), so the backlog is 1 and any guest-opened stream ends the
@@ -97,9 +105,20 @@ func (c *Client) Close() error { return c.sess.Close() }
 // Done is closed when the session has ended, by Close or a broken connection.
 func (c *Client) Done() <-chan struct{} { return c.sess.CloseChan() }
 
+// MaxStreams is how many operation streams one agent connection may hold
+// open at once; an operation beyond it fails with ErrUnavailable.
+const MaxStreams = 64
+
+// streamWindow is each stream's receive window: yamux's initial 256 KiB,
+// never grown.
+const streamWindow = 256 << 10
+
 // open starts an operation stream and sends its request. The stream is closed
 // when ctx ends, which makes the agent abandon the operation.
 func (c *Client) open(ctx context.Context, req agentproto.Request) (*yamux.Stream, func(), error) {
+	if n := c.sess.NumStreams(); n >= MaxStreams {
+		return nil, nil, errdefs.Unavailable("agent holds %d operations open (at most %d): it is not ending them", n, MaxStreams)
+	}
 	st, err := c.sess.OpenStream()
 	if err != nil {
 		return nil, nil, errdefs.Unavailable("agent connection lost: %v", err)

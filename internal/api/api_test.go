@@ -116,7 +116,15 @@ func (a *testAPI) vm(t *testing.T, name, status string) *store.VM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, err := a.st.VMUpdate(t.Context(), &store.VMUpdateParams{ID: tk.VMID, Status: &status})
+	if status == store.VMPaused || status == store.VMStopped { // reached through running (store.VMTransitions)
+		a.setVMStatus(t, tk.VMID, store.VMRunning)
+	}
+	return a.setVMStatus(t, tk.VMID, status)
+}
+
+func (a *testAPI) setVMStatus(t *testing.T, id, status string) *store.VM {
+	t.Helper()
+	vm, err := a.st.VMUpdate(t.Context(), &store.VMUpdateParams{ID: id, Status: &status})
 	if err != nil {
 		t.Fatal(err)
 	}

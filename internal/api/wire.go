@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"unicode/utf8"
 
 	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/events"
@@ -16,12 +17,37 @@ import (
 // added to the wire type too (a change of the API, and of openapi.json) or
 // mapped explicitly.
 
-func vmOut(vm *store.VM) *apiv1.VM                     { return (*apiv1.VM)(vm) }
-func taskOut(t *store.Task) *apiv1.Task                { return (*apiv1.Task)(t) }
-func jobOut(j *store.Job) *apiv1.Job                   { return (*apiv1.Job)(j) }
-func executionOut(e *store.Execution) *apiv1.Execution { return (*apiv1.Execution)(e) }
-func templateOut(t *store.Template) *apiv1.Template    { return (*apiv1.Template)(t) }
-func eventOut(e *events.Event) *apiv1.Event            { return (*apiv1.Event)(e) }
+func vmOut(vm *store.VM) *apiv1.VM      { return (*apiv1.VM)(vm) }
+func taskOut(t *store.Task) *apiv1.Task { return (*apiv1.Task)(t) }
+func jobOut(j *store.Job) *apiv1.Job    { return (*apiv1.Job)(j) }
+
+// executionOut is e as JSON shows it. Output kept up to the cap may end in
+// the first bytes of a multi-byte character; as text it is cut before that
+// character rather than shown as U+FFFD. The stored bytes stay exact.
+func executionOut(e *store.Execution) *apiv1.Execution {
+	out := *(*apiv1.Execution)(e)
+	out.Stdout, out.Stderr = cutRune(out.Stdout, out.StdoutTruncated), cutRune(out.Stderr, out.StderrTruncated)
+	return &out
+}
+
+// cutRune drops an incomplete UTF-8 character at the end of output cut at
+// its cap (truncated); other output is returned as it is.
+func cutRune(s string, truncated bool) string {
+	if !truncated {
+		return s
+	}
+	for i := len(s) - 1; i >= 0 && i >= len(s)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			if !utf8.FullRuneInString(s[i:]) {
+				return s[:i]
+			}
+			break
+		}
+	}
+	return s
+}
+func templateOut(t *store.Template) *apiv1.Template { return (*apiv1.Template)(t) }
+func eventOut(e *events.Event) *apiv1.Event         { return (*apiv1.Event)(e) }
 
 // each converts a list, keeping nil as nil (JSON null) and empty as empty.
 func each[T, U any](in []T, f func(T) U) []U {

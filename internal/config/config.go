@@ -185,6 +185,10 @@ type Queue struct {
 type Executions struct {
 	// MaxOutputBytes caps the stdout and stderr kept per execution.
 	MaxOutputBytes int `yaml:"max_output_bytes"`
+	// Retention is how long finished executions, tasks and jobs (and audit
+	// entries) are kept; the worker's reconcile loop deletes older ones in
+	// batches. Default 720h (30 days); 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Default returns the built-in defaults.
@@ -207,7 +211,7 @@ func Default() *Config {
 		QEMU:              QEMU{Accel: "auto", AgentChannel: "auto"},
 		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
-		Executions:        Executions{MaxOutputBytes: 64 << 10},
+		Executions:        Executions{MaxOutputBytes: 64 << 10, Retention: 720 * time.Hour},
 	}
 }
 
@@ -423,6 +427,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Executions.MaxOutputBytes < 0 {
 		checks = append(checks, errors.New("config: executions.max_output_bytes: must not be negative"))
+	}
+	if c.Executions.Retention < 0 {
+		checks = append(checks, errors.New("config: executions.retention: must not be negative (0 keeps history forever)"))
 	}
 	return errors.Join(checks...)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -300,12 +301,26 @@ func TestKillDuringExecute(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitRunning(acc.TaskID)
-	time.Sleep(200 * time.Millisecond) // the command has started
+	// An interactive exec is cut off too; its row must not stay running.
+	go e.c.Exec(ctx(t), "victim", &task.ExecParams{Command: "sleep 60"}, nil, io.Discard, io.Discard)
+	time.Sleep(200 * time.Millisecond) // the commands have started
 	e.kill()
 	e.start()
 	tk := e.mustWait(acc.TaskID)
 	if tk.Status != store.TaskFailed || !strings.Contains(tk.Error, "not run again") {
 		t.Errorf("task after crash = %s %q, want failed saying it was not run again", tk.Status, tk.Error)
+	}
+	ex, err := e.c.Executions(ctx(t), "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ex {
+		if x.CompletedAt == nil || !strings.Contains(x.Error, "worker stopped") {
+			t.Errorf("execution %s (%s) after the crash: completed %v, error %q; want closed with the reason", x.ID, x.Command, x.CompletedAt, x.Error)
+		}
+	}
+	if len(ex) != 2 {
+		t.Errorf("%d executions, want the queued and the interactive one", len(ex))
 	}
 	time.Sleep(3 * time.Second) // a wrongly re-run command would have appended by now
 	if out, _ := e.MustExec("victim", "cat /root/runs"); out != "run\n" {

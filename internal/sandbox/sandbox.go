@@ -123,3 +123,12 @@ type ConsoleLogger interface {
 	// ConsoleLog returns at most the last maxBytes of the console.
 	ConsoleLog(ctx context.Context, id string, maxBytes int) ([]byte, error)
 }
+
+// ConsoleTrimmer is a ConsoleLogger whose logs the guest can grow: the
+// worker calls TrimConsoles every second so each log stays a capped ring,
+// whatever the guest writes to its console. Found with a type assertion.
+type ConsoleTrimmer interface {
+	// TrimConsoles drops all but the tail of every sandbox's console log.
+	// It is safe while the machines run and cheap when nothing grew.
+	TrimConsoles(ctx context.Context) error
+}

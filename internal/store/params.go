@@ -44,9 +44,13 @@ type VMInsertParams struct {
 type VMUpdateParams struct {
 	Error *string
 	// ExpiresAt sets the deadline; a pointer to the zero time clears it.
-	ExpiresAt      *time.Time
-	ID             string
-	IPAddress      *string
+	ExpiresAt *time.Time
+	ID        string
+	IPAddress *string
+	// IfStatus, with Status, narrows the move further: the row must be in
+	// one of these statuses (the one the caller read), else ErrConflict.
+	// Empty means any status VMTransitions allows.
+	IfStatus       []string
 	LastActiveAt   *time.Time
 	RuntimeID      *string
 	Status         *string
@@ -148,6 +152,13 @@ type ExecutionFinishParams struct {
 	Stdout          string
 	StdoutTruncated bool
 	TimedOut        bool
+}
+
+// ExecutionAbandonParams closes a dead process's unfinished executions.
+type ExecutionAbandonParams struct {
+	Error         string
+	StartedBefore time.Time
+	WorkerID      string
 }
 
 // ExecutionListParams selects a sandbox's or a job's executions.

@@ -64,7 +64,8 @@ const (
 
 // Store is the daemon's state. Implementations are safe for concurrent use.
 // Errors: a missing row is errdefs.ErrNotFound; a duplicate name is
-// errdefs.ErrAlreadyExists; an update of a terminal task is errdefs.ErrConflict.
+// errdefs.ErrAlreadyExists; a status change the state machine refuses
+// (VMTransitions, TaskTransitions) is errdefs.ErrConflict.
 type Store interface {
 	Tenancy
 
@@ -83,7 +84,10 @@ type Store interface {
 	// so no sandbox is ever handed out twice. ErrNotFound when the pool is
 	// empty (or another claim won the race).
 	VMClaimPooled(ctx context.Context, params *VMClaimParams) (*VM, error)
-	// VMUpdate sets the non-nil fields of a sandbox and returns it.
+	// VMUpdate sets the non-nil fields of a sandbox and returns it. A
+	// status change follows VMTransitions (and params.IfStatus), checked in
+	// the UPDATE itself: a refused move is ErrConflict, an unknown status
+	// ErrInvalidArgument.
 	VMUpdate(ctx context.Context, params *VMUpdateParams) (*VM, error)
 
 	// TaskInsert inserts a pending task and, in the same transaction, the
@@ -94,8 +98,9 @@ type Store interface {
 	TaskGet(ctx context.Context, params *TaskGetParams) (*Task, error)
 	// TaskList lists tasks by status, oldest first.
 	TaskList(ctx context.Context, params *TaskListParams) ([]*Task, error)
-	// TaskUpdate moves a non-terminal task to params.Status and sets the
-	// non-nil fields. Updating a terminal task returns ErrConflict.
+	// TaskUpdate moves a task to params.Status along TaskTransitions (checked
+	// in the UPDATE) and sets the non-nil fields. A refused move (any update
+	// of a terminal task) returns ErrConflict.
 	TaskUpdate(ctx context.Context, params *TaskUpdateParams) (*Task, error)
 
 	// JobGet returns one job.
@@ -112,6 +117,12 @@ type Store interface {
 	ExecutionByTask(ctx context.Context, projectID, taskID string) (*Execution, error)
 	// ExecutionList lists a sandbox's or a job's executions, oldest first.
 	ExecutionList(ctx context.Context, params *ExecutionListParams) ([]*Execution, error)
+	// ExecutionAbandon closes every unfinished execution on a sandbox of
+	// params.WorkerID that started before params.StartedBefore: completed
+	// now, with params.Error and no exit code. A worker calls it at start,
+	// for the commands its previous process was running when it died. It
+	// returns how many it closed; it is idempotent.
+	ExecutionAbandon(ctx context.Context, params *ExecutionAbandonParams) (int64, error)
 
 	// HistoryPrune deletes up to limit rows each of executions, finished
 	// tasks and jobs, and audit entries older than before, and returns how

@@ -67,7 +67,7 @@ func (VMExecuteArgs) Kind() string { return KindVMExecute }
 func (a VMExecuteArgs) Policy() Policy {
 	p := policies[KindVMExecute]
 	if a.TimeoutSeconds > 0 {
-		p.Timeout = time.Duration(a.TimeoutSeconds)*time.Second + 2*time.Minute
+		p.Timeout = time.Duration(a.TimeoutSeconds)*time.Second + execSlack
 	}
 	return p
 }

@@ -249,8 +249,12 @@ func TestEveryKindHasArgs(t *testing.T) {
 	if !reflect.DeepEqual(kinds, Kinds()) {
 		t.Errorf("args kinds %v, want Kinds() %v", kinds, Kinds())
 	}
-	if MaxTimeout() != 2*time.Hour {
-		t.Errorf("MaxTimeout() = %s, want job:run's 2h", MaxTimeout())
+	// The rescuer horizon covers the longest execute (issue 10: it was 2 h).
+	if want := MaxExecTimeout + 2*time.Minute; MaxTimeout() != want {
+		t.Errorf("MaxTimeout() = %s, want the longest execute's %s", MaxTimeout(), want)
+	}
+	if got := (VMExecuteArgs{ExecParams: ExecParams{TimeoutSeconds: int(MaxExecTimeout.Seconds())}}).Policy().Timeout; got > MaxTimeout() {
+		t.Errorf("the longest execute's attempt timeout %s exceeds MaxTimeout() %s", got, MaxTimeout())
 	}
 }
 

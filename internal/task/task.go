@@ -89,15 +89,22 @@ func Kinds() []string {
 // for an unknown kind.
 func DefaultPolicy(kind string) Policy { return policies[kind] }
 
-// MaxTimeout is the longest default attempt timeout of any kind; the queue's
-// stuck-job rescue waits at least this long.
+// MaxTimeout is the longest attempt timeout any task can be given: every
+// kind's default, and a vm:execute of the longest command allowed
+// (MaxExecTimeout + execSlack, 24 h 2 min). The queue's stuck-job rescue
+// waits at least this long, so it never takes a running task for a dead
+// one. Creates that install tools are capped to it (CreateTimeout).
 func MaxTimeout() time.Duration {
-	var m time.Duration
+	m := MaxExecTimeout + execSlack
 	for _, p := range policies {
 		m = max(m, p.Timeout)
 	}
 	return m
 }
+
+// execSlack is what a vm:execute's attempt adds to its command's timeout:
+// reaching the sandbox and recording the result.
+const execSlack = 2 * time.Minute
 
 // Timeout is how long one attempt of t may run: its own timeout, else its
 // kind's default.

@@ -45,11 +45,11 @@ func (s *TemplateSpec) Hash(steps []tools.Step) string {
 
 // CreateTimeout is the attempt timeout of a vm:create or template:build that
 // installs steps: vm:create's default plus each recipe's timeout. Pass it as
-// SubmitParams.Timeout.
+// SubmitParams.Timeout. It is at most MaxTimeout.
 func CreateTimeout(steps []tools.Step) time.Duration {
 	d := policies[KindVMCreate].Timeout
 	for _, s := range steps {
 		d += s.Recipe.Timeout
 	}
-	return d
+	return min(d, MaxTimeout())
 }

@@ -57,7 +57,14 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 		return nil, err
 	}
 	stdout, stderr := newCapture(w.cfg.MaxOutputBytes), newCapture(w.cfg.MaxOutputBytes)
-	exit, xerr := client.Exec(ctx, agentRequest(p), agentclient.ExecIO{
+	// The agent enforces the command's timeout; the host does too, a grace
+	// later, so an agent that never ends a command cannot hold the call.
+	xctx, cancel := ctx, context.CancelFunc(func() {})
+	if p.TimeoutSeconds > 0 {
+		xctx, cancel = context.WithTimeoutCause(ctx, time.Duration(p.TimeoutSeconds)*time.Second+execGrace, errAgentOverran)
+	}
+	defer cancel()
+	exit, xerr := client.Exec(xctx, agentRequest(p), agentclient.ExecIO{
 		Stdin:  eio.Stdin,
 		Stdout: teeTo(stdout, eio.Stdout),
 		Stderr: teeTo(stderr, eio.Stderr),
@@ -73,6 +80,11 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 			fin.ExitCode = &exit.ExitCode
 		}
 		xerr = nil
+	case ctx.Err() == nil && errors.Is(context.Cause(xctx), errAgentOverran):
+		xerr = errdefs.Unavailable("sandbox %s: the agent did not end the command within its timeout (%ds) + %s; the agent is broken",
+			vm.Name, p.TimeoutSeconds, execGrace)
+		fin.Error = xerr.Error()
+		w.agents.Forget(vm.ID) // the next use reconnects
 	case errors.Is(xerr, errdefs.ErrNotFound):
 		xerr = errdefs.InvalidArgument("command %q not found in sandbox %s", p.Command, vm.Name)
 		fin.Error = xerr.Error()
@@ -88,6 +100,13 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 	}
 	return done, xerr
 }
+
+// execGrace is how long past a command's timeout the host waits for the
+// agent to end it before giving up on the agent.
+const execGrace = 10 * time.Second
+
+// errAgentOverran is the cause of an exec cut off at its timeout + execGrace.
+var errAgentOverran = errors.New("agent overran the command's timeout")
 
 // agent returns a ready agent connection, waiting a bounded time for a
 // sandbox that is still booting or was just restarted.

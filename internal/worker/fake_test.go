@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/store"
@@ -31,6 +32,7 @@ type fakeStore struct {
 	TemplateGetImpl    func(ctx context.Context, p *store.TemplateGetParams) (*store.Template, error)
 	TemplateUpdateImpl func(ctx context.Context, p *store.TemplateUpdateParams) (*store.Template, error)
 	WorkerListImpl     func(ctx context.Context) ([]*store.Worker, error)
+	HistoryPruneImpl   func(ctx context.Context, before time.Time, limit int) (int64, error)
 
 	mu     sync.Mutex
 	writes []string
@@ -46,6 +48,11 @@ func (f *fakeStore) written() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.writes...)
+}
+
+func (f *fakeStore) HistoryPrune(ctx context.Context, before time.Time, limit int) (int64, error) {
+	f.record("HistoryPrune %d", limit)
+	return f.HistoryPruneImpl(ctx, before, limit)
 }
 
 func (f *fakeStore) TaskGet(ctx context.Context, p *store.TaskGetParams) (*store.Task, error) {

@@ -29,7 +29,7 @@ type kind struct {
 func (w *Worker) handlers() map[string]kind {
 	ks := map[string]kind{}
 	register(ks, w.vmCreate, w.failVMCreate)
-	register(ks, w.vmDelete, nil)
+	register(ks, w.vmDelete, w.failVMDelete)
 	register(ks, w.vmExecute, nil)
 	register(ks, w.jobRun, w.failJobRun)
 	register(ks, w.imageBuild, nil)
@@ -156,9 +156,12 @@ func (w *Worker) failTask(ctx context.Context, log *slog.Logger, t *store.Task, 
 	warnIf(ctx, log, "mark task failed", err)
 }
 
-// isPermanentClass reports errors that retrying cannot fix.
+// isPermanentClass reports errors that retrying cannot fix. A conflict is a
+// move the state machine refused (store.VMTransitions): the row has moved
+// on, and a retry finds it moved on still.
 func isPermanentClass(err error) bool {
 	return errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrNotFound) ||
+		errors.Is(err, errdefs.ErrConflict) ||
 		errors.Is(err, errdefs.ErrFailedPrecondition) || errors.Is(err, errdefs.ErrNotImplemented) ||
 		errors.Is(err, errdefs.ErrUnprocessable)
 }

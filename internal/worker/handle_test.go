@@ -154,7 +154,8 @@ func TestFinalFailureSettlesRowsFirst(t *testing.T) {
 		{task.KindJobRun, `{"job_id":"j1"}`, []string{"TaskUpdate running", "JobUpdate j1 failed", "TaskUpdate failed"}},
 		{task.KindTemplateBuild, `{"template_id":"tp1"}`, []string{"TaskUpdate running", "TemplateUpdate tp1 failed", "TaskUpdate failed"}},
 		{task.KindVMSnapshot, `{"template_id":"tp1"}`, []string{"TaskUpdate running", "TemplateUpdate tp1 failed", "TaskUpdate failed"}},
-		{task.KindVMDelete, `{}`, []string{"TaskUpdate running", "TaskUpdate failed"}},
+		// A delete that gave up leaves the sandbox failed, never deleting forever (issue 10).
+		{task.KindVMDelete, `{}`, []string{"TaskUpdate running", "VMUpdate vm1 failed", "TaskUpdate failed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -212,11 +213,13 @@ func TestSettleLogsStoreFailures(t *testing.T) {
 
 // TestHandlers checks that the worker has one handler for every kind of
 // the task contract, and a settling step exactly for the kinds that create
-// rows a failure must settle.
+// rows a failure must settle (and vm:delete, whose sandbox must not stay
+// deleting).
 func TestHandlers(t *testing.T) {
 	t.Parallel()
 	w, _ := newTestWorker(t, &fakeStore{}, nil)
-	withFail := map[string]bool{task.KindVMCreate: true, task.KindJobRun: true, task.KindTemplateBuild: true, task.KindVMSnapshot: true}
+	withFail := map[string]bool{task.KindVMCreate: true, task.KindJobRun: true, task.KindTemplateBuild: true, task.KindVMSnapshot: true,
+		task.KindVMDelete: true}
 	for _, k := range task.Kinds() {
 		h, ok := w.kinds[k]
 		if !ok {

@@ -1,10 +1,8 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -16,7 +14,9 @@ import (
 	"github.com/aetherium/aetherium/internal/tools"
 )
 
-var installedRE = regexp.MustCompile(`(?m)^AETHER_INSTALLED=(\S+)$`)
+// installedPrefix starts the line an installer prints last: the version it
+// installed.
+const installedPrefix = "AETHER_INSTALLED="
 
 // installTools runs the steps in order in the sandbox, showing progress on
 // the task, and returns what each installed (tool -> exact version). Each
@@ -41,11 +41,12 @@ func (w *Worker) installTools(ctx context.Context, t *store.Task, vm *store.VM, 
 
 func (w *Worker) installOne(ctx context.Context, t *store.Task, vm *store.VM, st tools.Step) (string, error) {
 	deadline := time.Now().Add(st.Recipe.Timeout)
-	var out bytes.Buffer
-	var errTail strings.Builder
+	// Installer output is the guest's: keep only the version line and the
+	// tail of stderr, never the whole stream.
+	out, errTail := &lineMatch{prefix: installedPrefix}, newTail(4096)
 	rec := task.ExecRecord{TaskID: t.ID}
 	e, err := w.Exec(ctx, vm, &task.ExecParams{Command: "bash", Args: []string{"-c", st.Script()},
-		TimeoutSeconds: int(st.Recipe.Timeout.Seconds())}, rec, agentclient.ExecIO{Stdout: &out, Stderr: &tailWriter{&errTail}})
+		TimeoutSeconds: int(st.Recipe.Timeout.Seconds())}, rec, agentclient.ExecIO{Stdout: out, Stderr: errTail})
 	if err != nil {
 		return "", err
 	}
@@ -55,14 +56,13 @@ func (w *Worker) installOne(ctx context.Context, t *store.Task, vm *store.VM, st
 	case e.ExitCode == nil || *e.ExitCode != 0:
 		return "", fmt.Errorf("installer %s: %s", describeExit(e), lastLines(errTail.String()))
 	}
-	m := installedRE.FindStringSubmatch(out.String())
-	if m == nil {
+	version := out.matched
+	if version == "" {
 		return "", fmt.Errorf("installer did not report the installed version (AETHER_INSTALLED=…)")
 	}
-	version := m[1]
-	var vout bytes.Buffer
+	vout := newTail(4096)
 	ve, err := w.Exec(ctx, vm, &task.ExecParams{Command: "bash", Args: []string{"-lc", st.Recipe.Verify},
-		TimeoutSeconds: max(1, int(time.Until(deadline).Seconds()))}, rec, agentclient.ExecIO{Stdout: &vout, Stderr: &vout})
+		TimeoutSeconds: max(1, int(time.Until(deadline).Seconds()))}, rec, agentclient.ExecIO{Stdout: vout, Stderr: vout})
 	if err != nil {
 		return "", err
 	}

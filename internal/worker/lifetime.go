@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -101,8 +102,10 @@ func (w *Worker) expireOne(ctx context.Context, vm *store.VM, why string) {
 	if vm.OnExpire == store.ExpirePause {
 		args, status = task.VMPauseArgs{Reason: "expired: " + why}, store.VMPaused
 	}
-	if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &status}); err != nil {
-		log.WarnContext(ctx, "expire: mark sandbox "+status, slog.Any("err", err))
+	if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &status, IfStatus: []string{vm.Status}}); err != nil {
+		if !errors.Is(err, errdefs.ErrConflict) { // else it moved on (a delete came first): nothing to expire
+			log.WarnContext(ctx, "expire: mark sandbox "+status, slog.Any("err", err))
+		}
 		return
 	}
 	w.submit(ctx, args, &task.SubmitParams{ProjectID: vm.ProjectID, VMID: vm.ID, Route: w.cfg.ID})

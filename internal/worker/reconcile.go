@@ -29,6 +29,38 @@ func (w *Worker) Reconcile(ctx context.Context) {
 	w.reconcileMachines(ctx)
 	w.sweepDeadWorkers(ctx)
 	w.reconcileTasks(ctx)
+	w.pruneHistory(ctx)
+}
+
+// pruneBatch and pruneBatches bound one reconcile's history sweep: a backlog
+// is worked off over several reconciles, never in one long transaction.
+const (
+	pruneBatch   = 1000
+	pruneBatches = 20
+)
+
+// pruneHistory deletes finished executions, tasks, jobs and audit entries
+// older than the retention (none when it is 0).
+func (w *Worker) pruneHistory(ctx context.Context) {
+	if w.cfg.Retention <= 0 {
+		return
+	}
+	before := time.Now().Add(-w.cfg.Retention)
+	var total int64
+	for range pruneBatches {
+		n, err := w.store.HistoryPrune(ctx, before, pruneBatch)
+		total += n
+		if err != nil {
+			w.log.WarnContext(ctx, "reconcile: prune history", slog.Any("err", err))
+			break
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if total > 0 {
+		w.log.InfoContext(ctx, "reconcile: pruned history", slog.Int64("rows", total), slog.Time("before", before))
+	}
 }
 
 func (w *Worker) reconcileMachines(ctx context.Context) {
@@ -62,7 +94,8 @@ func (w *Worker) reconcileMachine(ctx context.Context, vm *store.VM, info *sandb
 	if vm.Status == store.VMLost {
 		log.InfoContext(ctx, "reconcile: adopting sandbox again")
 		running, empty := store.VMRunning, ""
-		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty}); err != nil {
+		if _, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, Error: &empty,
+			IfStatus: []string{store.VMLost}}); err != nil {
 			log.WarnContext(ctx, "reconcile: adopt sandbox", slog.Any("err", err))
 			return
 		}
@@ -110,8 +143,8 @@ func (w *Worker) reconcileVanished(ctx context.Context, seen map[string]*sandbox
 		if (vm.Status == store.VMRunning || vm.Status == store.VMLost) && seen[vm.ID] == nil {
 			failed, msg := store.VMFailed, "the sandbox's machine disappeared from the runtime"
 			w.log.WarnContext(ctx, "reconcile: "+msg, slog.String("sandbox_id", vm.ID))
-			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &failed, Error: &msg})
-			warnIf(ctx, w.log, "reconcile: mark sandbox failed", err, slog.String("sandbox_id", vm.ID))
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &failed, Error: &msg, IfStatus: []string{vm.Status}})
+			warnIf(ctx, w.log, "reconcile: mark sandbox failed", ignoreConflict(err), slog.String("sandbox_id", vm.ID))
 		}
 	}
 }
@@ -219,16 +252,16 @@ func (w *Worker) loseSandboxes(ctx context.Context, id string) ([]*store.VM, err
 			// Never hand out a sandbox on a dead host; its machine is
 			// removed as an orphan when the worker returns.
 			deleted := store.VMDeleted
-			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted})
-			warnIf(ctx, w.log, "reconcile: delete a dead worker's pool sandbox", err, slog.String("sandbox_id", vm.ID))
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &deleted, IfStatus: []string{store.VMPooled}})
+			warnIf(ctx, w.log, "reconcile: delete a dead worker's pool sandbox", ignoreConflict(err), slog.String("sandbox_id", vm.ID))
 		}
 	}
 	for _, vm := range vms {
 		if vm.Status == store.VMRunning || vm.Status == store.VMCreating {
 			lost, msg := store.VMLost, fmt.Sprintf("worker %s stopped heartbeating", id)
 			w.log.WarnContext(ctx, "reconcile: sandbox lost", slog.String("sandbox_id", vm.ID), slog.String("owner", id))
-			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &lost, Error: &msg})
-			warnIf(ctx, w.log, "reconcile: mark sandbox lost", err, slog.String("sandbox_id", vm.ID))
+			_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &lost, Error: &msg, IfStatus: []string{vm.Status}})
+			warnIf(ctx, w.log, "reconcile: mark sandbox lost", ignoreConflict(err), slog.String("sandbox_id", vm.ID))
 		}
 	}
 	return vms, nil

@@ -67,7 +67,7 @@ func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArg
 		// tools install, and the task shows the progress.
 		if vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &running, RuntimeID: &info.RuntimeID,
 			IPAddress: &info.Address}); err != nil {
-			return nil, err
+			return w.createLost(ctx, t, err)
 		}
 		installed, err := w.installTools(ctx, t, vm, steps)
 		if err != nil {
@@ -95,15 +95,54 @@ func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArg
 	vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &final, RuntimeID: &info.RuntimeID,
 		IPAddress: &info.Address, WorkerID: &w.cfg.ID, Error: &empty})
 	if err != nil {
-		return nil, err
+		return w.createLost(ctx, t, err)
 	}
 	return &task.VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}, nil
 }
 
-// failVMCreate marks the sandbox of a finally failed create failed.
+// createLost handles a create whose status write err failed. When the state
+// machine refused it (a delete, or the reconciler, moved the sandbox on
+// meanwhile) the machine just made is destroyed and the create reports the
+// status that won, without error; other errors are returned.
+func (w *Worker) createLost(ctx context.Context, t *store.Task, err error) (*task.VMResult, error) {
+	if !errors.Is(err, errdefs.ErrConflict) {
+		return nil, err
+	}
+	w.discard(ctx, t.VMID)
+	cur, gerr := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
+	if gerr != nil {
+		return nil, errors.Join(err, gerr)
+	}
+	w.log.InfoContext(ctx, "sandbox moved on while being created; machine removed",
+		slog.String("sandbox_id", t.VMID), slog.String("status", cur.Status))
+	return &task.VMResult{VMID: cur.ID, Status: cur.Status}, nil
+}
+
+// failVMCreate marks the sandbox of a finally failed create failed, unless
+// something else (a delete) has moved it on.
 func (w *Worker) failVMCreate(ctx context.Context, t *store.Task, _ task.VMCreateArgs, msg string) error {
 	failed := store.VMFailed
-	_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: t.VMID, Status: &failed, Error: &msg})
+	_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: t.VMID, Status: &failed, Error: &msg,
+		IfStatus: []string{store.VMCreating, store.VMRunning, store.VMPooled}})
+	return ignoreConflict(err)
+}
+
+// failVMDelete marks the sandbox of a finally failed delete failed, with the
+// reason, so it never stays deleting: the reconciler removes the machines of
+// failed sandboxes, and a delete can be asked again.
+func (w *Worker) failVMDelete(ctx context.Context, t *store.Task, _ task.VMDeleteArgs, msg string) error {
+	failed, why := store.VMFailed, "delete failed: "+msg
+	_, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: t.VMID, Status: &failed, Error: &why,
+		IfStatus: []string{store.VMDeleting}})
+	return ignoreConflict(err)
+}
+
+// ignoreConflict drops a refused status move: the row moved on, which is
+// what the caller wanted to settle.
+func ignoreConflict(err error) error {
+	if errors.Is(err, errdefs.ErrConflict) {
+		return nil
+	}
 	return err
 }
 
@@ -164,20 +203,18 @@ func (w *Worker) vmExecute(ctx context.Context, t *store.Task, a task.VMExecuteA
 // finished is reported, not run again; one cut off by a crash fails rather
 // than running twice.
 func (w *Worker) previousRun(ctx context.Context, t *store.Task) (*task.ExecResult, error) {
-	prev, err := w.store.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: t.ProjectID, VMID: t.VMID, Limit: 10000})
-	if err != nil {
+	e, err := w.store.ExecutionByTask(ctx, t.ProjectID, t.ID)
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		return nil, nil
+	case err != nil:
 		return nil, err
+	case e.CompletedAt != nil && e.Error != "":
+		return nil, queue.Permanent(fmt.Errorf("%s; it was not run again", e.Error))
+	case e.CompletedAt != nil:
+		return task.ExecResultOf(e), nil
 	}
-	for _, e := range prev {
-		if e.TaskID != t.ID {
-			continue
-		}
-		if e.CompletedAt != nil {
-			return task.ExecResultOf(e), nil
-		}
-		return nil, queue.Permanent(errors.New("the worker stopped while the command was running; it was not run again"))
-	}
-	return nil, nil
+	return nil, queue.Permanent(errors.New(crashReason + "; it was not run again"))
 }
 
 // waitCreated returns the sandbox once it is no longer being created, so a

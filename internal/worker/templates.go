@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
@@ -131,8 +130,8 @@ func (w *Worker) retire(ctx context.Context, vmID string) {
 func (w *Worker) runSetup(ctx context.Context, t *store.Task, vm *store.VM, setup []string) error {
 	for i, cmd := range setup {
 		w.setProgress(ctx, t.ID, fmt.Sprintf("setup command %d/%d", i+1, len(setup)))
-		var errOut strings.Builder
-		e, err := w.Exec(ctx, vm, &task.ExecParams{Command: cmd}, task.ExecRecord{TaskID: t.ID}, agentclient.ExecIO{Stderr: &tailWriter{&errOut}})
+		errOut := newTail(4096)
+		e, err := w.Exec(ctx, vm, &task.ExecParams{Command: cmd}, task.ExecRecord{TaskID: t.ID}, agentclient.ExecIO{Stderr: errOut})
 		if err != nil {
 			return err
 		}
@@ -141,18 +140,6 @@ func (w *Worker) runSetup(ctx context.Context, t *store.Task, vm *store.VM, setu
 		}
 	}
 	return nil
-}
-
-// tailWriter keeps the last 4 KiB written to a strings.Builder.
-type tailWriter struct{ b *strings.Builder }
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.b.Write(p)
-	if s := t.b.String(); len(s) > 4096 {
-		t.b.Reset()
-		t.b.WriteString(s[len(s)-4096:])
-	}
-	return len(p), nil
 }
 
 // templateDelete removes a template's image from this worker's runtime, then

@@ -46,6 +46,10 @@ type Config struct {
 	// sandboxes are marked lost and its tasks failed (cluster.Alive); 0 means
 	// cluster.DefaultDeadAfter.
 	DeadAfter time.Duration
+	// Retention is how long finished executions, tasks, jobs and audit
+	// entries are kept; each reconcile deletes older ones in batches
+	// (store.HistoryPrune). 0 keeps them forever.
+	Retention time.Duration
 	// Tools are the recipes tool installation uses; nil means the built-in ones.
 	Tools *tools.Registry
 	// Logger receives logs; nil means slog.Default().
@@ -116,8 +120,25 @@ func (w *Worker) Register(ctx context.Context) error {
 	if err := w.heartbeat(ctx); err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
+	w.closeCutOff(ctx)
 	w.Reconcile(ctx)
 	return w.heartbeat(ctx) // the reconcile may have taken a while
+}
+
+// crashReason is the error of an execution its worker died during.
+const crashReason = "the worker stopped while the command was running; its outcome is unknown"
+
+// closeCutOff closes the execution rows the previous process of this
+// worker left running (interactive execs, queued commands, job steps): no
+// process of this worker runs a command yet, so each was cut off by a
+// crash. A failed write is logged; the next start tries again.
+func (w *Worker) closeCutOff(ctx context.Context) {
+	n, err := w.store.ExecutionAbandon(ctx, &store.ExecutionAbandonParams{Error: crashReason,
+		StartedBefore: time.Now(), WorkerID: w.cfg.ID})
+	warnIf(ctx, w.log, "close executions cut off by a crash", err)
+	if n > 0 {
+		w.log.WarnContext(ctx, "closed executions cut off by a crash", slog.Int64("count", n))
+	}
 }
 
 // Run heartbeats and reconciles periodically until ctx ends. Call Register
@@ -136,8 +157,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-exp.C:
 			w.expire(ctx)
 			w.fillPools(ctx)
+			w.trimConsoles(ctx)
 		case <-rc.C:
 			w.Reconcile(ctx)
+		}
+	}
+}
+
+// trimConsoles keeps the runtime's console logs capped; a guest writes them
+// as fast as it likes.
+func (w *Worker) trimConsoles(ctx context.Context) {
+	if ct, ok := w.rt.(sandbox.ConsoleTrimmer); ok {
+		if err := ct.TrimConsoles(ctx); err != nil {
+			w.log.WarnContext(ctx, "console trim failed", slog.Any("err", err))
 		}
 	}
 }

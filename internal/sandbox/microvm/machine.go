@@ -423,3 +423,7 @@ func (m *Machine) ConsoleLog(ctx context.Context, id string, maxBytes int) ([]by
 	}
 	return m.dirs.Console(id, maxBytes)
 }
+
+// TrimConsoles implements sandbox.ConsoleTrimmer: every sandbox's console
+// log keeps its last ConsoleKeep bytes (a capped ring; see ConsoleKeep).
+func (m *Machine) TrimConsoles(ctx context.Context) error { return m.dirs.TrimConsoles() }

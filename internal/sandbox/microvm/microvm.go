@@ -10,6 +10,7 @@ package microvm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,13 +119,30 @@ func (d *Dirs) Exists(id string) bool {
 	return err == nil
 }
 
-// Write saves m as the sandbox's meta.json; the directory must exist.
+// Write saves m as the sandbox's meta.json atomically (a temp file renamed
+// over it), so a crash never leaves a torn meta.json that would make the
+// sandbox vanish from List; the directory must exist.
 func (d *Dirs) Write(m *Meta) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(d.Dir(m.ID), "meta.json"), b, 0o644)
+	f, err := os.CreateTemp(d.Dir(m.ID), ".meta-*.json")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	err = errors.Join(err, f.Chmod(0o644), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(d.Dir(m.ID), "meta.json"))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // all reads the meta of every sandbox this instance owns.
@@ -196,19 +214,6 @@ func (d *Dirs) WaitExit(ctx context.Context, id string) error {
 		}
 	}
 	return nil
-}
-
-// Console returns at most the last maxBytes of the sandbox's console.log:
-// ErrNotFound while there is none.
-func (d *Dirs) Console(id string, maxBytes int) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(d.Dir(id), "console.log"))
-	if err != nil {
-		return nil, errdefs.NotFound("sandbox %s has no console log yet", id)
-	}
-	if len(b) > maxBytes {
-		b = b[len(b)-maxBytes:]
-	}
-	return b, nil
 }
 
 // LastLine is the last non-empty line of a VMM's output, for errors.

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
@@ -64,5 +66,50 @@ func TestPID(t *testing.T) {
 	cmd.Wait()
 	if d.PID(id) != 0 {
 		t.Error("an exited process counted as running")
+	}
+}
+
+// TestConsoleRing guards the console log against unbounded growth (issue
+// 10): a guest that floods its console costs at most about 2×keep blocks
+// once trimmed, the writer (holding the file open, appending) keeps
+// writing, and Console reads the tail by seeking, skipping the hole.
+func TestConsoleRing(t *testing.T) {
+	t.Parallel()
+	d := &Dirs{Root: t.TempDir(), Owner: "me"}
+	os.MkdirAll(d.Dir("vm1"), 0o755)
+	path := filepath.Join(d.Dir("vm1"), consoleFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const keep = 64 << 10
+	line := []byte(strings.Repeat("x", 1023) + "\n")
+	for i := range 1024 { // 1 MiB, trimmed as it grows
+		f.Write(line)
+		if i%100 == 0 {
+			if err := trimConsole(path, keep); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.Write([]byte("the end\n"))
+	if err := trimConsole(path, keep); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	syscall.Stat(path, &st)
+	if st.Size != 1<<20+8 || st.Blocks*512 > 2*keep+8192 {
+		t.Errorf("after trims: size %d, allocated %d; want size %d, allocated <= %d", st.Size, st.Blocks*512, 1<<20+8, 2*keep+8192)
+	}
+	got, err := d.Console("vm1", 1<<20)
+	if err != nil || !strings.HasSuffix(string(got), "x\nthe end\n") || len(got) > 2*keep+4096 || strings.ContainsRune(string(got), 0) {
+		t.Errorf("Console(1 MiB) = %d bytes (suffix %q), %v; want the kept tail, no NULs", len(got), got[max(len(got)-16, 0):], err)
+	}
+	if got, err := d.Console("vm1", 8); err != nil || string(got) != "the end\n" {
+		t.Errorf("Console(8) = %q, %v", got, err)
+	}
+	if _, err := d.Console("vm2", 8); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Console of a sandbox without a log: %v, want ErrNotFound", err)
 	}
 }

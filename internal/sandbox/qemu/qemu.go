@@ -86,11 +86,12 @@ type Runtime struct {
 }
 
 var (
-	_ sandbox.Runtime       = (*Runtime)(nil)
-	_ sandbox.ConsoleLogger = (*Runtime)(nil)
-	_ sandbox.Pauser        = (*Runtime)(nil)
-	_ sandbox.Committer     = (*Runtime)(nil)
-	_ sandbox.ImageRemover  = (*Runtime)(nil)
+	_ sandbox.Runtime        = (*Runtime)(nil)
+	_ sandbox.ConsoleLogger  = (*Runtime)(nil)
+	_ sandbox.ConsoleTrimmer = (*Runtime)(nil)
+	_ sandbox.Pauser         = (*Runtime)(nil)
+	_ sandbox.Committer      = (*Runtime)(nil)
+	_ sandbox.ImageRemover   = (*Runtime)(nil)
 )
 
 // New returns a Runtime. It fails with ErrFailedPrecondition when the QEMU

@@ -88,3 +88,14 @@ func (s *Store) ExecutionByTask(ctx context.Context, projectID, taskID string) (
 		WHERE task_id = ? AND project_id = ? ORDER BY started_at DESC, id DESC LIMIT 1`, taskID, projectID))
 	return e, s.mapErr(err, "execution of task "+taskID)
 }
+
+// ExecutionAbandon implements store.Store.
+func (s *Store) ExecutionAbandon(ctx context.Context, p *store.ExecutionAbandonParams) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE executions SET completed_at = ?, error = ?
+		WHERE completed_at IS NULL AND started_at < ? AND vm_id IN (SELECT id FROM vms WHERE worker_id = ?)`,
+		now(), p.Error, micros(p.StartedBefore), p.WorkerID)
+	if err != nil {
+		return 0, s.mapErr(err, "abandon executions")
+	}
+	return res.RowsAffected()
+}

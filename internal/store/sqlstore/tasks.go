@@ -138,14 +138,22 @@ func (s *Store) TaskUpdate(ctx context.Context, p *store.TaskUpdateParams) (*sto
 		sets = append(sets, "retry_count = ?")
 		args = append(args, *p.RetryCount)
 	}
+	from := store.Sources(store.TaskTransitions, p.Status)
+	if from == nil {
+		return nil, errdefs.InvalidArgument("task status %q is not one", p.Status)
+	}
 	args = append(args, p.ID)
+	for _, f := range from {
+		args = append(args, f)
+	}
 	task, err := scanTask(s.db.QueryRowContext(ctx, `UPDATE tasks SET `+strings.Join(sets, ", ")+
-		` WHERE id = ? AND status NOT IN ('succeeded', 'failed') RETURNING `+taskColumns, args...))
+		` WHERE id = ? AND status IN (`+placeholders(len(from))+`) RETURNING `+taskColumns, args...))
 	if err == sql.ErrNoRows {
-		if _, gerr := s.TaskGet(ctx, &store.TaskGetParams{ID: p.ID}); gerr != nil {
+		cur, gerr := s.TaskGet(ctx, &store.TaskGetParams{ID: p.ID})
+		if gerr != nil {
 			return nil, gerr
 		}
-		return nil, errdefs.Conflict("task %s is already finished", p.ID)
+		return nil, errdefs.Conflict("task %s is %s; it cannot become %s", p.ID, cur.Status, p.Status)
 	}
 	return task, s.mapErr(err, "task "+p.ID)
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
 )
 
@@ -128,8 +131,37 @@ func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.V
 		add("tools_installed", &installed)
 	}
 	args = append(args, p.ID)
-	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+vmColumns, args...))
+	where := ` WHERE id = ?`
+	if p.Status != nil {
+		from := store.Sources(store.VMTransitions, *p.Status)
+		if from == nil {
+			return nil, errdefs.InvalidArgument("sandbox status %q is not one", *p.Status)
+		}
+		if len(p.IfStatus) > 0 {
+			from = slices.DeleteFunc(from, func(f string) bool { return !slices.Contains(p.IfStatus, f) })
+		}
+		if len(from) == 0 {
+			return nil, errdefs.Conflict("sandbox %s cannot become %s from %v", p.ID, *p.Status, p.IfStatus)
+		}
+		where += ` AND status IN (` + placeholders(len(from)) + `)`
+		for _, f := range from {
+			args = append(args, f)
+		}
+	}
+	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+where+` RETURNING `+vmColumns, args...))
+	if errors.Is(err, sql.ErrNoRows) && p.Status != nil {
+		var cur string
+		if gerr := s.db.QueryRowContext(ctx, `SELECT status FROM vms WHERE id = ?`, p.ID).Scan(&cur); gerr != nil {
+			return nil, s.mapErr(gerr, "sandbox "+p.ID)
+		}
+		return nil, errdefs.Conflict("sandbox %s is %s; it cannot become %s", p.ID, cur, *p.Status)
+	}
 	return vm, s.mapErr(err, "sandbox "+p.ID)
+}
+
+// placeholders is n comma-separated bind parameters.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 func nonNil(s []string) []string {

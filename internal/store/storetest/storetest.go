@@ -47,6 +47,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QuotaResources", testQuotaResources},
 		{"ExecutionOutputIsBinary", testExecutionOutputIsBinary},
 		{"HistoryPrune", testHistoryPrune},
+		{"VMStateMachine", testVMStateMachine},
+		{"StateRace", testStateRace},
+		{"ExecutionAbandon", testExecutionAbandon},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

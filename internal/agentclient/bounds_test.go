@@ -1,0 +1,105 @@
+package agentclient_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/errdefs"
+)
+
+// badGuest is a test double of a hostile agent on one connection: it
+// handshakes, then hands every stream the host opens to serve.
+func badGuest(conn net.Conn, serve func(st *yamux.Stream)) {
+	defer conn.Close()
+	if _, err := agentproto.ReadFrame(conn, 4096); err != nil {
+		return
+	}
+	agentproto.WriteJSON(conn, agentproto.TypeHello, agentproto.Hello{Version: agentproto.Version, MinVersion: agentproto.MinVersion})
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	sess, err := yamux.Server(conn, cfg)
+	if err != nil {
+		return
+	}
+	defer sess.Close()
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			return
+		}
+		go serve(st)
+	}
+}
+
+// TestClosedSessionsFreeMemory guards the leak the hostile-agent e2e suite
+// found (issue 10): a guest answering each reconnect's health check with
+// garbage it never stops sending made yamux's stream close timer keep every
+// closed session, with its buffers, alive for 5 minutes — gigabytes within
+// the 30 s readiness wait. Closed sessions must now be collectable. Not
+// parallel: it measures the process's heap, so it runs while no other test
+// of the package does.
+func TestClosedSessionsFreeMemory(t *testing.T) {
+	for range 1000 {
+		h, g := net.Pipe()
+		go badGuest(g, func(st *yamux.Stream) {
+			agentproto.ReadFrame(st, 0)
+			io.CopyN(st, rand.Reader, 1<<20)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := agentclient.Handshake(ctx, h)
+		if err == nil {
+			_, err = c.Health(ctx)
+			c.Close()
+		}
+		cancel()
+		if err == nil {
+			t.Fatal("health answered with garbage succeeded")
+		}
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapInuse > 64<<20 {
+		t.Errorf("after 1000 closed garbage sessions the heap holds %d MiB, want them freed", ms.HeapInuse>>20)
+	}
+}
+
+// TestMaxStreams: a guest that never ends operations can hold at most
+// MaxStreams streams (each at most one window of buffered data); further
+// operations fail at once with ErrUnavailable instead of piling up.
+func TestMaxStreams(t *testing.T) {
+	t.Parallel()
+	h, g := net.Pipe()
+	go badGuest(g, func(st *yamux.Stream) {
+		agentproto.ReadFrame(st, 0)
+		io.CopyN(st, rand.Reader, 512<<10) // fill the window, never close
+		select {}
+	})
+	c, err := agentclient.Handshake(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range agentclient.MaxStreams {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		if _, err := c.Health(ctx); err == nil {
+			t.Fatalf("health %d on a garbage stream succeeded", i)
+		}
+		cancel()
+	}
+	_, err = c.Health(context.Background())
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "operations open") {
+		t.Errorf("operation beyond MaxStreams: %v, want ErrUnavailable at once", err)
+	}
+}
