@@ -16,6 +16,7 @@ import (
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
@@ -277,7 +278,7 @@ func TestNetworkWithFakeVMM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, _ := nw.Attach(ctx, id) // idempotent: the one Create made
+	ep, _ := nw.Attach(ctx, id, egress.Policy{}) // idempotent: the one Create made
 	if info.Address != ep.Address.Addr().String() || info.Address != "10.55.0.2" {
 		t.Errorf("Info.Address = %q, endpoint %s", info.Address, ep.Address)
 	}
