@@ -282,8 +282,12 @@ func (r *runtimes) hardware(q *qemu.Runtime, qerr error) []probed {
 }
 
 func (r *runtimes) docker() (*docker.Runtime, error) {
-	return docker.New(docker.Config{AgentPath: r.agent, StateDir: filepath.Join(r.cfg.DataDir, "sandboxes"),
-		Owner: r.workerID, Network: r.cfg.Docker.Network, PidsLimit: r.cfg.Docker.PidsLimit, Host: r.cfg.Docker.Host})
+	c := docker.Config{AgentPath: r.agent, StateDir: filepath.Join(r.cfg.DataDir, "sandboxes"),
+		Owner: r.workerID, Network: r.cfg.Docker.Network, PidsLimit: r.cfg.Docker.PidsLimit, Host: r.cfg.Docker.Host}
+	if r.cfg.Docker.Network != "none" {
+		c.Subnet = netip.MustParsePrefix(r.cfg.Docker.Subnet)
+	}
+	return docker.New(c)
 }
 
 func (r *runtimes) qemu() (*qemu.Runtime, error) {

@@ -3,8 +3,12 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,13 +24,28 @@ import (
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 
+var subnets atomic.Int32
+
+// newRuntime returns a runtime whose network is "none" or, for "test", a
+// Docker network and nftables table of the test's own, removed at cleanup.
 func newRuntime(t *testing.T, network string) *docker.Runtime {
 	t.Helper()
+	var subnet netip.Prefix
+	if network == "test" {
+		network = "aet" + uuid.NewString()[:8]
+		n := (os.Getpid()*7 + int(subnets.Add(1))) % 250
+		subnet = netip.MustParsePrefix(fmt.Sprintf("10.201.%d.0/24", n))
+		t.Cleanup(func() {
+			exec.Command("docker", "network", "rm", network).Run()
+			exec.Command("nft", "delete", "table", "inet", network).Run()
+		})
+	}
 	rt, err := docker.New(docker.Config{
 		AgentPath: testbin.Build(t, "aether-agent"),
 		StateDir:  filepath.Join(t.TempDir(), "sandboxes"),
 		Owner:     "test-" + uuid.NewString()[:8],
 		Network:   network,
+		Subnet:    subnet,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +58,7 @@ func newRuntime(t *testing.T, network string) *docker.Runtime {
 
 func TestConformance(t *testing.T) {
 	image := testbin.BaseImage(t)
-	sandboxtest.Run(t, func(t *testing.T) sandbox.Runtime { return newRuntime(t, "bridge") }, sandboxtest.Options{Image: image})
+	sandboxtest.Run(t, func(t *testing.T) sandbox.Runtime { return newRuntime(t, "test") }, sandboxtest.Options{Image: image})
 }
 
 // TestLimitsApplied checks the container's cgroup carries vcpus and memory_mb,
@@ -140,7 +159,7 @@ func TestLongStateDir(t *testing.T) {
 func TestHardened(t *testing.T) {
 	t.Parallel()
 	image := testbin.BaseImage(t)
-	rt := newRuntime(t, "bridge")
+	rt := newRuntime(t, "test")
 	ctx := context.Background()
 	id := uuid.NewString()
 	t.Cleanup(func() { rt.Delete(ctx, id) })
