@@ -1,6 +1,9 @@
 package worker
 
 import (
+	"encoding/json"
+	"github.com/aetherium/aetherium/internal/egress"
+
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +42,10 @@ func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArg
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
+	policy, err := egress.Parse(vm.Egress)
+	if err != nil {
+		return nil, queue.Permanent(errdefs.InvalidArgument("sandbox %s: %v", vm.ID, err))
+	}
 	baked := map[string]string{}
 	if vm.Template != "" {
 		tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: vm.ProjectID, IDOrName: vm.Template})
@@ -47,8 +54,13 @@ func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArg
 		}
 		baked = tpl.ToolsInstalled
 		steps = tools.Unbaked(steps, baked)
+		var spec task.TemplateSpec
+		if json.Unmarshal(tpl.Spec, &spec) == nil {
+			policy = policy.Or(spec.Egress)
+		}
 	}
-	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB})
+	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB,
+		Egress: policy.Or(w.cfg.DefaultEgress)})
 	if err == nil {
 		_, err = w.agent(ctx, vm) // readiness: the agent's handshake
 	}
