@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/aetherium/aetherium/internal/egress"
-
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 	"github.com/aetherium/aetherium/internal/api"
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/config"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/events/redisbus"
 	"github.com/aetherium/aetherium/internal/image"

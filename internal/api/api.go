@@ -7,8 +7,6 @@
 package api
 
 import (
-	"github.com/aetherium/aetherium/internal/egress"
-
 	"context"
 	"errors"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aetherium/aetherium/internal/cluster"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"

@@ -6,8 +6,6 @@
 package config
 
 import (
-	"github.com/aetherium/aetherium/internal/egress"
-
 	"bytes"
 	"errors"
 	"flag"
@@ -22,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/aetherium/aetherium/internal/egress"
 )
 
 // Config is aetherd's complete configuration.
@@ -141,10 +141,15 @@ type Firecracker struct {
 	// else found in PATH.
 	Binary string `yaml:"binary"`
 	// Jailer is the jailer executable; empty means beside firecracker or in
-	// PATH when present (then on), "none" runs unjailed.
+	// PATH. Without one aetherd refuses Firecracker unless Unjailed.
 	Jailer string `yaml:"jailer"`
-	// UID and GID the jailed VMM runs as; 0 means 65534.
+	// Unjailed runs Firecracker without the jailer (no chroot, uid drop or
+	// cgroup limits): only for development hosts, and only when set.
+	Unjailed bool `yaml:"unjailed"`
+	// UID is the base of the jails' uids: each VMM runs as uid + its guest
+	// CID (3 and up), one uid per sandbox; 0 means 100000.
 	UID int `yaml:"uid"`
+	// GID is every jail's group, which may open the TAPs; 0 means 65534.
 	GID int `yaml:"gid"`
 }
 
@@ -174,8 +179,8 @@ type Network struct {
 	// IPv4 addresses, CIDRs and hostnames.
 	Egress string `yaml:"egress"`
 	// TapOwner is the uid TAPs are created for (the user an unprivileged
-	// aetherd or a jailed Firecracker runs as); 0 means root, or the
-	// jail's uid with Firecracker.
+	// aetherd with a TAP pool runs as); 0 means root. Jailed Firecrackers
+	// open TAPs through their group (firecracker.gid).
 	TapOwner int `yaml:"tap_owner"`
 }
 

@@ -56,10 +56,12 @@ type Config struct {
 	// DNS servers written into guests' /etc/resolv.conf; nil means the
 	// host's non-loopback nameservers.
 	DNS []string
-	// TapOwner is the uid allowed to open the TAP devices besides root (a
-	// jailed Firecracker's, or an unprivileged aetherd's with a TAP pool);
-	// 0 means root only.
+	// TapOwner is the uid allowed to open the TAP devices besides root (an
+	// unprivileged aetherd's with a TAP pool); 0 means root.
 	TapOwner int
+	// TapGroup is the group allowed to open the TAP devices (jailed
+	// Firecrackers', each with a uid of its own); 0 means root's group.
+	TapGroup int
 	// TapPool makes the Manager use the TAPs Prepare made instead of creating
 	// and deleting its own, so aetherd needs no CAP_NET_ADMIN. ClaimDir
 	// (required then) records which sandbox holds which TAP on this host.
@@ -329,7 +331,7 @@ func (m *Manager) ensureTap(name, vmID string) error {
 	tap, err := netlink.LinkByName(name)
 	if err != nil {
 		t := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP,
-			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR, Owner: uint32(m.cfg.TapOwner)}
+			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR, Owner: uint32(m.cfg.TapOwner), Group: uint32(m.cfg.TapGroup)}
 		if err := netlink.LinkAdd(t); err != nil {
 			return err
 		}

@@ -1,13 +1,12 @@
 package task
 
 import (
-	"github.com/aetherium/aetherium/internal/egress"
-
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/tools"
 )
 

@@ -1,10 +1,8 @@
 package worker
 
 import (
-	"encoding/json"
-	"github.com/aetherium/aetherium/internal/egress"
-
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"

@@ -7,8 +7,6 @@
 package worker
 
 import (
-	"github.com/aetherium/aetherium/internal/egress"
-
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/cluster"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"

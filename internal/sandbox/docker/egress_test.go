@@ -3,11 +3,9 @@ package docker_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -87,8 +85,8 @@ func TestEgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	listenIn(t, &h, 8080)
-	hostPort := listenIn(t, nil, 0)
+	testbin.ListenIn(t, &h, 8080)
+	hostPort := testbin.ListenIn(t, nil, 0)
 
 	targets := map[string]string{
 		"public":   "198.51.100.1:8080",
@@ -100,19 +98,13 @@ func TestEgress(t *testing.T) {
 	}
 	probe := func(s *sandbox.Spec) []string {
 		t.Helper()
-		var script strings.Builder
-		for name, target := range targets {
-			hp := strings.Split(target, ":")
-			// Reached: connected, or refused (a reset came back).
-			fmt.Fprintf(&script, "if o=$(timeout 2 bash -c 'exec 3<>/dev/tcp/%s/%s' 2>&1) || [[ $o == *refused* ]]; then echo %s; fi &\n", hp[0], hp[1], name)
-		}
 		c, err := sandbox.Connect(ctx, rt, s.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		var out strings.Builder
-		if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"bash", "-c", script.String() + "wait"}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil {
+		if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"bash", "-c", testbin.ProbeScript(targets, 2)}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil {
 			t.Fatal(err)
 		}
 		got := strings.Fields(out.String())
@@ -165,39 +157,4 @@ func run(t *testing.T, name string, args ...string) {
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
-}
-
-// listenIn accepts and closes connections on every address of a namespace
-// (nil: this one) and returns the port.
-func listenIn(t *testing.T, h *netns.NsHandle, port int) int {
-	t.Helper()
-	var l net.Listener
-	var err error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if h != nil {
-			runtime.LockOSThread() // never unlocked: the thread dies in the namespace
-			if err = netns.Set(*h); err != nil {
-				return
-			}
-		}
-		l, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
-	}()
-	wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
 }
