@@ -291,8 +291,9 @@ func (r *runtimes) docker() (*docker.Runtime, error) {
 }
 
 func (r *runtimes) qemu() (*qemu.Runtime, error) {
-	c := qemu.Config{Binary: r.cfg.QEMU.Binary, Accel: r.cfg.QEMU.Accel, AgentChannel: r.cfg.QEMU.AgentChannel, StateDir: filepath.Join(r.cfg.DataDir, "vms"),
-		Owner: r.workerID, Guests: r.guests, Probes: r.probes, ProbeTimeout: r.cfg.ProbeTimeout, Logger: r.log}
+	c := qemu.Config{Binary: r.cfg.QEMU.Binary, Accel: r.cfg.QEMU.Accel, AgentChannel: r.cfg.QEMU.AgentChannel, UID: r.cfg.QEMU.UID, GID: r.cfg.QEMU.GID,
+		StateDir: filepath.Join(r.cfg.DataDir, "vms"),
+		Owner:    r.workerID, Guests: r.guests, Probes: r.probes, ProbeTimeout: r.cfg.ProbeTimeout, Logger: r.log}
 	if r.net != nil {
 		c.Network = r.net
 	}

@@ -133,6 +133,9 @@ type QEMU struct {
 	Accel string `yaml:"accel"`
 	// AgentChannel is auto (vsock when /dev/vhost-vsock opens), vsock or serial.
 	AgentChannel string `yaml:"agent_channel"`
+	// UID and GID QEMU drops to once set up (-runas); 0 means 65534.
+	UID int `yaml:"uid"`
+	GID int `yaml:"gid"`
 }
 
 // Firecracker configures the Firecracker microVM runtime.
