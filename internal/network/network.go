@@ -456,6 +456,18 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
 }
 
+// HostResolvers are the host's non-loopback IPv4 nameservers: what
+// sandboxes may query on port 53 under internet and allowlist policies
+// (Docker's embedded resolver sends its upstream queries from the
+// container's namespace, so they pass the sandbox's rules too).
+func HostResolvers() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range hostNameservers("/etc/resolv.conf") {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
 // hostNameservers reads the non-loopback nameservers of a resolv.conf: a
 // guest cannot reach the host's 127.0.0.53.
 func hostNameservers(path string) []string {

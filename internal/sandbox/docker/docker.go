@@ -155,8 +155,10 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{cfg: cfg, cli: cli}
 	if cfg.Network != "none" {
+		// Docker's embedded DNS asks the host's resolvers from inside the
+		// container's namespace: those queries need the DNS exception.
 		if r.fw, err = network.NewFirewall(network.FirewallConfig{Table: cfg.Network, Interfaces: []string{cfg.Network},
-			Deny: []netip.Prefix{cfg.Subnet}}); err != nil {
+			Deny: []netip.Prefix{cfg.Subnet}, DNS: network.HostResolvers()}); err != nil {
 			return nil, err
 		}
 	}

@@ -35,10 +35,7 @@ func newRuntime(t *testing.T, network string) *docker.Runtime {
 		network = "aet" + uuid.NewString()[:8]
 		n := (os.Getpid()*7 + int(subnets.Add(1))) % 250
 		subnet = netip.MustParsePrefix(fmt.Sprintf("10.201.%d.0/24", n))
-		t.Cleanup(func() {
-			exec.Command("docker", "network", "rm", network).Run()
-			exec.Command("nft", "delete", "table", "inet", network).Run()
-		})
+		t.Cleanup(func() { cleanupNetwork(network) })
 	}
 	rt, err := docker.New(docker.Config{
 		AgentPath: testbin.Build(t, "aether-agent"),
@@ -186,4 +183,13 @@ setpriv --reuid=65534 --regid=65534 --clear-groups id -u`
 	if out.String() != want {
 		t.Errorf("inside a sandbox:\n%s\nwant:\n%s", out.String(), want)
 	}
+}
+
+// benchSubnet is BenchmarkHardening's network's.
+var benchSubnet = netip.MustParsePrefix("10.202.0.0/24")
+
+// cleanupNetwork removes a test network and its nftables table.
+func cleanupNetwork(name string) {
+	exec.Command("docker", "network", "rm", name).Run()
+	exec.Command("nft", "delete", "table", "inet", name).Run()
 }
