@@ -228,10 +228,14 @@ func policyRules(p egress.Policy, allow []netip.Prefix) []string {
 	return append(rules, "drop")
 }
 
-// Remove deletes a sandbox's entries and chains. Idempotent.
+// Remove deletes a sandbox's entries and chains. Idempotent: without the
+// tables (never set up) there is nothing to remove.
 func (f *Firewall) Remove(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.exists(ctx) {
+		return nil
+	}
 	cur, err := f.entries(ctx)
 	if err != nil {
 		return err
@@ -262,6 +266,9 @@ func (f *Firewall) removeScript(cur []entry, id string) string {
 func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.exists(ctx) {
+		return nil
+	}
 	chains, err := f.chains(ctx)
 	if err != nil {
 		return err
@@ -292,6 +299,11 @@ func (f *Firewall) Teardown(ctx context.Context) error {
 		script += fmt.Sprintf("add table bridge %[1]s\ndelete table bridge %[1]s\n", f.cfg.Table)
 	}
 	return nft(ctx, script)
+}
+
+// exists reports whether the inet table is there.
+func (f *Firewall) exists(ctx context.Context) bool {
+	return exec.CommandContext(ctx, "nft", "list", "table", "inet", f.cfg.Table).Run() == nil
 }
 
 // entry is one element of the sandboxes or ports map.
@@ -337,7 +349,7 @@ func (f *Firewall) entries(ctx context.Context) ([]entry, error) {
 func (f *Firewall) chains(ctx context.Context) ([]string, error) {
 	var doc struct {
 		Nftables []struct {
-			Chain *struct{ Name string } `json:"chain"`
+			Chain *struct{ Name, Table string } `json:"chain"`
 		} `json:"nftables"`
 	}
 	if err := nftJSON(ctx, &doc, "list", "chains", "inet"); err != nil {
@@ -345,7 +357,7 @@ func (f *Firewall) chains(ctx context.Context) ([]string, error) {
 	}
 	var ids []string
 	for _, o := range doc.Nftables {
-		if o.Chain != nil {
+		if o.Chain != nil && o.Chain.Table == f.cfg.Table {
 			if id, ok := strings.CutPrefix(o.Chain.Name, "sb-"); ok && !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}

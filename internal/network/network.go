@@ -187,6 +187,9 @@ func (m *Manager) Setup(ctx context.Context) error {
 	if err := m.fw.Setup(ctx); err != nil {
 		return err
 	}
+	// The iptables host guard of earlier versions; the firewall's input
+	// chain replaces it.
+	deleteRule(ctx, []string{"filter", "INPUT", "-i", m.cfg.Bridge, "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"})
 	if !m.cfg.NAT {
 		return nil
 	}

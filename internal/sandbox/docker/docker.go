@@ -278,9 +278,13 @@ func (r *Runtime) applyEgress(ctx context.Context, id string) error {
 	if err := r.ensureNetwork(ctx); err != nil {
 		return err
 	}
-	ep := c.NetworkSettings.Networks[r.cfg.Network]
-	addr, err := netip.ParseAddr(ep.IPAddress)
-	if ep == nil || err != nil {
+	var addr netip.Addr
+	if c.NetworkSettings != nil {
+		if ep := c.NetworkSettings.Networks[r.cfg.Network]; ep != nil {
+			addr, _ = netip.ParseAddr(ep.IPAddress)
+		}
+	}
+	if !addr.Is4() {
 		return fmt.Errorf("docker: sandbox %s has no address on %s", id, r.cfg.Network)
 	}
 	policy, err := egress.Parse(c.Config.Labels[labelEgress])
@@ -425,7 +429,7 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 		return r.mapErr(err, id)
 	}
 	if r.fw != nil {
-		if err := r.fw.Remove(ctx, id); err != nil && !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		if err := r.fw.Remove(ctx, id); err != nil {
 			return err
 		}
 	}
