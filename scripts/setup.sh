@@ -2,7 +2,8 @@
 # Installs and starts what Aetherium and its tests need on a Debian machine:
 # Docker Engine and debootstrap (embedded mode), PostgreSQL and Redis
 # (distributed mode and its tests), QEMU with a Debian kernel and static
-# busybox (microVMs), iproute2/iptables (microVM networking), xz-utils
+# busybox (microVMs), iproute2/iptables (microVM networking), nftables (the
+# egress firewall of every runtime), util-linux's setpriv (QEMU), xz-utils
 # (the Firecracker kernel) and shellcheck (make lint). Starts dockerd and
 # PostgreSQL if they are not running and creates the test role and database.
 # Redis is only installed: tests start their own redis-server processes.
@@ -25,6 +26,8 @@ need qemu-system-x86_64 qemu-system-x86
 need qemu-img qemu-utils
 need ip iproute2
 need iptables iptables
+need nft nftables
+need setpriv util-linux
 need xz xz-utils
 need shellcheck shellcheck
 ls /boot/vmlinuz-* >/dev/null 2>&1 || missing+=(linux-image-amd64)

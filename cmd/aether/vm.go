@@ -63,6 +63,7 @@ func newVMCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&req.IdleTimeout, "idle-timeout", 0, "expire after this many seconds without exec or file transfer")
 	cmd.Flags().StringVar(&req.OnExpire, "on-expire", "", "delete (default) or pause")
 	cmd.Flags().BoolVar(&req.KeepOnFailure, "keep-on-failure", false, "keep the sandbox, marked failed, if tool installation fails")
+	cmd.Flags().StringVar(&req.Egress, "egress", "", "what the sandbox may connect to: internet (public addresses only), none, or a comma-separated allowlist of IPv4 addresses, CIDRs and hostnames (default: the template's, else the server's)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "print the task and return at once")
 	return cmd
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aetherium/aetherium/internal/api"
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/config"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/events/redisbus"
 	"github.com/aetherium/aetherium/internal/image"
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string) (err error) {
 		return fmt.Errorf("unexpected argument %q (flags only; see aetherd -h)", rest[0])
 	}
 	log := newLogger(cfg.LogLevel)
+	defaultEgress := mustEgress(cfg.Network.Egress)
 
 	var closers []closer
 	defer func() {
@@ -152,7 +154,7 @@ func run(ctx context.Context, args []string) (err error) {
 		if advertise == "" {
 			advertise = cfg.Listen
 		}
-		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName,
+		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName, DefaultEgress: defaultEgress,
 			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
 			RequeueAfter: cfg.RequeueAfter, Tools: recipes, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
 			Retention: cfg.Executions.Retention, Logger: log}, st, q, rt, images)
@@ -210,7 +212,7 @@ func run(ctx context.Context, args []string) (err error) {
 func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local cluster.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	h, err := api.New(api.Config{
-		DefaultImage: cfg.Sandbox.DefaultImage, RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
+		DefaultImage: cfg.Sandbox.DefaultImage, DefaultEgress: mustEgress(cfg.Network.Egress), RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Runtime: runtimeChoice, Registry: reg, Logger: log,
 		Tools: recipes, DefaultTools: cfg.Tools.Defaults,
 		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
@@ -318,4 +320,13 @@ func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{h.Handler.WithGroup(name), h.min}
+}
+
+// mustEgress parses network.egress, which config validation has checked.
+func mustEgress(s string) egress.Policy {
+	p, err := egress.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -282,13 +282,18 @@ func (r *runtimes) hardware(q *qemu.Runtime, qerr error) []probed {
 }
 
 func (r *runtimes) docker() (*docker.Runtime, error) {
-	return docker.New(docker.Config{AgentPath: r.agent, StateDir: filepath.Join(r.cfg.DataDir, "sandboxes"),
-		Owner: r.workerID, Network: r.cfg.Docker.Network, PidsLimit: r.cfg.Docker.PidsLimit, Host: r.cfg.Docker.Host})
+	c := docker.Config{AgentPath: r.agent, StateDir: filepath.Join(r.cfg.DataDir, "sandboxes"),
+		Owner: r.workerID, Network: r.cfg.Docker.Network, PidsLimit: r.cfg.Docker.PidsLimit, Host: r.cfg.Docker.Host}
+	if r.cfg.Docker.Network != "none" {
+		c.Subnet = netip.MustParsePrefix(r.cfg.Docker.Subnet)
+	}
+	return docker.New(c)
 }
 
 func (r *runtimes) qemu() (*qemu.Runtime, error) {
-	c := qemu.Config{Binary: r.cfg.QEMU.Binary, Accel: r.cfg.QEMU.Accel, AgentChannel: r.cfg.QEMU.AgentChannel, StateDir: filepath.Join(r.cfg.DataDir, "vms"),
-		Owner: r.workerID, Guests: r.guests, Probes: r.probes, ProbeTimeout: r.cfg.ProbeTimeout, Logger: r.log}
+	c := qemu.Config{Binary: r.cfg.QEMU.Binary, Accel: r.cfg.QEMU.Accel, AgentChannel: r.cfg.QEMU.AgentChannel, UID: r.cfg.QEMU.UID, GID: r.cfg.QEMU.GID,
+		StateDir: filepath.Join(r.cfg.DataDir, "vms"),
+		Owner:    r.workerID, Guests: r.guests, Probes: r.probes, ProbeTimeout: r.cfg.ProbeTimeout, Logger: r.log}
 	if r.net != nil {
 		c.Network = r.net
 	}
@@ -300,7 +305,8 @@ func (r *runtimes) firecracker() (*firecracker.Runtime, error) {
 	if bin == "" {
 		bin = os.Getenv("FIRECRACKER_BIN")
 	}
-	c := firecracker.Config{Binary: bin, Jailer: r.cfg.Firecracker.Jailer, UID: r.cfg.Firecracker.UID, GID: r.cfg.Firecracker.GID,
+	c := firecracker.Config{Binary: bin, Jailer: r.cfg.Firecracker.Jailer, Unjailed: r.cfg.Firecracker.Unjailed,
+		UID: r.cfg.Firecracker.UID, GID: r.cfg.Firecracker.GID,
 		StateDir: filepath.Join(r.cfg.DataDir, "firecracker"), Owner: r.workerID, Guests: r.guests, Probes: r.probes,
 		ProbeTimeout: r.cfg.ProbeTimeout, Logger: r.log}
 	if r.net != nil {
@@ -312,20 +318,18 @@ func (r *runtimes) firecracker() (*firecracker.Runtime, error) {
 func networkConfig(cfg *config.Config) network.Config {
 	return network.Config{Bridge: cfg.Network.Bridge, Subnet: netip.MustParsePrefix(cfg.Network.Subnet), NAT: cfg.Network.NAT,
 		HostAccess: cfg.Network.HostAccess,
-		DNS:        cfg.Network.DNS, TapOwner: tapOwner(cfg), TapPool: cfg.Network.TapPool,
+		DNS:        cfg.Network.DNS, TapOwner: cfg.Network.TapOwner, TapGroup: tapGroup(cfg), TapPool: cfg.Network.TapPool,
 		ClaimDir: filepath.Join(cfg.DataDir, "network", "claims")}
 }
 
-// tapOwner is the uid TAPs are made for: the configured one, else the uid a
-// jailed Firecracker opens them as.
-func tapOwner(cfg *config.Config) int {
+// tapGroup is the group TAPs are made for: the one jailed Firecrackers run
+// in (each with a uid of its own), or none for the other runtimes.
+func tapGroup(cfg *config.Config) int {
 	switch {
-	case cfg.Network.TapOwner != 0:
-		return cfg.Network.TapOwner
-	case cfg.Firecracker.UID != 0:
-		return cfg.Firecracker.UID
 	case cfg.Runtime == "docker" || cfg.Runtime == "qemu":
 		return 0
+	case cfg.Firecracker.GID != 0:
+		return cfg.Firecracker.GID
 	}
 	return 65534
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aetherium/aetherium/internal/cluster"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
@@ -40,6 +41,9 @@ type RuntimeChoice struct {
 type Config struct {
 	// DefaultImage is the image used when a create request names none. Required.
 	DefaultImage string
+	// DefaultEgress is sandboxes' egress policy when neither the request
+	// nor its template gives one; the zero Policy leaves it to the worker.
+	DefaultEgress egress.Policy
 	// RuntimeName is recorded on each sandbox ("docker"). Required.
 	RuntimeName string
 	// Place picks the worker for a new sandbox and returns its ID; only, when

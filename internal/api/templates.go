@@ -187,8 +187,8 @@ func (s *Server) handleTemplatePool(w http.ResponseWriter, r *http.Request) {
 // resources). It answers the request and returns true, or returns false to
 // let the normal create run.
 func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *createVMRequest, vcpus, mem int) bool {
-	if req.Template == "" || vcpus != task.PoolVCPUs || mem != task.PoolMemoryMB {
-		return false
+	if req.Template == "" || vcpus != task.PoolVCPUs || mem != task.PoolMemoryMB || req.egressSet {
+		return false // pool sandboxes have the template's egress policy
 	}
 	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.Template})
 	if err != nil || tpl.PoolSize == 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
@@ -36,6 +37,11 @@ type createVMRequest struct {
 	IdleTimeoutSeconds int `json:"idle_timeout_seconds"`
 	// OnExpire is "delete" (default) or "pause".
 	OnExpire string `json:"on_expire"`
+	// Egress is "internet", "none" or an allowlist; unset means the
+	// template's, else the configuration's.
+	Egress egress.Policy `json:"egress"`
+	// egressSet says the request itself gave Egress (not its template).
+	egressSet bool
 }
 
 // maxLifetime bounds timeout_seconds and idle_timeout_seconds.
@@ -91,6 +97,7 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	req.egressSet = !req.Egress.IsZero()
 	img, only, err := s.createImage(r.Context(), &req)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -106,7 +113,7 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	vm := &store.VMInsertParams{ID: uuid.NewString(), Name: req.Name, Image: img, Template: req.Template, Runtime: s.cfg.RuntimeName,
 		VCPUs: vcpus, MemoryMB: mem, AdditionalTools: req.AdditionalTools, ToolVersions: req.ToolVersions, WorkerID: owner,
-		IdleTimeoutS: req.IdleTimeoutSeconds, OnExpire: req.OnExpire}
+		IdleTimeoutS: req.IdleTimeoutSeconds, OnExpire: req.OnExpire, Egress: req.Egress.Or(s.cfg.DefaultEgress).String()}
 	if req.TimeoutSeconds > 0 {
 		exp := time.Now().Add(time.Duration(req.TimeoutSeconds) * time.Second)
 		vm.ExpiresAt = &exp
@@ -135,6 +142,10 @@ func (s *Server) createImage(ctx context.Context, req *createVMRequest) (image, 
 			return "", "", errdefs.FailedPrecondition("template %s is %s", tpl.Name, tpl.Status)
 		}
 		req.Template = tpl.ID
+		var spec task.TemplateSpec
+		if json.Unmarshal(tpl.Spec, &spec) == nil {
+			req.Egress = req.Egress.Or(spec.Egress)
+		}
 		return tpl.Image, tpl.WorkerID, nil
 	case req.Image != "":
 		return req.Image, "", nil

@@ -42,7 +42,10 @@ type VM struct {
 	OnExpire string `json:"on_expire"`
 	Error    string `json:"error,omitempty"`
 	// IPAddress is the sandbox's address on its network; empty without one.
-	IPAddress string    `json:"ip_address,omitempty"`
+	IPAddress string `json:"ip_address,omitempty"`
+	// Egress is what the sandbox may connect to: internet (the public
+	// internet only), none, or its allowlist, comma-separated.
+	Egress    string    `json:"egress,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

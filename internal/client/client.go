@@ -135,6 +135,10 @@ type CreateVMRequest struct {
 	TimeoutSeconds  int               `json:"timeout_seconds,omitempty"`
 	IdleTimeout     int               `json:"idle_timeout_seconds,omitempty"`
 	OnExpire        string            `json:"on_expire,omitempty"`
+	// Egress is "internet", "none" or a comma-separated allowlist of IPv4
+	// addresses, CIDRs and hostnames; "" means the template's or server's
+	// default.
+	Egress string `json:"egress,omitempty"`
 }
 
 // CreateVM queues a sandbox's creation.

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/aetherium/aetherium/internal/egress"
 )
 
 // Config is aetherd's complete configuration.
@@ -111,8 +113,12 @@ type Sandbox struct {
 
 // Docker configures the Docker runtime.
 type Docker struct {
-	// Network is bridge or none.
+	// Network is the Docker network aetherd creates for sandboxes (a bridge
+	// of that name, at most 15 characters, inter-container traffic off,
+	// guarded by an nftables table of that name), or none (no network).
 	Network string `yaml:"network"`
+	// Subnet is that network's IPv4 subnet.
+	Subnet string `yaml:"subnet"`
 	// Host is the Docker daemon address; empty means DOCKER_HOST or the default socket.
 	Host string `yaml:"host"`
 	// PidsLimit caps processes per sandbox; -1 means no limit.
@@ -127,6 +133,9 @@ type QEMU struct {
 	Accel string `yaml:"accel"`
 	// AgentChannel is auto (vsock when /dev/vhost-vsock opens), vsock or serial.
 	AgentChannel string `yaml:"agent_channel"`
+	// UID and GID QEMU drops to once set up (-runas); 0 means 65534.
+	UID int `yaml:"uid"`
+	GID int `yaml:"gid"`
 }
 
 // Firecracker configures the Firecracker microVM runtime.
@@ -135,10 +144,15 @@ type Firecracker struct {
 	// else found in PATH.
 	Binary string `yaml:"binary"`
 	// Jailer is the jailer executable; empty means beside firecracker or in
-	// PATH when present (then on), "none" runs unjailed.
+	// PATH. Without one aetherd refuses Firecracker unless Unjailed.
 	Jailer string `yaml:"jailer"`
-	// UID and GID the jailed VMM runs as; 0 means 65534.
+	// Unjailed runs Firecracker without the jailer (no chroot, uid drop or
+	// cgroup limits): only for development hosts, and only when set.
+	Unjailed bool `yaml:"unjailed"`
+	// UID is the base of the jails' uids: each VMM runs as uid + its guest
+	// CID (3 and up), one uid per sandbox; 0 means 100000.
 	UID int `yaml:"uid"`
+	// GID is every jail's group, which may open the TAPs; 0 means 65534.
 	GID int `yaml:"gid"`
 }
 
@@ -162,9 +176,14 @@ type Network struct {
 	// TapPool uses the TAPs `aetherd network prepare` made (as root) instead
 	// of creating them, so aetherd runs without CAP_NET_ADMIN.
 	TapPool bool `yaml:"tap_pool"`
+	// Egress is the sandboxes' default egress policy (Docker and microVMs),
+	// when neither the create request nor its template gives one: internet
+	// (the public internet only), none, or a comma-separated allowlist of
+	// IPv4 addresses, CIDRs and hostnames.
+	Egress string `yaml:"egress"`
 	// TapOwner is the uid TAPs are created for (the user an unprivileged
-	// aetherd or a jailed Firecracker runs as); 0 means root, or the
-	// jail's uid with Firecracker.
+	// aetherd with a TAP pool runs as); 0 means root. Jailed Firecrackers
+	// open TAPs through their group (firecracker.gid).
 	TapOwner int `yaml:"tap_owner"`
 }
 
@@ -207,9 +226,9 @@ func Default() *Config {
 		ProbeTimeout:      10 * time.Second,
 		Store:             Store{Synchronous: "full"},
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
-		Docker:            Docker{Network: "bridge", PidsLimit: 4096},
+		Docker:            Docker{Network: "aether-docker", Subnet: "10.78.0.0/16", PidsLimit: 4096},
 		QEMU:              QEMU{Accel: "auto", AgentChannel: "auto"},
-		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true},
+		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true, Egress: "internet"},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
 		Executions:        Executions{MaxOutputBytes: 64 << 10, Retention: 720 * time.Hour},
 	}
@@ -377,11 +396,20 @@ func (c *Config) Validate() error {
 		oneOf("role", c.Role, "all", "api", "worker"),
 		oneOf("runtime", c.Runtime, "auto", "docker", "qemu", "firecracker"),
 		oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"),
-		oneOf("docker.network", c.Docker.Network, "bridge", "none"),
+
 		oneOf("store.synchronous", c.Store.Synchronous, "full", "normal"),
 		oneOf("qemu.accel", c.QEMU.Accel, "auto", "kvm", "tcg"),
 		oneOf("qemu.agent_channel", c.QEMU.AgentChannel, "auto", "vsock", "serial"),
 		oneOf("network.mode", c.Network.Mode, "bridge", "none"),
+	}
+	if n := c.Docker.Network; n == "" || len(n) > 15 || n == "bridge" || n == "host" {
+		checks = append(checks, fmt.Errorf("config: docker.network: %q must be none or a name of 1 to 15 characters for aetherd's own network (not Docker's bridge or host)", n))
+	}
+	if p, err := netip.ParsePrefix(c.Docker.Subnet); c.Docker.Network != "none" && (err != nil || !p.Addr().Is4()) {
+		checks = append(checks, fmt.Errorf("config: docker.subnet: %q is not an IPv4 CIDR, like 10.78.0.0/16", c.Docker.Subnet))
+	}
+	if p, err := egress.Parse(c.Network.Egress); err != nil || p.IsZero() {
+		checks = append(checks, fmt.Errorf("config: network.egress: %q: want internet, none or a comma-separated allowlist (%v)", c.Network.Egress, err))
 	}
 	if p, err := netip.ParsePrefix(c.Network.Subnet); err != nil || !p.Addr().Is4() || p.Bits() > 29 {
 		checks = append(checks, fmt.Errorf("config: network.subnet: %q is not an IPv4 CIDR of /29 or larger, like 10.77.0.0/16", c.Network.Subnet))

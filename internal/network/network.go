@@ -4,8 +4,12 @@
 // the store (so none is handed out twice, across restarts and workers), a
 // MAC derived from that address, and NAT for egress.
 //
-// Bridge ports are isolated: a guest reaches its gateway (the host) and,
-// through NAT, the outside, but not the other guests on the bridge.
+// Bridge ports are isolated, so guests never reach each other at layer 2,
+// and what a guest may reach is its egress policy, enforced by a Firewall
+// (nftables: one chain per sandbox keyed by its address, plus per-TAP
+// anti-spoofing of MAC, IPv4 and ARP; IPv6 from guests is dropped and the
+// bridge has no IPv6 address). Guests never reach the host unless
+// Config.HostAccess says so.
 //
 // Everything the Manager creates lives in the network namespace of the
 // process that calls it.
@@ -23,6 +27,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
 )
@@ -51,15 +56,23 @@ type Config struct {
 	// DNS servers written into guests' /etc/resolv.conf; nil means the
 	// host's non-loopback nameservers.
 	DNS []string
-	// TapOwner is the uid allowed to open the TAP devices besides root (a
-	// jailed Firecracker's, or an unprivileged aetherd's with a TAP pool);
-	// 0 means root only.
+	// TapOwner is the uid allowed to open the TAP devices besides root (an
+	// unprivileged aetherd's with a TAP pool); 0 means root.
 	TapOwner int
+	// TapGroup is the group allowed to open the TAP devices (jailed
+	// Firecrackers', each with a uid of its own); 0 means root's group.
+	TapGroup int
 	// TapPool makes the Manager use the TAPs Prepare made instead of creating
 	// and deleting its own, so aetherd needs no CAP_NET_ADMIN. ClaimDir
 	// (required then) records which sandbox holds which TAP on this host.
 	TapPool  bool
 	ClaimDir string
+	// Table names the nftables tables of the egress firewall; "" means
+	// aetherium.
+	Table string
+	// Resolver resolves allowlisted hostnames at Attach; nil means the
+	// host's resolver.
+	Resolver egress.Resolver
 }
 
 // Endpoint is one sandbox's attachment: what the VMM opens and what the
@@ -92,6 +105,7 @@ func (e *Endpoint) KernelArgs() string {
 type Manager struct {
 	cfg    Config
 	leases Leases
+	fw     *Firewall
 }
 
 // aliasPrefix marks the TAPs a Manager made, with the sandbox ID after it, so
@@ -118,7 +132,21 @@ func New(cfg Config, leases Leases) (*Manager, error) {
 	if cfg.DNS == nil {
 		cfg.DNS = hostNameservers("/etc/resolv.conf")
 	}
-	return &Manager{cfg: cfg, leases: leases}, nil
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	var dns []netip.Addr
+	for _, d := range cfg.DNS {
+		if a, err := netip.ParseAddr(d); err == nil && a.Is4() {
+			dns = append(dns, a)
+		}
+	}
+	fw, err := NewFirewall(FirewallConfig{Table: cfg.Table, Interfaces: []string{cfg.Bridge}, Deny: []netip.Prefix{cfg.Subnet},
+		DNS: dns, HostAccess: cfg.HostAccess, Ports: true})
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, leases: leases, fw: fw}, nil
 }
 
 // Bridge returns the bridge's name.
@@ -127,11 +155,20 @@ func (m *Manager) Bridge() string { return m.cfg.Bridge }
 // Gateway returns the bridge's address.
 func (m *Manager) Gateway() netip.Addr { return m.cfg.Subnet.Addr().Next() }
 
-// Setup creates the bridge with the gateway address, enables forwarding and
-// adds the NAT rules. It is idempotent.
+// Firewall is the egress firewall of the Manager's sandboxes.
+func (m *Manager) Firewall() *Firewall { return m.fw }
+
+// Setup creates the bridge with the gateway address (IPv4 only: IPv6 is
+// disabled on it, so guests have no link-local path to the host), sets up
+// the egress firewall (keeping sandboxes' entries), enables forwarding and
+// adds the NAT rules. It is idempotent. With a TAP pool it changes no link,
+// but the firewall still needs CAP_NET_ADMIN.
 func (m *Manager) Setup(ctx context.Context) error {
 	if m.cfg.TapPool {
-		return m.checkPrepared()
+		if err := m.checkPrepared(); err != nil {
+			return err
+		}
+		return m.fw.Setup(ctx)
 	}
 	br, err := m.ensureBridge()
 	if err != nil {
@@ -141,15 +178,18 @@ func (m *Manager) Setup(ctx context.Context) error {
 	if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(gw)}); err != nil {
 		return fmt.Errorf("network: address %s on %s: %w", gw, m.cfg.Bridge, err)
 	}
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+m.cfg.Bridge+"/disable_ipv6", []byte("1"), 0o644); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("network: disable IPv6 on %s: %w", m.cfg.Bridge, err)
+	}
 	if err := netlink.LinkSetUp(br); err != nil {
 		return fmt.Errorf("network: %s up: %w", m.cfg.Bridge, err)
 	}
-	guard := m.hostGuard()
-	if m.cfg.HostAccess {
-		deleteRule(ctx, guard) // from a run with it off
-	} else if err := ensureRule(ctx, guard); err != nil {
+	if err := m.fw.Setup(ctx); err != nil {
 		return err
 	}
+	// The iptables host guard of earlier versions; the firewall's input
+	// chain replaces it.
+	deleteRule(ctx, []string{"filter", "INPUT", "-i", m.cfg.Bridge, "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"})
 	if !m.cfg.NAT {
 		return nil
 	}
@@ -162,12 +202,6 @@ func (m *Manager) Setup(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// hostGuard drops what guests send the host unless it answers the host's
-// own connections.
-func (m *Manager) hostGuard() []string {
-	return []string{"filter", "INPUT", "-i", m.cfg.Bridge, "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"}
 }
 
 func (m *Manager) ensureBridge() (netlink.Link, error) {
@@ -186,7 +220,9 @@ func (m *Manager) ensureBridge() (netlink.Link, error) {
 
 // natRules are iptables rules (table first): masquerade what leaves the
 // subnet through another interface, and let forwarded traffic through even
-// where a FORWARD policy of DROP is set (as Docker does).
+// where a FORWARD policy of DROP is set (as Docker does). These accepts only
+// get past Docker's iptables policy: what a guest may reach is decided in
+// the Firewall's own base chain, whose drops no iptables accept overrides.
 func (m *Manager) natRules() [][]string {
 	sub, br := m.cfg.Subnet.String(), m.cfg.Bridge
 	return [][]string{
@@ -215,11 +251,15 @@ func deleteRule(ctx context.Context, rule []string) {
 	exec.CommandContext(ctx, "iptables", append([]string{"-w", "-t", rule[0], "-D"}, rule[1:]...)...).Run()
 }
 
-// Teardown removes the iptables rules, the pool's TAPs and the bridge (other
-// TAPs still on it are detached by the kernel). For tests and uninstalling.
+// Teardown removes the iptables rules, the firewall's tables, the pool's
+// TAPs and the bridge (other TAPs still on it are detached by the kernel).
+// For tests and uninstalling.
 func (m *Manager) Teardown(ctx context.Context) error {
-	for _, rule := range append(m.natRules(), m.hostGuard()) {
+	for _, rule := range m.natRules() {
 		deleteRule(ctx, rule)
+	}
+	if err := m.fw.Teardown(ctx); err != nil {
+		return err
 	}
 	if taps, err := poolTaps(); err == nil {
 		for _, name := range taps {
@@ -242,13 +282,33 @@ func TapName(vmID string) string {
 	return "ae-" + id[:min(12, len(id))]
 }
 
-// Attach leases the sandbox an address and creates its TAP on the bridge.
-// It is idempotent: attaching an attached sandbox returns the same endpoint.
-func (m *Manager) Attach(ctx context.Context, vmID string) (*Endpoint, error) {
+// Attach leases the sandbox an address, creates its TAP on the bridge and
+// installs its egress policy (the zero Policy means internet), binding the
+// TAP to the sandbox's MAC and address. Allowlisted hostnames are resolved
+// now. It is idempotent: attaching an attached sandbox returns the same
+// endpoint, with the policy installed again.
+func (m *Manager) Attach(ctx context.Context, vmID string, policy egress.Policy) (*Endpoint, error) {
+	allow, err := egress.Resolve(ctx, m.cfg.Resolver, policy)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("network: sandbox %s: %v", vmID, err)
+	}
 	addr, err := m.lease(ctx, vmID)
 	if err != nil {
 		return nil, err
 	}
+	ep, err := m.attachTap(ctx, vmID, addr)
+	if err != nil {
+		return nil, err
+	}
+	err = m.fw.Apply(ctx, &Rule{ID: vmID, Addr: addr, Policy: policy, Allow: allow, Port: ep.Tap, MAC: ep.MAC})
+	if err != nil {
+		return nil, err
+	}
+	return ep, nil
+}
+
+func (m *Manager) attachTap(ctx context.Context, vmID string, addr netip.Addr) (*Endpoint, error) {
+	var err error
 	ep := &Endpoint{Tap: TapName(vmID), MAC: macFor(addr), Address: netip.PrefixFrom(addr, m.cfg.Subnet.Bits()),
 		Gateway: m.Gateway(), DNS: m.cfg.DNS}
 	if m.cfg.TapPool {
@@ -274,7 +334,7 @@ func (m *Manager) ensureTap(name, vmID string) error {
 	tap, err := netlink.LinkByName(name)
 	if err != nil {
 		t := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP,
-			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR, Owner: uint32(m.cfg.TapOwner)}
+			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR, Owner: uint32(m.cfg.TapOwner), Group: uint32(m.cfg.TapGroup)}
 		if err := netlink.LinkAdd(t); err != nil {
 			return err
 		}
@@ -344,8 +404,12 @@ func (m *Manager) firstFree(used map[netip.Addr]bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// Detach removes the sandbox's TAP and frees its address. It is idempotent.
+// Detach removes the sandbox's firewall entries and TAP and frees its
+// address. It is idempotent.
 func (m *Manager) Detach(ctx context.Context, vmID string) error {
+	if err := m.fw.Remove(ctx, vmID); err != nil {
+		return err
+	}
 	if m.cfg.TapPool {
 		if err := m.releaseTap(vmID); err != nil {
 			return err
@@ -360,10 +424,13 @@ func (m *Manager) Detach(ctx context.Context, vmID string) error {
 	return m.leases.AddressRelease(ctx, vmID)
 }
 
-// Prune detaches every sandbox that has a TAP from this Manager but for
-// which keep returns false: leftovers of sandboxes deleted while the
+// Prune detaches every sandbox that has a TAP or firewall entries from this
+// Manager but for which keep returns false: leftovers of sandboxes deleted while the
 // daemon was down or that crashed half-created.
 func (m *Manager) Prune(ctx context.Context, keep func(vmID string) bool) error {
+	if err := m.fw.Prune(ctx, keep); err != nil {
+		return err
+	}
 	if m.cfg.TapPool {
 		return m.pruneClaims(ctx, keep)
 	}
@@ -390,6 +457,18 @@ func macFor(a netip.Addr) net.HardwareAddr {
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+}
+
+// HostResolvers are the host's non-loopback IPv4 nameservers: what
+// sandboxes may query on port 53 under internet and allowlist policies
+// (Docker's embedded resolver sends its upstream queries from the
+// container's namespace, so they pass the sandbox's rules too).
+func HostResolvers() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range hostNameservers("/etc/resolv.conf") {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
 }
 
 // hostNameservers reads the non-loopback nameservers of a resolv.conf: a

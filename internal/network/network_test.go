@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
@@ -68,8 +69,7 @@ func TestBridgeTapsAndLeases(t *testing.T) {
 		t.Errorf("ip_forward = %q", b)
 	}
 	iptablesHas(t, true, "nat", "POSTROUTING", "-s", "10.99.0.0/24", "!", "-o", "aethertest0", "-j", "MASQUERADE")
-	guard := []string{"INPUT", "-i", "aethertest0", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"}
-	iptablesHas(t, true, "filter", guard...) // no host access by default
+	nftHas(t, true, "inet", "input", `iifname "aethertest0" drop`) // no host access by default
 
 	eps := attachAll(t, m, 6)
 	seen := map[string]bool{}
@@ -89,7 +89,7 @@ func TestBridgeTapsAndLeases(t *testing.T) {
 			t.Errorf("%s: bridge port not isolated (%q)", ep.Tap, b)
 		}
 	}
-	again, err := m.Attach(ctx, "vm-0")
+	again, err := m.Attach(ctx, "vm-0", egress.Policy{})
 	if err != nil || again.Address != eps["vm-0"].Address || again.MAC.String() != eps["vm-0"].MAC.String() {
 		t.Errorf("re-Attach vm-0 = %+v, %v; want %+v", again, err, eps["vm-0"])
 	}
@@ -97,11 +97,11 @@ func TestBridgeTapsAndLeases(t *testing.T) {
 	// A restart: a new manager on the reopened store keeps every lease.
 	st.Close()
 	m = newManager(t, openStore(t, dbPath), "10.99.0.0/24")
-	fresh, err := m.Attach(ctx, "vm-new")
+	fresh, err := m.Attach(ctx, "vm-new", egress.Policy{})
 	if err != nil || seen[fresh.Address.String()] {
 		t.Fatalf("after restart, Attach = %+v, %v: reused an address", fresh, err)
 	}
-	if ep, _ := m.Attach(ctx, "vm-3"); ep.Address != eps["vm-3"].Address {
+	if ep, _ := m.Attach(ctx, "vm-3", egress.Policy{}); ep.Address != eps["vm-3"].Address {
 		t.Errorf("after restart vm-3 moved from %s to %s", eps["vm-3"].Address, ep.Address)
 	}
 
@@ -114,7 +114,7 @@ func TestBridgeTapsAndLeases(t *testing.T) {
 	if _, err := netlink.LinkByName(eps["vm-0"].Tap); err == nil {
 		t.Error("vm-0's tap survived Detach")
 	}
-	if reuse, _ := m.Attach(ctx, "vm-after"); reuse.Address != eps["vm-0"].Address {
+	if reuse, _ := m.Attach(ctx, "vm-after", egress.Policy{}); reuse.Address != eps["vm-0"].Address {
 		t.Errorf("freed address %s not reused (got %s)", eps["vm-0"].Address, reuse.Address)
 	}
 
@@ -133,7 +133,7 @@ func TestBridgeTapsAndLeases(t *testing.T) {
 	if err := open.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	iptablesHas(t, false, "filter", guard...) // host_access turned on removes it
+	nftHas(t, false, "inet", "input", `iifname "aethertest0" drop`) // host_access turned on removes it
 
 	if err := m.Teardown(ctx); err != nil {
 		t.Fatal(err)
@@ -152,11 +152,11 @@ func TestSubnetExhausted(t *testing.T) {
 	}
 	m := newManager(t, openStore(t, filepath.Join(t.TempDir(), "aether.db")), "10.98.0.8/29")
 	for i := range 5 {
-		if _, err := m.Attach(context.Background(), fmt.Sprint("vm-", i)); err != nil {
+		if _, err := m.Attach(context.Background(), fmt.Sprint("vm-", i), egress.Policy{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := m.Attach(context.Background(), "vm-5")
+	_, err := m.Attach(context.Background(), "vm-5", egress.Policy{})
 	if !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("sixth Attach err = %v, want ErrUnavailable", err)
 	}
@@ -183,7 +183,7 @@ func attachAll(t *testing.T, m *network.Manager, n int) map[string]*network.Endp
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprint("vm-", i)
-			ep, err := m.Attach(context.Background(), id)
+			ep, err := m.Attach(context.Background(), id, egress.Policy{})
 			if err != nil {
 				t.Errorf("Attach %s: %v", id, err)
 				return
@@ -271,17 +271,17 @@ func TestTapPool(t *testing.T) {
 	}
 	eps := map[string]*network.Endpoint{}
 	for _, id := range []string{"vm-a", "vm-b", "vm-c"} {
-		if eps[id], err = pool.Attach(ctx, id); err != nil {
+		if eps[id], err = pool.Attach(ctx, id, egress.Policy{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if eps["vm-a"].Tap == eps["vm-b"].Tap || eps["vm-b"].Tap == eps["vm-c"].Tap || eps["vm-a"].Tap == eps["vm-c"].Tap {
 		t.Errorf("pool TAPs handed out twice: %s %s %s", eps["vm-a"].Tap, eps["vm-b"].Tap, eps["vm-c"].Tap)
 	}
-	if again, _ := pool.Attach(ctx, "vm-a"); again == nil || again.Tap != eps["vm-a"].Tap {
+	if again, _ := pool.Attach(ctx, "vm-a", egress.Policy{}); again == nil || again.Tap != eps["vm-a"].Tap {
 		t.Errorf("re-Attach vm-a = %+v, want tap %s", again, eps["vm-a"].Tap)
 	}
-	if _, err := pool.Attach(ctx, "vm-d"); !errors.Is(err, errdefs.ErrUnavailable) {
+	if _, err := pool.Attach(ctx, "vm-d", egress.Policy{}); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("Attach with the pool empty: %v, want ErrUnavailable", err)
 	}
 	if l, _ := st.AddressList(ctx, "10.97.0.0/24"); len(l) != 3 {
@@ -290,7 +290,7 @@ func TestTapPool(t *testing.T) {
 	if err := pool.Detach(ctx, "vm-b"); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := pool.Attach(ctx, "vm-d"); err != nil || d.Tap != eps["vm-b"].Tap {
+	if d, err := pool.Attach(ctx, "vm-d", egress.Policy{}); err != nil || d.Tap != eps["vm-b"].Tap {
 		t.Errorf("after vm-b left, vm-d got %+v, %v; want tap %s", d, err, eps["vm-b"].Tap)
 	}
 	if err := pool.Prune(ctx, func(id string) bool { return id == "vm-a" }); err != nil {
@@ -327,4 +327,14 @@ func linkSnapshot(t *testing.T) string {
 		fmt.Fprintf(&b, "%s/%d/%s/%v ", a.Name, a.MasterIndex, a.Alias, a.Flags)
 	}
 	return b.String()
+}
+
+// nftHas checks whether a chain of the aetherium table holds a rule
+// containing rule.
+func nftHas(t *testing.T, want bool, family, chain, rule string) {
+	t.Helper()
+	out, _ := exec.Command("nft", "list", "chain", family, "aetherium", chain).CombinedOutput()
+	if strings.Contains(string(out), rule) != want {
+		t.Errorf("nft chain %s %s holds %q = %v, want %v:\n%s", family, chain, rule, !want, want, out)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/aetherium/aetherium/internal/egress"
 )
 
 // Runtime produces and destroys isolated machines and hands the host a byte
@@ -57,6 +59,10 @@ type Spec struct {
 	VCPUs int
 	// MemoryMB is the memory limit; the workload is killed beyond it. 0 means 512.
 	MemoryMB int
+	// Egress is what the sandbox may connect to; the zero Policy means
+	// internet (the public internet only). Runtimes enforce it for the
+	// sandbox's life, restarts included.
+	Egress egress.Policy
 }
 
 // Hostname is the machine's hostname: the sandbox's name when it is a valid

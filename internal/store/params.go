@@ -26,18 +26,21 @@ type VMListParams struct {
 // VMInsertParams is a sandbox created together with its vm:create task.
 type VMInsertParams struct {
 	AdditionalTools []string
-	ExpiresAt       *time.Time
-	ID              string
-	IdleTimeoutS    int
-	Image           string
-	MemoryMB        int
-	Name            string
-	OnExpire        string
-	Runtime         string
-	Template        string
-	ToolVersions    map[string]string
-	VCPUs           int
-	WorkerID        string
+	// Egress is the sandbox's egress policy's text (egress.Policy.String);
+	// "" means the worker's default.
+	Egress       string
+	ExpiresAt    *time.Time
+	ID           string
+	IdleTimeoutS int
+	Image        string
+	MemoryMB     int
+	Name         string
+	OnExpire     string
+	Runtime      string
+	Template     string
+	ToolVersions map[string]string
+	VCPUs        int
+	WorkerID     string
 }
 
 // VMUpdateParams sets the non-nil fields of one sandbox.

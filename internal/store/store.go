@@ -194,7 +194,10 @@ type VM struct {
 	Error    string `json:"error,omitempty"`
 	// IPAddress is the sandbox's address on its network (Docker's bridge, or
 	// the microVM network); empty without one.
-	IPAddress string    `json:"ip_address,omitempty"`
+	IPAddress string `json:"ip_address,omitempty"`
+	// Egress is the sandbox's egress policy's text (egress.Policy.String):
+	// internet, none or an allowlist; "" means the worker's default.
+	Egress    string    `json:"egress,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/tools"
 )
 
@@ -25,6 +26,11 @@ type TemplateSpec struct {
 	ToolVersions map[string]string `json:"tool_versions,omitempty"`
 	// Setup commands run in order through /bin/sh -c after the tools.
 	Setup []string `json:"setup,omitempty"`
+	// Egress is the default egress policy of sandboxes made from the
+	// template (and its pool); unset means the configuration's. It is not
+	// part of Hash: it changes no image. The build itself runs under the
+	// configuration's default.
+	Egress egress.Policy `json:"egress"`
 }
 
 // Hash identifies the spec with its planned steps: same hash, same template

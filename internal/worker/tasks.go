@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"
@@ -39,6 +41,10 @@ func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArg
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
+	policy, err := egress.Parse(vm.Egress)
+	if err != nil {
+		return nil, queue.Permanent(errdefs.InvalidArgument("sandbox %s: %v", vm.ID, err))
+	}
 	baked := map[string]string{}
 	if vm.Template != "" {
 		tpl, err := w.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: vm.ProjectID, IDOrName: vm.Template})
@@ -47,8 +53,13 @@ func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArg
 		}
 		baked = tpl.ToolsInstalled
 		steps = tools.Unbaked(steps, baked)
+		var spec task.TemplateSpec
+		if json.Unmarshal(tpl.Spec, &spec) == nil {
+			policy = policy.Or(spec.Egress)
+		}
 	}
-	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB})
+	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB,
+		Egress: policy.Or(w.cfg.DefaultEgress)})
 	if err == nil {
 		_, err = w.agent(ctx, vm) // readiness: the agent's handshake
 	}

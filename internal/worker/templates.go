@@ -105,7 +105,8 @@ func (w *Worker) startBuildSandbox(ctx context.Context, t *store.Task) (*store.V
 		return nil, err
 	}
 	w.setProgress(ctx, t.ID, "starting the build sandbox")
-	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB})
+	info, err := w.rt.Create(ctx, &sandbox.Spec{ID: vm.ID, Name: vm.Name, Image: vm.Image, VCPUs: vm.VCPUs, MemoryMB: vm.MemoryMB,
+		Egress: w.cfg.DefaultEgress}) // builds install tools: the default policy, not the template's
 	if err == nil {
 		_, err = w.agent(ctx, vm)
 	}

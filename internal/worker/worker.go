@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/cluster"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
@@ -29,6 +30,10 @@ type Config struct {
 	Address string
 	// RuntimeName is the runtime's name for the store and health ("docker").
 	RuntimeName string
+	// DefaultEgress is the egress policy of sandboxes whose row and
+	// template give none (pool sandboxes, template builds); the zero Policy
+	// means internet.
+	DefaultEgress egress.Policy
 	// Capacity is the number of sandboxes this worker should hold; 0 means 100.
 	Capacity int
 	// MaxOutputBytes caps each stream stored per execution; 0 means 64 KiB.

@@ -10,19 +10,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"golang.org/x/sys/unix"
 
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
 )
 
@@ -51,8 +56,18 @@ type Config struct {
 	// Owner marks containers as this runtime instance's (the worker ID), so
 	// two daemons on one Docker host never adopt or reap each other's. Required.
 	Owner string
-	// Network is the container network mode: "bridge" (default) or "none".
+	// Network is the Docker network sandboxes join, which the runtime
+	// creates (a bridge of the same name, inter-container traffic off) and
+	// guards with an nftables table of the same name (see
+	// network.Firewall): each sandbox's egress policy, no host access.
+	// "" means aether-docker; "none" gives every sandbox no network.
+	// At most 15 characters (it names the bridge).
 	Network string
+	// Subnet is the sandbox network's; the zero Prefix means 10.78.0.0/16.
+	Subnet netip.Prefix
+	// Resolver resolves allowlisted hostnames at Create; nil means the
+	// host's resolver.
+	Resolver egress.Resolver
 	// PidsLimit caps processes per sandbox; 0 means 4096, -1 means no limit.
 	PidsLimit int64
 	// Host is the Docker daemon address; empty means the environment's
@@ -66,7 +81,13 @@ type Config struct {
 
 func (c *Config) withDefaults() {
 	if c.Network == "" {
-		c.Network = "bridge"
+		c.Network = "aether-docker"
+	}
+	if !c.Subnet.IsValid() {
+		c.Subnet = netip.MustParsePrefix("10.78.0.0/16")
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
 	}
 	if c.PidsLimit == 0 {
 		c.PidsLimit = 4096
@@ -81,8 +102,10 @@ func (c *Config) validate() error {
 		return errors.New("docker runtime: StateDir is required")
 	case c.Owner == "":
 		return errors.New("docker runtime: Owner is required")
-	case c.Network != "bridge" && c.Network != "none":
-		return fmt.Errorf("docker runtime: Network must be bridge or none, not %q", c.Network)
+	case len(c.Network) > 15 || c.Network == "bridge" || c.Network == "host":
+		return fmt.Errorf("docker runtime: Network %q must be a network of aetherd's own of at most 15 characters, or none", c.Network)
+	case !c.Subnet.Addr().Is4():
+		return fmt.Errorf("docker runtime: Subnet %s is not IPv4", c.Subnet)
 	}
 	if fi, err := os.Stat(c.AgentPath); err != nil || !fi.Mode().IsRegular() {
 		return fmt.Errorf("docker runtime: AgentPath %s is not a file (build it with `make build`)", c.AgentPath)
@@ -94,6 +117,10 @@ func (c *Config) validate() error {
 type Runtime struct {
 	cfg Config
 	cli *client.Client
+	fw  *network.Firewall // nil with Network none
+
+	netMu    sync.Mutex
+	netReady bool // the network and firewall are set up
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -126,7 +153,16 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Runtime{cfg: cfg, cli: cli}, nil
+	r := &Runtime{cfg: cfg, cli: cli}
+	if cfg.Network != "none" {
+		// Docker's embedded DNS asks the host's resolvers from inside the
+		// container's namespace: those queries need the DNS exception.
+		if r.fw, err = network.NewFirewall(network.FirewallConfig{Table: cfg.Network, Interfaces: []string{cfg.Network},
+			Deny: []netip.Prefix{cfg.Subnet}, DNS: network.HostResolvers()}); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Close releases the Docker client.
@@ -145,7 +181,16 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	id, err := r.createContainer(ctx, spec, dir)
+	if r.fw != nil && spec.Egress.Mode != egress.None {
+		if err := r.ensureNetwork(ctx); err != nil {
+			return nil, err
+		}
+	}
+	allow, err := egress.Resolve(ctx, r.cfg.Resolver, spec.Egress)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("sandbox %s: %v", spec.ID, err)
+	}
+	_, err = r.createContainer(ctx, spec, dir, allow)
 	for wait := 50 * time.Millisecond; errors.Is(err, errdefs.ErrConflict); wait = min(2*wait, time.Second) {
 		// A previous attempt created it (at-least-once delivery): adopt it.
 		info, aerr := r.startAndInspect(ctx, spec.ID)
@@ -160,18 +205,110 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
-		id, err = r.createContainer(ctx, spec, dir)
+		_, err = r.createContainer(ctx, spec, dir, allow)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, r.mapErr(err, spec.ID)
-	}
-	return r.Inspect(ctx, spec.ID) // for the address Docker assigned
+	return r.startAndInspect(ctx, spec.ID)
 }
 
-func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string) (string, error) {
+// Labels recording a sandbox's egress policy and its resolved allowlist,
+// so Start installs the same rules again.
+const (
+	labelEgress = "io.aetherium.egress"
+	labelAllow  = "io.aetherium.egress-allow"
+)
+
+// ensureNetwork creates the sandbox network (once it exists, it is
+// checked) and sets the firewall up, removing entries of sandboxes that no
+// longer have a container. Until it succeeds, every Create tries again.
+func (r *Runtime) ensureNetwork(ctx context.Context) error {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	if r.netReady {
+		return nil
+	}
+	n, err := r.cli.NetworkInspect(ctx, r.cfg.Network, dnetwork.InspectOptions{})
+	if client.IsErrNotFound(err) {
+		_, err = r.cli.NetworkCreate(ctx, r.cfg.Network, dnetwork.CreateOptions{Driver: "bridge",
+			IPAM: &dnetwork.IPAM{Config: []dnetwork.IPAMConfig{{Subnet: r.cfg.Subnet.String()}}},
+			Options: map[string]string{"com.docker.network.bridge.name": r.cfg.Network,
+				"com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.enable_ip_masquerade": "true"},
+			Labels: map[string]string{LabelManaged: "true"}})
+		if err != nil && !strings.Contains(err.Error(), "already exists") {
+			return fmt.Errorf("docker: create network %s: %w", r.cfg.Network, err)
+		}
+		n, err = r.cli.NetworkInspect(ctx, r.cfg.Network, dnetwork.InspectOptions{})
+	}
+	if err != nil {
+		return r.mapErr(err, "")
+	}
+	if n.Options["com.docker.network.bridge.enable_icc"] != "false" || len(n.IPAM.Config) != 1 || n.IPAM.Config[0].Subnet != r.cfg.Subnet.String() {
+		return errdefs.FailedPrecondition("docker: network %s exists without inter-container traffic off or with another subnet than %s; remove it", r.cfg.Network, r.cfg.Subnet)
+	}
+	if err := r.fw.Setup(ctx); err != nil {
+		return err
+	}
+	cs, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true"))})
+	if err != nil {
+		return r.mapErr(err, "")
+	}
+	live := map[string]bool{}
+	for _, c := range cs {
+		live[c.Labels[LabelSandbox]] = true
+	}
+	if err := r.fw.Prune(ctx, func(id string) bool { return live[id] }); err != nil {
+		return err
+	}
+	r.netReady = true
+	return nil
+}
+
+// applyEgress installs a started sandbox's policy for the address Docker
+// gave it this time (a restart may change it).
+func (r *Runtime) applyEgress(ctx context.Context, id string) error {
+	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	if err != nil {
+		return r.mapErr(err, id)
+	}
+	if c.HostConfig == nil || string(c.HostConfig.NetworkMode) != r.cfg.Network || r.fw == nil {
+		return nil // no network
+	}
+	if err := r.ensureNetwork(ctx); err != nil {
+		return err
+	}
+	var addr netip.Addr
+	if c.NetworkSettings != nil {
+		if ep := c.NetworkSettings.Networks[r.cfg.Network]; ep != nil {
+			addr, _ = netip.ParseAddr(ep.IPAddress)
+		}
+	}
+	if !addr.Is4() {
+		return fmt.Errorf("docker: sandbox %s has no address on %s", id, r.cfg.Network)
+	}
+	policy, err := egress.Parse(c.Config.Labels[labelEgress])
+	if err != nil {
+		return err
+	}
+	var allow []netip.Prefix
+	for _, a := range strings.Fields(c.Config.Labels[labelAllow]) {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			allow = append(allow, p)
+		}
+	}
+	return r.fw.Apply(ctx, &network.Rule{ID: id, Addr: addr, Policy: policy, Allow: allow})
+}
+
+func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string, allow []netip.Prefix) (string, error) {
+	mode := r.cfg.Network
+	if spec.Egress.Mode == egress.None {
+		mode = "none"
+	}
+	var allowed []string
+	for _, p := range allow {
+		allowed = append(allowed, p.String())
+	}
 	vcpus, mem := spec.VCPUs, spec.MemoryMB
 	if vcpus == 0 {
 		vcpus = 1
@@ -192,13 +329,14 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 		WorkingDir: "/",
 		Labels: map[string]string{
 			LabelManaged: "true", LabelSandbox: spec.ID, LabelOwner: r.cfg.Owner, LabelName: spec.Name,
+			labelEgress: spec.Egress.String(), labelAllow: strings.Join(allowed, " "),
 		},
 	}, &container.HostConfig{
 		Binds: []string{
 			r.cfg.AgentPath + ":" + agentPath + ":ro",
 			dir + ":" + socketDir,
 		},
-		NetworkMode: container.NetworkMode(r.cfg.Network),
+		NetworkMode: container.NetworkMode(mode),
 		CapDrop:     h.capDrop,
 		CapAdd:      h.capAdd,
 		SecurityOpt: h.securityOpt,
@@ -267,10 +405,14 @@ func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info
 	return r.Inspect(ctx, id)
 }
 
-// Start implements sandbox.Runtime.
+// Start implements sandbox.Runtime. The sandbox's egress rules are
+// installed again for the address it has now; until then it reaches
+// nothing.
 func (r *Runtime) Start(ctx context.Context, id string) error {
-	err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{})
-	return r.mapErr(err, id)
+	if err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{}); err != nil {
+		return r.mapErr(err, id)
+	}
+	return r.applyEgress(ctx, id)
 }
 
 // Stop implements sandbox.Runtime.
@@ -285,6 +427,11 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 	err := r.cli.ContainerRemove(ctx, containerName(id), container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !client.IsErrNotFound(err) && !strings.Contains(err.Error(), "is already in progress") {
 		return r.mapErr(err, id)
+	}
+	if r.fw != nil {
+		if err := r.fw.Remove(ctx, id); err != nil {
+			return err
+		}
 	}
 	return os.RemoveAll(r.sandboxDir(id))
 }
@@ -417,3 +564,7 @@ func (r *Runtime) Pause(ctx context.Context, id string) error {
 func (r *Runtime) Resume(ctx context.Context, id string) error {
 	return r.mapErr(r.cli.ContainerUnpause(ctx, containerName(id)), id)
 }
+
+// Network is the sandbox network's name (and its bridge's and nftables
+// table's); "none" without one.
+func (r *Runtime) Network() string { return r.cfg.Network }

@@ -3,8 +3,12 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,13 +24,25 @@ import (
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 
+var subnets atomic.Int32
+
+// newRuntime returns a runtime whose network is "none" or, for "test", a
+// Docker network and nftables table of the test's own, removed at cleanup.
 func newRuntime(t *testing.T, network string) *docker.Runtime {
 	t.Helper()
+	var subnet netip.Prefix
+	if network == "test" {
+		network = "aet" + uuid.NewString()[:8]
+		n := (os.Getpid()*7 + int(subnets.Add(1))) % 250
+		subnet = netip.MustParsePrefix(fmt.Sprintf("10.201.%d.0/24", n))
+		t.Cleanup(func() { cleanupNetwork(network) })
+	}
 	rt, err := docker.New(docker.Config{
 		AgentPath: testbin.Build(t, "aether-agent"),
 		StateDir:  filepath.Join(t.TempDir(), "sandboxes"),
 		Owner:     "test-" + uuid.NewString()[:8],
 		Network:   network,
+		Subnet:    subnet,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +73,7 @@ func startSandbox(t *testing.T, rt *docker.Runtime, spec *sandbox.Spec) *agentcl
 
 func TestConformance(t *testing.T) {
 	image := testbin.BaseImage(t)
-	sandboxtest.Run(t, func(t *testing.T) sandbox.Runtime { return newRuntime(t, "bridge") }, sandboxtest.Options{Image: image})
+	sandboxtest.Run(t, func(t *testing.T) sandbox.Runtime { return newRuntime(t, "test") }, sandboxtest.Options{Image: image})
 }
 
 // TestLimitsApplied checks the container's cgroup carries vcpus and memory_mb,
@@ -139,7 +155,7 @@ func TestHardened(t *testing.T) {
 	t.Parallel()
 	image := testbin.BaseImage(t)
 	ctx := context.Background()
-	c := startSandbox(t, newRuntime(t, "bridge"), &sandbox.Spec{Image: image})
+	c := startSandbox(t, newRuntime(t, "test"), &sandbox.Spec{Image: image})
 	var out strings.Builder
 	script := `grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; ulimit -n
 touch /tmp/f && chown 65534:65534 /tmp/f && stat -c owner=%u /tmp/f
@@ -155,4 +171,13 @@ setpriv --reuid=65534 --regid=65534 --clear-groups id -u`
 	if out.String() != want {
 		t.Errorf("inside a sandbox:\n%s\nwant:\n%s", out.String(), want)
 	}
+}
+
+// benchSubnet is BenchmarkHardening's network's.
+var benchSubnet = netip.MustParsePrefix("10.202.0.0/24")
+
+// cleanupNetwork removes a test network and its nftables table.
+func cleanupNetwork(name string) {
+	exec.Command("docker", "network", "rm", name).Run()
+	exec.Command("nft", "delete", "table", "inet", name).Run()
 }

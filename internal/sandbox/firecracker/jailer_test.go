@@ -2,6 +2,8 @@ package firecracker
 
 import (
 	"strings"
+
+	"github.com/aetherium/aetherium/internal/sandbox/microvm"
 	"testing"
 )
 
@@ -39,5 +41,18 @@ func TestJailerArgs(t *testing.T) {
 				t.Errorf("ChrootDir = %s, want %s", got, tt.root)
 			}
 		})
+	}
+}
+
+// TestJailCgroups: a jail is bounded to its sandbox's vCPUs and memory plus
+// the VMM's overhead, in the host's cgroup version's terms.
+func TestJailCgroups(t *testing.T) {
+	t.Parallel()
+	m := &microvm.Meta{VCPUs: 2, MemoryMB: 512}
+	if got, want := strings.Join(jailCgroups("2", m), " "), "memory.max=671088640 cpu.max=200000 100000"; got != want {
+		t.Errorf("v2: %q, want %q", got, want)
+	}
+	if got, want := strings.Join(jailCgroups("1", m), " "), "memory.limit_in_bytes=671088640 cpu.cfs_period_us=100000 cpu.cfs_quota_us=200000"; got != want {
+		t.Errorf("v1: %q, want %q", got, want)
 	}
 }

@@ -41,7 +41,12 @@ func (r *Runtime) spawn(m *microvm.Meta) (*exec.Cmd, error) {
 		os.Remove(filepath.Join(root, stale))
 	}
 	for _, fifo := range []string{"log.fifo", "metrics.fifo"} {
-		if err := mkfifo(filepath.Join(root, fifo), m, r.cfg.UID, r.cfg.GID); err != nil {
+		if err := mkfifo(filepath.Join(root, fifo), m, r.jailUID(m), r.cfg.GID); err != nil {
+			return nil, err
+		}
+	}
+	if m.Jailed { // the uid follows the CID, which a relaunch may change
+		if err := os.Chown(filepath.Join(root, "rootfs.ext4"), r.jailUID(m), r.cfg.GID); err != nil {
 			return nil, err
 		}
 	}
@@ -77,6 +82,9 @@ func (r *Runtime) spawn(m *microvm.Meta) (*exec.Cmd, error) {
 
 func mkfifo(path string, m *microvm.Meta, uid, gid int) error {
 	if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
+		if m.Jailed {
+			return os.Chown(path, uid, gid)
+		}
 		return nil
 	}
 	os.Remove(path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -30,11 +31,20 @@ type Guests interface {
 type Config struct {
 	// Binary is the firecracker executable; "" means found in PATH.
 	Binary string
-	// Jailer is the jailer executable. "" means the jailer beside Binary or
-	// in PATH when there is one (jailing is on by default), "none" disables.
+	// Jailer is the jailer executable. "" means the jailer beside Binary,
+	// else in PATH; when there is none, New fails unless Unjailed.
 	Jailer string
-	// UID and GID the jailed VMM runs as; 0 means 65534 (nobody/nogroup).
-	UID, GID int
+	// Unjailed runs Firecracker without the jailer: as aetherd's user, not
+	// chrooted, with no cgroup limits of its own. Only an explicit true
+	// does that (development hosts without a jailer); Jailer is ignored.
+	Unjailed bool
+	// UID is the base of the jails' uids: each jailed VMM runs as UID plus
+	// its guest CID (3 and up, unique among this runtime's sandboxes), so no
+	// two sandboxes share a uid. 0 means 100000.
+	UID int
+	// GID is every jail's group, through which jailed VMMs open their TAPs
+	// (network.Config.TapGroup); 0 means 65534 (nogroup).
+	GID int
 	// StateDir holds one directory per sandbox (and the jails). Required.
 	StateDir string
 	// Owner marks sandboxes as this runtime instance's. Required.
@@ -91,14 +101,16 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, errdefs.FailedPrecondition("firecracker runtime: %s not found (set firecracker.binary or FIRECRACKER_BIN)", cfg.Binary)
 	}
 	cfg.Binary = bin
-	if cfg.Jailer, err = findJailer(cfg.Jailer, bin); err != nil {
+	if cfg.Unjailed {
+		cfg.Jailer = ""
+	} else if cfg.Jailer, err = findJailer(cfg.Jailer, bin); err != nil {
 		return nil, err
 	}
 	if cfg.Jailer != "" && !strings.Contains(filepath.Base(bin), "firecracker") {
 		return nil, errdefs.InvalidArgument("firecracker runtime: the jailer only execs a binary whose name contains \"firecracker\", not %s", bin)
 	}
 	if cfg.UID == 0 {
-		cfg.UID = 65534
+		cfg.UID = 100000
 	}
 	if cfg.GID == 0 {
 		cfg.GID = 65534
@@ -129,17 +141,16 @@ func New(cfg Config) (*Runtime, error) {
 }
 
 // findJailer resolves Config.Jailer: "" looks beside firecracker, then in
-// PATH, and runs unjailed when there is none.
+// PATH. No jailer is an error: running unjailed takes Config.Unjailed.
 func findJailer(jailer, firecracker string) (string, error) {
-	switch jailer {
-	case "none":
-		return "", nil
-	case "":
+	if jailer == "" {
 		if p := filepath.Join(filepath.Dir(firecracker), "jailer"); isExecutable(p) {
 			return p, nil
 		}
-		p, _ := exec.LookPath("jailer")
-		return p, nil
+		if p, err := exec.LookPath("jailer"); err == nil {
+			return p, nil
+		}
+		return "", errdefs.FailedPrecondition("firecracker runtime: no jailer beside %s or in PATH; install it, or set firecracker.unjailed: true to run VMMs unconfined", firecracker)
 	}
 	p, err := exec.LookPath(jailer)
 	if err != nil {
@@ -166,8 +177,27 @@ func (r *Runtime) adopt() {
 
 // jail describes the sandbox's jail; it is meaningful when m.Jailed.
 func (r *Runtime) jail(m *microvm.Meta) *JailerConfig {
-	return &JailerConfig{Binary: r.cfg.Jailer, FirecrackerBinary: r.cfg.Binary, ID: m.ID, UID: r.cfg.UID, GID: r.cfg.GID,
-		ChrootBase: filepath.Join(r.cfg.StateDir, "jail"), CgroupVersion: hostCgroupVersion()}
+	v := hostCgroupVersion()
+	return &JailerConfig{Binary: r.cfg.Jailer, FirecrackerBinary: r.cfg.Binary, ID: m.ID, UID: r.jailUID(m), GID: r.cfg.GID,
+		ChrootBase: filepath.Join(r.cfg.StateDir, "jail"), CgroupVersion: v, Cgroups: jailCgroups(v, m)}
+}
+
+// jailUID is the uid of a sandbox's jailed VMM: the base plus its CID.
+func (r *Runtime) jailUID(m *microvm.Meta) int { return r.cfg.UID + int(m.CID) }
+
+// vmmOverheadMB is what a Firecracker process needs beyond its guest's
+// memory (its own heap, device emulation), inside the jail's memory limit.
+const vmmOverheadMB = 128
+
+// jailCgroups bounds a jail to its sandbox's vCPUs and memory (plus the
+// VMM's own overhead), on either cgroup version.
+func jailCgroups(version string, m *microvm.Meta) []string {
+	vcpus, mem := max(m.VCPUs, 1), (max(m.MemoryMB, 128)+vmmOverheadMB)<<20
+	if version == "1" {
+		return []string{fmt.Sprintf("memory.limit_in_bytes=%d", mem), "cpu.cfs_period_us=100000",
+			fmt.Sprintf("cpu.cfs_quota_us=%d", vcpus*100000)}
+	}
+	return []string{fmt.Sprintf("memory.max=%d", mem), fmt.Sprintf("cpu.max=%d 100000", vcpus*100000)}
 }
 
 // hostCgroupVersion is "2" on a unified hierarchy, else "1".

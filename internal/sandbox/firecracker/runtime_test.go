@@ -3,6 +3,7 @@ package firecracker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/egress"
+	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
@@ -110,7 +113,7 @@ func TestLifecycleWithFakeVMM(t *testing.T) {
 	fake := testbin.Build(t, "internal/sandbox/firecracker/fakevmm")
 	// A long state path: sockets are reached beyond the 108-byte limit.
 	state := filepath.Join(t.TempDir(), strings.Repeat("long-directory-name-", 5))
-	cfg := firecracker.Config{Binary: fake, Jailer: "none", StateDir: state, Owner: "test", Guests: &stubGuests{dir: t.TempDir()}}
+	cfg := firecracker.Config{Binary: fake, Unjailed: true, StateDir: state, Owner: "test", Guests: &stubGuests{dir: t.TempDir()}}
 	rt, err := firecracker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +270,7 @@ func TestNetworkWithFakeVMM(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	rt, err := firecracker.New(firecracker.Config{Binary: testbin.Build(t, "internal/sandbox/firecracker/fakevmm"), Jailer: "none",
+	rt, err := firecracker.New(firecracker.Config{Binary: testbin.Build(t, "internal/sandbox/firecracker/fakevmm"), Unjailed: true,
 		StateDir: state, Owner: "test", Guests: &stubGuests{dir: t.TempDir()}, Network: nw})
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +280,7 @@ func TestNetworkWithFakeVMM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, _ := nw.Attach(ctx, id) // idempotent: the one Create made
+	ep, _ := nw.Attach(ctx, id, egress.Policy{}) // idempotent: the one Create made
 	if info.Address != ep.Address.Addr().String() || info.Address != "10.55.0.2" {
 		t.Errorf("Info.Address = %q, endpoint %s", info.Address, ep.Address)
 	}
@@ -307,7 +310,8 @@ func TestNetworkWithFakeVMM(t *testing.T) {
 
 // TestJailedWithFakeVMM: with a jailer beside the firecracker binary, the
 // runtime jails by default. fakevmm, run as "jailer", chroots and drops to
-// uid 65534 like the real one, so this checks what the jail needs: files
+// the jail's uid like the real one (the base 100000 plus the sandbox's
+// guest CID, 3 for the first), so this checks what the jail needs: files
 // hard-linked into the chroot, the disk and fifos owned by the jail's uid,
 // every path relative to the chroot, a relaunch reusing the chroot, and
 // Delete removing the jail.
@@ -338,12 +342,12 @@ func TestJailedWithFakeVMM(t *testing.T) {
 	}
 	jail := filepath.Join(state, "jail", "firecracker-fake", id, "root")
 	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(jail, "rootfs.ext4"), &st); err != nil || st.Uid != 65534 {
-		t.Errorf("jailed disk: uid %d, %v; want owned by 65534", st.Uid, err)
+	if err := syscall.Stat(filepath.Join(jail, "rootfs.ext4"), &st); err != nil || st.Uid != 100003 {
+		t.Errorf("jailed disk: uid %d, %v; want owned by 100003", st.Uid, err)
 	}
 	pid := firstLine(t, filepath.Join(state, id, "pid"))
-	if status, _ := os.ReadFile("/proc/" + pid + "/status"); !strings.Contains(string(status), "Uid:\t65534") {
-		t.Errorf("the VMM does not run as uid 65534:\n%s", status)
+	if status, _ := os.ReadFile("/proc/" + pid + "/status"); !strings.Contains(string(status), "Uid:\t100003") {
+		t.Errorf("the VMM does not run as uid 100003:\n%s", status)
 	}
 	for range 2 { // a relaunch reuses the chroot
 		c, err := sandbox.Connect(ctx, rt, id)
@@ -372,4 +376,26 @@ func firstLine(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestRefusesUnjailed: without a jailer, New fails and names the explicit
+// switch; with firecracker.unjailed it runs unconfined.
+func TestRefusesUnjailed(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("jailer"); err == nil {
+		t.Skip("a jailer is in PATH")
+	}
+	fake := testbin.Build(t, "internal/sandbox/firecracker/fakevmm")
+	bin := filepath.Join(t.TempDir(), "firecracker")
+	if out, err := exec.Command("cp", fake, bin).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	cfg := firecracker.Config{Binary: bin, StateDir: t.TempDir(), Owner: "test", Guests: &stubGuests{dir: t.TempDir()}}
+	if _, err := firecracker.New(cfg); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "unjailed") {
+		t.Errorf("New without a jailer: %v, want a failed precondition naming firecracker.unjailed", err)
+	}
+	cfg.Unjailed = true
+	if _, err := firecracker.New(cfg); err != nil {
+		t.Errorf("New with Unjailed: %v", err)
+	}
 }

@@ -22,7 +22,7 @@ var _ microvm.VMM = (*vmm)(nil)
 
 // Prepare lays out the sandbox's root (the jail's chroot, or a plain
 // directory): the ELF kernel, the initramfs and a copy-on-write clone of
-// the guest's root filesystem, owned by the jail's uid when jailed.
+// the guest's root filesystem.
 func (v *vmm) Prepare(ctx context.Context, m *microvm.Meta, guest *image.Guest) error {
 	r := v.r
 	vmlinux, err := r.cfg.Guests.Vmlinux(guest)
@@ -44,10 +44,7 @@ func (v *vmm) Prepare(ctx context.Context, m *microvm.Meta, guest *image.Guest) 
 	if err := image.CloneDisk(ctx, guest.Rootfs, disk); err != nil {
 		return err
 	}
-	if m.Jailed {
-		return os.Chown(disk, r.cfg.UID, r.cfg.GID)
-	}
-	return nil
+	return nil // a jailed disk is chowned to the jail's uid at each launch
 }
 
 // Launch starts Firecracker, configures the microVM and boots it.

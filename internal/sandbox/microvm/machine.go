@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
@@ -20,7 +21,7 @@ import (
 // Network attaches sandboxes to the host's microVM network
 // (*network.Manager).
 type Network interface {
-	Attach(ctx context.Context, id string) (*network.Endpoint, error)
+	Attach(ctx context.Context, id string, policy egress.Policy) (*network.Endpoint, error)
 	Detach(ctx context.Context, id string) error
 }
 
@@ -222,7 +223,11 @@ func (m *Machine) attach(ctx context.Context, meta *Meta) (*network.Endpoint, er
 	if m.cfg.Network == nil {
 		return nil, errdefs.FailedPrecondition("sandbox %s was created with a network, and none is configured now", meta.ID)
 	}
-	ep, err := m.cfg.Network.Attach(ctx, meta.ID)
+	policy, err := egress.Parse(meta.Egress)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := m.cfg.Network.Attach(ctx, meta.ID, policy)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,9 @@ type Meta struct {
 	Network bool `json:"network"`
 	// Address is the guest's address once attached.
 	Address string `json:"address,omitempty"`
+	// Egress is the sandbox's egress policy (egress.Policy's text; ""
+	// means internet), installed again at every attach.
+	Egress string `json:"egress,omitempty"`
 	// CID is the guest's vsock context ID; 0 means none (QEMU's agent on
 	// virtio-serial).
 	CID uint32 `json:"cid,omitempty"`
@@ -70,7 +73,7 @@ func NewMeta(spec *sandbox.Spec, owner string, withNetwork bool) (*Meta, error) 
 		return nil, errdefs.InvalidArgument("sandbox id %q is not valid", spec.ID)
 	}
 	m := &Meta{ID: spec.ID, Owner: owner, Name: spec.Name, Image: spec.Image, VCPUs: max(spec.VCPUs, 1),
-		MemoryMB: spec.MemoryMB, Network: withNetwork, Created: time.Now().UTC()}
+		MemoryMB: spec.MemoryMB, Network: withNetwork, Egress: spec.Egress.String(), Created: time.Now().UTC()}
 	if m.MemoryMB == 0 {
 		m.MemoryMB = 512
 	}

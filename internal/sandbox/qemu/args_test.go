@@ -28,3 +28,21 @@ func TestAgentChannelArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestConfinementArgs: every QEMU gets the seccomp filter and drops to its
+// uid:gid, except when measuring without (-1).
+func TestConfinementArgs(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		uid, gid int
+		want     string
+	}{
+		{65534, 65534, "-sandbox " + sandboxOpts + " -runas 65534:65534"},
+		{1234, 99, "-sandbox " + sandboxOpts + " -runas 1234:99"},
+		{-1, -1, "-sandbox " + sandboxOpts},
+	} {
+		if got := strings.Join(confinement(tt.uid, tt.gid), " "); got != tt.want {
+			t.Errorf("confinement(%d, %d) = %q, want %q", tt.uid, tt.gid, got, tt.want)
+		}
+	}
+}

@@ -62,6 +62,11 @@ type Config struct {
 	// on a unix socket) or auto (vsock when /dev/vhost-vsock opens); ""
 	// means auto.
 	AgentChannel string
+	// UID and GID are what QEMU drops to once the machine is set up (TAP,
+	// disk, sockets and console open): `-runas uid:gid`. 0 means 65534; -1
+	// keeps root (only for measuring what the drop costs). Give QEMU a uid
+	// nothing else on the host uses.
+	UID, GID int
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -99,6 +104,12 @@ var (
 func New(cfg Config) (*Runtime, error) {
 	if cfg.Binary == "" {
 		cfg.Binary = "qemu-system-x86_64"
+	}
+	if cfg.UID == 0 {
+		cfg.UID = 65534
+	}
+	if cfg.GID == 0 {
+		cfg.GID = 65534
 	}
 	if cfg.Accel == "" {
 		cfg.Accel = "auto"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/sandbox"
@@ -155,7 +156,7 @@ func TestNetworkedGuests(t *testing.T) {
 		if _, err := rt.Create(ctx, &sandbox.Spec{ID: id, Image: ref, MemoryMB: 256}); err != nil {
 			t.Fatal(err)
 		}
-		eps[i], _ = nw.Attach(ctx, id) // idempotent: the endpoint Create made
+		eps[i], _ = nw.Attach(ctx, id, egress.Policy{}) // idempotent: the endpoint Create made
 	}
 	a := connect(t, ctx, rt, ids[0])
 	out := run(t, ctx, a, "cat /sys/class/net/eth0/address; cat /etc/resolv.conf; curl -sS --max-time 20 http://"+nw.Gateway().String()+":8080/")

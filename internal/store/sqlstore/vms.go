@@ -15,7 +15,7 @@ import (
 
 const vmColumns = `id, project_id, name, status, runtime, runtime_id, worker_id, image, template, vcpus, memory_mb,
 	additional_tools, tool_versions, tools_installed, expires_at, idle_timeout_s, last_active_at, on_expire,
-	error, ip_address, created_at, updated_at`
+	error, ip_address, egress, created_at, updated_at`
 
 func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	var vm store.VM
@@ -24,7 +24,7 @@ func scanVM(row interface{ Scan(...any) error }) (*store.VM, error) {
 	var expires, active sql.NullInt64
 	err := row.Scan(&vm.ID, &vm.ProjectID, &vm.Name, &vm.Status, &vm.Runtime, &vm.RuntimeID, &vm.WorkerID,
 		&vm.Image, &vm.Template, &vm.VCPUs, &vm.MemoryMB, &tools, &versions, &installed, &expires, &vm.IdleTimeoutS,
-		&active, &vm.OnExpire, &vm.Error, &vm.IPAddress, &created, &updated)
+		&active, &vm.OnExpire, &vm.Error, &vm.IPAddress, &vm.Egress, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -59,9 +59,9 @@ func (s *Store) insertVM(ctx context.Context, tx tx, projectID string, p *store.
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO vms (id, project_id, name, status, runtime, worker_id, image, template,
 		vcpus, memory_mb, additional_tools, tool_versions, expires_at, idle_timeout_s, last_active_at, on_expire,
-		created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		egress, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		p.ID, projectID, p.Name, store.VMCreating, p.Runtime, p.WorkerID, p.Image, p.Template, p.VCPUs, p.MemoryMB,
-		string(tools), string(versions), expires, p.IdleTimeoutS, t, onExpire, t, t)
+		string(tools), string(versions), expires, p.IdleTimeoutS, t, onExpire, p.Egress, t, t)
 	if err != nil && strings.Contains(err.Error(), "vms.project_id, vms.name") {
 		return s.mapErr(err, "sandbox named "+p.Name)
 	}

@@ -61,7 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 func newVM(name string) *store.VMInsertParams {
 	return &store.VMInsertParams{ID: uuid.NewString(), Name: name, Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512,
-		AdditionalTools: []string{"go"}, ToolVersions: map[string]string{"go": "1.23.0"}}
+		AdditionalTools: []string{"go"}, ToolVersions: map[string]string{"go": "1.23.0"}, Egress: "10.1.0.0/16,example.com"}
 }
 
 func createVM(t *testing.T, s store.Store, name string) (*store.VM, *store.Task) {
@@ -82,8 +82,11 @@ func createVM(t *testing.T, s store.Store, name string) (*store.VM, *store.Task)
 func testVMCreateWithTask(t *testing.T, s store.Store) {
 	vm, task := createVM(t, s, "alpha")
 	if vm.Status != store.VMCreating || vm.Name != "alpha" || vm.VCPUs != 1 || vm.ToolVersions["go"] != "1.23.0" ||
-		len(vm.AdditionalTools) != 1 || vm.ProjectID != store.DefaultProjectID {
+		len(vm.AdditionalTools) != 1 || vm.ProjectID != store.DefaultProjectID || vm.Egress != "10.1.0.0/16,example.com" {
 		t.Errorf("vm = %+v", vm)
+	}
+	if got, _ := s.VMGet(context.Background(), &store.VMGetParams{ProjectID: vm.ProjectID, IDOrName: vm.ID}); got == nil || got.Egress != vm.Egress {
+		t.Errorf("egress read back as %+v, want %q", got, vm.Egress)
 	}
 	if task.VMID != vm.ID || task.Status != store.TaskPending || task.MaxRetries != 3 || task.TimeoutMS != 90000 || string(task.Payload) != `{"a":1}` {
 		t.Errorf("task = %+v", task)

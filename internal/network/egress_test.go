@@ -1,0 +1,381 @@
+package network_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/aetherium/aetherium/internal/egress"
+	"github.com/aetherium/aetherium/internal/network"
+	"github.com/aetherium/aetherium/internal/testbin"
+)
+
+// Stand-ins. Everything below lives in network namespaces this test makes
+// inside its own (testbin.InNetns): the "host" is the test's namespace with
+// the bridge; "outside" is a namespace behind a veth that holds, on its
+// loopback, stand-ins for a public address (198.51.100.1 and 203.0.113.9,
+// documentation ranges), an RFC1918 address (10.200.0.1) and the cloud
+// metadata address (169.254.169.254); "guests" are namespaces on the
+// bridge through veths named like TAPs. No packet leaves the test's
+// namespaces.
+const (
+	publicStandIn   = "198.51.100.1"
+	public2StandIn  = "203.0.113.9"
+	privateStandIn  = "10.200.0.1"
+	metadataStandIn = "169.254.169.254"
+	outsidePort     = 8080
+	hostPort        = 8081
+	guestPort       = 8082
+)
+
+// TestEgressFirewall sends real connections from stand-in guests through
+// the Firewall of a Manager: the default (internet) reaches only public
+// stand-ins; none reaches nothing; an allowlist reaches exactly what it
+// lists; the host, the metadata address, RFC1918 and other guests are out
+// of reach; a guest that spoofs its address or sends without an entry
+// reaches nothing. Then it removes rules one at a time (mutations) and
+// checks that the probes notice.
+func TestEgressFirewall(t *testing.T) {
+	if !testbin.InNetns(t) {
+		return
+	}
+	ctx := context.Background()
+	m, err := network.New(network.Config{Bridge: "aethertest0", Subnet: netip.MustParsePrefix("10.96.0.0/24"), NAT: true, DNS: []string{}},
+		openStore(t, t.TempDir()+"/aether.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Teardown(ctx) })
+	outside := newNS(t, "out")
+	veth(t, "aeto0", "100.127.255.1/30", outside, "eth0", "100.127.255.2/30", "100.127.255.1")
+	mustRun(t, "ip", "route", "add", "default", "via", "100.127.255.2")
+	for _, a := range []string{publicStandIn, public2StandIn, privateStandIn, metadataStandIn} {
+		mustRun(t, "ip", "-n", outside.name, "addr", "add", a+"/32", "dev", "lo")
+	}
+	mustRun(t, "ip", "-n", outside.name, "route", "add", "10.96.0.0/24", "via", "100.127.255.1")
+	listen(t, outside, outsidePort)
+	listen(t, nil, hostPort) // a listener on the host, all addresses
+	br, _ := netlink.LinkByName("aethertest0")
+	g1 := guest(t, br, "ae-g1", "10.96.0.11")
+	g2 := guest(t, br, "ae-g2", "10.96.0.12")
+	listen(t, g2.ns, guestPort)
+	// g1 reaches g2 through the gateway (isolated ports stop the direct
+	// path), so the probe tests the firewall, not only the bridge.
+	g1.run(t, "route", "add", "10.96.0.12/32", "via", "10.96.0.1")
+	g2.run(t, "route", "add", "10.96.0.11/32", "via", "10.96.0.1")
+
+	all := map[string]string{ // name → address:port
+		"public":   fmt.Sprintf("%s:%d", publicStandIn, outsidePort),
+		"public2":  fmt.Sprintf("%s:%d", public2StandIn, outsidePort),
+		"rfc1918":  fmt.Sprintf("%s:%d", privateStandIn, outsidePort),
+		"metadata": fmt.Sprintf("%s:%d", metadataStandIn, outsidePort),
+		"gateway":  fmt.Sprintf("10.96.0.1:%d", hostPort),
+		"host":     fmt.Sprintf("100.127.255.1:%d", hostPort),
+		"guest2":   fmt.Sprintf("10.96.0.12:%d", guestPort),
+	}
+	fw := m.Firewall()
+	apply := func(p egress.Policy, allow ...string) {
+		t.Helper()
+		var pre []netip.Prefix
+		for _, a := range allow {
+			pre = append(pre, netip.MustParsePrefix(a))
+		}
+		for _, g := range []*stubGuest{g1, g2} {
+			if err := fw.Apply(ctx, &network.Rule{ID: g.name, Addr: g.addr, Policy: p, Allow: pre, Port: g.port, MAC: g.mac}); err != nil {
+				t.Fatal(err)
+			}
+			g.run(t, "neigh", "flush", "all") // ARP dropped while it had no entry
+		}
+	}
+	check := func(label string, want ...string) {
+		t.Helper()
+		got := reach(g1.ns, all)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: guest reaches %v, want exactly %v", label, got, want)
+		}
+	}
+
+	check("no entry (fail closed)")
+	apply(egress.Policy{Mode: egress.Internet})
+	check("internet", "public", "public2")
+	apply(egress.Policy{}) // unset is internet
+	check("unset", "public", "public2")
+	apply(egress.Policy{Mode: egress.None})
+	check("none")
+	apply(egress.Policy{Allow: []string{"10.200.0.1/32"}}, "10.200.0.1/32")
+	check("allowlist of the RFC1918 stand-in", "rfc1918")
+	apply(egress.Policy{Allow: []string{"198.51.100.0/24"}}, "198.51.100.0/24")
+	check("allowlist of one public range", "public")
+
+	// Spoofing: the guest sends as the other guest (whose address has an
+	// internet entry); its port binding drops that before routing, so the
+	// outside stand-in sees no SYN.
+	apply(egress.Policy{Mode: egress.Internet})
+	mustRun(t, "ip", "netns", "exec", outside.name, "nft", "add table ip syns; add chain ip syns in { type filter hook input priority 0; }; add rule ip syns in tcp dport 8081 tcp flags syn counter")
+	spoof := func() bool {
+		g1.run(t, "addr", "add", "10.96.0.12/32", "dev", "eth0")
+		dialFrom(g1.ns, "10.96.0.12", fmt.Sprintf("%s:%d", publicStandIn, hostPort))
+		g1.run(t, "addr", "del", "10.96.0.12/32", "dev", "eth0")
+		out, _ := exec.Command("ip", "netns", "exec", outside.name, "nft", "list", "chain", "ip", "syns", "in").CombinedOutput()
+		return !strings.Contains(string(out), "packets 0 ")
+	}
+	if spoof() {
+		t.Error("a packet with another guest's source address left the host")
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/aethertest0/disable_ipv6"); string(b) != "1\n" {
+		t.Errorf("IPv6 on the bridge: disable_ipv6 = %q, want 1 (no link-local path to the host)", b)
+	}
+	check("internet again", "public", "public2")
+
+	// Mutations: each removed rule must make a probe fail.
+	mutate(t, "inet", "sb-"+g1.name, "@deny4 drop")
+	check("mutant: sandbox chain without the deny rule", "guest2", "metadata", "public", "public2", "rfc1918")
+	apply(egress.Policy{Mode: egress.Internet})
+	mutate(t, "inet", "input", `iifname "aethertest0" drop`)
+	check("mutant: input chain without the host guard", "gateway", "host", "public", "public2")
+	if err := m.Setup(ctx); err != nil { // Setup restores the base chains
+		t.Fatal(err)
+	}
+	check("after Setup", "public", "public2")
+	mutate(t, "bridge", "port-"+g1.name, "ip saddr != 10.96.0.11 drop")
+	if !spoof() {
+		t.Error("mutant port chain without the address binding: the spoofing probe did not notice")
+	}
+
+	if err := fw.Remove(ctx, g1.name); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Remove(ctx, g1.name); err != nil {
+		t.Fatalf("second Remove (idempotent): %v", err)
+	}
+	if ids, _ := fw.Sandboxes(ctx); len(ids) != 1 || ids[0] != g2.name {
+		t.Errorf("after Remove, sandboxes with chains %v, want [%s]", ids, g2.name)
+	}
+	if err := fw.Prune(ctx, func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+	if strings.Contains(string(out), "sb-") || strings.Contains(string(out), "port-ae") || strings.Contains(string(out), "10.96.0.1") {
+		t.Errorf("entries survived Remove/Prune:\n%s", out)
+	}
+}
+
+// TestAttachInstallsPolicy: Attach installs the sandbox's chain and port
+// binding, and Detach removes both.
+func TestAttachInstallsPolicy(t *testing.T) {
+	if !testbin.InNetns(t) {
+		return
+	}
+	ctx := context.Background()
+	m := newManager(t, openStore(t, t.TempDir()+"/aether.db"), "10.95.0.0/24")
+	t.Cleanup(func() { m.Teardown(ctx) })
+	ep, err := m.Attach(ctx, "vm-a", egress.Policy{Allow: []string{"192.0.2.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+	for _, want := range []string{"chain sb-vm-a", "ip daddr 192.0.2.0/24 accept", ep.Address.Addr().String() + " : jump sb-vm-a",
+		`"` + ep.Tap + `" : jump port-vm-a`, "ether saddr != " + ep.MAC.String() + " drop"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := m.Attach(ctx, "vm-b", egress.Policy{Allow: []string{"no-such-host.invalid"}}); err == nil {
+		t.Error("an allowlisted hostname that does not resolve was accepted")
+	}
+	if err := m.Detach(ctx, "vm-a"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := exec.Command("nft", "list", "ruleset").CombinedOutput(); strings.Contains(string(out), "vm-a") {
+		t.Errorf("Detach left entries:\n%s", out)
+	}
+}
+
+type testNS struct {
+	name string
+	h    netns.NsHandle
+}
+
+func newNS(t *testing.T, suffix string) *testNS {
+	t.Helper()
+	name := fmt.Sprintf("aether-t%d-%s", os.Getpid(), suffix)
+	mustRun(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	mustRun(t, "ip", "-n", name, "link", "set", "lo", "up")
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return &testNS{name: name, h: h}
+}
+
+// veth links this namespace (hostEnd, hostAddr) with ns (peerName,
+// peerAddr, default route via gw).
+func veth(t *testing.T, hostEnd, hostAddr string, ns *testNS, peerName, peerAddr, gw string) {
+	t.Helper()
+	mustRun(t, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", hostEnd+"p")
+	mustRun(t, "ip", "link", "set", hostEnd+"p", "netns", ns.name)
+	mustRun(t, "ip", "-n", ns.name, "link", "set", hostEnd+"p", "name", peerName)
+	if hostAddr != "" {
+		mustRun(t, "ip", "addr", "add", hostAddr, "dev", hostEnd)
+	}
+	mustRun(t, "ip", "link", "set", hostEnd, "up")
+	mustRun(t, "ip", "-n", ns.name, "addr", "add", peerAddr, "dev", peerName)
+	mustRun(t, "ip", "-n", ns.name, "link", "set", peerName, "up")
+	mustRun(t, "ip", "-n", ns.name, "route", "add", "default", "via", gw)
+}
+
+// stubGuest is a stand-in for a microVM: a namespace on the bridge
+// through a veth whose host end is named like a TAP.
+type stubGuest struct {
+	name, port string
+	ns         *testNS
+	addr       netip.Addr
+	mac        net.HardwareAddr
+}
+
+func guest(t *testing.T, br netlink.Link, port, addr string) *stubGuest {
+	t.Helper()
+	g := &stubGuest{name: port, port: port, ns: newNS(t, port), addr: netip.MustParseAddr(addr)}
+	veth(t, port, "", g.ns, "eth0", addr+"/24", "10.96.0.1")
+	mustRun(t, "ip", "link", "set", port, "master", br.Attrs().Name)
+	mustRun(t, "ip", "link", "set", port, "type", "bridge_slave", "isolated", "on")
+	l, err := netlink.LinkByName(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l
+	out, err := exec.Command("ip", "-n", g.ns.name, "-br", "link", "show", "eth0").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.mac, err = net.ParseMAC(strings.Fields(string(out))[2]); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func (g *stubGuest) run(t *testing.T, args ...string) {
+	t.Helper()
+	mustRun(t, "ip", append([]string{"-n", g.ns.name}, args...)...)
+}
+
+func mustRun(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// inNS runs f on a thread in ns (nil: the test's own namespace); sockets
+// made there stay in ns.
+func inNS(ns *testNS, f func()) {
+	if ns == nil {
+		f()
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
+		if err := netns.Set(ns.h); err != nil {
+			panic(err)
+		}
+		f()
+	}()
+	wg.Wait()
+}
+
+// listen accepts connections on every address of ns at port and closes them.
+func listen(t *testing.T, ns *testNS, port int) {
+	t.Helper()
+	var l net.Listener
+	var err error
+	inNS(ns, func() { l, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// dialFrom reports whether a TCP connection from ns (source address src,
+// "" for any) to addr completes within a second.
+func dialFrom(ns *testNS, src, addr string) bool {
+	ok := false
+	inNS(ns, func() {
+		d := net.Dialer{Timeout: time.Second}
+		if src != "" {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+		}
+		c, err := d.Dial("tcp4", addr)
+		if err == nil {
+			c.Close()
+			ok = true
+		}
+	})
+	return ok
+}
+
+// reach probes every target at once and returns the names reached, sorted.
+func reach(ns *testNS, targets map[string]string) []string {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var got []string
+	for name, addr := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if dialFrom(ns, "", addr) {
+				mu.Lock()
+				got = append(got, name)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(got)
+	return got
+}
+
+// mutate deletes the first rule of a chain of the aetherium table whose
+// text contains match.
+func mutate(t *testing.T, family, chain, match string) {
+	t.Helper()
+	out, err := exec.Command("nft", "-a", "list", "chain", family, "aetherium", chain).CombinedOutput()
+	if err != nil {
+		t.Fatalf("list %s: %v: %s", chain, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, "# handle "); i > 0 && strings.Contains(line, match) {
+			mustRun(t, "nft", "delete", "rule", family, "aetherium", chain, "handle", strings.TrimSpace(line[i+len("# handle "):]))
+			return
+		}
+	}
+	t.Fatalf("no rule %q in %s:\n%s", match, chain, out)
+}

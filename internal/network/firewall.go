@@ -1,0 +1,427 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/aetherium/aetherium/internal/egress"
+	"github.com/aetherium/aetherium/internal/errdefs"
+)
+
+// FirewallConfig configures a Firewall.
+type FirewallConfig struct {
+	// Table names the nftables tables (inet, and bridge with Ports); "" means
+	// aetherium. Firewalls with different interfaces need different tables.
+	Table string
+	// Interfaces are the bridges sandboxes' traffic arrives on (the microVM
+	// bridge, a Docker network's bridge). Required.
+	Interfaces []string
+	// Deny adds ranges to egress.Denied and the host's own networks, which
+	// are always denied: the sandboxes' own subnets.
+	Deny []netip.Prefix
+	// DNS are resolvers sandboxes may query (port 53) under internet and
+	// allowlist policies even where Deny covers them (a host's resolver is
+	// often a private address). Docker's embedded resolver needs none.
+	DNS []netip.Addr
+	// HostAccess lets sandboxes open connections to the host itself. Off,
+	// only replies to the host's own connections reach it, over IPv4 and
+	// IPv6 (link-local included).
+	HostAccess bool
+	// Ports adds per-port anti-spoofing in a bridge-family table: each
+	// bound port (Rule.Port) may send only ARP and IPv4 from its own MAC and
+	// address; ports named ae-* or aep-* without a binding send nothing.
+	Ports bool
+}
+
+// Firewall enforces egress policies with nftables: an inet table of its own
+// whose forward chain sends what sandboxes send through a verdict map keyed
+// by the sandbox's address, to one chain per sandbox (sb-<id>) holding its
+// policy; an address without an entry reaches nothing. Its input chain keeps
+// sandboxes off the host. Setup rebuilds the base chains and sets and keeps
+// sandbox chains; Apply and Remove change one sandbox's. It is safe for
+// concurrent use; processes sharing a table must share its configuration.
+type Firewall struct {
+	cfg FirewallConfig
+	mu  sync.Mutex // Apply/Remove: list, then change
+}
+
+// Rule is one sandbox's entry.
+type Rule struct {
+	// ID is the sandbox's.
+	ID string
+	// Addr is the sandbox's IPv4 address.
+	Addr netip.Addr
+	// Policy is what it may reach; the zero Policy means internet.
+	Policy egress.Policy
+	// Allow is the allowlist resolved (egress.Resolve).
+	Allow []netip.Prefix
+	// Port and MAC bind a bridge port to the sandbox's MAC and address
+	// (anti-spoofing, with FirewallConfig.Ports); "" means none.
+	Port string
+	MAC  net.HardwareAddr
+}
+
+// NewFirewall checks cfg and returns a Firewall; call Setup before Apply.
+func NewFirewall(cfg FirewallConfig) (*Firewall, error) {
+	if cfg.Table == "" {
+		cfg.Table = "aetherium"
+	}
+	if len(cfg.Interfaces) == 0 {
+		return nil, errdefs.InvalidArgument("firewall: no interfaces")
+	}
+	if !nameRE(cfg.Table) {
+		return nil, errdefs.InvalidArgument("firewall: table name %q: letters, digits, '-' and '_' only", cfg.Table)
+	}
+	return &Firewall{cfg: cfg}, nil
+}
+
+func nameRE(s string) bool {
+	for i, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || i > 0 && (c >= '0' && c <= '9' || c == '-')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Table is the tables' name.
+func (f *Firewall) Table() string { return f.cfg.Table }
+
+// Setup creates the tables or brings their base chains and sets up to date
+// (one atomic nft transaction), keeping every sandbox's chain. The host's
+// networks are read now. It is idempotent.
+func (f *Firewall) Setup(ctx context.Context) error {
+	t := f.cfg.Table
+	ifaces := quoteSet(f.cfg.Interfaces)
+	var b strings.Builder
+	fmt.Fprintf(&b, `table inet %[1]s {
+	set deny4 { type ipv4_addr; flags interval; auto-merge; }
+	set dns4 { type ipv4_addr; flags interval; auto-merge; }
+	map sandboxes { type ipv4_addr : verdict; }
+	chain egress { }
+	chain forward { type filter hook forward priority filter - 10; policy accept; }
+	chain input { type filter hook input priority filter - 10; policy accept; }
+}
+flush set inet %[1]s deny4
+flush set inet %[1]s dns4
+flush chain inet %[1]s forward
+flush chain inet %[1]s egress
+flush chain inet %[1]s input
+add element inet %[1]s deny4 { %[2]s }
+add rule inet %[1]s forward iifname %[3]s jump egress
+add rule inet %[1]s egress ct state established,related accept
+add rule inet %[1]s egress meta nfproto ipv6 drop
+add rule inet %[1]s egress ip saddr vmap @sandboxes
+add rule inet %[1]s egress drop
+`, t, prefixList(f.deny()), ifaces)
+	if len(f.cfg.DNS) > 0 {
+		var dns []string
+		for _, a := range f.cfg.DNS {
+			dns = append(dns, a.String())
+		}
+		fmt.Fprintf(&b, "add element inet %s dns4 { %s }\n", t, strings.Join(dns, ", "))
+	}
+	if !f.cfg.HostAccess {
+		fmt.Fprintf(&b, "add rule inet %[1]s input iifname %[2]s ct state established,related accept\n", t, ifaces)
+		fmt.Fprintf(&b, "add rule inet %[1]s input iifname %[2]s drop\n", t, ifaces)
+	}
+	if f.cfg.Ports {
+		fmt.Fprintf(&b, `table bridge %[1]s {
+	map ports { type ifname : verdict; }
+	chain prerouting { type filter hook prerouting priority filter; policy accept; }
+}
+flush chain bridge %[1]s prerouting
+add rule bridge %[1]s prerouting iifname vmap @ports
+add rule bridge %[1]s prerouting iifname { "ae-*", "aep-*" } drop
+`, t)
+	}
+	return nft(ctx, b.String())
+}
+
+// deny is everything no policy reaches but through an allowlist.
+func (f *Firewall) deny() []netip.Prefix {
+	out := append(slices.Clone(egress.Denied), f.cfg.Deny...)
+	if addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4); err == nil {
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok {
+				ones, _ := a.Mask.Size()
+				out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+			}
+		}
+	}
+	return out
+}
+
+// Apply installs or replaces a sandbox's chain and points its address (and
+// its port) at it, in one transaction; an entry another sandbox left on the
+// same address is replaced. Idempotent.
+func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
+	if !r.Addr.Is4() {
+		return errdefs.InvalidArgument("firewall: sandbox %s: address %s is not IPv4", r.ID, r.Addr)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, err := f.entries(ctx)
+	if err != nil {
+		return err
+	}
+	t, chain := f.cfg.Table, "sb-"+r.ID
+	var b strings.Builder
+	fmt.Fprintf(&b, "add chain inet %[1]s %[2]s\nflush chain inet %[1]s %[2]s\n", t, chain)
+	for _, rule := range policyRules(r.Policy, r.Allow) {
+		fmt.Fprintf(&b, "add rule inet %s %s %s\n", t, chain, rule)
+	}
+	for _, e := range cur {
+		if e.family == "inet" && (e.target == chain || e.key == r.Addr.String()) {
+			fmt.Fprintf(&b, "delete element inet %s sandboxes { %s }\n", t, e.key)
+		}
+	}
+	fmt.Fprintf(&b, "add element inet %s sandboxes { %s : jump %s }\n", t, r.Addr, chain)
+	if f.cfg.Ports && r.Port != "" {
+		port := "port-" + r.ID
+		mac := r.MAC.String()
+		fmt.Fprintf(&b, "add chain bridge %[1]s %[2]s\nflush chain bridge %[1]s %[2]s\n", t, port)
+		for _, rule := range []string{
+			"ether saddr != " + mac + " drop",
+			"ether type arp arp saddr ether != " + mac + " drop",
+			"ether type arp arp saddr ip != " + r.Addr.String() + " drop",
+			"ether type ip ip saddr != " + r.Addr.String() + " drop",
+			"ether type { ip, arp } accept",
+			"drop",
+		} {
+			fmt.Fprintf(&b, "add rule bridge %s %s %s\n", t, port, rule)
+		}
+		for _, e := range cur {
+			if e.family == "bridge" && (e.target == port || e.key == r.Port) {
+				fmt.Fprintf(&b, "delete element bridge %s ports { %q }\n", t, e.key)
+			}
+		}
+		fmt.Fprintf(&b, "add element bridge %s ports { %q : jump %s }\n", t, r.Port, port)
+	}
+	return nft(ctx, b.String())
+}
+
+// policyRules are the rules of a sandbox's chain, in order.
+func policyRules(p egress.Policy, allow []netip.Prefix) []string {
+	dns := "ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 accept"
+	switch {
+	case p.Mode == egress.None:
+		return []string{"drop"}
+	case p.Mode == egress.Internet || p.IsZero():
+		return []string{dns, "ip daddr @deny4 drop", "accept"}
+	}
+	rules := []string{dns}
+	if len(allow) > 0 {
+		rules = append(rules, "ip daddr { "+prefixList(allow)+" } accept")
+	}
+	return append(rules, "drop")
+}
+
+// Remove deletes a sandbox's entries and chains. Idempotent: without the
+// tables (never set up) there is nothing to remove.
+func (f *Firewall) Remove(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists(ctx) {
+		return nil
+	}
+	cur, err := f.entries(ctx)
+	if err != nil {
+		return err
+	}
+	return nft(ctx, f.removeScript(cur, id))
+}
+
+func (f *Firewall) removeScript(cur []entry, id string) string {
+	t := f.cfg.Table
+	var b strings.Builder
+	for _, e := range cur {
+		switch {
+		case e.family == "inet" && e.target == "sb-"+id:
+			fmt.Fprintf(&b, "delete element inet %s sandboxes { %s }\n", t, e.key)
+		case e.family == "bridge" && e.target == "port-"+id:
+			fmt.Fprintf(&b, "delete element bridge %s ports { %q }\n", t, e.key)
+		}
+	}
+	// add, flush, delete: deletes whether or not the chain was there.
+	fmt.Fprintf(&b, "add chain inet %[1]s sb-%[2]s\nflush chain inet %[1]s sb-%[2]s\ndelete chain inet %[1]s sb-%[2]s\n", t, id)
+	if f.cfg.Ports {
+		fmt.Fprintf(&b, "add chain bridge %[1]s port-%[2]s\nflush chain bridge %[1]s port-%[2]s\ndelete chain bridge %[1]s port-%[2]s\n", t, id)
+	}
+	return b.String()
+}
+
+// Prune removes the entries of every sandbox for which keep returns false.
+func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists(ctx) {
+		return nil
+	}
+	chains, err := f.chains(ctx)
+	if err != nil {
+		return err
+	}
+	cur, err := f.entries(ctx)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, id := range chains {
+		if !keep(id) {
+			b.WriteString(f.removeScript(cur, id))
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return nft(ctx, b.String())
+}
+
+// Sandboxes lists the IDs of the sandboxes that have a chain.
+func (f *Firewall) Sandboxes(ctx context.Context) ([]string, error) { return f.chains(ctx) }
+
+// Teardown deletes the tables. For tests and uninstalling.
+func (f *Firewall) Teardown(ctx context.Context) error {
+	script := fmt.Sprintf("add table inet %[1]s\ndelete table inet %[1]s\n", f.cfg.Table)
+	if f.cfg.Ports {
+		script += fmt.Sprintf("add table bridge %[1]s\ndelete table bridge %[1]s\n", f.cfg.Table)
+	}
+	return nft(ctx, script)
+}
+
+// exists reports whether the inet table is there.
+func (f *Firewall) exists(ctx context.Context) bool {
+	return exec.CommandContext(ctx, "nft", "list", "table", "inet", f.cfg.Table).Run() == nil
+}
+
+// entry is one element of the sandboxes or ports map.
+type entry struct{ family, key, target string }
+
+// entries lists both maps' elements.
+func (f *Firewall) entries(ctx context.Context) ([]entry, error) {
+	var out []entry
+	maps := [][2]string{{"inet", "sandboxes"}}
+	if f.cfg.Ports {
+		maps = append(maps, [2]string{"bridge", "ports"})
+	}
+	for _, m := range maps {
+		var doc struct {
+			Nftables []struct {
+				Map *struct {
+					Elem [][2]json.RawMessage `json:"elem"`
+				} `json:"map"`
+			} `json:"nftables"`
+		}
+		if err := nftJSON(ctx, &doc, "list", "map", m[0], f.cfg.Table, m[1]); err != nil {
+			return nil, err
+		}
+		for _, o := range doc.Nftables {
+			if o.Map == nil {
+				continue
+			}
+			for _, el := range o.Map.Elem {
+				var key string
+				var v struct {
+					Jump struct{ Target string } `json:"jump"`
+				}
+				if json.Unmarshal(el[0], &key) == nil && json.Unmarshal(el[1], &v) == nil {
+					out = append(out, entry{family: m[0], key: key, target: v.Jump.Target})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// chains lists the sandbox IDs of sb-* chains.
+func (f *Firewall) chains(ctx context.Context) ([]string, error) {
+	var doc struct {
+		Nftables []struct {
+			Chain *struct{ Name, Table string } `json:"chain"`
+		} `json:"nftables"`
+	}
+	if err := nftJSON(ctx, &doc, "list", "chains", "inet"); err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, o := range doc.Nftables {
+		if o.Chain != nil && o.Chain.Table == f.cfg.Table {
+			if id, ok := strings.CutPrefix(o.Chain.Name, "sb-"); ok && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
+}
+
+func nft(ctx context.Context, script string) error {
+	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if _, lerr := exec.LookPath("nft"); lerr != nil {
+			return errdefs.FailedPrecondition("firewall: nft not found (install nftables)")
+		}
+		return fmt.Errorf("firewall: nft: %v: %s\nscript:\n%s", err, bytes.TrimSpace(out), script)
+	}
+	return nil
+}
+
+func nftJSON(ctx context.Context, v any, args ...string) error {
+	out, err := exec.CommandContext(ctx, "nft", append([]string{"-j"}, args...)...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("firewall: nft %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(ee.Stderr))
+		}
+		return fmt.Errorf("firewall: nft: %w", err)
+	}
+	return json.Unmarshal(out, v)
+}
+
+func prefixList(ps []netip.Prefix) string {
+	ps = merge(ps)
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// merge drops prefixes another one contains (anonymous nft sets refuse
+// overlapping intervals) and duplicates.
+func merge(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for i, p := range ps {
+		covered := false
+		for j, q := range ps {
+			if i != j && q.Bits() <= p.Bits() && q.Contains(p.Addr()) && (q.Bits() < p.Bits() || j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+func quoteSet(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return "{ " + strings.Join(q, ", ") + " }"
+}
