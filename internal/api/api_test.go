@@ -79,7 +79,7 @@ type testAPI struct {
 	place error
 }
 
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), t.TempDir()+"/a.db", sqlite.SyncNormal)
 	if err != nil {
@@ -107,7 +107,7 @@ func newTestAPI(t *testing.T) *testAPI {
 
 // key stores a new key of project with role (expiring at expires, if set)
 // and returns it.
-func (a *testAPI) key(t *testing.T, project, role string, expires *time.Time) string {
+func (a *testAPI) key(t testing.TB, project, role string, expires *time.Time) string {
 	t.Helper()
 	key, prefix, hash := auth.NewKey()
 	if _, err := a.st.APIKeyInsert(t.Context(), &store.APIKeyInsertParams{ID: uuid.NewString(), ProjectID: project,
@@ -141,7 +141,7 @@ func (a *testAPI) doAs(t *testing.T, key, method, path, body string) (int, strin
 
 // vm inserts a sandbox named name on worker w1 in status, with its create
 // task, and returns it.
-func (a *testAPI) vm(t *testing.T, name, status string) *store.VM {
+func (a *testAPI) vm(t testing.TB, name, status string) *store.VM {
 	t.Helper()
 	tk, err := a.st.TaskInsert(t.Context(), &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: task.KindVMCreate,
 		VM: &store.VMInsertParams{ID: "id-" + name, Name: name, Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512, WorkerID: "w1"}})
