@@ -102,6 +102,21 @@ func TestProjectIsolation(t *testing.T) {
 			}
 		})
 	}
+	// A member key cannot switch projects with the header; an admin key can.
+	for _, tt := range []struct {
+		key  string
+		want int
+	}{{bKey, http.StatusNotFound}, {a.admin, http.StatusOK}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequestWithContext(ctx, "GET", "/api/v1/vms/"+vm.ID, nil)
+		req.Host = "127.0.0.1"
+		req.Header.Set("Authorization", "Bearer "+tt.key)
+		req.Header.Set(ProjectHeader, "a")
+		a.s.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("GET A's sandbox with %s: a = %d %s; want %d", ProjectHeader, rec.Code, rec.Body, tt.want)
+		}
+	}
 	for _, tt := range []struct{ path, secret string }{
 		{"/api/v1/vms?all=true", vm.ID}, {"/api/v1/tasks", acc.TaskID}, {"/api/v1/templates", "secret-tpl"},
 	} {
