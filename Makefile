@@ -23,6 +23,7 @@ demo: setup build
 test: setup lint
 	AETHER_REQUIRE_SERVICES=1 AETHER_TEST_QEMU=1 $(GO) test -count=1 -timeout 40m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=15s ./internal/agentproto
+	$(GO) test -run='^$$' -fuzz=FuzzAPI -fuzztime=20s ./internal/api
 
 lint:
 	@test -z "$$(gofmt -l cmd internal)" || { gofmt -l cmd internal; echo "gofmt needed"; exit 1; }

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 DATA=${AETHER_DATA_DIR:-./aether-data}
 LISTEN=${AETHER_LISTEN:-127.0.0.1:8080}
 export AETHER_SERVER="http://$LISTEN"
+# The CLI finds the bootstrap admin key aetherd writes to $DATA/admin.key.
+export AETHER_DATA_DIR="$DATA"
 mkdir -p "$DATA"
 
 ./bin/aetherd --data-dir "$DATA" --listen "$LISTEN" >"$DATA/aetherd.log" 2>&1 &

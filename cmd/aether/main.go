@@ -1,5 +1,8 @@
 // Command aether is Aetherium's CLI. It is a thin client of the REST API
-// (AETHER_SERVER, default http://127.0.0.1:8080) and holds no state.
+// (AETHER_SERVER, default http://127.0.0.1:8080) and holds no state. It
+// authenticates with AETHER_API_KEY, else the bootstrap key file of the
+// local aetherd ($AETHER_DATA_DIR/admin.key, else ./aether-data/admin.key).
+// A key the server refuses ends it with one line and exit code 2.
 package main
 
 import (
@@ -9,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/aetherium/aetherium/internal/client"
 )
 
 func main() {
@@ -19,6 +24,9 @@ func main() {
 	switch {
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
+	case client.IsUnauthenticated(err):
+		fmt.Fprintln(os.Stderr, "aether:", err, "(set AETHER_API_KEY, or run on the aetherd host with its data dir in AETHER_DATA_DIR)")
+		os.Exit(2)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "aether:", err)
 		os.Exit(1)

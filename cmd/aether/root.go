@@ -16,11 +16,22 @@ import (
 type globals struct {
 	server  string
 	output  string
+	project string
 	verbose bool
 }
 
+// client is a client of the server with the discovered API key
+// (client.DiscoverKey) acting in --project, if given.
 func (g *globals) client() (*client.Client, error) {
-	return client.New(g.server, nil)
+	c, err := client.New(g.server, nil)
+	if err != nil {
+		return nil, err
+	}
+	key, _, err := client.DiscoverKey()
+	if err != nil {
+		return nil, err
+	}
+	return c.WithKey(key).WithProject(g.project), nil
 }
 
 // print writes v as JSON with -o json, else calls table.
@@ -55,8 +66,10 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", server, "aetherd URL (env AETHER_SERVER)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&g.project, "project", os.Getenv("AETHER_PROJECT"), "act in this project (admin keys; env AETHER_PROJECT)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print progress details")
 	root.AddCommand(newVMCmd(g), newExecCmd(g), newExecuteCmd(g), newTaskCmd(g), newJobCmd(g),
-		newExecutionsCmd(g), newCpCmd(g), newImageCmd(g), newHealthCmd(g), newEventsCmd(g), newTemplateCmd(g))
+		newExecutionsCmd(g), newCpCmd(g), newImageCmd(g), newHealthCmd(g), newEventsCmd(g), newTemplateCmd(g),
+		newProjectCmd(g), newKeyCmd(g))
 	return root
 }

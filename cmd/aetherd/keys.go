@@ -14,13 +14,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/aetherium/aetherium/internal/auth"
+	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/config"
 	"github.com/aetherium/aetherium/internal/store"
 )
 
 // AdminKeyFile is the bootstrap admin key's file in the data dir; the CLI
 // on the same host reads it when no key is given.
-const AdminKeyFile = "admin.key"
+const AdminKeyFile = client.AdminKeyFile
 
 // bootstrapKeys makes the first admin key on a fresh store, so the laptop
 // path needs no setup: written to <data>/admin.key (0600) for the local CLI.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aetherium/aetherium/internal/api"
@@ -91,7 +94,9 @@ func run(ctx context.Context, args []string) (err error) {
 	}
 	var bus events.Bus = events.NewLocal()
 	if cfg.RedisAddr != "" {
-		bus = redisbus.New(cfg.RedisAddr)
+		if bus, err = redisbus.New(redisbus.Config{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, TLS: redisTLS(cfg)}); err != nil {
+			return fmt.Errorf("event bus: %w", err)
+		}
 	}
 	closers = append(closers, closer{"event bus", func(context.Context) error { return bus.Close() }})
 	st := events.NewStore(rawStore, bus, log) // every committed state change is published
@@ -187,6 +192,8 @@ func run(ctx context.Context, args []string) (err error) {
 		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
+		// Connections beyond max_conns wait in the kernel's backlog.
+		l = netutil.LimitListener(l, cfg.API.MaxConns)
 		log.Info("aetherd serving", slog.String("listen", l.Addr().String()), slog.String("role", cfg.Role),
 			slog.String("worker_id", workerID), slog.String("data_dir", cfg.DataDir))
 		g.Go(func() error {
@@ -216,6 +223,10 @@ func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() 
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Runtime: runtimeChoice, Registry: reg, Logger: log,
 		Tools: recipes, DefaultTools: cfg.Tools.Defaults,
 		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
+		MetricsToken: cfg.API.MetricsToken, AuthCacheTTL: cfg.API.KeyCacheTTL, MaxStreams: cfg.API.MaxStreams,
+		AllowedHosts: allowedHosts(cfg),
+		RateLimits: api.RateLimits{Default: api.Rate(cfg.API.RateLimits.Default), Create: api.Rate(cfg.API.RateLimits.Create),
+			Exec: api.Rate(cfg.API.RateLimits.Exec)},
 		Place: func(ctx context.Context, only string) (string, error) {
 			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter, only)
 			if err != nil {
@@ -227,9 +238,31 @@ func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() 
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Exec, file transfers and event streams lift the read and write
+	// deadlines for themselves (http.ResponseController); every other
+	// request must be read and answered within them.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.API.ReadTimeout,
+		WriteTimeout: cfg.API.WriteTimeout, IdleTimeout: cfg.API.IdleTimeout}
 	srv.RegisterOnShutdown(h.CloseStreams)
 	return srv, nil
+}
+
+// allowedHosts are the Host names the API answers besides IP literals and
+// localhost: api.allowed_hosts, the listen and advertise hosts, and this
+// machine's hostname when listening on every interface.
+func allowedHosts(cfg *config.Config) []string {
+	hosts := slices.Clone(cfg.API.AllowedHosts)
+	for _, addr := range []string{cfg.Listen, cfg.Advertise} {
+		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	if h, _, _ := net.SplitHostPort(cfg.Listen); h == "" || net.ParseIP(h).IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			hosts = append(hosts, name)
+		}
+	}
+	return hosts
 }
 
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
@@ -239,9 +272,19 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "aether.db"), strings.ToUpper(cfg.Store.Synchronous))
 }
 
+// redisTLS is the TLS configuration for Redis: system roots, the address's
+// host as the server name; nil without redis_tls.
+func redisTLS(cfg *config.Config) *tls.Config {
+	if !cfg.RedisTLS {
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(cfg.RedisAddr)
+	return &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+}
+
 func openQueue(ctx context.Context, cfg *config.Config, workerID string, log *slog.Logger) (queue.Queue, error) {
 	if cfg.RedisAddr != "" {
-		return asynqqueue.New(asynqqueue.Config{Addr: cfg.RedisAddr, WorkerID: workerID, Concurrency: cfg.Queue.Concurrency,
+		return asynqqueue.New(asynqqueue.Config{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, TLS: redisTLS(cfg), WorkerID: workerID, Concurrency: cfg.Queue.Concurrency,
 			Weights: cfg.Queue.Weights, PollInterval: cfg.Queue.RedisPollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 			Logger: quieter(log)})
 	}

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/events"
@@ -81,6 +83,23 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	// MetricsToken, when set, is a bearer token that may read /metrics
+	// besides admin keys; empty means admin keys only.
+	MetricsToken string
+	// AuthCacheTTL bounds how long a key is trusted without reading it
+	// again (a revocation made by another process); 0 means 5s.
+	AuthCacheTTL time.Duration
+	// RateLimits are the per-key token buckets of each route class; zero
+	// rates mean no limit.
+	RateLimits RateLimits
+	// AllowedHosts are the host names (besides IP literals, which are
+	// always allowed, and "localhost") a request's Host may carry; "*"
+	// allows any. Names not listed are refused (DNS rebinding).
+	AllowedHosts []string
+	// MaxStreams bounds the event streams and task long-polls one key has
+	// open at once; 0 means 16, -1 no limit.
+	MaxStreams int
 }
 
 func (c *Config) withDefaults() {
@@ -99,6 +118,9 @@ func (c *Config) withDefaults() {
 	if c.Tools == nil {
 		c.Tools, _ = tools.Load("")
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 16
+	}
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -110,6 +132,15 @@ type Server struct {
 	sandboxes cluster.Sandboxes
 	metrics   *metrics
 	mux       *http.ServeMux
+	auth      *auth.Authenticator
+	cop       *http.CrossOriginProtection
+	hosts     map[string]bool
+	limits    *limiters
+	audit     *auditor
+	// streams counts each key's open event streams and long-polls; execs
+	// each project's running interactive execs (Quota.Execs).
+	streamSlots, execSlots slots
+	quotas                 quotaCache
 	// streams ends open event streams at shutdown; they would otherwise
 	// hold http.Server.Shutdown until its timeout.
 	streams     context.Context
@@ -127,19 +158,32 @@ func New(cfg Config, st store.Store, q task.Enqueuer, sb cluster.Sandboxes) (*Se
 		return nil, errors.New("api: Place and Events are required with Public")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), store: st, queue: q, sandboxes: sb,
-		metrics: newMetrics(cfg.Registry)}
+		metrics: newMetrics(cfg.Registry), cop: http.NewCrossOriginProtection(), limits: newLimiters(cfg.RateLimits),
+		hosts: map[string]bool{"localhost": true}}
+	s.quotas.st = st
+	for _, h := range cfg.AllowedHosts {
+		s.hosts[strings.ToLower(strings.TrimSuffix(h, "."))] = true
+	}
+	if st != nil {
+		s.auth = auth.NewAuthenticator(st, auth.AuthenticatorConfig{CacheTTL: cfg.AuthCacheTTL})
+		s.audit = newAuditor(st, s.log)
+	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	if s.audit != nil {
+		go s.audit.run(s.streams.Done())
+	}
 	cfg.Registry.MustRegister(newPoolCollector(s))
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
-		s.mux.HandleFunc(rt.pattern, rt.handler)
+		s.mux.HandleFunc(rt.pattern, s.guard(rt))
 	}
 	return s, nil
 }
 
-// CloseStreams ends every open event stream; register it with
-// http.Server.RegisterOnShutdown. Request handlers that finish on their own
-// (exec, files, long-polls) are left to drain.
+// CloseStreams ends every open event stream and, after writing what is
+// queued, the audit writer; register it with http.Server.RegisterOnShutdown.
+// Request handlers that finish on their own (exec, files, long-polls) are
+// left to drain.
 func (s *Server) CloseStreams() { s.stopStreams() }
 
 // ServeHTTP implements http.Handler.

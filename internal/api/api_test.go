@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/queue"
@@ -67,6 +70,8 @@ func (f *fakeSandboxes) Console(context.Context, *store.VM, int) ([]byte, error)
 // testAPI is a Server over a real SQLite store in a temp dir, a recording
 // queue and fake sandboxes. Place puts every sandbox on w1 unless placeErr.
 type testAPI struct {
+	// admin is an admin key of the default project, which do sends.
+	admin string
 	s     *Server
 	st    store.Store
 	q     *fakeQueue
@@ -74,7 +79,7 @@ type testAPI struct {
 	place error
 }
 
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), t.TempDir()+"/a.db", sqlite.SyncNormal)
 	if err != nil {
@@ -96,20 +101,47 @@ func newTestAPI(t *testing.T) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.admin = a.key(t, store.DefaultProjectID, store.RoleAdmin, nil)
 	return a
 }
 
-// do serves one request and returns the status and the body.
+// key stores a new key of project with role (expiring at expires, if set)
+// and returns it.
+func (a *testAPI) key(t testing.TB, project, role string, expires *time.Time) string {
+	t.Helper()
+	key, prefix, hash := auth.NewKey()
+	if _, err := a.st.APIKeyInsert(t.Context(), &store.APIKeyInsertParams{ID: uuid.NewString(), ProjectID: project,
+		Prefix: prefix, Hash: hash, Role: role, ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// do serves one request with the admin key and returns the status and the
+// body.
 func (a *testAPI) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
+	return a.doAs(t, a.admin, method, path, body)
+}
+
+// doAs serves one JSON request with key (none when empty) to a loopback
+// Host.
+func (a *testAPI) doAs(t *testing.T, key, method, path, body string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), method, path, strings.NewReader(body))
+	req.Host = "127.0.0.1:8080"
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	rec := httptest.NewRecorder()
-	a.s.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), method, path, strings.NewReader(body)))
+	a.s.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String()
 }
 
 // vm inserts a sandbox named name on worker w1 in status, with its create
 // task, and returns it.
-func (a *testAPI) vm(t *testing.T, name, status string) *store.VM {
+func (a *testAPI) vm(t testing.TB, name, status string) *store.VM {
 	t.Helper()
 	tk, err := a.st.TaskInsert(t.Context(), &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: task.KindVMCreate,
 		VM: &store.VMInsertParams{ID: "id-" + name, Name: name, Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512, WorkerID: "w1"}})
@@ -122,7 +154,7 @@ func (a *testAPI) vm(t *testing.T, name, status string) *store.VM {
 	return a.setVMStatus(t, tk.VMID, status)
 }
 
-func (a *testAPI) setVMStatus(t *testing.T, id, status string) *store.VM {
+func (a *testAPI) setVMStatus(t testing.TB, id, status string) *store.VM {
 	t.Helper()
 	vm, err := a.st.VMUpdate(t.Context(), &store.VMUpdateParams{ID: id, Status: &status})
 	if err != nil {
@@ -184,7 +216,7 @@ func TestErrorMapping(t *testing.T) {
 					return nil, errors.New("secret internal detail")
 				}
 			}},
-		{name: "internal route needs the token", method: "POST", path: "/internal/v1/vms/r/exec", body: `{"command":"true"}`, wantStatus: 401, wantCode: "unauthorized"},
+		{name: "internal route needs the token", method: "POST", path: "/internal/v1/vms/r/exec", body: `{"command":"true"}`, wantStatus: 401, wantCode: "unauthenticated"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

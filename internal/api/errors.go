@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/errdefs"
 )
 
@@ -17,7 +18,12 @@ import (
 // place that does.
 func httpStatus(err error) (int, string) {
 	var mbe *http.MaxBytesError
+	var he *httpError
 	switch {
+	case errors.As(err, &he):
+		return he.status, he.code
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized, "unauthenticated"
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, errdefs.ErrNotFound):
@@ -42,6 +48,32 @@ func httpStatus(err error) (int, string) {
 		return http.StatusGatewayTimeout, "timeout"
 	}
 	return http.StatusInternalServerError, "internal"
+}
+
+// httpError is a refusal of the HTTP layer itself (role, rate, media type,
+// origin, host), with its own status and code.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func forbidden(format string, a ...any) error {
+	return &httpError{http.StatusForbidden, "forbidden", fmt.Sprintf(format, a...)}
+}
+
+func unsupportedMedia(format string, a ...any) error {
+	return &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf(format, a...)}
+}
+
+func rateLimited(format string, a ...any) error {
+	return &httpError{http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(format, a...)}
+}
+
+func misdirected(format string, a ...any) error {
+	return &httpError{http.StatusMisdirectedRequest, "wrong_host", fmt.Sprintf(format, a...)}
 }
 
 // errorDetailOf is the client-facing detail of err. 5xx bodies never carry

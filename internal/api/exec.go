@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/task"
@@ -66,18 +68,29 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb cluster
 	if !ok {
 		return
 	}
+	if auth.FromContext(r.Context()) != nil { // public route: the project's Quota.Execs
+		release, ok := s.takeExec(w, r, vm.ProjectID)
+		if !ok {
+			return
+		}
+		defer release()
+	}
 	var p task.ExecParams
 	var stdin io.Reader
 	rc := http.NewResponseController(w)
+	// An exec streams for as long as its command runs (and its stdin for
+	// as long as the client sends it): no server read or write deadline.
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	if r.URL.Query().Get("stdin") == "true" {
 		rc.EnableFullDuplex()
 		br := bufio.NewReader(r.Body)
-		line, err := br.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			s.writeError(w, r, errdefs.InvalidArgument("reading request line: %v", err))
+		line, err := readLine(br, maxJSONBody)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		if err := decodeFrom(io.LimitReader(bytes.NewReader(line), maxJSONBody), &p); err != nil {
+		if err := decodeFrom(bytes.NewReader(line), &p); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -103,4 +116,26 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb cluster
 	s.metrics.execs.WithLabelValues("exit").Inc()
 	es.send(&apiv1.ExecEvent{Type: apiv1.ExecEnd, ExecExit: apiv1.ExecExit{ExitCode: e.ExitCode, Signal: e.Signal,
 		TimedOut: e.TimedOut, DurationMS: e.DurationMS, ExecutionID: e.ID}})
+}
+
+// readLine reads up to and without the first newline (or the end of the
+// body), refusing lines longer than max bytes: the request line of an exec
+// with stdin, which must not buffer an unbounded body.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > max+1 {
+			return nil, &http.MaxBytesError{Limit: int64(max)}
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, io.EOF):
+			return line, nil
+		case !errors.Is(err, bufio.ErrBufferFull):
+			return nil, errdefs.InvalidArgument("reading request line: %v", err)
+		}
+	}
 }

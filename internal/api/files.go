@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/cluster"
@@ -31,6 +32,9 @@ func (s *Server) handleFilePut(w http.ResponseWriter, r *http.Request, sb cluste
 			return
 		}
 	}
+	// A large upload may take longer than the server's read timeout: this
+	// route reads its body without a deadline (files are capped by the agent).
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	n, err := sb.PutFile(r.Context(), vm, path, uint32(mode), r.Body)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -57,6 +61,7 @@ func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request, sb cluste
 		return
 	}
 	defer fr.Close()
+	http.NewResponseController(w).SetWriteDeadline(time.Time{}) // a large download outlasts the write timeout
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(fr.Size, 10))
 	w.Header().Set("X-File-Mode", strconv.FormatUint(uint64(fr.Mode), 8))

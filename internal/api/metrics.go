@@ -72,11 +72,11 @@ type poolStat struct {
 
 // poolStats counts ready pool sandboxes per template with a pool.
 func (s *Server) poolStats(ctx context.Context) (map[string]poolStat, error) {
-	tpls, err := s.store.TemplateList(ctx, store.DefaultProjectID)
+	tpls, err := s.store.TemplateList(ctx, store.AllProjects)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := s.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, Pooled: true})
+	pool, err := s.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, Pooled: true})
 	if err != nil {
 		return nil, err
 	}

@@ -1,35 +1,74 @@
 package api
 
 import (
-	"crypto/subtle"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
 
-	"github.com/aetherium/aetherium/internal/apiv1"
+// access is who may call a route.
+type access int
+
+const (
+	// open routes need no credentials: /health only.
+	open access = iota
+	// scrape routes need an admin key or the metrics token: /metrics.
+	scrape
+	// internal routes need the cluster's internal token.
+	internal
+	// member routes need a key of the project they act in (any role).
+	member
+	// admin routes need an admin key.
+	admin
+)
+
+// class is a route's rate-limit class (Config.RateLimits).
+type class int
+
+const (
+	classDefault class = iota
+	classCreate        // creates sandboxes, templates, images, jobs
+	classExec          // runs commands and moves files
+)
+
+// body is what a route accepts as a request body.
+type body int
+
+const (
+	// jsonBody routes take a JSON object (or nothing) and require
+	// Content-Type: application/json on POST, PUT and PATCH.
+	jsonBody body = iota
+	// rawBody routes take bytes (file uploads).
+	rawBody
 )
 
 type route struct {
 	pattern string
+	access  access
+	class   class
+	body    body
 	handler http.HandlerFunc
 }
 
-// routes is the API's one route table. openapi_test.go checks the public
-// part against the OpenAPI document, both ways.
+// routes is the API's one route table. Every route is wrapped by guard
+// (credentials, role, project, rate limit, content type, audit) according
+// to its access, class and body; openapi_test.go checks the public part
+// against the OpenAPI document, both ways, and auth_test.go walks it to prove
+// every route but /health refuses requests without a valid key.
 func (s *Server) routes() []route {
 	rs := []route{
-		{"GET /health", s.handleHealth},
-		{"GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{pattern: "GET /health", access: open, handler: s.handleHealth},
+		{pattern: "GET /metrics", access: scrape, handler: promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP},
 	}
 	if s.cfg.Public {
 		rs = append(rs, s.publicRoutes()...)
 	}
 	if s.cfg.Local != nil && s.cfg.InternalToken != "" {
 		rs = append(rs,
-			route{"POST /internal/v1/vms/{id}/exec", s.internal(s.vmExec(s.cfg.Local))},
-			route{"PUT /internal/v1/vms/{id}/files", s.internal(s.filePut(s.cfg.Local))},
-			route{"GET /internal/v1/vms/{id}/files", s.internal(s.fileGet(s.cfg.Local))},
-			route{"GET /internal/v1/vms/{id}/console", s.internal(s.vmConsole(s.cfg.Local))},
+			route{pattern: "POST /internal/v1/vms/{id}/exec", access: internal, handler: s.vmExec(s.cfg.Local)},
+			route{pattern: "PUT /internal/v1/vms/{id}/files", access: internal, body: rawBody, handler: s.filePut(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/files", access: internal, handler: s.fileGet(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/console", access: internal, handler: s.vmConsole(s.cfg.Local)},
 		)
 	}
 	return rs
@@ -37,45 +76,43 @@ func (s *Server) routes() []route {
 
 func (s *Server) publicRoutes() []route {
 	return []route{
-		{"GET /api/v1/openapi.json", s.handleOpenAPI},
+		{pattern: "GET /api/v1/openapi.json", access: member, handler: s.handleOpenAPI},
 
-		{"POST /api/v1/vms", s.handleVMCreate},
-		{"GET /api/v1/vms", s.handleVMList},
-		{"GET /api/v1/vms/{id}", s.handleVMGet},
-		{"DELETE /api/v1/vms/{id}", s.handleVMDelete},
-		{"POST /api/v1/vms/{id}/execute", s.handleVMExecute},
-		{"POST /api/v1/vms/{id}/exec", s.vmExec(s.sandboxes)},
-		{"GET /api/v1/vms/{id}/executions", s.handleVMExecutions},
-		{"POST /api/v1/vms/{id}/timeout", s.handleVMTimeout},
-		{"POST /api/v1/vms/{id}/pause", s.handleVMPause},
-		{"POST /api/v1/vms/{id}/resume", s.handleVMResume},
-		{"POST /api/v1/vms/{id}/snapshot", s.handleVMSnapshot},
-		{"PUT /api/v1/vms/{id}/files", s.filePut(s.sandboxes)},
-		{"GET /api/v1/vms/{id}/files", s.fileGet(s.sandboxes)},
-		{"GET /api/v1/vms/{id}/console", s.vmConsole(s.sandboxes)},
+		{pattern: "POST /api/v1/vms", access: member, class: classCreate, handler: s.handleVMCreate},
+		{pattern: "GET /api/v1/vms", access: member, handler: s.handleVMList},
+		{pattern: "GET /api/v1/vms/{id}", access: member, handler: s.handleVMGet},
+		{pattern: "DELETE /api/v1/vms/{id}", access: member, handler: s.handleVMDelete},
+		{pattern: "POST /api/v1/vms/{id}/execute", access: member, class: classExec, handler: s.handleVMExecute},
+		{pattern: "POST /api/v1/vms/{id}/exec", access: member, class: classExec, handler: s.vmExec(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/executions", access: member, handler: s.handleVMExecutions},
+		{pattern: "POST /api/v1/vms/{id}/timeout", access: member, handler: s.handleVMTimeout},
+		{pattern: "POST /api/v1/vms/{id}/pause", access: member, handler: s.handleVMPause},
+		{pattern: "POST /api/v1/vms/{id}/resume", access: member, handler: s.handleVMResume},
+		{pattern: "POST /api/v1/vms/{id}/snapshot", access: member, class: classCreate, handler: s.handleVMSnapshot},
+		{pattern: "PUT /api/v1/vms/{id}/files", access: member, class: classExec, body: rawBody, handler: s.filePut(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/files", access: member, class: classExec, handler: s.fileGet(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/console", access: member, handler: s.vmConsole(s.sandboxes)},
 
-		{"GET /api/v1/tasks/{id}", s.handleTaskGet},
-		{"POST /api/v1/jobs", s.handleJobCreate},
-		{"GET /api/v1/jobs/{id}", s.handleJobGet},
-		{"POST /api/v1/images", s.handleImageBuild},
-		{"GET /api/v1/events", s.handleEvents},
-		{"POST /api/v1/templates", s.handleTemplateCreate},
-		{"GET /api/v1/templates", s.handleTemplateList},
-		{"GET /api/v1/templates/{name}", s.handleTemplateGet},
-		{"DELETE /api/v1/templates/{name}", s.handleTemplateDelete},
-		{"POST /api/v1/templates/{name}/pool", s.handleTemplatePool},
-	}
-}
+		{pattern: "GET /api/v1/tasks", access: member, handler: s.handleTaskList},
+		{pattern: "GET /api/v1/tasks/{id}", access: member, handler: s.handleTaskGet},
+		{pattern: "POST /api/v1/jobs", access: member, class: classCreate, handler: s.handleJobCreate},
+		{pattern: "GET /api/v1/jobs/{id}", access: member, handler: s.handleJobGet},
+		{pattern: "GET /api/v1/events", access: member, handler: s.handleEvents},
+		{pattern: "POST /api/v1/templates", access: member, class: classCreate, handler: s.handleTemplateCreate},
+		{pattern: "GET /api/v1/templates", access: member, handler: s.handleTemplateList},
+		{pattern: "GET /api/v1/templates/{name}", access: member, handler: s.handleTemplateGet},
+		{pattern: "DELETE /api/v1/templates/{name}", access: member, handler: s.handleTemplateDelete},
+		{pattern: "POST /api/v1/templates/{name}/pool", access: member, handler: s.handleTemplatePool},
 
-// internal guards a route with the cluster's shared token. The comparison is
-// constant-time; a wrong or missing token is 401 and says nothing more.
-func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
-	want := []byte("Bearer " + s.cfg.InternalToken)
-	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			writeJSON(w, http.StatusUnauthorized, apiv1.ErrorBody{Error: apiv1.ErrorDetail{Code: "unauthorized", Message: "missing or wrong internal token"}})
-			return
-		}
-		h(w, r)
+		{pattern: "POST /api/v1/images", access: admin, class: classCreate, handler: s.handleImageBuild},
+		{pattern: "POST /api/v1/projects", access: admin, handler: s.handleProjectCreate},
+		{pattern: "GET /api/v1/projects", access: admin, handler: s.handleProjectList},
+		{pattern: "GET /api/v1/projects/{id}", access: admin, handler: s.handleProjectGet},
+		{pattern: "PUT /api/v1/projects/{id}/quota", access: admin, handler: s.handleProjectQuota},
+		{pattern: "DELETE /api/v1/projects/{id}", access: admin, handler: s.handleProjectDelete},
+		{pattern: "POST /api/v1/keys", access: admin, handler: s.handleKeyCreate},
+		{pattern: "GET /api/v1/keys", access: admin, handler: s.handleKeyList},
+		{pattern: "DELETE /api/v1/keys/{id}", access: admin, handler: s.handleKeyRevoke},
+		{pattern: "GET /api/v1/audit", access: admin, handler: s.handleAuditList},
 	}
 }

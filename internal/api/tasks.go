@@ -33,13 +33,18 @@ func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var changes <-chan *events.Event
 	if wait > 0 {
+		release, ok := s.takeStream(w, r)
+		if !ok {
+			return
+		}
+		defer release()
 		// Subscribe before the first read so no change slips between them.
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		changes, _ = s.cfg.Events.Subscribe(ctx)
 	}
 	for {
-		t, err := s.store.TaskGet(r.Context(), &store.TaskGetParams{ID: id, ProjectID: store.DefaultProjectID})
+		t, err := s.store.TaskGet(r.Context(), &store.TaskGetParams{ID: id, ProjectID: project(r)})
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -55,6 +60,29 @@ func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// handleTaskList lists the project's tasks, oldest first, a page at a time:
+// ?limit= (default 100, at most 1000), ?cursor= (the previous page's next),
+// ?status=.
+func (s *Server) handleTaskList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := pageLimit(q.Get("limit"), defaultPage, maxPage)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	list, err := s.store.TaskList(r.Context(), &store.TaskListParams{ProjectID: project(r), Status: q.Get("status"),
+		After: q.Get("cursor"), Limit: limit})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := apiv1.TaskList{Tasks: each(list, taskOut)}
+	if len(list) == limit {
+		out.Next = list[len(list)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // waitForTask waits up to d for an event about task id; false means the
@@ -108,7 +136,7 @@ func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.InvalidArgument("vm_id: required"))
 		return
 	}
-	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.VMID})
+	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: project(r), IDOrName: req.VMID})
 	if err == nil {
 		err = usable(vm)
 	}
@@ -117,7 +145,7 @@ func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jobID := uuid.NewString()
-	t, err := s.submit(r.Context(), task.JobRunArgs{JobID: jobID}, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID,
+	t, err := s.submit(r, task.JobRunArgs{JobID: jobID}, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID,
 		Job: &store.JobInsertParams{ID: jobID, VMID: vm.ID, Commands: req.Commands}})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -127,7 +155,7 @@ func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
-	job, err := s.store.JobGet(r.Context(), &store.JobGetParams{ID: r.PathValue("id"), ProjectID: store.DefaultProjectID})
+	job, err := s.store.JobGet(r.Context(), &store.JobGetParams{ID: r.PathValue("id"), ProjectID: project(r)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -158,7 +186,7 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	t, err := s.submit(r.Context(), spec, &task.SubmitParams{Route: route})
+	t, err := s.submit(r, spec, &task.SubmitParams{Route: route})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

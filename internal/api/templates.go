@@ -82,7 +82,7 @@ func (s *Server) handleTemplateCreate(w http.ResponseWriter, r *http.Request) {
 	tplID := uuid.NewString()
 	build := &store.VMInsertParams{ID: uuid.NewString(), Name: "template-build-" + tplID[:8], Image: req.Base,
 		Runtime: s.cfg.RuntimeName, VCPUs: 2, MemoryMB: 2048, WorkerID: owner}
-	t, err := s.submit(r.Context(), task.TemplateBuildArgs{TemplateID: tplID}, &task.SubmitParams{Route: owner,
+	t, err := s.submit(r, task.TemplateBuildArgs{TemplateID: tplID}, &task.SubmitParams{Route: owner,
 		Timeout: task.CreateTimeout(steps), VM: build,
 		Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: hash, WorkerID: owner, PoolSize: req.PoolSize}})
 	if err != nil {
@@ -95,7 +95,7 @@ func (s *Server) handleTemplateCreate(w http.ResponseWriter, r *http.Request) {
 // existingTemplate answers for a template name that exists already and
 // reports whether it did; a failed one is removed so it can be rebuilt.
 func (s *Server) existingTemplate(w http.ResponseWriter, r *http.Request, name, hash string) bool {
-	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: name})
+	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: project(r), IDOrName: name})
 	switch {
 	case err != nil:
 		if errors.Is(err, errdefs.ErrNotFound) {
@@ -109,7 +109,7 @@ func (s *Server) existingTemplate(w http.ResponseWriter, r *http.Request, name, 
 	case tpl.Status == store.TemplateBuilding:
 		writeJSON(w, http.StatusAccepted, apiv1.TemplateAccepted{TaskID: tpl.TaskID, TemplateID: tpl.ID, Status: tpl.Status, Cached: true})
 	default: // failed: start over
-		if err := s.store.TemplateDelete(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: tpl.ID}); err != nil {
+		if err := s.store.TemplateDelete(r.Context(), &store.TemplateGetParams{ProjectID: project(r), IDOrName: tpl.ID}); err != nil {
 			s.writeError(w, r, err)
 			return true
 		}
@@ -119,7 +119,7 @@ func (s *Server) existingTemplate(w http.ResponseWriter, r *http.Request, name, 
 }
 
 func (s *Server) handleTemplateList(w http.ResponseWriter, r *http.Request) {
-	list, err := s.store.TemplateList(r.Context(), store.DefaultProjectID)
+	list, err := s.store.TemplateList(r.Context(), project(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -128,7 +128,7 @@ func (s *Server) handleTemplateList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTemplateGet(w http.ResponseWriter, r *http.Request) {
-	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: r.PathValue("name")})
+	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: project(r), IDOrName: r.PathValue("name")})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -139,7 +139,7 @@ func (s *Server) handleTemplateGet(w http.ResponseWriter, r *http.Request) {
 // handleTemplateDelete removes the template's image on its worker and then
 // the row, through a task on that worker.
 func (s *Server) handleTemplateDelete(w http.ResponseWriter, r *http.Request) {
-	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: r.PathValue("name")})
+	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: project(r), IDOrName: r.PathValue("name")})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -148,7 +148,7 @@ func (s *Server) handleTemplateDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.Conflict("template %s is still building (task %s)", tpl.Name, tpl.TaskID))
 		return
 	}
-	t, err := s.submit(r.Context(), task.TemplateDeleteArgs{TemplateID: tpl.ID}, &task.SubmitParams{Route: tpl.WorkerID})
+	t, err := s.submit(r, task.TemplateDeleteArgs{TemplateID: tpl.ID}, &task.SubmitParams{Route: tpl.WorkerID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -170,7 +170,7 @@ func (s *Server) handleTemplatePool(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.InvalidArgument("size: required, between 0 and %d", maxPoolSize))
 		return
 	}
-	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: r.PathValue("name")})
+	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: project(r), IDOrName: r.PathValue("name")})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -190,7 +190,7 @@ func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *create
 	if req.Template == "" || vcpus != task.PoolVCPUs || mem != task.PoolMemoryMB || req.egressSet {
 		return false // pool sandboxes have the template's egress policy
 	}
-	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.Template})
+	tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: project(r), IDOrName: req.Template})
 	if err != nil || tpl.PoolSize == 0 {
 		return false
 	}
@@ -198,7 +198,7 @@ func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *create
 	if err != nil || len(tools.Unbaked(steps, tpl.ToolsInstalled)) > 0 {
 		return false
 	}
-	params := &store.VMClaimParams{ProjectID: store.DefaultProjectID, TemplateID: tpl.ID, Name: req.Name,
+	params := &store.VMClaimParams{ProjectID: project(r), TemplateID: tpl.ID, Name: req.Name,
 		IdleTimeoutS: req.IdleTimeoutSeconds, OnExpire: req.OnExpire}
 	if req.TimeoutSeconds > 0 {
 		exp := time.Now().Add(time.Duration(req.TimeoutSeconds) * time.Second)
@@ -214,7 +214,7 @@ func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *create
 	}
 	// The create is already done: record it as a finished task so clients
 	// follow the same 202-then-wait contract.
-	t, err := s.submit(r.Context(), task.VMCreateArgs{FromPool: true}, &task.SubmitParams{VMID: vm.ID,
+	t, err := s.submit(r, task.VMCreateArgs{FromPool: true}, &task.SubmitParams{VMID: vm.ID,
 		Result: &task.VMResult{VMID: vm.ID, Status: vm.Status, RuntimeID: vm.RuntimeID}})
 	if err != nil {
 		s.writeError(w, r, err)

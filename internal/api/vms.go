@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -98,7 +97,7 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.egressSet = !req.Egress.IsZero()
-	img, only, err := s.createImage(r.Context(), &req)
+	img, only, err := s.createImage(r, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -118,7 +117,7 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 		exp := time.Now().Add(time.Duration(req.TimeoutSeconds) * time.Second)
 		vm.ExpiresAt = &exp
 	}
-	t, err := s.submit(r.Context(), task.VMCreateArgs{KeepOnFailure: req.KeepOnFailure},
+	t, err := s.submit(r, task.VMCreateArgs{KeepOnFailure: req.KeepOnFailure},
 		&task.SubmitParams{Route: owner, Timeout: timeout, VM: vm})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -129,12 +128,12 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 
 // createImage is the image a create uses and the worker it must run on (the
 // one holding the template's image), from the request's template or image.
-func (s *Server) createImage(ctx context.Context, req *createVMRequest) (image, only string, err error) {
+func (s *Server) createImage(r *http.Request, req *createVMRequest) (image, only string, err error) {
 	switch {
 	case req.Template != "" && req.Image != "":
 		return "", "", errdefs.InvalidArgument("template, image: give one or the other")
 	case req.Template != "":
-		tpl, err := s.store.TemplateGet(ctx, &store.TemplateGetParams{ProjectID: store.DefaultProjectID, IDOrName: req.Template})
+		tpl, err := s.store.TemplateGet(r.Context(), &store.TemplateGetParams{ProjectID: project(r), IDOrName: req.Template})
 		if err != nil {
 			return "", "", err
 		}
@@ -158,7 +157,7 @@ func (s *Server) lookupVM(w http.ResponseWriter, r *http.Request) (*store.VM, bo
 }
 
 func (s *Server) lookupVMByKey(w http.ResponseWriter, r *http.Request, key string) (*store.VM, bool) {
-	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: key})
+	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: project(r), IDOrName: key})
 	if err != nil {
 		s.writeError(w, r, err)
 		return nil, false
@@ -166,14 +165,26 @@ func (s *Server) lookupVMByKey(w http.ResponseWriter, r *http.Request, key strin
 	return vm, true
 }
 
+// handleVMList lists the project's sandboxes, oldest first, a page at a
+// time: ?limit= (default 100, at most 1000), ?cursor= (the previous page's
+// next), ?all=true to include deleted ones.
 func (s *Server) handleVMList(w http.ResponseWriter, r *http.Request) {
-	vms, err := s.store.VMList(r.Context(), &store.VMListParams{ProjectID: store.DefaultProjectID,
-		IncludeDeleted: r.URL.Query().Get("all") == "true"})
+	limit, err := pageLimit(r.URL.Query().Get("limit"), defaultPage, maxPage)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiv1.VMList{VMs: each(vms, vmOut), Total: len(vms)})
+	vms, err := s.store.VMList(r.Context(), &store.VMListParams{ProjectID: project(r),
+		IncludeDeleted: r.URL.Query().Get("all") == "true", After: r.URL.Query().Get("cursor"), Limit: limit})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := apiv1.VMList{VMs: each(vms, vmOut), Total: len(vms)}
+	if len(vms) == limit {
+		out.Next = vms[len(vms)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleVMGet(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +206,7 @@ func (s *Server) handleVMDelete(w http.ResponseWriter, r *http.Request) {
 	if vm.Status == store.VMLost {
 		route = "" // its owner is gone: any worker records the delete
 	}
-	t, err := s.submit(r.Context(), task.VMDeleteArgs{}, &task.SubmitParams{Route: route, VMID: vm.ID})
+	t, err := s.submit(r, task.VMDeleteArgs{}, &task.SubmitParams{Route: route, VMID: vm.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -237,7 +248,7 @@ func (s *Server) handleVMExecute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	t, err := s.submit(r.Context(), a, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID})
+	t, err := s.submit(r, a, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -245,17 +256,29 @@ func (s *Server) handleVMExecute(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }
 
+// handleVMExecutions lists a sandbox's executions, oldest first, paginated
+// as handleVMList (?limit=, default 20, at most 100; ?cursor=).
 func (s *Server) handleVMExecutions(w http.ResponseWriter, r *http.Request) {
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
 	}
-	list, err := s.store.ExecutionList(r.Context(), &store.ExecutionListParams{ProjectID: vm.ProjectID, VMID: vm.ID})
+	limit, err := pageLimit(r.URL.Query().Get("limit"), defaultExecPage, maxExecPage)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiv1.ExecutionList{Executions: each(list, executionOut), Total: len(list)})
+	list, err := s.store.ExecutionList(r.Context(), &store.ExecutionListParams{ProjectID: vm.ProjectID, VMID: vm.ID,
+		After: r.URL.Query().Get("cursor"), Limit: limit})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := apiv1.ExecutionList{Executions: each(list, executionOut), Total: len(list)}
+	if len(list) == limit {
+		out.Next = list[len(list)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleVMTimeout sets a sandbox's deadline to timeout_seconds from now
@@ -317,7 +340,7 @@ func (s *Server) vmStateTask(w http.ResponseWriter, r *http.Request, args task.A
 		s.writeError(w, r, errdefs.FailedPrecondition("sandbox %s is %s, not %s", vm.Name, vm.Status, from))
 		return
 	}
-	t, err := s.submit(r.Context(), args, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID})
+	t, err := s.submit(r, args, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -353,7 +376,7 @@ func (s *Server) handleVMSnapshot(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	t, err := s.submit(r.Context(), task.VMSnapshotArgs{TemplateID: tplID}, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID,
+	t, err := s.submit(r, task.VMSnapshotArgs{TemplateID: tplID}, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID,
 		Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: "snap-" + tplID[:8], WorkerID: vm.WorkerID}})
 	if err != nil {
 		s.writeError(w, r, err)

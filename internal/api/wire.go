@@ -1,9 +1,9 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"unicode/utf8"
 
 	"github.com/aetherium/aetherium/internal/apiv1"
@@ -17,9 +17,16 @@ import (
 // added to the wire type too (a change of the API, and of openapi.json) or
 // mapped explicitly.
 
-func vmOut(vm *store.VM) *apiv1.VM      { return (*apiv1.VM)(vm) }
-func taskOut(t *store.Task) *apiv1.Task { return (*apiv1.Task)(t) }
-func jobOut(j *store.Job) *apiv1.Job    { return (*apiv1.Job)(j) }
+func vmOut(vm *store.VM) *apiv1.VM { return (*apiv1.VM)(vm) }
+
+// taskOut never shows a task's secrets (an exec's env): task.Redact.
+func taskOut(t *store.Task) *apiv1.Task {
+	out := *t
+	out.Payload = task.Redact(t.Payload)
+	return (*apiv1.Task)(&out)
+}
+
+func jobOut(j *store.Job) *apiv1.Job { return (*apiv1.Job)(j) }
 
 // executionOut is e as JSON shows it. Output kept up to the cap may end in
 // the first bytes of a multi-byte character; as text it is cut before that
@@ -46,6 +53,7 @@ func cutRune(s string, truncated bool) string {
 	}
 	return s
 }
+
 func templateOut(t *store.Template) *apiv1.Template { return (*apiv1.Template)(t) }
 func eventOut(e *events.Event) *apiv1.Event         { return (*apiv1.Event)(e) }
 
@@ -66,11 +74,12 @@ func accepted(t *store.Task, jobID string) apiv1.Accepted {
 	return apiv1.Accepted{TaskID: t.ID, VMID: t.VMID, JobID: jobID, Status: t.Status}
 }
 
-// submit creates a task of the default project through task.Submit. A
+// submit creates a task of the request's project through task.Submit. A
 // message that could not be sent is logged, not returned: the row is the
 // truth and the reconciler sends it later, so the request still succeeds.
-func (s *Server) submit(ctx context.Context, args task.Args, p *task.SubmitParams) (*store.Task, error) {
-	p.ProjectID = store.DefaultProjectID
+func (s *Server) submit(r *http.Request, args task.Args, p *task.SubmitParams) (*store.Task, error) {
+	ctx := r.Context()
+	p.ProjectID = project(r)
 	t, err := task.Submit(ctx, s.store, s.queue, args, p)
 	if errors.Is(err, task.ErrNotEnqueued) {
 		s.log.WarnContext(ctx, "enqueue failed; the reconciler will retry", slog.String("task_id", t.ID), slog.Any("err", err))

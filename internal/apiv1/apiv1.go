@@ -51,9 +51,19 @@ type VM struct {
 }
 
 // VMList is the body of GET /api/v1/vms.
+// Lists are pages of at most ?limit= rows (default 100, at most 1000);
+// Next, when set, is the ?cursor= of the next page.
 type VMList struct {
 	VMs   []*VM `json:"vms"`
 	Total int   `json:"total"`
+	// Next is the cursor of the next page; empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// TaskList is the body of GET /api/v1/tasks, newest first (paginated).
+type TaskList struct {
+	Tasks []*Task `json:"tasks"`
+	Next  string  `json:"next,omitempty"`
 }
 
 // Task is one unit of asynchronous work (GET /api/v1/tasks/{id}). Payload
@@ -128,9 +138,11 @@ type Execution struct {
 }
 
 // ExecutionList is the body of GET /api/v1/vms/{id}/executions, oldest first.
+// Paginated like VMList.
 type ExecutionList struct {
 	Executions []*Execution `json:"executions"`
 	Total      int          `json:"total"`
+	Next       string       `json:"next,omitempty"`
 }
 
 // Template is a prepared image: a base plus tools and setup, built once.
@@ -254,4 +266,90 @@ type ErrorBody struct {
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+// Quota bounds what a project may hold at once. Zero fields mean no limit.
+type Quota struct {
+	// Sandboxes counts sandboxes that are not deleted.
+	Sandboxes int `json:"sandboxes"`
+	// VCPUs and MemoryMB sum over the same sandboxes.
+	VCPUs    int `json:"vcpus"`
+	MemoryMB int `json:"memory_mb"`
+	// Templates counts templates; PoolSize sums their warm-pool sizes.
+	Templates int `json:"templates"`
+	PoolSize  int `json:"pool_size"`
+	// Execs bounds concurrent interactive execs.
+	Execs int `json:"execs"`
+}
+
+// Project is a tenant (admin: /api/v1/projects).
+type Project struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Quota     Quota     `json:"quota"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ProjectList is the body of GET /api/v1/projects, by name.
+type ProjectList struct {
+	Projects []*Project `json:"projects"`
+}
+
+// ProjectRequest is the body of POST /api/v1/projects.
+type ProjectRequest struct {
+	Name  string `json:"name"`
+	Quota Quota  `json:"quota"`
+}
+
+// APIKey is a key as lists show it: never its secret.
+type APIKey struct {
+	ID        string     `json:"id"`
+	ProjectID string     `json:"project_id"`
+	Name      string     `json:"name"`
+	Prefix    string     `json:"prefix"`
+	Role      string     `json:"role"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// APIKeyList is the body of GET /api/v1/keys, newest first.
+type APIKeyList struct {
+	Keys []*APIKey `json:"keys"`
+}
+
+// KeyRequest is the body of POST /api/v1/keys.
+type KeyRequest struct {
+	// Project is the key's project (ID or name); empty means the caller's.
+	Project string `json:"project"`
+	// Role is "admin" or "member" (default).
+	Role string `json:"role"`
+	Name string `json:"name"`
+	// TTLSeconds expires the key; 0 means never.
+	TTLSeconds int64 `json:"ttl_seconds"`
+}
+
+// KeyCreated answers POST /api/v1/keys: the key, shown this once only.
+type KeyCreated struct {
+	APIKey
+	Key string `json:"key"`
+}
+
+// AuditEntry records who (key prefix, project) did what (method and route
+// pattern) to which object, when, and the response status.
+type AuditEntry struct {
+	ID        int64     `json:"id"`
+	At        time.Time `json:"at"`
+	KeyPrefix string    `json:"key_prefix"`
+	ProjectID string    `json:"project_id"`
+	Action    string    `json:"action"`
+	Object    string    `json:"object,omitempty"`
+	Status    int       `json:"status"`
+}
+
+// AuditList is the body of GET /api/v1/audit, newest first; Next is the
+// ?before= of the next page.
+type AuditList struct {
+	Entries []*AuditEntry `json:"entries"`
+	Next    int64         `json:"next,omitempty"`
 }

@@ -23,10 +23,31 @@ import (
 
 // Client talks to one aetherd. It is safe for concurrent use.
 type Client struct {
-	base   string
-	prefix string // "/api/v1", or "/internal/v1" for a worker's internal endpoint
-	token  string
-	http   *http.Client
+	base    string
+	prefix  string // "/api/v1", or "/internal/v1" for a worker's internal endpoint
+	token   string // an API key, or the internal token
+	project string // sent as X-Aether-Project when set
+	http    *http.Client
+}
+
+// ProjectHeader names the project a request acts in (admin keys may name
+// any; internal calls name the sandbox's).
+const ProjectHeader = "X-Aether-Project"
+
+// WithKey returns a copy of c that authenticates with an API key.
+func (c *Client) WithKey(key string) *Client {
+	cc := *c
+	cc.token = key
+	return &cc
+}
+
+// WithProject returns a copy of c whose requests act in project (ID or
+// name): an admin key's way into another project, and how internal calls
+// name the sandbox's project.
+func (c *Client) WithProject(project string) *Client {
+	cc := *c
+	cc.project = project
+	return &cc
 }
 
 // New returns a client for the server at base ("http://127.0.0.1:8080").
@@ -64,6 +85,13 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// IsUnauthenticated reports whether err is a 401 from the API: no key, or a
+// wrong, revoked or expired one.
+func IsUnauthenticated(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusUnauthorized
+}
+
 // IsNotFound reports whether err is a 404 from the API.
 func IsNotFound(err error) bool {
 	var e *Error
@@ -80,6 +108,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.project != "" {
+		req.Header.Set(ProjectHeader, c.project)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -149,8 +180,17 @@ func (c *Client) CreateVM(ctx context.Context, req *CreateVMRequest) (*apiv1.Acc
 
 // ListVMs lists live sandboxes.
 func (c *Client) ListVMs(ctx context.Context) ([]*apiv1.VM, error) {
-	var out apiv1.VMList
-	return out.VMs, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms", nil, &out)
+	var all []*apiv1.VM
+	for cursor := ""; ; {
+		var out apiv1.VMList
+		if err := c.doJSON(ctx, http.MethodGet, c.prefix+"/vms?limit=1000&cursor="+url.QueryEscape(cursor), nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.VMs...)
+		if cursor = out.Next; cursor == "" {
+			return all, nil
+		}
+	}
 }
 
 // GetVM returns a sandbox by ID or name.
@@ -174,8 +214,17 @@ func (c *Client) Execute(ctx context.Context, vm string, req *task.ExecParams) (
 
 // Executions lists a sandbox's executions, oldest first.
 func (c *Client) Executions(ctx context.Context, vm string) ([]*apiv1.Execution, error) {
-	var out apiv1.ExecutionList
-	return out.Executions, c.doJSON(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(vm)+"/executions", nil, &out)
+	var all []*apiv1.Execution
+	for cursor := ""; ; {
+		var out apiv1.ExecutionList
+		if err := c.doJSON(ctx, http.MethodGet, c.prefix+"/vms/"+url.PathEscape(vm)+"/executions?limit=100&cursor="+url.QueryEscape(cursor), nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Executions...)
+		if cursor = out.Next; cursor == "" {
+			return all, nil
+		}
+	}
 }
 
 // GetTask returns a task, long-polling up to wait for it to finish.

@@ -150,7 +150,7 @@ func (r *Router) owner(ctx context.Context, vm *store.VM) (Sandboxes, error) {
 	if err != nil {
 		return nil, errdefs.Unavailable("worker %s advertises a bad address %q", w.ID, w.Address)
 	}
-	return remote{c}, nil
+	return remote{c.WithProject(vm.ProjectID)}, nil
 }
 
 // worker looks a worker up in the registry, cached for a second unless fresh.

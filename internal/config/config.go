@@ -38,6 +38,11 @@ type Config struct {
 	DatabaseURL string `yaml:"database_url"`
 	// RedisAddr empty means the embedded queue; host:port means Asynq on Redis.
 	RedisAddr string `yaml:"redis_addr"`
+	// RedisPassword authenticates to Redis (queue and event bus); empty
+	// means none. Env AETHER_REDIS_PASSWORD.
+	RedisPassword string `yaml:"redis_password"`
+	// RedisTLS connects to Redis over TLS (system roots).
+	RedisTLS bool `yaml:"redis_tls"`
 	// WorkerID names this worker; empty means the hostname.
 	WorkerID string `yaml:"worker_id"`
 	// Advertise is the internal address other roles dial; empty means Listen.
@@ -78,6 +83,7 @@ type Config struct {
 	Firecracker Firecracker `yaml:"firecracker"`
 	// Network is the microVMs' network (QEMU and Firecracker).
 	Network    Network    `yaml:"network"`
+	API        API        `yaml:"api"`
 	Queue      Queue      `yaml:"queue"`
 	Executions Executions `yaml:"executions"`
 }
@@ -200,6 +206,54 @@ type Queue struct {
 	Weights           map[string]int `yaml:"weights"`
 }
 
+// API configures the REST API's protections (see docs/ARCHITECTURE.md,
+// "API security").
+type API struct {
+	// MetricsToken, when set, may read /metrics as "Authorization: Bearer
+	// <token>" besides admin keys. Env AETHER_METRICS_TOKEN.
+	MetricsToken string `yaml:"metrics_token"`
+	// AllowedHosts are host names requests may carry in Host besides IP
+	// literals, "localhost", the listen host and the advertise host; "*"
+	// allows any name (behind a proxy that checks it). Names not allowed
+	// get 421: the defence against DNS rebinding.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// RateLimits are per-key token buckets by route class; a rate of 0
+	// means no limit.
+	RateLimits RateLimits `yaml:"rate_limits"`
+	// MaxConns caps open client connections; 0 means 1024.
+	MaxConns int `yaml:"max_conns"`
+	// MaxStreams caps each key's open event streams and task long-polls;
+	// 0 means 16.
+	MaxStreams int `yaml:"max_streams"`
+	// ReadTimeout and WriteTimeout bound reading a request and writing its
+	// response (exec, file transfers and event streams lift them for
+	// themselves); IdleTimeout bounds a kept-alive connection's wait.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// KeyCacheTTL bounds how long a key is trusted without reading the
+	// store: how long a revocation through another aetherd takes to apply.
+	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+}
+
+// RateLimits are the per-key token buckets of each route class.
+type RateLimits struct {
+	// Default covers every route not in another class.
+	Default Rate `yaml:"default"`
+	// Create covers creating sandboxes, templates, snapshots, images, jobs.
+	Create Rate `yaml:"create"`
+	// Exec covers exec, execute and file transfers.
+	Exec Rate `yaml:"exec"`
+}
+
+// Rate is a token bucket.
+type Rate struct {
+	// PerSecond is the sustained rate; 0 means no limit.
+	PerSecond float64 `yaml:"per_second"`
+	// Burst is the bucket's size; 0 means max(1, per_second).
+	Burst int `yaml:"burst"`
+}
+
 // Executions configures execution records.
 type Executions struct {
 	// MaxOutputBytes caps the stdout and stderr kept per execution.
@@ -231,6 +285,10 @@ func Default() *Config {
 		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true, Egress: "internet"},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
 		Executions:        Executions{MaxOutputBytes: 64 << 10, Retention: 720 * time.Hour},
+		API: API{MaxConns: 1024, MaxStreams: 16, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute,
+			IdleTimeout: 2 * time.Minute, KeyCacheTTL: 5 * time.Second,
+			RateLimits: RateLimits{Default: Rate{PerSecond: 100, Burst: 200}, Create: Rate{PerSecond: 10, Burst: 50},
+				Exec: Rate{PerSecond: 1000, Burst: 2000}}},
 	}
 }
 
@@ -255,6 +313,8 @@ var settings = []setting{
 	{"agent-path", "AETHER_AGENT_PATH", "aether-agent binary (default: next to aetherd)", func(c *Config) *string { return &c.AgentPath }},
 	{"log-level", "AETHER_LOG_LEVEL", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }},
 	{"internal-token", "AETHER_INTERNAL_TOKEN", "shared secret between aetherd processes", func(c *Config) *string { return &c.InternalToken }},
+	{"redis-password", "AETHER_REDIS_PASSWORD", "Redis password (queue and event bus)", func(c *Config) *string { return &c.RedisPassword }},
+	{"metrics-token", "AETHER_METRICS_TOKEN", "bearer token that may read /metrics besides admin keys", func(c *Config) *string { return &c.API.MetricsToken }},
 }
 
 // Parse parses a command's arguments (operator flags and positional
@@ -425,6 +485,17 @@ func (c *Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		checks = append(checks, fmt.Errorf("config: database_url: %q must be empty (SQLite) or a postgres:// URL", c.DatabaseURL))
+	}
+	for _, r := range []struct {
+		key string
+		r   Rate
+	}{{"api.rate_limits.default", c.API.RateLimits.Default}, {"api.rate_limits.create", c.API.RateLimits.Create}, {"api.rate_limits.exec", c.API.RateLimits.Exec}} {
+		if r.r.PerSecond < 0 || r.r.Burst < 0 {
+			checks = append(checks, fmt.Errorf("config: %s: per_second and burst must not be negative", r.key))
+		}
+	}
+	if c.API.MaxConns < 0 || c.API.MaxStreams < 0 || c.API.ReadTimeout < 0 || c.API.WriteTimeout < 0 || c.API.IdleTimeout < 0 || c.API.KeyCacheTTL < 0 {
+		checks = append(checks, errors.New("config: api: max_conns, max_streams, timeouts and key_cache_ttl must not be negative"))
 	}
 	if c.Capacity < 1 {
 		checks = append(checks, errors.New("config: capacity: must be at least 1"))

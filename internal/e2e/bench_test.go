@@ -3,10 +3,15 @@ package e2e_test
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/store"
@@ -238,4 +243,48 @@ func BenchmarkMicroVMPoolCreate(b *testing.B) {
 		cold = append(cold, time.Since(start))
 	}
 	report(b, "microVM (TCG) create from warm pool → first output vs cold boot", pooled, cold)
+}
+
+// BenchmarkExecLoad is the load run of BENCHMARKS.md: 32 concurrent
+// clients (vegeta as a library, at the fastest rate they can go) doing
+// exec `true` in one sandbox of a real aetherd for 60 s
+// (AETHER_BENCH_LOAD_DURATION overrides), authenticated with the bootstrap
+// admin key. It reports errors (non-2xx or transport), p50 and p99. The
+// exec rate limit is lifted in the config, so what is measured is the
+// system, not the limiter. Run it with -benchtime 1x (make bench).
+func BenchmarkExecLoad(b *testing.B) {
+	dur := 60 * time.Second
+	if v := os.Getenv("AETHER_BENCH_LOAD_DURATION"); v != "" {
+		var err error
+		if dur, err = time.ParseDuration(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(b.TempDir(), "aetherd.yaml")
+	if err := os.WriteFile(cfg, []byte("api:\n  rate_limits:\n    exec: {per_second: 0}\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	e := newEnv(b)
+	e.proc = e.add("--runtime", "docker", "--config", cfg)
+	e.connect(e.proc)
+	e.start()
+	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "load"})
+	target := vegeta.Target{Method: http.MethodPost, URL: "http://" + e.addr + "/api/v1/vms/" + vm.ID + "/exec",
+		Body:   []byte(`{"command":"true"}`),
+		Header: http.Header{"Authorization": {"Bearer " + e.key()}, "Content-Type": {"application/json"}}}
+	for b.Loop() {
+		attacker := vegeta.NewAttacker(vegeta.Workers(32), vegeta.MaxWorkers(32), vegeta.KeepAlive(true))
+		var m vegeta.Metrics
+		for res := range attacker.Attack(vegeta.NewStaticTargeter(target), vegeta.Rate{Freq: 0}, dur, "exec") {
+			m.Add(res)
+		}
+		m.Close()
+		errs := m.Requests - uint64(float64(m.Requests)*m.Success)
+		b.ReportMetric(float64(errs), "errors")
+		b.ReportMetric(ms(m.Latencies.P50), "p50-ms")
+		b.ReportMetric(ms(m.Latencies.P99), "p99-ms")
+		b.ReportMetric(m.Throughput, "execs/s")
+		b.Logf("exec load, 32 clients for %s: %d requests, %d errors %v, p50 %.2fms p99 %.2fms, %.0f execs/s",
+			dur, m.Requests, errs, m.StatusCodes, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Throughput)
+	}
 }

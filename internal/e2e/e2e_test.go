@@ -243,7 +243,8 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(ctx(t), tt.method, "http://"+e.addr+tt.path, strings.NewReader(tt.body))
-			resp, err := http.DefaultClient.Do(req)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := e.http().Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,12 +96,43 @@ func (e *testEnv) add(extra ...string) *proc {
 	return p
 }
 
-// connect points the API client at p.
+// connect points the API client at p; it authenticates with the
+// deployment's bootstrap admin key (e.key), found when p has started.
 func (e *testEnv) connect(p *proc) {
 	var err error
-	if e.c, err = client.New("http://"+p.addr, nil); err != nil {
+	if e.c, err = client.New("http://"+p.addr, e.http()); err != nil {
 		p.t.Fatal(err)
 	}
+}
+
+// http is an HTTP client that sends the deployment's admin key with every
+// request that carries no Authorization of its own.
+func (e *testEnv) http() *http.Client {
+	return &http.Client{Transport: keyTransport{e}}
+}
+
+type keyTransport struct{ e *testEnv }
+
+func (kt keyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Authorization") == "" {
+		if k := kt.e.key(); k != "" {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+k)
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// key is the bootstrap admin key aetherd wrote to its data dir
+// (<proc.dir>/data/admin.key): that of the first process that has one (in
+// a cluster sharing a store, only the first API process to start makes it).
+func (e *testEnv) key() string {
+	for _, p := range e.procs {
+		if b, err := os.ReadFile(filepath.Join(p.dir, "data", client.AdminKeyFile)); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
 }
 
 func freeAddr(t testing.TB) string {
@@ -219,7 +251,7 @@ func (e *testEnv) MustExec(vm, command string) (string, int) {
 // aether runs the CLI against this env.
 func (e *testEnv) aether(stdin string, args ...string) (string, int) {
 	cmd := exec.Command(e.cli, args...)
-	cmd.Env = append(os.Environ(), "AETHER_SERVER=http://"+e.addr)
+	cmd.Env = append(e.cliEnv(), "AETHER_SERVER=http://"+e.addr)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -229,6 +261,29 @@ func (e *testEnv) aether(stdin string, args ...string) (string, int) {
 		e.t.Fatalf("aether %v: %v", args, err)
 	}
 	return string(out), code
+}
+
+// cliEnv is the environment the CLI runs in: no AETHER_API_KEY, and
+// AETHER_DATA_DIR pointing at the data dir holding the bootstrap key, so
+// every CLI test also proves the CLI finds the key file on its own.
+func (e *testEnv) cliEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AETHER_API_KEY=") && !strings.HasPrefix(kv, "AETHER_DATA_DIR=") {
+			env = append(env, kv)
+		}
+	}
+	for _, p := range e.procs {
+		if dir := filepath.Join(p.dir, "data"); fileExists(filepath.Join(dir, client.AdminKeyFile)) {
+			return append(env, "AETHER_DATA_DIR="+dir)
+		}
+	}
+	return env
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // containers lists the sandbox IDs of this process's containers.

@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -83,7 +82,7 @@ func TestEventsCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.cli, "events", "--vm", "watched", "-o", "json")
-	cmd.Env = append(os.Environ(), "AETHER_SERVER=http://"+e.addr)
+	cmd.Env = append(e.cliEnv(), "AETHER_SERVER=http://"+e.addr)
 	out := &syncBuffer{}
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {

@@ -13,11 +13,16 @@ type VMGetParams struct {
 
 // VMListParams filters VMList.
 type VMListParams struct {
+	// After, when set, lists only sandboxes after the one with this ID
+	// in the list's order (the cursor of the next page).
+	After string
 	// IncludeDeleted also lists sandboxes in status deleted.
 	IncludeDeleted bool
 	// Pooled lists only pool sandboxes (status pooled, or being created for
 	// a pool); otherwise they are left out.
-	Pooled    bool
+	Pooled bool
+	// Limit caps the result; 0 means no limit.
+	Limit     int
 	ProjectID string
 	// WorkerID, when set, lists only that worker's sandboxes.
 	WorkerID string
@@ -96,10 +101,16 @@ type TaskGetParams struct {
 
 // TaskListParams filters TaskList.
 type TaskListParams struct {
+	// After, when set, lists only tasks after the one with this ID in the
+	// list's order (the cursor of the next page).
+	After string
 	// CreatedBefore, when non-zero, lists only tasks created before it.
 	CreatedBefore time.Time
 	// Limit caps the result; 0 means 1000.
-	Limit  int
+	Limit int
+	// ProjectID, when set, lists only that project's tasks.
+	ProjectID string
+	// Status, when set, lists only tasks in that status.
 	Status string
 	// WorkerID, when set, lists only tasks last claimed by that worker.
 	WorkerID string
@@ -109,8 +120,11 @@ type TaskListParams struct {
 // Moving to running stamps started_at; moving to a terminal status stamps
 // completed_at.
 type TaskUpdateParams struct {
-	Error      *string
-	ID         string
+	Error *string
+	ID    string
+	// Payload, when non-nil, replaces the payload (a finished task keeps
+	// only its redacted payload: task.Redact).
+	Payload    json.RawMessage
 	Progress   *string
 	Result     json.RawMessage
 	RetryCount *int
@@ -166,6 +180,9 @@ type ExecutionAbandonParams struct {
 
 // ExecutionListParams selects a sandbox's or a job's executions.
 type ExecutionListParams struct {
+	// After, when set, lists only executions after the one with this ID
+	// in the list's order (the cursor of the next page).
+	After string
 	JobID string
 	// Limit caps the result; 0 means 1000.
 	Limit     int

@@ -18,6 +18,11 @@ import (
 // The first migration creates it.
 const DefaultProjectID = "default"
 
+// AllProjects, as the project of VMGet, VMList and TemplateList, matches
+// every project. Only the daemon's own loops (reconcile, pools, lifetimes,
+// metrics) use it; request handlers always pass the caller's project.
+const AllProjects = "*"
+
 // VM statuses.
 const (
 	VMCreating = "creating"
@@ -75,9 +80,11 @@ type Store interface {
 	Close() error
 
 	// VMGet finds a sandbox by ID or, failing that, by name within the
-	// project. Deleted sandboxes are found by ID only.
+	// project. Deleted sandboxes are found by ID only. With AllProjects it
+	// finds by ID only, in any project.
 	VMGet(ctx context.Context, params *VMGetParams) (*VM, error)
-	// VMList lists a project's sandboxes, oldest first.
+	// VMList lists a project's (or with AllProjects every project's)
+	// sandboxes, oldest first, a page at a time (params.After, Limit).
 	VMList(ctx context.Context, params *VMListParams) ([]*VM, error)
 	// VMClaimPooled hands one pooled sandbox of a template to a user: it
 	// takes the oldest, renames it and makes it running, in one statement,
@@ -96,7 +103,8 @@ type Store interface {
 	TaskInsert(ctx context.Context, params *TaskInsertParams) (*Task, error)
 	// TaskGet returns one task.
 	TaskGet(ctx context.Context, params *TaskGetParams) (*Task, error)
-	// TaskList lists tasks by status, oldest first.
+	// TaskList lists tasks, oldest first, a page at a time (params.After,
+	// Limit).
 	TaskList(ctx context.Context, params *TaskListParams) ([]*Task, error)
 	// TaskUpdate moves a task to params.Status along TaskTransitions (checked
 	// in the UPDATE) and sets the non-nil fields. A refused move (any update
@@ -115,7 +123,8 @@ type Store interface {
 	// ExecutionByTask returns the latest execution a task started (indexed:
 	// a redelivered task looks for its own run without reading history).
 	ExecutionByTask(ctx context.Context, projectID, taskID string) (*Execution, error)
-	// ExecutionList lists a sandbox's or a job's executions, oldest first.
+	// ExecutionList lists a sandbox's or a job's executions, oldest first,
+	// a page at a time (params.After, Limit).
 	ExecutionList(ctx context.Context, params *ExecutionListParams) ([]*Execution, error)
 	// ExecutionAbandon closes every unfinished execution on a sandbox of
 	// params.WorkerID that started before params.StartedBefore: completed
@@ -133,7 +142,8 @@ type Store interface {
 	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)
 	// TemplateGet finds a template by ID or name within the project.
 	TemplateGet(ctx context.Context, params *TemplateGetParams) (*Template, error)
-	// TemplateList lists a project's templates by name.
+	// TemplateList lists a project's (or with AllProjects every
+	// project's) templates by name.
 	TemplateList(ctx context.Context, projectID string) ([]*Template, error)
 	// TemplateUpdate sets a template's status and the non-nil fields.
 	TemplateUpdate(ctx context.Context, params *TemplateUpdateParams) (*Template, error)

@@ -123,7 +123,8 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, t *store.Task, d 
 		}
 	}
 	if herr == nil {
-		if _, err := w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskSucceeded, Result: b}); err != nil {
+		if _, err := w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskSucceeded, Result: b,
+			Payload: task.Redact(t.Payload)}); err != nil {
 			log.WarnContext(ctx, "task succeeded but could not be marked so", slog.Any("err", err))
 			return err // a redelivery finds the work done (handlers are idempotent)
 		}
@@ -152,7 +153,8 @@ func (w *Worker) failTask(ctx context.Context, log *slog.Logger, t *store.Task, 
 	if k, ok := w.kinds[t.Type]; ok && k.fail != nil {
 		warnIf(ctx, log, "settle the rows of a failed task", k.fail(ctx, t, msg))
 	}
-	_, err := w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskFailed, Error: &msg})
+	_, err := w.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskFailed, Error: &msg,
+		Payload: task.Redact(t.Payload)})
 	warnIf(ctx, log, "mark task failed", err)
 }
 

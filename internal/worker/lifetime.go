@@ -74,7 +74,7 @@ func (w *Worker) expired(vm *store.VM, now time.Time) string {
 // expire deletes or pauses this worker's running sandboxes whose lifetime
 // is over. Deadlines live in the store, so expiry survives restarts.
 func (w *Worker) expire(ctx context.Context) {
-	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID})
+	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID})
 	if err != nil {
 		w.log.WarnContext(ctx, "expire: list sandboxes", slog.Any("err", err))
 		return

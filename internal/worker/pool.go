@@ -18,12 +18,12 @@ const maxPoolStarts = 2
 // it starts missing pool sandboxes (through vm:create tasks, so they show in
 // history) and deletes extra ones when the size shrank.
 func (w *Worker) fillPools(ctx context.Context) {
-	tpls, err := w.store.TemplateList(ctx, store.DefaultProjectID)
+	tpls, err := w.store.TemplateList(ctx, store.AllProjects)
 	if err != nil {
 		w.log.WarnContext(ctx, "pool refill: list templates", slog.Any("err", err))
 		return
 	}
-	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID, Pooled: true})
+	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID, Pooled: true})
 	if err != nil {
 		w.log.WarnContext(ctx, "pool refill: list pool sandboxes", slog.Any("err", err))
 		return
@@ -76,7 +76,7 @@ func (w *Worker) startPoolSandbox(ctx context.Context, t *store.Template) error 
 // drainPool removes a template's pool sandboxes (the template is going
 // away). Only listing them can fail; each removal is logged by retire.
 func (w *Worker) drainPool(ctx context.Context, templateID string) error {
-	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID, Pooled: true})
+	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID, Pooled: true})
 	if err != nil {
 		return err
 	}

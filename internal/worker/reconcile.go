@@ -72,7 +72,7 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 	seen := map[string]*sandbox.Info{}
 	for _, info := range infos {
 		seen[info.ID] = info
-		vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: store.DefaultProjectID, IDOrName: info.ID})
+		vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: store.AllProjects, IDOrName: info.ID})
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			w.log.WarnContext(ctx, "reconcile: get sandbox", slog.String("sandbox_id", info.ID), slog.Any("err", err))
 			continue
@@ -124,12 +124,12 @@ func (w *Worker) reconcileMachine(ctx context.Context, vm *store.VM, info *sandb
 // among seen: a pool sandbox is retired (the pool refills), a running or
 // lost one is marked failed.
 func (w *Worker) reconcileVanished(ctx context.Context, seen map[string]*sandbox.Info) {
-	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID})
+	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID})
 	if err != nil {
 		w.log.WarnContext(ctx, "reconcile: list sandboxes", slog.Any("err", err))
 		return
 	}
-	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: w.cfg.ID, Pooled: true})
+	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID, Pooled: true})
 	if err != nil {
 		w.log.WarnContext(ctx, "reconcile: list pool sandboxes", slog.Any("err", err))
 		return
@@ -239,11 +239,11 @@ func (w *Worker) sweepDeadWorkers(ctx context.Context) {
 // sandboxes deleted) and returns its sandboxes. Failed writes are logged;
 // the next sweep repeats them.
 func (w *Worker) loseSandboxes(ctx context.Context, id string) ([]*store.VM, error) {
-	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id})
+	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: id})
 	if err != nil {
 		return nil, err
 	}
-	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.DefaultProjectID, WorkerID: id, Pooled: true})
+	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: id, Pooled: true})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ package redisbus
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,9 +25,23 @@ type Bus struct {
 
 var _ events.Bus = (*Bus)(nil)
 
-// New returns a Bus on the Redis server at addr. It does not connect yet.
-func New(addr string) *Bus {
-	return &Bus{rdb: redis.NewClient(&redis.Options{Addr: addr})}
+// Config configures a Bus.
+type Config struct {
+	// Addr is the Redis server's host:port. Required.
+	Addr string
+	// Password authenticates to Redis; empty means none.
+	Password string
+	// TLS, when set, connects over TLS with this configuration; nil means
+	// plain TCP.
+	TLS *tls.Config
+}
+
+// New returns a Bus on the Redis server of cfg. It does not connect yet.
+func New(cfg Config) (*Bus, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("redisbus: Addr is required")
+	}
+	return &Bus{rdb: redis.NewClient(&redis.Options{Addr: cfg.Addr, Password: cfg.Password, TLSConfig: cfg.TLS})}, nil
 }
 
 // Publish implements events.Bus.

@@ -22,7 +22,10 @@ func TestConformance(t *testing.T) {
 			servers[t] = r
 		}
 		mu.Unlock()
-		b := redisbus.New(r.Addr)
+		b, err := redisbus.New(redisbus.Config{Addr: r.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { b.Close() })
 		return b
 	})

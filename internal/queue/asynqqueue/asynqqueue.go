@@ -10,6 +10,7 @@ package asynqqueue
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type Config struct {
 	// Password and DB select the Redis database; zero values mean none and 0.
 	Password string
 	DB       int
+	// TLS, when set, connects to Redis over TLS with this configuration;
+	// nil means plain TCP.
+	TLS *tls.Config
 	// Concurrency is the number of handlers running at once; 0 means 16.
 	Concurrency int
 	// Weights is each priority's share; nil means queue.DefaultWeights.
@@ -98,7 +102,7 @@ func New(cfg Config) (*Queue, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := asynq.RedisClientOpt{Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB}
+	r := asynq.RedisClientOpt{Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB, TLSConfig: cfg.TLS}
 	return &Queue{cfg: cfg, redis: r, client: asynq.NewClient(r)}, nil
 }
 

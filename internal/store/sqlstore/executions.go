@@ -75,6 +75,10 @@ func (s *Store) ExecutionList(ctx context.Context, p *store.ExecutionListParams)
 		q += ` AND job_id = ?`
 		args = append(args, p.JobID)
 	}
+	if p.After != "" {
+		q += ` AND (started_at, id) > (SELECT started_at, id FROM executions WHERE id = ?)`
+		args = append(args, p.After)
+	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 1000

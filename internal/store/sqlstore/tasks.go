@@ -96,7 +96,19 @@ func (s *Store) TaskGet(ctx context.Context, p *store.TaskGetParams) (*store.Tas
 
 // TaskList implements store.Store.
 func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*store.Task, error) {
-	q, args := `SELECT `+taskColumns+` FROM tasks WHERE status = ?`, []any{p.Status}
+	q, args := `SELECT `+taskColumns+` FROM tasks WHERE 1 = 1`, []any{}
+	if p.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, p.Status)
+	}
+	if p.ProjectID != "" {
+		q += ` AND project_id = ?`
+		args = append(args, p.ProjectID)
+	}
+	if p.After != "" {
+		q += ` AND (created_at, id) > (SELECT created_at, id FROM tasks WHERE id = ?)`
+		args = append(args, p.After)
+	}
 	if !p.CreatedBefore.IsZero() {
 		q += ` AND created_at < ?`
 		args = append(args, micros(p.CreatedBefore))
@@ -129,6 +141,10 @@ func (s *Store) TaskUpdate(ctx context.Context, p *store.TaskUpdateParams) (*sto
 			sets = append(sets, col+" = ?")
 			args = append(args, *v)
 		}
+	}
+	if p.Payload != nil {
+		sets = append(sets, "payload = ?")
+		args = append(args, string(p.Payload))
 	}
 	if p.Result != nil {
 		sets = append(sets, "result = ?")

