@@ -44,6 +44,8 @@ type Config struct {
 	AgentPath string `yaml:"agent_path"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json: how aetherd writes its own logs to stderr.
+	LogFormat string `yaml:"log_format"`
 	// InternalToken is the shared secret aetherd processes present to each
 	// other's internal endpoints. Required when sandboxes live on more than
 	// one host; empty disables the internal endpoints.
@@ -78,6 +80,15 @@ type Config struct {
 	Network    Network    `yaml:"network"`
 	Queue      Queue      `yaml:"queue"`
 	Executions Executions `yaml:"executions"`
+	// Logging is the log pipeline: local store, providers.
+	Logging Logging `yaml:"logging"`
+	// Integrations configures outside services (github, slack).
+	Integrations Integrations `yaml:"integrations"`
+
+	// Notices are settings of the seed's config file that load but have
+	// nothing to set in aetherd, each saying what governs it here; aetherd
+	// logs them at start.
+	Notices []string `yaml:"-"`
 }
 
 // Tools configures tool installation.
@@ -195,6 +206,7 @@ func Default() *Config {
 		Role:              "all",
 		Runtime:           "auto",
 		LogLevel:          "info",
+		LogFormat:         "text",
 		Capacity:          100,
 		WorkerDeadAfter:   30 * time.Second,
 		ReconcileInterval: 30 * time.Second,
@@ -208,6 +220,8 @@ func Default() *Config {
 		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
 		Executions:        Executions{MaxOutputBytes: 64 << 10},
+		Logging: Logging{MaxLineBytes: 8192, Retention: 7 * 24 * time.Hour, MaxRecords: 2_000_000, Buffer: 65536,
+			Stdout: LogStdout{Format: "json"}, Loki: Loki{BatchSize: 1000, BatchWait: time.Second, Buffer: 100_000}},
 	}
 }
 
@@ -231,6 +245,7 @@ var settings = []setting{
 	{"advertise", "AETHER_ADVERTISE", "internal address other roles dial", func(c *Config) *string { return &c.Advertise }},
 	{"agent-path", "AETHER_AGENT_PATH", "aether-agent binary (default: next to aetherd)", func(c *Config) *string { return &c.AgentPath }},
 	{"log-level", "AETHER_LOG_LEVEL", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }},
+	{"log-format", "AETHER_LOG_FORMAT", "text or json (aetherd's own logs on stderr)", func(c *Config) *string { return &c.LogFormat }},
 	{"internal-token", "AETHER_INTERNAL_TOKEN", "shared secret between aetherd processes", func(c *Config) *string { return &c.InternalToken }},
 }
 
@@ -324,7 +339,10 @@ func (c *Config) loadFile(path string) error {
 	var missing []string
 	expandScalars(&doc, &missing)
 	if len(missing) > 0 {
-		return fmt.Errorf("config %s: environment variable %s is referenced but not set", path, strings.Join(missing, ", "))
+		return fmt.Errorf("config %s: environment variable %s is referenced but not set (write ${NAME:-default} for a default)", path, strings.Join(missing, ", "))
+	}
+	if err := c.takeSeed(&doc); err != nil {
+		return err
 	}
 	expanded, err := yaml.Marshal(&doc)
 	if err != nil {
@@ -335,18 +353,23 @@ func (c *Config) loadFile(path string) error {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return nil
+	return c.Logging.normalize(c)
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef is ${NAME} or ${NAME:-default} (the default used when NAME is
+// unset or empty, as in the shell).
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 func expandScalars(n *yaml.Node, missing *[]string) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			name := envRef.FindStringSubmatch(ref)[1]
-			v, ok := os.LookupEnv(name)
-			if !ok {
-				*missing = append(*missing, name)
+			m := envRef.FindStringSubmatch(ref)
+			v, ok := os.LookupEnv(m[1])
+			switch {
+			case m[2] != "" && v == "":
+				return m[3]
+			case !ok:
+				*missing = append(*missing, m[1])
 			}
 			return v
 		})
@@ -373,6 +396,7 @@ func (c *Config) Validate() error {
 		oneOf("role", c.Role, "all", "api", "worker"),
 		oneOf("runtime", c.Runtime, "auto", "docker", "qemu", "firecracker"),
 		oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"),
+		oneOf("log_format", c.LogFormat, "text", "json"),
 		oneOf("docker.network", c.Docker.Network, "bridge", "none"),
 		oneOf("store.synchronous", c.Store.Synchronous, "full", "normal"),
 		oneOf("qemu.accel", c.QEMU.Accel, "auto", "kvm", "tcg"),
@@ -424,5 +448,7 @@ func (c *Config) Validate() error {
 	if c.Executions.MaxOutputBytes < 0 {
 		checks = append(checks, errors.New("config: executions.max_output_bytes: must not be negative"))
 	}
+	checks = append(checks, c.Logging.validate()...)
+	checks = append(checks, c.Integrations.validate()...)
 	return errors.Join(checks...)
 }
