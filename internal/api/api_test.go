@@ -17,6 +17,7 @@ import (
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/events"
+	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
@@ -69,6 +70,7 @@ func (f *fakeSandboxes) Console(context.Context, *store.VM, int) ([]byte, error)
 type testAPI struct {
 	s     *Server
 	st    store.Store
+	logs  *logs.Pipeline
 	q     *fakeQueue
 	sb    *fakeSandboxes
 	place error
@@ -81,8 +83,9 @@ func newTestAPI(t *testing.T) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	a := &testAPI{st: st, q: &fakeQueue{}, sb: &fakeSandboxes{}}
+	a := &testAPI{st: st, q: &fakeQueue{}, sb: &fakeSandboxes{}, logs: newTestLogs(t)}
 	a.s, err = New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
+		Logs: LogSource{Store: a.logs.Store(), Hub: a.logs.Hub()},
 		Local: a.sb, InternalToken: "secret", Logger: slog.New(slog.DiscardHandler),
 		Place: func(_ context.Context, only string) (string, error) {
 			if a.place != nil {

@@ -64,6 +64,8 @@ func (s *Server) publicRoutes() []route {
 		{"GET /api/v1/templates/{name}", s.handleTemplateGet},
 		{"DELETE /api/v1/templates/{name}", s.handleTemplateDelete},
 		{"POST /api/v1/templates/{name}/pool", s.handleTemplatePool},
+		{"POST /api/v1/logs/query", s.handleLogQuery},
+		{"GET /api/v1/logs/stream", s.handleLogStream},
 	}
 }
 

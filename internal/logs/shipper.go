@@ -1,9 +1,11 @@
 package logs
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -229,19 +231,33 @@ func (s *Shipper) sendOne(ctx context.Context) bool {
 	}
 }
 
-// NewStdout returns the stdout provider: each record as one JSON line on w,
-// through a Shipper so a blocked w never blocks the pipeline.
-func NewStdout(w io.Writer, m *Metrics) (*Shipper, error) {
+// NewStdout returns the stdout provider: each record as one line on w, as
+// JSON (format "json" or "") or text (time stream level IDs line), through
+// a Shipper so a blocked w never blocks the pipeline.
+func NewStdout(w io.Writer, format string, m *Metrics) (*Shipper, error) {
 	var mu sync.Mutex
 	return NewShipper(ShipperConfig{Name: "stdout", BatchWait: 50 * time.Millisecond, Metrics: m,
 		Send: func(_ context.Context, recs []Record) error {
 			mu.Lock()
 			defer mu.Unlock()
-			enc := json.NewEncoder(w)
+			bw := bufio.NewWriter(w)
+			enc := json.NewEncoder(bw)
 			for i := range recs {
-				if err := enc.Encode(&recs[i]); err != nil {
+				r := &recs[i]
+				if format == "text" {
+					fmt.Fprintf(bw, "%s %s %s", r.Time.UTC().Format(time.RFC3339Nano), r.Stream, r.Level)
+					for _, kv := range [][2]string{{"project", r.Project}, {"vm_id", r.VMID}, {"task_id", r.TaskID}, {"execution_id", r.ExecutionID}} {
+						if kv[1] != "" {
+							fmt.Fprintf(bw, " %s=%s", kv[0], kv[1])
+						}
+					}
+					fmt.Fprintf(bw, " %s\n", r.Line)
+				} else if err := enc.Encode(r); err != nil {
 					return errors.Join(ErrPermanent, err)
 				}
+			}
+			if err := bw.Flush(); err != nil {
+				return errors.Join(ErrPermanent, err)
 			}
 			return nil
 		}})

@@ -14,6 +14,7 @@ import (
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
@@ -57,11 +58,18 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 		return nil, err
 	}
 	stdout, stderr := newCapture(w.cfg.MaxOutputBytes), newCapture(w.cfg.MaxOutputBytes)
-	exit, xerr := client.Exec(ctx, agentRequest(p), agentclient.ExecIO{
-		Stdin:  eio.Stdin,
-		Stdout: teeTo(stdout, eio.Stdout),
-		Stderr: teeTo(stderr, eio.Stderr),
-	})
+	outW, errW := teeTo(stdout, eio.Stdout), teeTo(stderr, eio.Stderr)
+	if w.cfg.Logs != nil { // every line becomes a log record; never blocks
+		l := logs.Labels{Project: vm.ProjectID, VMID: vm.ID, TaskID: rec.TaskID, ExecutionID: e.ID, Level: logs.LevelInfo}
+		l.Stream = logs.StreamStdout
+		lo := w.cfg.Logs.LineWriter(l)
+		l.Stream = logs.StreamStderr
+		le := w.cfg.Logs.LineWriter(l)
+		defer lo.Flush()
+		defer le.Flush()
+		outW, errW = io.MultiWriter(outW, lo), io.MultiWriter(errW, le)
+	}
+	exit, xerr := client.Exec(ctx, agentRequest(p), agentclient.ExecIO{Stdin: eio.Stdin, Stdout: outW, Stderr: errW})
 	fin := &store.ExecutionFinishParams{ID: e.ID, Stdout: stdout.String(), StdoutTruncated: stdout.truncated,
 		Stderr: stderr.String(), StderrTruncated: stderr.truncated}
 	var te *agentclient.ExecTimeoutError
