@@ -85,7 +85,7 @@ func newTestAPI(t *testing.T) *testAPI {
 	t.Cleanup(func() { st.Close() })
 	a := &testAPI{st: st, q: &fakeQueue{}, sb: &fakeSandboxes{}, logs: newTestLogs(t)}
 	a.s, err = New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
-		Logs: LogSource{Store: a.logs.Store(), Hub: a.logs.Hub()},
+		Logs:  LogSource{Store: a.logs.Store(), Hub: a.logs.Hub()},
 		Local: a.sb, InternalToken: "secret", Logger: slog.New(slog.DiscardHandler),
 		Place: func(_ context.Context, only string) (string, error) {
 			if a.place != nil {

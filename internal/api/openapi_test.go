@@ -23,7 +23,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	defer st.Close()
 	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
-		Logs: LogSource{Store: newTestLogs(t).Store(), Hub: logs.NewHub()},
+		Logs:  LogSource{Store: newTestLogs(t).Store(), Hub: logs.NewHub()},
 		Place: func(context.Context, string) (string, error) { return "w", nil }}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)

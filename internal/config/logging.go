@@ -32,11 +32,11 @@ type Logging struct {
 
 	// Provider and Config are the seed's spelling (one provider, its
 	// settings under config.<name>); Load maps them onto the fields above.
-	Provider string     `yaml:"provider"`
-	Config   *seedLogs  `yaml:"config"`
-	Level    string     `yaml:"level"`  // seed: log_level
-	Format   string     `yaml:"format"` // seed: log_format
-	Output   string     `yaml:"output"` // seed: stdout only
+	Provider string    `yaml:"provider"`
+	Config   *seedLogs `yaml:"config"`
+	Level    string    `yaml:"level"`  // seed: log_level
+	Format   string    `yaml:"format"` // seed: log_format
+	Output   string    `yaml:"output"` // seed: stdout only
 }
 
 // LogStdout configures the stdout provider.
