@@ -57,6 +57,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print progress details")
 	root.AddCommand(newVMCmd(g), newExecCmd(g), newExecuteCmd(g), newTaskCmd(g), newJobCmd(g),
-		newExecutionsCmd(g), newCpCmd(g), newImageCmd(g), newHealthCmd(g), newEventsCmd(g), newTemplateCmd(g))
+		newExecutionsCmd(g), newCpCmd(g), newImageCmd(g), newHealthCmd(g), newEventsCmd(g), newTemplateCmd(g), newLogsCmd(g))
 	return root
 }
