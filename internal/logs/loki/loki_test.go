@@ -186,3 +186,34 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPush measures lines/s the Loki provider delivers to a real
+// VictoriaLogs (batches of 1000), from Offer until the peer acknowledged.
+func BenchmarkPush(b *testing.B) {
+	vl := testbin.StartVictoriaLogs(b)
+	reg := prometheus.NewRegistry()
+	p, err := New(Config{URL: vl.PushURL(), BatchWait: 10 * time.Millisecond, Metrics: logs.NewMetrics(reg)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := records("bench", 0, 10000)
+	shipped := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "aether_logs_shipped_total" {
+				return mf.Metric[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	sent := 0
+	for b.Loop() {
+		p.Offer(recs)
+		sent += len(recs)
+		for shipped() < float64(sent) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "lines/s")
+	p.Close(context.Background())
+}
