@@ -17,6 +17,9 @@ go test -run '^$' -bench 'BenchmarkTemplateVsInstall' -benchtime 3x ./internal/e
 AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkBoot' -benchtime 3x ./internal/sandbox/qemu 2>&1 | grep -E 'boot \(TCG\)' | tail -1
 AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkIdleMemory' -benchtime 3x ./internal/sandbox/qemu 2>&1 | grep -E 'idle microVM' | tail -1
 AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkMicroVMPoolCreate' -benchtime 3x ./internal/e2e 2>&1 | grep -E 'microVM \(TCG\) create' | tail -1
+go test -run '^$' -bench 'BenchmarkIngest' -benchtime 2s ./internal/logs/sqllog 2>&1 | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkQuery' -benchtime 200x -timeout 30m ./internal/logs/sqllog 2>&1 | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkPush' -benchtime 20x ./internal/logs/loki 2>&1 | grep -E '^Benchmark'
 # Idle cost of an embedded aetherd (queue polling, heartbeats, reconciler).
 make -s build
 dir=$(mktemp -d)

@@ -26,6 +26,7 @@ import (
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/events/redisbus"
 	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/queue/asynqqueue"
 	"github.com/aetherium/aetherium/internal/queue/sqlitequeue"
@@ -51,7 +52,8 @@ func run(ctx context.Context, args []string) (err error) {
 	if len(rest) > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only; see aetherd -h)", rest[0])
 	}
-	log := newLogger(cfg.LogLevel)
+	base := newLogger(cfg.LogLevel, cfg.LogFormat) // stderr only; the log pipeline reports its own errors here
+	log := base
 	defaultEgress := mustEgress(cfg.Network.Egress)
 
 	var closers []closer
@@ -87,6 +89,23 @@ func run(ctx context.Context, args []string) (err error) {
 	if err := ownerOnly(cfg.DataDir, "aether.db*"); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	// Logs: from here on, aetherd's own slog output is a log record too.
+	reg := prometheus.NewRegistry()
+	logPipe, err := openLogs(ctx, cfg, reg, base)
+	if err != nil {
+		return fmt.Errorf("open log store: %w", err)
+	}
+	if err := ownerOnly(cfg.DataDir, "logs.db*"); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	logPipe.Start(ctx)
+	closers = append(closers, closer{"logs", func(ctx context.Context) error {
+		return errors.Join(logPipe.Stop(ctx), logPipe.Store().Close())
+	}})
+	log = slog.New(logs.NewSlogHandler(base.Handler(), logPipe))
+	for _, n := range cfg.Notices {
+		log.Warn("config: "+n, slog.String("source", "seed config keys"))
+	}
 	if cfg.Role != "worker" {
 		if err := bootstrapKeys(ctx, cfg, rawStore, log); err != nil {
 			return err
@@ -99,7 +118,8 @@ func run(ctx context.Context, args []string) (err error) {
 		}
 	}
 	closers = append(closers, closer{"event bus", func(context.Context) error { return bus.Close() }})
-	st := events.NewStore(rawStore, bus, log) // every committed state change is published
+	// Every committed state change is published, and recorded as a log record.
+	st := events.NewStore(rawStore, logBus{Bus: bus, logs: logPipe}, log)
 
 	recipes, err := tools.Load(cfg.Tools.Recipes)
 	if err != nil {
@@ -162,7 +182,7 @@ func run(ctx context.Context, args []string) (err error) {
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName, DefaultEgress: defaultEgress,
 			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
 			RequeueAfter: cfg.RequeueAfter, Tools: recipes, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
-			Retention: cfg.Executions.Retention, Logger: log}, st, q, rt, images)
+			Retention: cfg.Executions.Retention, Logger: log, Logs: logPipe}, st, q, rt, images)
 		if err != nil {
 			return err
 		}
@@ -184,7 +204,7 @@ func run(ctx context.Context, args []string) (err error) {
 	{
 		// Every role serves HTTP: the API (all, api) and/or the internal
 		// endpoint other processes use to reach this worker's sandboxes.
-		srv, err := newHTTPServer(cfg, runtimeName, runtimeChoice, st, q, bus, recipes, router, local, health, log)
+		srv, err := newHTTPServer(cfg, runtimeName, runtimeChoice, st, q, bus, recipes, router, local, health, log, reg, logPipe)
 		if err != nil {
 			return err
 		}
@@ -216,8 +236,7 @@ func run(ctx context.Context, args []string) (err error) {
 	return err
 }
 
-func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local cluster.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger) (*http.Server, error) {
-	reg := prometheus.NewRegistry()
+func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local cluster.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger, reg *prometheus.Registry, logPipe *logs.Pipeline) (*http.Server, error) {
 	h, err := api.New(api.Config{
 		DefaultImage: cfg.Sandbox.DefaultImage, DefaultEgress: mustEgress(cfg.Network.Egress), RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Runtime: runtimeChoice, Registry: reg, Logger: log,
@@ -227,6 +246,7 @@ func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() 
 		AllowedHosts: allowedHosts(cfg),
 		RateLimits: api.RateLimits{Default: api.Rate(cfg.API.RateLimits.Default), Create: api.Rate(cfg.API.RateLimits.Create),
 			Exec: api.Rate(cfg.API.RateLimits.Exec)},
+		Logs: api.LogSource{Store: logPipe.Store(), Hub: logPipe.Hub()},
 		Place: func(ctx context.Context, only string) (string, error) {
 			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter, only)
 			if err != nil {
@@ -337,10 +357,14 @@ func lockDataDir(dir string) (func() error, error) {
 	return f.Close, nil
 }
 
-func newLogger(level string) *slog.Logger {
+func newLogger(level, format string) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
 // quieter passes only warnings and errors: River logs every retry at info.

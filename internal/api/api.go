@@ -73,6 +73,8 @@ type Config struct {
 	InternalToken string
 	// Events is the bus behind GET /api/v1/events and task long-polls. Required.
 	Events events.Bus
+	// Logs serves the log routes: query and live tail. Required when Public.
+	Logs LogSource
 	// Health lists the checks behind GET /health by component name.
 	Health map[string]HealthCheck
 	// Runtime reports the runtime choice in GET /health; nil means none
@@ -154,8 +156,8 @@ func New(cfg Config, st store.Store, q task.Enqueuer, sb cluster.Sandboxes) (*Se
 	if cfg.DefaultImage == "" || cfg.RuntimeName == "" {
 		return nil, errors.New("api: DefaultImage and RuntimeName are required")
 	}
-	if cfg.Public && (cfg.Place == nil || cfg.Events == nil) {
-		return nil, errors.New("api: Place and Events are required with Public")
+	if cfg.Public && (cfg.Place == nil || cfg.Events == nil || cfg.Logs.Store == nil || cfg.Logs.Hub == nil) {
+		return nil, errors.New("api: Place, Events and Logs are required with Public")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), store: st, queue: q, sandboxes: sb,
 		metrics: newMetrics(cfg.Registry), cop: http.NewCrossOriginProtection(), limits: newLimiters(cfg.RateLimits),

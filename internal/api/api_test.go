@@ -20,6 +20,7 @@ import (
 	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/events"
+	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
@@ -74,6 +75,7 @@ type testAPI struct {
 	admin string
 	s     *Server
 	st    store.Store
+	logs  *logs.Pipeline
 	q     *fakeQueue
 	sb    *fakeSandboxes
 	place error
@@ -86,8 +88,9 @@ func newTestAPI(t testing.TB) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	a := &testAPI{st: st, q: &fakeQueue{}, sb: &fakeSandboxes{}}
+	a := &testAPI{st: st, q: &fakeQueue{}, sb: &fakeSandboxes{}, logs: newTestLogs(t)}
 	a.s, err = New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
+		Logs:  LogSource{Store: a.logs.Store(), Hub: a.logs.Hub()},
 		Local: a.sb, InternalToken: "secret", Logger: slog.New(slog.DiscardHandler),
 		Place: func(_ context.Context, only string) (string, error) {
 			if a.place != nil {

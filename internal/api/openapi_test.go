@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aetherium/aetherium/internal/events"
+	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
 )
 
@@ -22,6 +23,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	defer st.Close()
 	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
+		Logs:  LogSource{Store: newTestLogs(t).Store(), Hub: logs.NewHub()},
 		Place: func(context.Context, string) (string, error) { return "w", nil }}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)

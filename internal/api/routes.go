@@ -114,5 +114,7 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "GET /api/v1/keys", access: admin, handler: s.handleKeyList},
 		{pattern: "DELETE /api/v1/keys/{id}", access: admin, handler: s.handleKeyRevoke},
 		{pattern: "GET /api/v1/audit", access: admin, handler: s.handleAuditList},
+		{pattern: "POST /api/v1/logs/query", access: member, handler: s.handleLogQuery},
+		{pattern: "GET /api/v1/logs/stream", access: member, handler: s.handleLogStream},
 	}
 }

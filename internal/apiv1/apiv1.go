@@ -353,3 +353,55 @@ type AuditList struct {
 	Entries []*AuditEntry `json:"entries"`
 	Next    int64         `json:"next,omitempty"`
 }
+
+// LogRecord is one log record: a line with its labels.
+type LogRecord struct {
+	ID          int64     `json:"id"`
+	Time        time.Time `json:"time"`
+	Project     string    `json:"project,omitempty"`
+	VMID        string    `json:"vm_id,omitempty"`
+	TaskID      string    `json:"task_id,omitempty"`
+	ExecutionID string    `json:"execution_id,omitempty"`
+	// Stream is stdout, stderr, lifecycle, task or aetherd.
+	Stream string `json:"stream"`
+	Level  string `json:"level,omitempty"`
+	Line   string `json:"line"`
+	// Truncated says the line was cut at logging.max_line_bytes.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// LogQuery is the body of POST /api/v1/logs/query. Empty fields match all;
+// the project is always the caller's.
+type LogQuery struct {
+	// VMID is a sandbox ID or name.
+	VMID        string    `json:"vm_id,omitempty"`
+	TaskID      string    `json:"task_id,omitempty"`
+	ExecutionID string    `json:"execution_id,omitempty"`
+	Stream      string    `json:"stream,omitempty"`
+	Level       string    `json:"level,omitempty"`
+	Since       time.Time `json:"since,omitzero"`
+	Until       time.Time `json:"until,omitzero"`
+	// Contains keeps lines containing it (case-sensitive).
+	Contains string `json:"contains,omitempty"`
+	// Limit is the page size: default 100, at most 5000.
+	Limit int `json:"limit,omitempty"`
+	// Direction is backward (newest first, default) or forward.
+	Direction string `json:"direction,omitempty"`
+	// Cursor is a previous page's next.
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// LogPage is one page of records.
+type LogPage struct {
+	Records []LogRecord `json:"records"`
+	// Next continues with the following page; empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// LogStreamMessage is one WebSocket text message of GET /api/v1/logs/stream:
+// a record, or how many records this stream has missed so far because the
+// client read too slowly.
+type LogStreamMessage struct {
+	Record  *LogRecord `json:"record,omitempty"`
+	Dropped uint64     `json:"dropped,omitempty"`
+}

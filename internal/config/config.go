@@ -51,6 +51,8 @@ type Config struct {
 	AgentPath string `yaml:"agent_path"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json: how aetherd writes its own logs to stderr.
+	LogFormat string `yaml:"log_format"`
 	// InternalToken is the shared secret aetherd processes present to each
 	// other's internal endpoints. Required when sandboxes live on more than
 	// one host; empty disables the internal endpoints.
@@ -86,6 +88,15 @@ type Config struct {
 	API        API        `yaml:"api"`
 	Queue      Queue      `yaml:"queue"`
 	Executions Executions `yaml:"executions"`
+	// Logging is the log pipeline: local store, providers.
+	Logging Logging `yaml:"logging"`
+	// Integrations configures outside services (github, slack).
+	Integrations Integrations `yaml:"integrations"`
+
+	// Notices are settings of the seed's config file that load but have
+	// nothing to set in aetherd, each saying what governs it here; aetherd
+	// logs them at start.
+	Notices []string `yaml:"-"`
 }
 
 // Tools configures tool installation.
@@ -272,6 +283,7 @@ func Default() *Config {
 		Role:              "all",
 		Runtime:           "auto",
 		LogLevel:          "info",
+		LogFormat:         "text",
 		Capacity:          100,
 		WorkerDeadAfter:   30 * time.Second,
 		ReconcileInterval: 30 * time.Second,
@@ -289,6 +301,8 @@ func Default() *Config {
 			IdleTimeout: 2 * time.Minute, KeyCacheTTL: 5 * time.Second,
 			RateLimits: RateLimits{Default: Rate{PerSecond: 100, Burst: 200}, Create: Rate{PerSecond: 10, Burst: 50},
 				Exec: Rate{PerSecond: 1000, Burst: 2000}}},
+		Logging: Logging{MaxLineBytes: 8192, Retention: 7 * 24 * time.Hour, MaxRecords: 2_000_000, Buffer: 65536,
+			Stdout: LogStdout{Format: "json"}, Loki: Loki{BatchSize: 1000, BatchWait: time.Second, Buffer: 100_000}},
 	}
 }
 
@@ -312,6 +326,7 @@ var settings = []setting{
 	{"advertise", "AETHER_ADVERTISE", "internal address other roles dial", func(c *Config) *string { return &c.Advertise }},
 	{"agent-path", "AETHER_AGENT_PATH", "aether-agent binary (default: next to aetherd)", func(c *Config) *string { return &c.AgentPath }},
 	{"log-level", "AETHER_LOG_LEVEL", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }},
+	{"log-format", "AETHER_LOG_FORMAT", "text or json (aetherd's own logs on stderr)", func(c *Config) *string { return &c.LogFormat }},
 	{"internal-token", "AETHER_INTERNAL_TOKEN", "shared secret between aetherd processes", func(c *Config) *string { return &c.InternalToken }},
 	{"redis-password", "AETHER_REDIS_PASSWORD", "Redis password (queue and event bus)", func(c *Config) *string { return &c.RedisPassword }},
 	{"metrics-token", "AETHER_METRICS_TOKEN", "bearer token that may read /metrics besides admin keys", func(c *Config) *string { return &c.API.MetricsToken }},
@@ -407,7 +422,10 @@ func (c *Config) loadFile(path string) error {
 	var missing []string
 	expandScalars(&doc, &missing)
 	if len(missing) > 0 {
-		return fmt.Errorf("config %s: environment variable %s is referenced but not set", path, strings.Join(missing, ", "))
+		return fmt.Errorf("config %s: environment variable %s is referenced but not set (write ${NAME:-default} for a default)", path, strings.Join(missing, ", "))
+	}
+	if err := c.takeSeed(&doc); err != nil {
+		return err
 	}
 	expanded, err := yaml.Marshal(&doc)
 	if err != nil {
@@ -418,18 +436,23 @@ func (c *Config) loadFile(path string) error {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return nil
+	return c.Logging.normalize(c)
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef is ${NAME} or ${NAME:-default} (the default used when NAME is
+// unset or empty, as in the shell).
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 func expandScalars(n *yaml.Node, missing *[]string) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			name := envRef.FindStringSubmatch(ref)[1]
-			v, ok := os.LookupEnv(name)
-			if !ok {
-				*missing = append(*missing, name)
+			m := envRef.FindStringSubmatch(ref)
+			v, ok := os.LookupEnv(m[1])
+			switch {
+			case m[2] != "" && v == "":
+				return m[3]
+			case !ok:
+				*missing = append(*missing, m[1])
 			}
 			return v
 		})
@@ -456,7 +479,7 @@ func (c *Config) Validate() error {
 		oneOf("role", c.Role, "all", "api", "worker"),
 		oneOf("runtime", c.Runtime, "auto", "docker", "qemu", "firecracker"),
 		oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"),
-
+		oneOf("log_format", c.LogFormat, "text", "json"),
 		oneOf("store.synchronous", c.Store.Synchronous, "full", "normal"),
 		oneOf("qemu.accel", c.QEMU.Accel, "auto", "kvm", "tcg"),
 		oneOf("qemu.agent_channel", c.QEMU.AgentChannel, "auto", "vsock", "serial"),
@@ -530,5 +553,7 @@ func (c *Config) Validate() error {
 	if c.Executions.Retention < 0 {
 		checks = append(checks, errors.New("config: executions.retention: must not be negative (0 keeps history forever)"))
 	}
+	checks = append(checks, c.Logging.validate()...)
+	checks = append(checks, c.Integrations.validate()...)
 	return errors.Join(checks...)
 }

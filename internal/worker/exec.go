@@ -14,6 +14,7 @@ import (
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
@@ -57,6 +58,17 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 		return nil, err
 	}
 	stdout, stderr := newCapture(w.cfg.MaxOutputBytes), newCapture(w.cfg.MaxOutputBytes)
+	outW, errW := teeTo(stdout, eio.Stdout), teeTo(stderr, eio.Stderr)
+	if w.cfg.Logs != nil { // every line becomes a log record; never blocks
+		l := logs.Labels{Project: vm.ProjectID, VMID: vm.ID, TaskID: rec.TaskID, ExecutionID: e.ID, Level: logs.LevelInfo}
+		l.Stream = logs.StreamStdout
+		lo := w.cfg.Logs.LineWriter(l)
+		l.Stream = logs.StreamStderr
+		le := w.cfg.Logs.LineWriter(l)
+		defer lo.Flush()
+		defer le.Flush()
+		outW, errW = io.MultiWriter(outW, lo), io.MultiWriter(errW, le)
+	}
 	// The agent enforces the command's timeout; the host does too, a grace
 	// later, so an agent that never ends a command cannot hold the call.
 	xctx, cancel := ctx, context.CancelFunc(func() {})
@@ -64,11 +76,7 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 		xctx, cancel = context.WithTimeoutCause(ctx, time.Duration(p.TimeoutSeconds)*time.Second+execGrace, errAgentOverran)
 	}
 	defer cancel()
-	exit, xerr := client.Exec(xctx, agentRequest(p), agentclient.ExecIO{
-		Stdin:  eio.Stdin,
-		Stdout: teeTo(stdout, eio.Stdout),
-		Stderr: teeTo(stderr, eio.Stderr),
-	})
+	exit, xerr := client.Exec(xctx, agentRequest(p), agentclient.ExecIO{Stdin: eio.Stdin, Stdout: outW, Stderr: errW})
 	fin := &store.ExecutionFinishParams{ID: e.ID, Stdout: stdout.String(), StdoutTruncated: stdout.truncated,
 		Stderr: stderr.String(), StderrTruncated: stderr.truncated}
 	var te *agentclient.ExecTimeoutError

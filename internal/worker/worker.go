@@ -16,6 +16,7 @@ import (
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
@@ -59,6 +60,15 @@ type Config struct {
 	Tools *tools.Registry
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Logs turns every exec's stdout and stderr into log records, a line
+	// each (logs.Pipeline); nil means exec output is not logged.
+	Logs LineLogger
+}
+
+// LineLogger makes writers that turn output into log records without ever
+// blocking (logs.Pipeline).
+type LineLogger interface {
+	LineWriter(l logs.Labels) *logs.LineWriter
 }
 
 func (c *Config) withDefaults() {
