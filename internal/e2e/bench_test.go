@@ -221,14 +221,7 @@ func BenchmarkMicroVMPoolCreate(b *testing.B) {
 	}
 	var pooled, cold samples
 	for i := 0; i < b.N; i++ {
-		for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-			if h, _ := e.c.Health(b.Context()); fmt.Sprint(h["pools"]) == "map[mpool:map[ready:1 size:1]]" {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatal("pool not refilled")
-			}
-		}
+		e.waitPoolReady("mpool", 1, 3*time.Minute)
 		start := time.Now()
 		created, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: fmt.Sprintf("p%d", i), Template: "mpool"})
 		if err != nil || created.Status != store.TaskSucceeded {

@@ -87,7 +87,7 @@ func TestLogsEndToEnd(t *testing.T) {
 		t.Errorf("aether logs -n 2: %d\n%s", code, cliOut)
 	}
 	follow := exec.Command(e.cli, "logs", vm.Name, "-f", "-n", "0", "--stream", "stdout")
-	follow.Env = append(os.Environ(), "AETHER_SERVER=http://"+e.addr)
+	follow.Env = append(e.cliEnv(), "AETHER_SERVER=http://"+e.addr)
 	pipe, _ := follow.StdoutPipe()
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)

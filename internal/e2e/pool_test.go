@@ -23,6 +23,23 @@ func (p *proc) waitContainers(n int, within time.Duration) {
 	p.t.Fatalf("worker has %d containers, want %d", len(p.containers()), n)
 }
 
+// waitPoolReady waits until /metrics (admin key) reports ready pool
+// sandboxes of template.
+func (e *testEnv) waitPoolReady(template string, ready int, within time.Duration) {
+	e.t.Helper()
+	want := fmt.Sprintf(`aether_pool_ready{template=%q} %d`, template, ready)
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if resp, err := e.http().Get("http://" + e.addr + "/metrics"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), want) {
+				return
+			}
+		}
+	}
+	e.t.Fatalf("metrics never showed %s", want)
+}
+
 // TestWarmPool: a template with a pool keeps sandboxes started; 5 concurrent
 // creates get 5 distinct working sandboxes (3 from the pool); the pool
 // refills; a restart in the middle loses none and leaks none; pool sandboxes
@@ -41,19 +58,7 @@ func TestWarmPool(t *testing.T) {
 	}
 	// /metrics (admin key) reports the pool; /health, which needs no key,
 	// says nothing of any project.
-	var metrics string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := e.http().Get("http://" + e.addr + "/metrics"); err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if metrics = string(body); strings.Contains(metrics, `aether_pool_ready{template="warm"} 3`) {
-				break
-			}
-		}
-	}
-	if !strings.Contains(metrics, `aether_pool_ready{template="warm"} 3`) {
-		t.Errorf("metrics lack the pool gauge at 3 ready")
-	}
+	e.waitPoolReady("warm", 3, 30*time.Second)
 	if h, _ := e.c.Health(ctx(t)); h["pools"] != nil {
 		t.Errorf("health shows pools: %v", h["pools"])
 	}

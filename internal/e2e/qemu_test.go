@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -156,15 +155,7 @@ func TestQEMUTemplatesAndPool(t *testing.T) {
 	if tk := e.mustWait(acc.TaskID); tk.Status != store.TaskSucceeded {
 		t.Fatalf("template build: %s", tk.Error)
 	}
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		h, _ := e.c.Health(ctx(t))
-		if fmt.Sprint(h["pools"]) == "map[mt:map[ready:1 size:1]]" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pool never ready: %v", h["pools"])
-		}
-	}
+	e.waitPoolReady("mt", 1, 3*time.Minute)
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "fromtpl", Template: "mt"})
 	if out, code := e.MustExec(vm.Name, "cat /etc/baked; echo mine > /root/mine; ls /sys/class/net"); out != "baked\nlo\n" || code != 0 {
 		t.Errorf("sandbox from the template (network none: only lo): %q %d", out, code)
