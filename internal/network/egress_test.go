@@ -131,6 +131,9 @@ func TestEgressFirewall(t *testing.T) {
 		g1.run(t, "addr", "add", "10.96.0.12/32", "dev", "eth0")
 		dialFrom(g1.ns, "10.96.0.12", fmt.Sprintf("%s:%d", publicStandIn, hostPort))
 		g1.run(t, "addr", "del", "10.96.0.12/32", "dev", "eth0")
+		// ARP asked with the spoofed source was dropped by the port
+		// binding, which may leave the gateway's entry failed.
+		g1.run(t, "neigh", "flush", "all")
 		out, _ := exec.Command("ip", "netns", "exec", outside.name, "nft", "list", "chain", "ip", "syns", "in").CombinedOutput()
 		return !strings.Contains(string(out), "packets 0 ")
 	}
