@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what Aetherium and its tests need on a Debian machine:
-# Docker Engine and debootstrap (embedded mode), PostgreSQL and Redis
+# Docker Engine and mmdebstrap (embedded mode), PostgreSQL and Redis
 # (distributed mode and its tests), QEMU with a Debian kernel and static
 # busybox (microVMs), iproute2/iptables (microVM networking), nftables (the
 # egress firewall of every runtime), util-linux's setpriv (QEMU), xz-utils
@@ -19,7 +19,7 @@ command -v go >/dev/null || { echo "setup: Go 1.26+ is required (https://go.dev/
 missing=()
 need() { command -v "$1" >/dev/null || missing+=("$2"); }
 need dockerd docker.io
-need debootstrap debootstrap
+need mmdebstrap mmdebstrap
 need pg_ctlcluster postgresql
 need redis-server redis-server
 need qemu-system-x86_64 qemu-system-x86
@@ -83,4 +83,4 @@ create_test_db() {
 start_dockerd
 start_postgres
 create_test_db
-echo "setup: docker $($SUDO docker version --format '{{.Server.Version}}'), debootstrap, postgresql ($(pg_isready -h 127.0.0.1)), redis-server, qemu, shellcheck ready"
+echo "setup: docker $($SUDO docker version --format '{{.Server.Version}}'), mmdebstrap, postgresql ($(pg_isready -h 127.0.0.1)), redis-server, qemu, shellcheck ready"

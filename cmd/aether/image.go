@@ -15,7 +15,7 @@ func newImageCmd(g *globals) *cobra.Command {
 	spec := &client.ImageSpec{}
 	build := &cobra.Command{
 		Use:   "build",
-		Short: "Build the default sandbox image (Debian via debootstrap, imported into Docker); cached",
+		Short: "Build the default sandbox image (Debian via mmdebstrap, unprivileged, imported into Docker); cached",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()

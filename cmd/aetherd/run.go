@@ -160,7 +160,7 @@ func run(ctx context.Context, args []string) (err error) {
 	runtimeName := cfg.Runtime
 	var runtimeChoice func() api.RuntimeChoice
 	if cfg.Role != "api" {
-		images, err := image.NewBuilder(filepath.Join(cfg.DataDir, "build"), cfg.Sandbox.CACertificates)
+		images, err := image.NewBuilder(cfg.Sandbox.CACertificates)
 		if err != nil {
 			return fmt.Errorf("image builder: %w", err)
 		}

@@ -3,7 +3,6 @@ package image_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ func TestGuestBuildIsCached(t *testing.T) {
 		testbin.Need(t, "busybox-static", err)
 	}
 	ref := testbin.BaseImage(t)
-	b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
+	b, err := image.NewBuilder("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,6 @@
 // Package image builds sandbox images locally, since no registry is assumed
-// reachable: a Debian rootfs from debootstrap, imported into Docker. Builds
+// reachable: a Debian rootfs from mmdebstrap, run as root of a user namespace
+// (never host root), streamed into `docker import`. Builds
 // are cached: an image whose io.aetherium.spec label matches the spec (and
 // the CA certificates baked in) is not built again unless forced.
 //
@@ -10,7 +11,7 @@
 package image
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -86,8 +88,6 @@ const DefaultCAGlob = "/usr/local/share/ca-certificates/*.crt"
 // Builder builds images into one Docker daemon.
 type Builder struct {
 	cli *client.Client
-	// workDir holds the temporary rootfs during a build.
-	workDir string
 	// caFiles are PEM files baked into every image as trusted roots.
 	caFiles []string
 }
@@ -95,12 +95,12 @@ type Builder struct {
 // NewBuilder returns a Builder using the environment's Docker daemon. caGlob
 // selects the host CA certificates to bake in ("" means DefaultCAGlob; "-"
 // means none).
-func NewBuilder(workDir, caGlob string) (*Builder, error) {
+func NewBuilder(caGlob string) (*Builder, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, err
 	}
-	b := &Builder{cli: cli, workDir: workDir}
+	b := &Builder{cli: cli}
 	if caGlob == "" {
 		caGlob = DefaultCAGlob
 	}
@@ -148,10 +148,15 @@ func (b *Builder) Exists(ctx context.Context, ref, hash string) (string, bool, e
 }
 
 // Build makes the image unless it exists. progress receives one line per
-// step (debootstrap's own progress lines included); it may be nil. The spec's
-// values become debootstrap arguments: callers pass one validated as
+// step (mmdebstrap's own progress lines included); it may be nil. The spec's
+// values become mmdebstrap arguments: callers pass one validated as
 // task.ImageBuildArgs (the image:build task's args, the only way builds are
 // requested).
+//
+// The build never runs as host root: mmdebstrap runs as root of a user
+// namespace whose ids map to BuildUID and up on the host, so maintainer
+// scripts cannot touch the host's files (see unprivileged). Its tarball is
+// streamed into `docker import`; no rootfs is left on the host.
 func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (*Result, error) {
 	spec.withDefaults()
 	if progress == nil {
@@ -167,29 +172,25 @@ func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (
 		progress("image " + spec.Ref + " is up to date: nothing to do")
 		return &Result{Ref: spec.Ref, ID: id, Cached: true}, nil
 	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		return nil, errdefs.FailedPrecondition("debootstrap is not installed on the worker (apt-get install debootstrap)")
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		return nil, errdefs.FailedPrecondition("mmdebstrap is not installed on the worker (apt-get install mmdebstrap)")
 	}
-	if err := os.MkdirAll(b.workDir, 0o755); err != nil {
-		return nil, err
-	}
-	root, err := os.MkdirTemp(b.workDir, "rootfs-")
+	scratch, err := newScratch()
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(root)
-	progress(fmt.Sprintf("debootstrap %s (minbase + %s)", spec.Suite, strings.Join(spec.Include, ",")))
-	// Signatures are always checked: a build that cannot verify the archive fails.
-	args := []string{"--variant=minbase", "--keyring=" + Keyring, "--force-check-gpg",
-		"--include=" + strings.Join(spec.Include, ","), spec.Suite, root, spec.Mirror}
-	if err := runLogged(ctx, progress, "debootstrap", args...); err != nil {
-		return nil, fmt.Errorf("debootstrap: %w", err)
-	}
-	if err := b.installCAs(ctx, root); err != nil {
+	defer os.RemoveAll(scratch)
+	cas, err := b.stageCAs(scratch)
+	if err != nil {
 		return nil, err
 	}
+	progress(fmt.Sprintf("mmdebstrap %s (minbase + %s), unprivileged", spec.Suite, strings.Join(spec.Include, ",")))
+	cmd := exec.CommandContext(ctx, "mmdebstrap", mmdebstrapArgs(spec, cas)...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + scratch, "TMPDIR=" + scratch}
+	cmd.Dir = scratch
+	cmd.SysProcAttr = unprivileged()
 	progress("importing rootfs into docker as " + spec.Ref)
-	id, err := b.importDir(ctx, root, spec.Ref, hash)
+	id, err := b.importTar(ctx, cmd, progress, spec.Ref, hash)
 	if err != nil {
 		return nil, err
 	}
@@ -197,17 +198,86 @@ func (b *Builder) Build(ctx context.Context, spec Spec, progress func(string)) (
 	return &Result{Ref: spec.Ref, ID: id}, nil
 }
 
-// importDir streams dir as a tar into `docker import`.
-func (b *Builder) importDir(ctx context.Context, dir, ref, hash string) (string, error) {
-	tarCmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", dir, "-c", ".")
-	out, err := tarCmd.StdoutPipe()
+// BuildUID is the first host uid (and gid) of the user namespace builds run
+// in; the namespace maps its ids 0…65535 to BuildUID…BuildUID+65535, a range
+// no host account uses (Firecracker's jails start at 100000).
+const BuildUID = 1_000_000_000
+
+// unprivileged runs a command as root of a new user namespace (with its own
+// mount and pid namespaces, so the build's mounts and processes end with it)
+// whose ids are BuildUID and up on the host: it can chroot and mount inside
+// its build, and has no rights over anything the host owns.
+func unprivileged() *syscall.SysProcAttr {
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: BuildUID, Size: 65536}}
+	return &syscall.SysProcAttr{
+		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
+		UidMappings:                ids,
+		GidMappings:                ids,
+		GidMappingsEnableSetgroups: true,
+		Credential:                 &syscall.Credential{Uid: 0, Gid: 0},
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+}
+
+// newScratch makes the build's temporary directory, owned by the build's
+// root. It lives in the system's temp dir, since the data dir is closed to
+// other uids.
+func newScratch() (string, error) {
+	dir, err := os.MkdirTemp("", "aether-build-")
 	if err != nil {
 		return "", err
 	}
-	var stderr strings.Builder
-	tarCmd.Stderr = &stderr
-	if err := tarCmd.Start(); err != nil {
+	if err := os.Chown(dir, BuildUID, BuildUID); err != nil {
+		os.RemoveAll(dir)
 		return "", err
+	}
+	return dir, nil
+}
+
+// mmdebstrapArgs builds a minbase tarball on stdout. Signatures are always
+// checked against Keyring (apt refuses an unsigned or wrongly signed
+// archive). cas are CA files to add to the image's trust store.
+func mmdebstrapArgs(spec Spec, cas []string) []string {
+	args := []string{"--mode=root", "--variant=minbase", "--format=tar", "--keyring=" + Keyring,
+		"--include=" + strings.Join(spec.Include, ",")}
+	for _, f := range cas {
+		args = append(args, "--customize-hook=upload "+f+" /usr/local/share/ca-certificates/"+filepath.Base(f))
+	}
+	if len(cas) > 0 {
+		args = append(args, `--customize-hook=chroot "$1" update-ca-certificates`)
+	}
+	return append(args, spec.Suite, "-", spec.Mirror)
+}
+
+// stageCAs copies the host CA files into scratch, readable by the build's
+// uid, and returns their paths there.
+func (b *Builder) stageCAs(scratch string) ([]string, error) {
+	var out []string
+	for _, f := range b.caFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(scratch, "aether-host-"+filepath.Base(f))
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return nil, err
+		}
+		out = append(out, dst)
+	}
+	return out, nil
+}
+
+// importTar runs cmd, which writes a rootfs tarball to its stdout and its
+// progress to stderr, and streams the tarball into `docker import`.
+func (b *Builder) importTar(ctx context.Context, cmd *exec.Cmd, progress func(string), ref, hash string) (string, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	tail := &lineTail{progress: progress}
+	cmd.Stderr = tail
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("mmdebstrap: %w", err)
 	}
 	rc, err := b.cli.ImageImport(ctx, image.ImportSource{Source: out, SourceName: "-"}, ref, image.ImportOptions{
 		Changes: []string{
@@ -222,8 +292,11 @@ func (b *Builder) importDir(ctx context.Context, dir, ref, hash string) (string,
 		_, err = io.Copy(io.Discard, rc)
 		rc.Close()
 	}
-	if werr := tarCmd.Wait(); werr != nil && err == nil {
-		err = fmt.Errorf("tar: %w: %s", werr, stderr.String())
+	if err != nil {
+		cmd.Process.Kill()
+	}
+	if werr := cmd.Wait(); werr != nil {
+		return "", errors.Join(fmt.Errorf("mmdebstrap: %w", werr), errors.New(tail.String()))
 	}
 	if err != nil {
 		return "", fmt.Errorf("docker import: %w", err)
@@ -232,60 +305,39 @@ func (b *Builder) importDir(ctx context.Context, dir, ref, hash string) (string,
 	return id, err
 }
 
-// installCAs copies the host CA files into the rootfs and rebuilds its bundle.
-func (b *Builder) installCAs(ctx context.Context, root string) error {
-	if len(b.caFiles) == 0 {
-		return nil
-	}
-	dir := filepath.Join(root, "usr/local/share/ca-certificates")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, f := range b.caFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "aether-host-"+filepath.Base(f)), data, 0o644); err != nil {
-			return err
-		}
-	}
-	if out, err := exec.CommandContext(ctx, "chroot", root, "update-ca-certificates").CombinedOutput(); err != nil {
-		return fmt.Errorf("update-ca-certificates in the image: %v: %s", err, out)
-	}
-	return nil
+// lineTail is a command's stderr: it passes apt/mmdebstrap's "I:", "W:"
+// and "E:" lines to progress and keeps the last ten lines for the error.
+// Lines are cut at 4 KiB.
+type lineTail struct {
+	progress func(string)
+	partial  []byte
+	tail     []string
 }
 
-// runLogged runs a command, feeding each output line to progress, and returns
-// an error carrying the output's tail when it fails.
-func runLogged(ctx context.Context, progress func(string), name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	var tail []string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			tail = append(tail, line)
-			if len(tail) > 10 {
-				tail = tail[1:]
-			}
-			if strings.HasPrefix(line, "I: ") || strings.HasPrefix(line, "E: ") || strings.HasPrefix(line, "W: ") {
-				progress(line)
-			}
+func (t *lineTail) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			t.partial = append(t.partial, p[:min(len(p), 4096-len(t.partial))]...)
+			break
 		}
-	}()
-	err := cmd.Wait()
-	pw.Close()
-	<-done
-	if err != nil {
-		return errors.Join(err, errors.New(strings.Join(tail, "\n")))
+		t.partial = append(t.partial, p[:min(i, 4096-len(t.partial))]...)
+		t.line(string(t.partial))
+		t.partial, p = t.partial[:0], p[i+1:]
 	}
-	return nil
+	return n, nil
+}
+
+func (t *lineTail) line(l string) {
+	if t.tail = append(t.tail, l); len(t.tail) > 10 {
+		t.tail = t.tail[1:]
+	}
+	if strings.HasPrefix(l, "I: ") || strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") {
+		t.progress(l)
+	}
+}
+
+func (t *lineTail) String() string {
+	return strings.Join(append(t.tail, string(t.partial)), "\n")
 }

@@ -84,7 +84,7 @@ func (JobRunArgs) Kind() string { return KindJobRun }
 // Policy implements Args: default priority, no retries, 2 hours.
 func (JobRunArgs) Policy() Policy { return policies[KindJobRun] }
 
-// ImageBuildArgs builds a Debian image with debootstrap and imports it into
+// ImageBuildArgs builds a Debian image with mmdebstrap and imports it into
 // the worker's Docker. It is also the body of POST /api/v1/images.
 // Result: *ImageBuildResult.
 type ImageBuildArgs struct {
@@ -117,7 +117,7 @@ var ImageSuites = []string{"bookworm", "trixie", "bullseye"}
 const ImageNamespace = "aetherium/"
 
 // Validate reports a spec the builder must not run (its values become
-// debootstrap arguments and image references), naming the field: a bad
+// mmdebstrap arguments and image references), naming the field: a bad
 // package name is ErrInvalidArgument; a suite outside ImageSuites, a mirror
 // (it comes from the server's configuration only) or a reference outside
 // ImageNamespace is ErrUnprocessable.

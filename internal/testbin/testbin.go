@@ -88,7 +88,7 @@ var (
 )
 
 // BaseImage makes sure the default sandbox image exists in the local Docker
-// daemon, building it with the real image builder (debootstrap) the first
+// daemon, building it with the real image builder (mmdebstrap) the first
 // time, and returns its reference. It skips or fails the test via Need.
 func BaseImage(t testing.TB) string {
 	t.Helper()
@@ -105,7 +105,7 @@ func BaseImage(t testing.TB) string {
 			imageErr = err
 			return
 		}
-		b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
+		b, err := image.NewBuilder("")
 		if err != nil {
 			imageErr = err
 			return

@@ -37,7 +37,7 @@ func TestConformance(t *testing.T) {
 		t.Skip("skipping: FIRECRACKER_BIN is not set (no firecracker binary on this host)")
 	}
 	ref := testbin.BaseImage(t)
-	b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
+	b, err := image.NewBuilder("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 func BenchmarkBoot(b *testing.B) {
 	needQEMU(b)
 	ref := testbin.BaseImage(b)
-	ib, _ := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
+	ib, _ := image.NewBuilder("")
 	guests := image.NewGuestBuilder(ib, filepath.Join(os.TempDir(), "aether-guests"), testbin.Build(b, "aether-agent"))
 	guest, err := guests.Build(context.Background(), ref)
 	if err != nil {

@@ -54,7 +54,7 @@ func testAccel() string {
 // AgentChannel) with the test's accelerator and the shared guest cache.
 func newRuntime(t testing.TB, cfg qemu.Config) *qemu.Runtime {
 	t.Helper()
-	b, err := image.NewBuilder(filepath.Join(os.TempDir(), "aether-image-build"), "")
+	b, err := image.NewBuilder("")
 	if err != nil {
 		t.Fatal(err)
 	}
