@@ -32,6 +32,8 @@ type fakeStore struct {
 	TemplateGetImpl    func(ctx context.Context, p *store.TemplateGetParams) (*store.Template, error)
 	TemplateUpdateImpl func(ctx context.Context, p *store.TemplateUpdateParams) (*store.Template, error)
 	WorkerListImpl     func(ctx context.Context) ([]*store.Worker, error)
+	WorkerLoadImpl     func(ctx context.Context) (map[string]int, error)
+	TemplateListImpl   func(ctx context.Context, projectID string) ([]*store.Template, error)
 	HistoryPruneImpl   func(ctx context.Context, before time.Time, limit int) (int64, error)
 
 	mu     sync.Mutex
@@ -110,6 +112,14 @@ func (f *fakeStore) TemplateUpdate(ctx context.Context, p *store.TemplateUpdateP
 
 func (f *fakeStore) WorkerList(ctx context.Context) ([]*store.Worker, error) {
 	return f.WorkerListImpl(ctx)
+}
+
+func (f *fakeStore) WorkerLoad(ctx context.Context) (map[string]int, error) {
+	return f.WorkerLoadImpl(ctx)
+}
+
+func (f *fakeStore) TemplateList(ctx context.Context, projectID string) ([]*store.Template, error) {
+	return f.TemplateListImpl(ctx, projectID)
 }
 
 // fakeQueue is a queue.Queue whose Enqueue calls EnqueueImpl.

@@ -16,7 +16,8 @@ const maxPoolStarts = 2
 
 // fillPools keeps each of this worker's ready templates at its pool size:
 // it starts missing pool sandboxes (through vm:create tasks, so they show in
-// history) and deletes extra ones when the size shrank.
+// history) and deletes extra ones when the size shrank. Pool sandboxes count
+// against the worker's capacity like any other: a full worker starts none.
 func (w *Worker) fillPools(ctx context.Context) {
 	tpls, err := w.store.TemplateList(ctx, store.AllProjects)
 	if err != nil {
@@ -37,17 +38,24 @@ func (w *Worker) fillPools(ctx context.Context) {
 			starting[vm.Template]++
 		}
 	}
+	load, err := w.store.WorkerLoad(ctx)
+	if err != nil {
+		w.log.WarnContext(ctx, "pool refill: worker load", slog.Any("err", err))
+		return
+	}
+	free := w.cfg.Capacity - load[w.cfg.ID]
 	for _, t := range tpls {
 		if t.WorkerID != w.cfg.ID || t.Status != store.TemplateReady {
 			continue
 		}
 		have := len(ready[t.ID]) + starting[t.ID]
-		for i := have; i < t.PoolSize && starting[t.ID] < maxPoolStarts; i++ {
+		for i := have; i < t.PoolSize && starting[t.ID] < maxPoolStarts && free > 0; i++ {
 			if err := w.startPoolSandbox(ctx, t); err != nil {
 				w.log.WarnContext(ctx, "pool refill", slog.String("template", t.Name), slog.Any("err", err))
 				break
 			}
 			starting[t.ID]++
+			free--
 		}
 		if starting[t.ID] == 0 && len(ready[t.ID]) > t.PoolSize {
 			for _, vm := range ready[t.ID][t.PoolSize:] {
