@@ -29,6 +29,8 @@ lint:
 	@test -z "$$(gofmt -l cmd internal)" || { gofmt -l cmd internal; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	shellcheck scripts/*.sh .ci/run
+	cd tools/openapi-lint && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		./node_modules/.bin/redocly lint --format=stylish ../../internal/api/openapi.json
 
 bench: setup build
 	./scripts/bench.sh

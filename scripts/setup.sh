@@ -4,11 +4,13 @@
 # (distributed mode and its tests), QEMU with a Debian kernel and static
 # busybox (microVMs), iproute2/iptables (microVM networking), nftables (the
 # egress firewall of every runtime), util-linux's setpriv (QEMU), xz-utils
-# (the Firecracker kernel) and shellcheck (make lint). Starts dockerd and
+# (the Firecracker kernel), shellcheck and Node.js with the pinned Redocly CLI
+# (make lint). Starts dockerd and
 # PostgreSQL if they are not running and creates the test role and database.
 # Redis is only installed: tests start their own redis-server processes.
 # Idempotent; needs root (or sudo).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -30,6 +32,8 @@ need nft nftables
 need setpriv util-linux
 need xz xz-utils
 need shellcheck shellcheck
+need node nodejs
+need npm npm
 ls /boot/vmlinuz-* >/dev/null 2>&1 || missing+=(linux-image-amd64)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -80,7 +84,16 @@ create_test_db() {
 	fi
 }
 
+# The OpenAPI linter (make lint), pinned by its package-lock.json.
+install_openapi_lint() {
+	local dir=tools/openapi-lint
+	[ -x "$dir/node_modules/.bin/redocly" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return
+	echo "setup: installing the OpenAPI linter (npm ci in $dir)"
+	npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+}
+
 start_dockerd
 start_postgres
 create_test_db
+install_openapi_lint
 echo "setup: docker $($SUDO docker version --format '{{.Server.Version}}'), mmdebstrap, postgresql ($(pg_isready -h 127.0.0.1)), redis-server, qemu, shellcheck ready"

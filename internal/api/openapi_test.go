@@ -17,17 +17,7 @@ import (
 // operation is routed.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(t.Context(), t.TempDir()+"/a.db", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
-		Logs:  LogSource{Store: newTestLogs(t).Store(), Hub: logs.NewHub()},
-		Place: func(context.Context, string) (string, error) { return "w", nil }}, st, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	routes := publicRouteTable(t)
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
@@ -40,7 +30,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	for _, r := range s.routes() {
+	for _, r := range routes {
 		routed = append(routed, r.pattern)
 	}
 	slices.Sort(documented)
@@ -55,4 +45,68 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("openapi.json documents %q, which is not routed", d)
 		}
 	}
+}
+
+// TestOpenAPIDocumentsTheGuard checks that every operation has a unique
+// operationId (SDK generators name methods by it) and documents what the
+// guard answers for its route: 401 and 429 for keyed routes, 403 for admin
+// routes, 415 for JSON bodies, 421 everywhere.
+func TestOpenAPIDocumentsTheGuard(t *testing.T) {
+	t.Parallel()
+	routes := publicRouteTable(t)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string                     `json:"operationId"`
+			Responses   map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	ids := map[string]string{}
+	for _, r := range routes {
+		method, path, _ := strings.Cut(r.pattern, " ")
+		op, ok := doc.Paths[path][strings.ToLower(method)]
+		if !ok {
+			continue // TestOpenAPIMatchesRoutes reports it
+		}
+		if op.OperationID == "" {
+			t.Errorf("%s: no operationId", r.pattern)
+		} else if other, dup := ids[op.OperationID]; dup {
+			t.Errorf("%s: operationId %q is %s's too", r.pattern, op.OperationID, other)
+		}
+		ids[op.OperationID] = r.pattern
+		want := []string{"421"}
+		if r.access == member || r.access == admin {
+			want = append(want, "401", "429")
+		}
+		if r.access == admin {
+			want = append(want, "403")
+		}
+		if r.body == jsonBody && (method == "POST" || method == "PUT") {
+			want = append(want, "415")
+		}
+		for _, code := range want {
+			if _, ok := op.Responses[code]; !ok {
+				t.Errorf("%s: the guard answers %s, which is not documented", r.pattern, code)
+			}
+		}
+	}
+}
+
+// publicRouteTable is the route table of an API server with public routes.
+func publicRouteTable(t *testing.T) []route {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), t.TempDir()+"/a.db", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
+		Logs:  LogSource{Store: newTestLogs(t).Store(), Hub: logs.NewHub()},
+		Place: func(context.Context, string) (string, error) { return "w", nil }}, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.routes()
 }
