@@ -284,3 +284,15 @@ type AuditListParams struct {
 	// ProjectID filters by project; empty means every project.
 	ProjectID string
 }
+
+// WebhookDeliveryInsertParams is one accepted webhook delivery.
+type WebhookDeliveryInsertParams struct {
+	// DeliveryID is the sender's ID of the delivery. Required.
+	DeliveryID string
+	// Event is the delivery's event type (push, pull_request, command).
+	Event string
+	// Integration is the integration that received it (github, slack). Required.
+	Integration string
+	// ProjectID is the project the integration acts in.
+	ProjectID string
+}

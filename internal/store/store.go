@@ -134,9 +134,15 @@ type Store interface {
 	ExecutionAbandon(ctx context.Context, params *ExecutionAbandonParams) (int64, error)
 
 	// HistoryPrune deletes up to limit rows each of executions, finished
-	// tasks and jobs, and audit entries older than before, and returns how
+	// tasks and jobs, audit entries and webhook deliveries older than before, and returns how
 	// many it deleted; call it until it returns 0. Unfinished rows stay.
 	HistoryPrune(ctx context.Context, before time.Time, limit int) (int64, error)
+
+	// WebhookDeliveryInsert records a webhook delivery an integration
+	// accepted. A delivery already recorded (same integration and delivery
+	// ID: a redelivery or a replay) is ErrAlreadyExists, so the caller does
+	// the delivery's work at most once. HistoryPrune removes old ones.
+	WebhookDeliveryInsert(ctx context.Context, params *WebhookDeliveryInsertParams) error
 
 	// WorkerUpsert registers a worker or refreshes its heartbeat.
 	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)

@@ -284,3 +284,35 @@ func testHistoryPrune(t *testing.T, s store.Store) {
 		t.Fatalf("the finished task survived: %v", err)
 	}
 }
+
+// testWebhookDeliveries: a delivery is recorded once per integration (a
+// redelivery or replay is ErrAlreadyExists, the same ID at another
+// integration is not), and HistoryPrune removes old deliveries.
+func testWebhookDeliveries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	first := &store.WebhookDeliveryInsertParams{Integration: "github", DeliveryID: "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+		Event: "push", ProjectID: store.DefaultProjectID}
+	if err := s.WebhookDeliveryInsert(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WebhookDeliveryInsert(ctx, first); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("second insert of one delivery: %v; want ErrAlreadyExists", err)
+	}
+	other := *first
+	other.Integration = "slack"
+	if err := s.WebhookDeliveryInsert(ctx, &other); err != nil {
+		t.Fatalf("the same delivery ID at another integration: %v; want accepted", err)
+	}
+	if err := s.WebhookDeliveryInsert(ctx, &store.WebhookDeliveryInsertParams{Integration: "github"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("insert without a delivery ID: %v; want ErrInvalidArgument", err)
+	}
+	if n, err := s.HistoryPrune(ctx, time.Now().Add(-time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("pruning before an hour ago deleted %d, %v; want 0", n, err)
+	}
+	if n, err := s.HistoryPrune(ctx, time.Now().Add(time.Second), 100); err != nil || n != 2 {
+		t.Fatalf("pruning now deleted %d, %v; want the 2 deliveries", n, err)
+	}
+	if err := s.WebhookDeliveryInsert(ctx, first); err != nil {
+		t.Fatalf("a pruned delivery is new again: %v", err)
+	}
+}
