@@ -19,10 +19,11 @@ func concretePath(pattern string) (method, path string) {
 	return method, r.Replace(path)
 }
 
-// TestEveryRouteNeedsAKey walks the real route table: every route but
-// /health answers 401, with one message, to a request without a key, with a
-// malformed, unknown, revoked or expired key, so a route added later is
-// covered without touching this test.
+// TestEveryRouteNeedsAKey walks the real route table: every route but the
+// open ones (/health, the dashboard's page and login) answers 401, with one
+// message, to a request without a key, with a malformed, unknown, revoked or
+// expired key, as a bearer token or a dashboard session cookie, so a route
+// added later is covered without touching this test.
 func TestEveryRouteNeedsAKey(t *testing.T) {
 	t.Parallel()
 	a := newTestAPI(t)
@@ -34,14 +35,17 @@ func TestEveryRouteNeedsAKey(t *testing.T) {
 	past := time.Now().Add(-time.Minute)
 	expired := a.key(t, store.DefaultProjectID, store.RoleAdmin, &past)
 	unknown, _, _ := auth.NewKey()
-	keys := []struct{ name, header string }{
-		{"no key", ""},
-		{"not bearer", "Basic " + a.admin},
-		{"malformed", "Bearer nonsense"},
-		{"unknown", "Bearer " + unknown},
-		{"revoked", "Bearer " + revoked},
-		{"expired", "Bearer " + expired},
-		{"internal token on a key route", "Bearer secret"},
+	keys := []struct{ name, header, cookie string }{
+		{"no key", "", ""},
+		{"not bearer", "Basic " + a.admin, ""},
+		{"malformed", "Bearer nonsense", ""},
+		{"unknown", "Bearer " + unknown, ""},
+		{"revoked", "Bearer " + revoked, ""},
+		{"expired", "Bearer " + expired, ""},
+		{"internal token on a key route", "Bearer secret", ""},
+		{"session of an unknown key", "", unknown},
+		{"session of a revoked key", "", revoked},
+		{"session of an expired key", "", expired},
 	}
 	routes := a.s.routes()
 	if len(routes) < 30 {
@@ -60,6 +64,9 @@ func TestEveryRouteNeedsAKey(t *testing.T) {
 				req.Header.Set("Content-Type", "application/json")
 				if k.header != "" {
 					req.Header.Set("Authorization", k.header)
+				}
+				if k.cookie != "" {
+					req.AddCookie(&http.Cookie{Name: SessionCookie, Value: k.cookie})
 				}
 				rec := httptest.NewRecorder()
 				a.s.ServeHTTP(rec, req)

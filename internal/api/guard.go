@@ -77,16 +77,23 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 	}
 }
 
-// authenticate returns the principal of the request's key, acting in the
-// project it asks for, if its role may call a route of access a.
+// authenticate returns the principal of the request's key (its bearer
+// token, or its dashboard session cookie with the CSRF token that needs),
+// acting in the project it asks for, if its role may call a route of
+// access a.
 func (s *Server) authenticate(r *http.Request, a access) (*auth.Principal, error) {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	key, fromCookie, ok := credentials(r)
 	if !ok {
 		return nil, auth.ErrUnauthenticated
 	}
 	p, err := s.auth.Authenticate(r.Context(), key)
 	if err != nil {
 		return nil, err
+	}
+	if fromCookie {
+		if err := checkCSRF(r, key); err != nil {
+			return nil, err
+		}
 	}
 	if (a == admin || a == scrape) && !p.Admin() {
 		return nil, forbidden("this route needs an admin key")

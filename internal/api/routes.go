@@ -4,13 +4,16 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aetherium/aetherium/internal/dashboard"
 )
 
 // access is who may call a route.
 type access int
 
 const (
-	// open routes need no credentials: /health only.
+	// open routes need no credentials: /health, the dashboard's pages and
+	// its login.
 	open access = iota
 	// scrape routes need an admin key or the metrics token: /metrics.
 	scrape
@@ -116,5 +119,12 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "GET /api/v1/audit", access: admin, handler: s.handleAuditList},
 		{pattern: "POST /api/v1/logs/query", access: member, handler: s.handleLogQuery},
 		{pattern: "GET /api/v1/logs/stream", access: member, handler: s.handleLogStream},
+
+		{pattern: "GET /{$}", access: open, handler: dashboard.Index},
+		{pattern: "GET /ui/{file...}", access: open, handler: dashboard.Asset},
+		{pattern: "POST /api/v1/session", access: open, handler: s.handleSessionCreate},
+		{pattern: "GET /api/v1/session", access: member, handler: s.handleSessionGet},
+		{pattern: "DELETE /api/v1/session", access: member, handler: s.handleSessionDelete},
+		{pattern: "GET /api/v1/workers", access: admin, handler: s.handleWorkerList},
 	}
 }

@@ -405,3 +405,31 @@ type LogStreamMessage struct {
 	Record  *LogRecord `json:"record,omitempty"`
 	Dropped uint64     `json:"dropped,omitempty"`
 }
+
+// Session describes a dashboard session (POST and GET /api/v1/session):
+// the key it logged in with and the CSRF token its cookie-authenticated
+// mutating requests must carry (X-CSRF-Token).
+type Session struct {
+	KeyPrefix string `json:"key_prefix"`
+	ProjectID string `json:"project_id"`
+	Role      string `json:"role"`
+	CSRFToken string `json:"csrf_token"`
+}
+
+// Worker is a host that runs sandboxes (GET /api/v1/workers).
+type Worker struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Runtime string `json:"runtime"`
+	// Capacity is how many sandboxes it may hold; Sandboxes how many it
+	// holds (those that hold resources, pool sandboxes included).
+	Capacity    int       `json:"capacity"`
+	Sandboxes   int       `json:"sandboxes"`
+	StartedAt   time.Time `json:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+}
+
+// WorkerList is the body of GET /api/v1/workers.
+type WorkerList struct {
+	Workers []*Worker `json:"workers"`
+}
