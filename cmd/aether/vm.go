@@ -58,7 +58,7 @@ func newVMCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&req.MemoryMB, "memory", 0, "memory in MiB (default 512)")
 	cmd.Flags().StringVar(&req.Image, "image", "", "image (default: the server's default image)")
 	cmd.Flags().StringVar(&req.Template, "template", "", "template to create from (tools baked in)")
-	cmd.Flags().StringArrayVar(&req.AdditionalTools, "tool", nil, "tool to install, as name or name@version (repeatable)")
+	cmd.Flags().StringArrayVar(&req.AdditionalTools, "tool", nil, "tool to install, as name or name@version; npm:pkg and go:module install through mise (repeatable)")
 	cmd.Flags().IntVar(&req.TimeoutSeconds, "ttl", 0, "expire after this many seconds (0: never)")
 	cmd.Flags().IntVar(&req.IdleTimeout, "idle-timeout", 0, "expire after this many seconds without exec or file transfer")
 	cmd.Flags().StringVar(&req.OnExpire, "on-expire", "", "delete (default) or pause")

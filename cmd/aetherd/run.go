@@ -121,9 +121,10 @@ func run(ctx context.Context, args []string) (err error) {
 	// Every committed state change is published, and recorded as a log record.
 	st := events.NewStore(rawStore, logBus{Bus: bus, logs: logPipe}, log)
 
-	recipes, err := tools.Load(cfg.Tools.Recipes)
+	recipes, err := tools.Load(tools.Config{Recipes: cfg.Tools.Recipes, Provider: cfg.Tools.Provider,
+		Providers: cfg.Tools.Providers, MiseVersion: cfg.Tools.Mise.Version, MiseSettings: cfg.Tools.Mise.Settings})
 	if err != nil {
-		return fmt.Errorf("tools.recipes: %w", err)
+		return fmt.Errorf("tools: %w", err)
 	}
 	if _, err := recipes.Plan(cfg.Tools.Defaults, nil); err != nil {
 		return fmt.Errorf("tools.defaults: %w", err)

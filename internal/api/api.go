@@ -118,7 +118,7 @@ func (c *Config) withDefaults() {
 		c.Logger = slog.Default()
 	}
 	if c.Tools == nil {
-		c.Tools, _ = tools.Load("")
+		c.Tools, _ = tools.Load(tools.Config{})
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 16

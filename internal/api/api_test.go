@@ -181,6 +181,9 @@ func TestErrorMapping(t *testing.T) {
 	}{
 		{name: "bad name", method: "POST", path: "/api/v1/vms", body: `{"name":"Bad_Name"}`, wantStatus: 400, wantCode: "invalid_argument", wantMsg: "name"},
 		{name: "unknown tool", method: "POST", path: "/api/v1/vms", body: `{"name":"a","additional_tools":["cobol"]}`, wantStatus: 422, wantCode: "unprocessable", wantMsg: "cobol"},
+		// A Debian pin Debian cannot satisfy used to be accepted and fail in the sandbox.
+		{name: "unsatisfiable python pin", method: "POST", path: "/api/v1/vms", body: `{"name":"a","additional_tools":["python@3.12"]}`, wantStatus: 422, wantCode: "unprocessable", wantMsg: "python@3.12 cannot be installed: Python 3 from Debian (bookworm has 3.11) provides only 3.11"},
+		{name: "unsatisfiable rust pin in a template", method: "POST", path: "/api/v1/templates", body: `{"name":"t","tools":["rust"],"tool_versions":{"rust":"1.80"}}`, wantStatus: 422, wantCode: "unprocessable", wantMsg: "provides only 1.63"},
 		{name: "template and image", method: "POST", path: "/api/v1/vms", body: `{"name":"a","template":"t","image":"i"}`, wantStatus: 400, wantCode: "invalid_argument", wantMsg: "one or the other"},
 		{name: "unknown template", method: "POST", path: "/api/v1/vms", body: `{"name":"a","template":"nope"}`, wantStatus: 404, wantCode: "not_found", wantMsg: "nope"},
 		{name: "no worker has room", method: "POST", path: "/api/v1/vms", body: `{"name":"a"}`, wantStatus: 503, wantCode: "unavailable", wantMsg: "no room",

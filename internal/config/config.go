@@ -108,6 +108,29 @@ type Tools struct {
 	// git/nodejs/bun/claude-code; empty by default so creation stays fast
 	// (bake tools into templates instead).
 	Defaults []string `yaml:"defaults"`
+	// Provider installs the tools named without a backend: recipes (the
+	// default: built-in and Recipes) or mise. Names with a mise backend
+	// (npm:cowsay, go:golang.org/x/example/hello) or the mise: prefix
+	// (mise:python@3.12) always go through mise.
+	Provider string `yaml:"provider"`
+	// Providers overrides Provider per tool: {python: mise}.
+	Providers map[string]string `yaml:"providers"`
+	// Mise configures mise inside sandboxes.
+	Mise Mise `yaml:"mise"`
+}
+
+// Mise configures the mise tool installer inside sandboxes.
+type Mise struct {
+	// Version is the mise release installed (npm package
+	// @jdxcode/mise-linux-x64); empty means the built-in recipe's pin.
+	Version string `yaml:"version"`
+	// Settings are mise settings, passed to mise as MISE_* variables while it
+	// installs: the mirrors of backends that download from outside the
+	// registries a sandbox reaches: node.mirror_url, go.download_mirror, or
+	// url_replacements (a JSON object rewriting any download URL, such as
+	// GitHub release assets, to a mirror). Empty keeps mise's defaults,
+	// except npm.package_manager, which is npm.
+	Settings map[string]string `yaml:"settings"`
 }
 
 // Store configures the embedded SQLite store.

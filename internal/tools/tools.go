@@ -1,8 +1,9 @@
 // Package tools knows how to install developer tools into a sandbox: one
 // recipe per tool (what it needs first, how to install a given version, how
-// to verify it), built in or added by the operator's YAML file. It turns a
-// request ("nodejs@20, claude-code") into ordered install steps; the worker
-// runs them through the agent.
+// to verify it), built in or added by the operator's YAML file, or through
+// mise (see mise.go). It turns a request ("nodejs@20, claude-code,
+// npm:cowsay@1.6") into ordered install steps; the worker runs them through
+// the agent.
 package tools
 
 import (
@@ -37,6 +38,10 @@ type Recipe struct {
 	DefaultVersion string `yaml:"default_version"`
 	// VersionPattern is the regexp a requested version must match.
 	VersionPattern string `yaml:"version_pattern"`
+	// AvailableVersions, when set, are the only versions the recipe can
+	// install (a distribution's one Python); a pin none of them fits is
+	// refused before anything is created. Empty means any version may exist.
+	AvailableVersions []string `yaml:"available_versions"`
 	// Install is a bash script (see recipes.yaml for its contract).
 	Install string `yaml:"install"`
 	// Verify is a command whose output must contain the installed version.
@@ -47,26 +52,55 @@ type Recipe struct {
 	pattern *regexp.Regexp
 }
 
-// Registry holds the known recipes. It is read-only after Load.
+// Registry holds the known recipes and how tools are provided. It is
+// read-only after Load and safe for concurrent use.
 type Registry struct {
 	recipes map[string]*Recipe
+	cfg     Config
+	// miseEnv is the shell prologue of every mise step: its directories and
+	// the operator's settings as MISE_* variables.
+	miseEnv string
+}
+
+// Config says where tools come from.
+type Config struct {
+	// Recipes is a YAML file of extra or overriding recipes (format of
+	// recipes.yaml); empty means only the built-in ones.
+	Recipes string
+	// Provider installs the tools named without a backend ("nodejs"):
+	// "recipes" (the default) or "mise". Names with a backend ("npm:cowsay",
+	// "go:golang.org/x/example/hello") and "mise:" prefixed ones always go
+	// through mise.
+	Provider string
+	// Providers overrides Provider per tool name.
+	Providers map[string]string
+	// MiseVersion is the mise release installed in sandboxes; empty means
+	// the mise recipe's default_version.
+	MiseVersion string
+	// MiseSettings are mise settings ("node.mirror_url", "go.download_mirror")
+	// given to mise as MISE_* environment variables while it installs. They
+	// override the defaults (npm.package_manager: npm).
+	MiseSettings map[string]string
 }
 
 // Load returns the built-in recipes, overridden and extended by the YAML file
-// at extraPath (same format as recipes.yaml) when it is not empty.
-func Load(extraPath string) (*Registry, error) {
-	r := &Registry{recipes: map[string]*Recipe{}}
+// cfg.Recipes, with cfg's providers. Errors name the setting at fault.
+func Load(cfg Config) (*Registry, error) {
+	r := &Registry{recipes: map[string]*Recipe{}, cfg: cfg}
 	if err := r.add(builtin, "built-in recipes"); err != nil {
 		return nil, err
 	}
-	if extraPath != "" {
-		data, err := os.ReadFile(extraPath)
+	if cfg.Recipes != "" {
+		data, err := os.ReadFile(cfg.Recipes)
 		if err != nil {
 			return nil, fmt.Errorf("tool recipes: %w", err)
 		}
-		if err := r.add(data, extraPath); err != nil {
+		if err := r.add(data, cfg.Recipes); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.configureMise(); err != nil {
+		return nil, err
 	}
 	for _, rc := range r.recipes {
 		for _, dep := range rc.Requires {
@@ -139,28 +173,31 @@ func (s Step) Spec() string {
 
 // Plan validates a request and orders it: every requested tool (from tools,
 // and from the keys of versions) after the tools it requires. Entries of
-// tools may carry a version as "name@version". Unknown tools and versions
-// that do not match a recipe's pattern are ErrUnprocessable errors naming
-// them; nothing is installed for an invalid request.
+// tools may carry a version as "name@version". Unknown tools, versions that
+// do not match a recipe's pattern and pins a recipe cannot satisfy are
+// ErrUnprocessable errors naming them; nothing is installed for an invalid
+// request.
 func (r *Registry) Plan(tools []string, versions map[string]string) ([]Step, error) {
 	want := map[string]string{}
 	for _, t := range tools {
-		name, v, _ := strings.Cut(t, "@")
+		name, v := splitSpec(t)
 		want[name] = v
 	}
 	for name, v := range versions {
 		want[name] = v
 	}
+	recipes := map[string]*Recipe{}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
-		rc := r.recipes[name]
-		if rc == nil {
-			return nil, errdefs.Unprocessable("additional_tools: unknown tool %q (known: %s)", name, strings.Join(r.Names(), ", "))
+		rc, err := r.recipe(name)
+		if err != nil {
+			return nil, err
 		}
+		recipes[name] = rc
 		if want[name] == "" {
 			want[name] = rc.DefaultVersion
 		}
-		if v := want[name]; v != "" && !rc.pattern.MatchString(v) {
-			return nil, errdefs.Unprocessable("tool_versions: %q is not a valid version of %s (want %s)", v, name, rc.VersionPattern)
+		if err := rc.accepts(want[name]); err != nil {
+			return nil, err
 		}
 	}
 	var steps []Step
@@ -171,7 +208,10 @@ func (r *Registry) Plan(tools []string, versions map[string]string) ([]Step, err
 			return
 		}
 		done[name] = true
-		rc := r.recipes[name]
+		rc := recipes[name]
+		if rc == nil {
+			rc = r.recipes[name]
+		}
 		for _, dep := range rc.Requires {
 			visit(dep)
 		}
@@ -185,6 +225,54 @@ func (r *Registry) Plan(tools []string, versions map[string]string) ([]Step, err
 		visit(name)
 	}
 	return steps, nil
+}
+
+// recipe is the recipe that installs name: mise's for names with a backend
+// or sent to mise by the providers, else the named recipe.
+func (r *Registry) recipe(name string) (*Recipe, error) {
+	if rest, ok := r.viaMise(name); ok {
+		return r.miseRecipe(name, rest)
+	}
+	if rc := r.recipes[name]; rc != nil {
+		return rc, nil
+	}
+	return nil, errdefs.Unprocessable("additional_tools: unknown tool %q (known: %s, or backend:name through mise such as npm:cowsay)",
+		name, strings.Join(r.Names(), ", "))
+}
+
+// accepts refuses a version that does not match the recipe's pattern, or
+// that none of its available versions satisfies.
+func (rc *Recipe) accepts(v string) error {
+	if v == "" {
+		return nil
+	}
+	if !rc.pattern.MatchString(v) {
+		return errdefs.Unprocessable("tool_versions: %q is not a valid version of %s (want %s)", v, rc.Name, rc.VersionPattern)
+	}
+	if len(rc.AvailableVersions) == 0 {
+		return nil
+	}
+	for _, a := range rc.AvailableVersions {
+		if a == v || strings.HasPrefix(a, v+".") || strings.HasPrefix(v, a+".") {
+			return nil
+		}
+	}
+	return errdefs.Unprocessable("tool_versions: %s@%s cannot be installed: %s provides only %s (tools.provider mise installs other versions from a mirror)",
+		rc.Name, v, rc.Description, strings.Join(rc.AvailableVersions, ", "))
+}
+
+// splitSpec splits "name@version" at its last "@" that is not the start of
+// the name after a backend ("npm:@scope/pkg@1.2" is npm:@scope/pkg, 1.2).
+func splitSpec(spec string) (name, version string) {
+	prefix, rest := "", spec
+	if r, ok := strings.CutPrefix(spec, misePrefix); ok {
+		prefix, rest = misePrefix, r
+	}
+	start := strings.Index(rest, ":") + 2
+	if i := strings.LastIndex(rest, "@"); i >= start && i > 0 {
+		return prefix + rest[:i], rest[i+1:]
+	}
+	return spec, ""
 }
 
 // Unbaked drops the steps whose tool is already installed (baked, tool ->

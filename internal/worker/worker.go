@@ -94,7 +94,7 @@ func (c *Config) withDefaults() {
 		c.Logger = slog.Default()
 	}
 	if c.Tools == nil {
-		c.Tools, _ = tools.Load("")
+		c.Tools, _ = tools.Load(tools.Config{})
 	}
 }
 
