@@ -5,7 +5,8 @@
 # busybox (microVMs), iproute2/iptables (microVM networking), nftables (the
 # egress firewall of every runtime), util-linux's setpriv (QEMU), xz-utils
 # (the Firecracker kernel), shellcheck and Node.js with the pinned Redocly CLI
-# (make lint). Starts dockerd and
+# (make lint), python3-pytest and the TypeScript SDK's pinned tsc (the SDK
+# suites). Starts dockerd and
 # PostgreSQL if they are not running and creates the test role and database.
 # Redis is only installed: tests start their own redis-server processes.
 # Idempotent; needs root (or sudo).
@@ -36,6 +37,7 @@ need node nodejs
 need npm npm
 ls /boot/vmlinuz-* >/dev/null 2>&1 || missing+=(linux-image-amd64)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+dpkg -s python3-pytest >/dev/null 2>&1 || missing+=(python3-pytest)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	$SUDO apt-get update -qq
@@ -92,8 +94,17 @@ install_openapi_lint() {
 	npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
 }
 
+# The TypeScript SDK's compiler and Node types (its tests), pinned by its package-lock.json.
+install_sdk_typescript() {
+	local dir=sdk/typescript
+	[ -x "$dir/node_modules/.bin/tsc" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return
+	echo "setup: installing the TypeScript SDK's build tools (npm ci in $dir)"
+	npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+}
+
 start_dockerd
 start_postgres
 create_test_db
 install_openapi_lint
+install_sdk_typescript
 echo "setup: docker $($SUDO docker version --format '{{.Server.Version}}'), mmdebstrap, postgresql ($(pg_isready -h 127.0.0.1)), redis-server, qemu, shellcheck ready"

@@ -1,0 +1,419 @@
+"""Client: one method per API operation (internal/api/openapi.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ._http import Response, Transport, seg
+from .errors import AetheriumError, TaskFailedError, TransportError
+from .exec import ExecResult, ExecStream, Stdin, exec_request
+
+__version__ = "0.1.0"
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+# OPERATIONS maps each operationId of the OpenAPI document to its method and
+# path; tests/test_openapi.py checks it against internal/api/openapi.json both
+# ways, so an operation added to the API fails the SDK's tests until it is
+# here. Each client method names its operation.
+OPERATIONS: dict[str, tuple[str, str]] = {
+    "getHealth": ("GET", "/health"),
+    "getMetrics": ("GET", "/metrics"),
+    "getOpenAPI": ("GET", "/api/v1/openapi.json"),
+    "createSandbox": ("POST", "/api/v1/vms"),
+    "listSandboxes": ("GET", "/api/v1/vms"),
+    "getSandbox": ("GET", "/api/v1/vms/{id}"),
+    "deleteSandbox": ("DELETE", "/api/v1/vms/{id}"),
+    "submitExecute": ("POST", "/api/v1/vms/{id}/execute"),
+    "exec": ("POST", "/api/v1/vms/{id}/exec"),
+    "listExecutions": ("GET", "/api/v1/vms/{id}/executions"),
+    "setSandboxTimeout": ("POST", "/api/v1/vms/{id}/timeout"),
+    "pauseSandbox": ("POST", "/api/v1/vms/{id}/pause"),
+    "resumeSandbox": ("POST", "/api/v1/vms/{id}/resume"),
+    "snapshotSandbox": ("POST", "/api/v1/vms/{id}/snapshot"),
+    "writeFile": ("PUT", "/api/v1/vms/{id}/files"),
+    "readFile": ("GET", "/api/v1/vms/{id}/files"),
+    "getConsole": ("GET", "/api/v1/vms/{id}/console"),
+    "listTasks": ("GET", "/api/v1/tasks"),
+    "getTask": ("GET", "/api/v1/tasks/{id}"),
+    "createJob": ("POST", "/api/v1/jobs"),
+    "getJob": ("GET", "/api/v1/jobs/{id}"),
+    "streamEvents": ("GET", "/api/v1/events"),
+    "createTemplate": ("POST", "/api/v1/templates"),
+    "listTemplates": ("GET", "/api/v1/templates"),
+    "getTemplate": ("GET", "/api/v1/templates/{name}"),
+    "deleteTemplate": ("DELETE", "/api/v1/templates/{name}"),
+    "setTemplatePool": ("POST", "/api/v1/templates/{name}/pool"),
+    "buildImage": ("POST", "/api/v1/images"),
+    "createProject": ("POST", "/api/v1/projects"),
+    "listProjects": ("GET", "/api/v1/projects"),
+    "getProject": ("GET", "/api/v1/projects/{id}"),
+    "setProjectQuota": ("PUT", "/api/v1/projects/{id}/quota"),
+    "deleteProject": ("DELETE", "/api/v1/projects/{id}"),
+    "createKey": ("POST", "/api/v1/keys"),
+    "listKeys": ("GET", "/api/v1/keys"),
+    "revokeKey": ("DELETE", "/api/v1/keys/{id}"),
+    "listAudit": ("GET", "/api/v1/audit"),
+    "queryLogs": ("POST", "/api/v1/logs/query"),
+}
+
+# NOT_COVERED are operations this SDK leaves out, with why.
+NOT_COVERED = {"streamLogs": "a WebSocket; Python's standard library has no WebSocket client"}
+
+# MAX_SSE_LINE bounds one line of the event stream.
+MAX_SSE_LINE = 1 << 20
+
+
+def discover_key() -> str:
+    """The key a local client sends, as the aether CLI finds it:
+    AETHER_API_KEY, else the bootstrap key file $AETHER_DATA_DIR/admin.key,
+    else ./aether-data/admin.key; "" when there is none."""
+    if k := os.environ.get("AETHER_API_KEY", "").strip():
+        return k
+    path = Path(os.environ.get("AETHER_DATA_DIR") or "aether-data") / "admin.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+class Client:
+    """A client of one aetherd. Safe for use from several threads.
+
+    base_url defaults to AETHER_URL, else AETHER_SERVER (the CLI's), else
+    http://127.0.0.1:8080; api_key to discover_key(). project names the
+    project an admin key acts in (X-Aether-Project). timeout bounds each
+    plain request in seconds (execs and event streams have none of their
+    own). max_retries bounds the retries of a rate-limited request and of
+    GET/DELETE requests meeting a 503 or a connection failure.
+    """
+
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, *, project: str | None = None,
+                 timeout: float = 60.0, max_retries: int = 4, backoff: float = 0.2):
+        base = base_url or os.environ.get("AETHER_URL") or os.environ.get("AETHER_SERVER") or DEFAULT_URL
+        key = api_key if api_key is not None else discover_key()
+        self._t = Transport(base, key, project, timeout, max_retries, backoff, f"aetherium-python/{__version__}")
+
+    @property
+    def retries(self) -> int:
+        """How many requests this client has sent again (rate limits, 503s)."""
+        return self._t.retries
+
+    def close(self) -> None:
+        """Closes idle connections; the client stays usable."""
+        self._t.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- plumbing
+
+    def _call(self, op: str, *, params: dict[str, str] | None = None, query: dict[str, Any] | None = None,
+              body: Any = None, raw: bytes | None = None, content_type: str | None = None,
+              timeout: float | None | str = "default") -> Response:
+        method, path = OPERATIONS[op]
+        for k, v in (params or {}).items():
+            path = path.replace("{" + k + "}", seg(v))
+        data = raw
+        if body is not None:
+            data, content_type = json.dumps(body).encode(), "application/json"
+        elif method in ("POST", "PUT") and raw is None:
+            data, content_type = b"{}", "application/json"
+        return self._t.request(method, path, query=query, body=data, content_type=content_type, timeout=timeout)
+
+    def _json(self, op: str, **kw: Any) -> Any:
+        with self._call(op, **kw) as resp:
+            return resp.json()
+
+    def _pages(self, op: str, field: str, params: dict[str, str] | None = None,
+               query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            page = self._json(op, params=params, query={**(query or {}), "limit": 1000, "cursor": cursor})
+            items += page.get(field) or []
+            if not (cursor := page.get("next") or ""):
+                return items
+
+    # --- server
+
+    def health(self) -> dict[str, Any]:
+        """getHealth: the server's health report (503 raises UnavailableError)."""
+        return self._json("getHealth")
+
+    def metrics(self) -> str:
+        """getMetrics: Prometheus text (admin key)."""
+        with self._call("getMetrics") as r:
+            return r.read().decode()
+
+    def openapi(self) -> dict[str, Any]:
+        """getOpenAPI: the server's OpenAPI document."""
+        return self._json("getOpenAPI")
+
+    # --- sandboxes
+
+    def create_sandbox(self, name: str, *, wait: bool = True, wait_timeout: float | None = 300,
+                       **fields: Any) -> dict[str, Any]:
+        """createSandbox. fields are the CreateVM body's (template, image,
+        vcpus, memory_mb, additional_tools, tool_versions, timeout_seconds,
+        idle_timeout_seconds, on_expire, egress, keep_on_failure). With wait
+        it waits for the create task and returns the running sandbox (a
+        failed create raises TaskFailedError); without, the Accepted body."""
+        acc = self._json("createSandbox", body={"name": name, **{k: v for k, v in fields.items() if v is not None}})
+        if not wait:
+            return acc
+        self.wait_task(acc["task_id"], timeout=wait_timeout)
+        return self.get_sandbox(acc["vm_id"])
+
+    def list_sandboxes(self, *, all: bool = False) -> list[dict[str, Any]]:
+        """listSandboxes, every page; all includes deleted ones."""
+        return self._pages("listSandboxes", "vms", query={"all": all or None})
+
+    def get_sandbox(self, vm: str) -> dict[str, Any]:
+        """getSandbox by ID or name."""
+        return self._json("getSandbox", params={"id": vm})
+
+    def delete_sandbox(self, vm: str, *, wait: bool = True, wait_timeout: float | None = 120) -> dict[str, Any]:
+        """deleteSandbox; with wait, returns the finished delete task."""
+        acc = self._json("deleteSandbox", params={"id": vm})
+        return self.wait_task(acc["task_id"], timeout=wait_timeout) if wait else acc
+
+    def set_sandbox_timeout(self, vm: str, seconds: int) -> dict[str, Any]:
+        """setSandboxTimeout: expire seconds from now (0 never)."""
+        return self._json("setSandboxTimeout", params={"id": vm}, body={"timeout_seconds": seconds})
+
+    def pause_sandbox(self, vm: str) -> dict[str, Any]:
+        """pauseSandbox (async: Accepted)."""
+        return self._json("pauseSandbox", params={"id": vm})
+
+    def resume_sandbox(self, vm: str) -> dict[str, Any]:
+        """resumeSandbox (async: Accepted)."""
+        return self._json("resumeSandbox", params={"id": vm})
+
+    def snapshot_sandbox(self, vm: str, template: str) -> dict[str, Any]:
+        """snapshotSandbox: save the filesystem as a new template (async)."""
+        return self._json("snapshotSandbox", params={"id": vm}, body={"name": template})
+
+    def console(self, vm: str, max_bytes: int | None = None) -> str:
+        """getConsole: the end of the sandbox's console log."""
+        with self._call("getConsole", params={"id": vm}, query={"max_bytes": max_bytes}) as r:
+            return r.read().decode("utf-8", "replace")
+
+    # --- commands
+
+    def exec_stream(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
+                    cwd: str | None = None, user: str | None = None, timeout: int | None = None,
+                    stdin: Stdin = None) -> ExecStream:
+        """exec: starts a command (a shell line when args is None) and
+        returns its ExecStream of events. timeout is the command's, in
+        seconds. stdin: see aetherium.exec.Stdin."""
+        req = exec_request(command, args, env, cwd, user, timeout)
+        return ExecStream(self._t, vm, req, stdin, None)
+
+    def exec(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
+             cwd: str | None = None, user: str | None = None, timeout: int | None = None, stdin: Stdin = None,
+             on_stdout: Callable[[bytes], None] | None = None, on_stderr: Callable[[bytes], None] | None = None,
+             max_output: int = 16 << 20) -> ExecResult:
+        """exec, to the end: output goes to the callbacks as it comes and is
+        kept (up to max_output bytes per stream) in the result. A non-zero
+        exit is a result, not an error."""
+        with self.exec_stream(vm, command, args, env=env, cwd=cwd, user=user, timeout=timeout, stdin=stdin) as s:
+            return s.result(on_stdout, on_stderr, max_output)
+
+    def submit_execute(self, vm: str, command: str, args: list[str] | None = None, **kw: Any) -> dict[str, Any]:
+        """submitExecute: queue a command (async); its task's result holds the output."""
+        return self._json("submitExecute", params={"id": vm},
+                          body=exec_request(command, args, kw.get("env"), kw.get("cwd"), kw.get("user"),
+                                            kw.get("timeout")))
+
+    def list_executions(self, vm: str) -> list[dict[str, Any]]:
+        """listExecutions, every page, oldest first."""
+        return self._pages("listExecutions", "executions", params={"id": vm})
+
+    def create_job(self, vm: str, commands: list[str]) -> dict[str, Any]:
+        """createJob: commands run in order in one sandbox (async)."""
+        return self._json("createJob", body={"vm_id": vm, "commands": commands})
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """getJob: the job and its executions."""
+        return self._json("getJob", params={"id": job_id})
+
+    # --- files
+
+    def write_file(self, vm: str, path: str, data: bytes | str, *, mode: int | None = None) -> dict[str, Any]:
+        """writeFile: data to path in the sandbox (mode like 0o755)."""
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        return self._json("writeFile", params={"id": vm}, query={"path": path, "mode": _octal(mode)}, raw=raw,
+                          content_type="application/octet-stream")
+
+    def read_file(self, vm: str, path: str, *, max_bytes: int = 1 << 30) -> bytes:
+        """readFile: the whole file. A transfer cut short, or a file larger
+        than max_bytes, raises instead of returning part of it."""
+        with self._call("readFile", params={"id": vm}, query={"path": path}, timeout=None) as r:
+            size = int(r.headers.get("Content-Length", "-1"))
+            if size > max_bytes:
+                raise AetheriumError(f"{path} is {size} bytes, more than max_bytes {max_bytes}", code="too_large")
+            data = r.read(max_bytes + 1)
+            if len(data) > max_bytes or (size >= 0 and len(data) != size):
+                raise TransportError(f"download of {path} ended after {len(data)} of {size} bytes")
+            return data
+
+    # --- tasks
+
+    def get_task(self, task_id: str, *, wait: float | None = None) -> dict[str, Any]:
+        """getTask; wait long-polls up to that many seconds (at most 60) for it to finish."""
+        q = {"wait": f"{wait:g}s"} if wait else None
+        return self._json("getTask", params={"id": task_id}, query=q, timeout=None if wait is None else wait + 30)
+
+    def wait_task(self, task_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Long-polls until the task succeeded (returns it) or failed (raises
+        TaskFailedError); timeout in seconds, None waits for ever."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 30.0 if deadline is None else min(30.0, deadline - time.monotonic())
+            if left <= 0:
+                raise AetheriumError(f"task {task_id} did not finish within {timeout}s", code="timeout")
+            t = self.get_task(task_id, wait=max(left, 0.1))
+            if t["status"] == "succeeded":
+                return t
+            if t["status"] == "failed":
+                raise TaskFailedError(t)
+
+    def list_tasks(self, *, status: str | None = None, limit: int = 100, cursor: str = "") -> dict[str, Any]:
+        """listTasks: one page, newest first ({"tasks": [...], "next": cursor})."""
+        return self._json("listTasks", query={"status": status, "limit": limit, "cursor": cursor})
+
+    def events(self, *, kind: str | None = None, vm: str | None = None, task_id: str | None = None,
+               timeout: float | None = None) -> EventStream:
+        """streamEvents: the state changes from now on, as an iterator of
+        Event dicts; it is subscribed when this returns. timeout bounds
+        each wait for the next line in seconds (the server sends a
+        keep-alive every 15s); None waits for ever. Close it to stop."""
+        r = self._call("streamEvents", query={"kind": kind, "vm_id": vm, "task_id": task_id}, timeout=timeout)
+        return EventStream(r)
+
+    # --- templates and images
+
+    def create_template(self, name: str, *, wait: bool = True, wait_timeout: float | None = 600,
+                        **fields: Any) -> dict[str, Any]:
+        """createTemplate. fields: base, tools, tool_versions, setup,
+        pool_size, egress. With wait it returns the ready template (a cache
+        hit returns at once); without, the TemplateAccepted body."""
+        acc = self._json("createTemplate", body={"name": name, **{k: v for k, v in fields.items() if v is not None}})
+        if not wait:
+            return acc
+        if acc.get("task_id"):
+            self.wait_task(acc["task_id"], timeout=wait_timeout)
+        return self.get_template(name)
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        """listTemplates, by name."""
+        return self._json("listTemplates").get("templates") or []
+
+    def get_template(self, name: str) -> dict[str, Any]:
+        """getTemplate by name or ID."""
+        return self._json("getTemplate", params={"name": name})
+
+    def delete_template(self, name: str, *, wait: bool = True) -> dict[str, Any]:
+        """deleteTemplate and its image; with wait, returns the finished task."""
+        acc = self._json("deleteTemplate", params={"name": name})
+        return self.wait_task(acc["task_id"], timeout=120) if wait else acc
+
+    def set_template_pool(self, name: str, size: int) -> dict[str, Any]:
+        """setTemplatePool: keep size started sandboxes ready."""
+        return self._json("setTemplatePool", params={"name": name}, body={"size": size})
+
+    def build_image(self, *, worker: str | None = None, **spec: Any) -> dict[str, Any]:
+        """buildImage (admin, async): spec is ref, suite, include, mirror, force."""
+        return self._json("buildImage", query={"worker": worker}, body=spec)
+
+    # --- administration (admin keys)
+
+    def create_project(self, name: str, quota: dict[str, int] | None = None) -> dict[str, Any]:
+        """createProject."""
+        return self._json("createProject", body={"name": name, "quota": quota or {}})
+
+    def list_projects(self) -> list[dict[str, Any]]:
+        """listProjects."""
+        return self._json("listProjects").get("projects") or []
+
+    def get_project(self, project: str) -> dict[str, Any]:
+        """getProject by ID or name."""
+        return self._json("getProject", params={"id": project})
+
+    def set_project_quota(self, project: str, quota: dict[str, int]) -> dict[str, Any]:
+        """setProjectQuota."""
+        return self._json("setProjectQuota", params={"id": project}, body=quota)
+
+    def delete_project(self, project: str) -> None:
+        """deleteProject."""
+        self._call("deleteProject", params={"id": project}).close()
+
+    def create_key(self, *, project: str = "", role: str = "member", name: str = "",
+                   ttl_seconds: int = 0) -> dict[str, Any]:
+        """createKey: the answer's "key" is the secret, shown this once."""
+        return self._json("createKey", body={"project": project, "role": role, "name": name,
+                                             "ttl_seconds": ttl_seconds})
+
+    def list_keys(self, *, project: str | None = None) -> list[dict[str, Any]]:
+        """listKeys."""
+        return self._json("listKeys", query={"project": project}).get("keys") or []
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """revokeKey."""
+        return self._json("revokeKey", params={"id": key_id})
+
+    def list_audit(self, *, limit: int | None = None, before: int | None = None,
+                   project: str | None = None) -> dict[str, Any]:
+        """listAudit: one page ({"entries": [...], "next": before})."""
+        return self._json("listAudit", query={"limit": limit, "before": before, "project": project})
+
+    def query_logs(self, **query: Any) -> dict[str, Any]:
+        """queryLogs: query is the LogQuery body (vm_id, stream, contains, ...)."""
+        return self._json("queryLogs", body=query)
+
+
+class EventStream:
+    """An open GET /api/v1/events: iterate it for Event dicts. Close it (or
+    use it as a context manager) to unsubscribe."""
+
+    def __init__(self, resp: Response):
+        self._resp = resp
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        data: list[bytes] = []
+        while True:
+            try:
+                line = self._resp.readline(MAX_SSE_LINE + 1)
+            except (OSError, ValueError) as e:  # closed under us
+                raise TransportError(f"event stream broken: {e}") from e
+            if not line:
+                return
+            if len(line) > MAX_SSE_LINE:
+                raise TransportError(f"event line longer than {MAX_SSE_LINE} bytes")
+            line = line.rstrip(b"\r\n")
+            if line.startswith(b"data:"):
+                data.append(line[5:].lstrip(b" "))
+            elif not line and data:
+                yield json.loads(b"\n".join(data))
+                data = []
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _octal(mode: int | None) -> str | None:
+    return None if mode is None else format(mode, "o")
