@@ -58,11 +58,19 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "listKeys": ("GET", "/api/v1/keys"),
     "revokeKey": ("DELETE", "/api/v1/keys/{id}"),
     "listAudit": ("GET", "/api/v1/audit"),
+    "listWorkers": ("GET", "/api/v1/workers"),
     "queryLogs": ("POST", "/api/v1/logs/query"),
 }
 
 # NOT_COVERED are operations this SDK leaves out, with why.
-NOT_COVERED = {"streamLogs": "a WebSocket; Python's standard library has no WebSocket client"}
+NOT_COVERED = {
+    "streamLogs": "a WebSocket; Python's standard library has no WebSocket client",
+    "getDashboard": "the web dashboard, for browsers",
+    "getDashboardAsset": "the web dashboard, for browsers",
+    "createSession": "the dashboard's cookie session, for browsers (the SDK sends its key)",
+    "getSession": "the dashboard's cookie session, for browsers",
+    "deleteSession": "the dashboard's cookie session, for browsers",
+}
 
 # MAX_SSE_LINE bounds one line of the event stream.
 MAX_SSE_LINE = 1 << 20
@@ -374,6 +382,10 @@ class Client:
                    project: str | None = None) -> dict[str, Any]:
         """listAudit: one page ({"entries": [...], "next": before})."""
         return self._json("listAudit", query={"limit": limit, "before": before, "project": project})
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        """listWorkers: the hosts that run sandboxes."""
+        return self._json("listWorkers").get("workers") or []
 
     def query_logs(self, **query: Any) -> dict[str, Any]:
         """queryLogs: query is the LogQuery body (vm_id, stream, contains, ...)."""

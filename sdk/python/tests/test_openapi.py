@@ -24,6 +24,8 @@ def test_operations_match_openapi():
     assert not missing, f"operations in openapi.json the Python SDK lacks: {missing}"
     stale = sorted(set(ours) - set(served))
     assert not stale, f"operations the Python SDK has that openapi.json does not: {stale}"
+    gone = sorted(set(aetherium.NOT_COVERED) - set(served))
+    assert not gone, f"NOT_COVERED names operations openapi.json no longer has: {gone}"
     wrong = {k: (ours[k], served[k]) for k in ours if ours[k] != served[k]}
     assert not wrong, f"method/path differ (ours, openapi.json): {wrong}"
 

@@ -61,11 +61,21 @@ export const OPERATIONS = {
   listKeys: ["GET", "/api/v1/keys"],
   revokeKey: ["DELETE", "/api/v1/keys/{id}"],
   listAudit: ["GET", "/api/v1/audit"],
+  listWorkers: ["GET", "/api/v1/workers"],
   queryLogs: ["POST", "/api/v1/logs/query"],
   streamLogs: ["GET", "/api/v1/logs/stream"],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type OperationId = keyof typeof OPERATIONS;
+
+/** NOT_COVERED are the API's operations this SDK leaves out, with why. */
+export const NOT_COVERED: Record<string, string> = {
+  getDashboard: "the web dashboard, for browsers",
+  getDashboardAsset: "the web dashboard, for browsers",
+  createSession: "the dashboard's cookie session, for browsers (the SDK sends its key)",
+  getSession: "the dashboard's cookie session, for browsers",
+  deleteSession: "the dashboard's cookie session, for browsers",
+};
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "DELETE"]);
 
@@ -490,6 +500,11 @@ export class Client {
   /** listAudit: one page; next is the before= of the following one. */
   listAudit(opts: { limit?: number; before?: number; project?: string } = {}): Promise<{ entries: Array<Record<string, unknown>>; next?: number }> {
     return this.json("listAudit", { query: opts });
+  }
+
+  /** listWorkers: the hosts that run sandboxes. */
+  async listWorkers(): Promise<Array<Record<string, unknown>>> {
+    return (await this.json<{ workers: Array<Record<string, unknown>> }>("listWorkers")).workers ?? [];
   }
 
   /** queryLogs. */
