@@ -26,6 +26,7 @@ import (
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/events/redisbus"
 	"github.com/aetherium/aetherium/internal/image"
+	"github.com/aetherium/aetherium/internal/integrations"
 	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/queue/asynqqueue"
@@ -145,6 +146,10 @@ func run(ctx context.Context, args []string) (err error) {
 	if err := ownerOnly(cfg.DataDir, "queue.db*"); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	hooks, err := openIntegrations(ctx, &cfg.Integrations, st, q, log)
+	if err != nil {
+		return fmt.Errorf("open integrations: %w", err)
+	}
 	var w *worker.Worker
 	// Draining the queue needs the worker's agent connections, so they close
 	// after it, in the same step.
@@ -183,7 +188,7 @@ func run(ctx context.Context, args []string) (err error) {
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName, DefaultEgress: defaultEgress,
 			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
 			RequeueAfter: cfg.RequeueAfter, Tools: recipes, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
-			Retention: cfg.Executions.Retention, Logger: log, Logs: logPipe}, st, q, rt, images)
+			Retention: cfg.Executions.Retention, Logger: log, Logs: logPipe, Integrations: reporter(hooks)}, st, q, rt, images)
 		if err != nil {
 			return err
 		}
@@ -205,7 +210,7 @@ func run(ctx context.Context, args []string) (err error) {
 	{
 		// Every role serves HTTP: the API (all, api) and/or the internal
 		// endpoint other processes use to reach this worker's sandboxes.
-		srv, err := newHTTPServer(cfg, runtimeName, runtimeChoice, st, q, bus, recipes, router, local, health, log, reg, logPipe)
+		srv, err := newHTTPServer(cfg, runtimeName, runtimeChoice, st, q, bus, recipes, router, local, health, log, reg, logPipe, hooks)
 		if err != nil {
 			return err
 		}
@@ -237,7 +242,7 @@ func run(ctx context.Context, args []string) (err error) {
 	return err
 }
 
-func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local cluster.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger, reg *prometheus.Registry, logPipe *logs.Pipeline) (*http.Server, error) {
+func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local cluster.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger, reg *prometheus.Registry, logPipe *logs.Pipeline, hooks *integrations.Registry) (*http.Server, error) {
 	h, err := api.New(api.Config{
 		DefaultImage: cfg.Sandbox.DefaultImage, DefaultEgress: mustEgress(cfg.Network.Egress), RuntimeName: runtimeName, MaxVCPUs: cfg.Sandbox.MaxVCPUs,
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Runtime: runtimeChoice, Registry: reg, Logger: log,
@@ -247,7 +252,7 @@ func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() 
 		AllowedHosts: allowedHosts(cfg),
 		RateLimits: api.RateLimits{Default: api.Rate(cfg.API.RateLimits.Default), Create: api.Rate(cfg.API.RateLimits.Create),
 			Exec: api.Rate(cfg.API.RateLimits.Exec)},
-		Logs: api.LogSource{Store: logPipe.Store(), Hub: logPipe.Hub()},
+		Logs: api.LogSource{Store: logPipe.Store(), Hub: logPipe.Hub()}, Webhooks: hooks,
 		Place: func(ctx context.Context, only string) (string, error) {
 			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter, only)
 			if err != nil {

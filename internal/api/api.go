@@ -20,6 +20,7 @@ import (
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/events"
+	"github.com/aetherium/aetherium/internal/integrations"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/tools"
@@ -75,6 +76,9 @@ type Config struct {
 	Events events.Bus
 	// Logs serves the log routes: query and live tail. Required when Public.
 	Logs LogSource
+	// Webhooks receives POST /api/v1/webhooks/{name}; nil answers every
+	// webhook 401 (no integration enabled).
+	Webhooks *integrations.Registry
 	// Health lists the checks behind GET /health by component name.
 	Health map[string]HealthCheck
 	// Runtime reports the runtime choice in GET /health; nil means none

@@ -83,13 +83,20 @@ type testAPI struct {
 
 func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, nil)
+}
+
+// newTestAPIWith is newTestAPI with the Config changed by mod (when set)
+// before the server is made.
+func newTestAPIWith(t testing.TB, mod func(a *testAPI, cfg *Config)) *testAPI {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), t.TempDir()+"/a.db", sqlite.SyncNormal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	a := &testAPI{st: st, q: &fakeQueue{}, sb: &fakeSandboxes{}, logs: newTestLogs(t)}
-	a.s, err = New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
+	cfg := Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
 		Logs:  LogSource{Store: a.logs.Store(), Hub: a.logs.Hub()},
 		Local: a.sb, InternalToken: "secret", Logger: slog.New(slog.DiscardHandler),
 		Place: func(_ context.Context, only string) (string, error) {
@@ -100,7 +107,11 @@ func newTestAPI(t testing.TB) *testAPI {
 				return only, nil
 			}
 			return "w1", nil
-		}}, st, a.q, a.sb)
+		}}
+	if mod != nil {
+		mod(a, &cfg)
+	}
+	a.s, err = New(cfg, st, a.q, a.sb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,9 @@ const ProjectHeader = "X-Aether-Project"
 
 // guard wraps a route's handler with everything the route table declares,
 // in this order: Host allowlist and cross-origin protection (every route),
-// credentials for its access, the project the request acts in, the
-// key's rate limit for its class, the request's media type, and an audit
-// entry for mutating requests. Refusals are JSON errors; an unauthenticated
+// credentials for its access (signed routes check their own), the project
+// the request acts in, the key's rate limit for its class, the request's
+// media type, and an audit entry for mutating requests. Refusals are JSON errors; an unauthenticated
 // request gets the same 401 whatever was wrong with its key.
 func (s *Server) guard(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -36,7 +36,7 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 			return
 		}
 		switch rt.access {
-		case open:
+		case open, signed:
 			rt.handler(w, r)
 			return
 		case internal:

@@ -80,6 +80,9 @@ func TestOpenAPIDocumentsTheGuard(t *testing.T) {
 		if r.access == member || r.access == admin {
 			want = append(want, "401", "429")
 		}
+		if r.access == signed {
+			want = append(want, "401", "413")
+		}
 		if r.access == admin {
 			want = append(want, "403")
 		}

@@ -23,6 +23,10 @@ const (
 	member
 	// admin routes need an admin key.
 	admin
+	// signed routes need no API key: the handler verifies the sender's own
+	// signature and answers 401 like a keyed route to anything it cannot
+	// verify (webhooks).
+	signed
 )
 
 // class is a route's rate-limit class (Config.RateLimits).
@@ -119,6 +123,7 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "GET /api/v1/audit", access: admin, handler: s.handleAuditList},
 		{pattern: "POST /api/v1/logs/query", access: member, handler: s.handleLogQuery},
 		{pattern: "GET /api/v1/logs/stream", access: member, handler: s.handleLogStream},
+		{pattern: "POST /api/v1/webhooks/{name}", access: signed, body: rawBody, handler: s.handleWebhook},
 
 		{pattern: "GET /{$}", access: open, handler: dashboard.Index},
 		{pattern: "GET /ui/{file...}", access: open, handler: dashboard.Asset},

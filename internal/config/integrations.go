@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/aetherium/aetherium/internal/egress"
 )
 
 // Integrations configures integrations with outside services (the seed's
@@ -13,6 +15,13 @@ import (
 type Integrations struct {
 	// Enabled lists the integrations to start: github, slack.
 	Enabled []string `yaml:"enabled"`
+	// Project is the project (ID or name) integrations act in: their
+	// sandboxes and jobs belong to it. Empty means the default project.
+	Project string `yaml:"project"`
+	// PublicURL is this API's address as its users reach it; links in
+	// commit statuses, PR comments and Slack messages point under it.
+	// Empty means links are left out.
+	PublicURL string `yaml:"public_url"`
 	// GitHub configures the github integration.
 	GitHub GitHub `yaml:"github"`
 	// Slack configures the slack integration.
@@ -33,8 +42,30 @@ type GitHub struct {
 	InstallationID string `yaml:"installation_id"`
 	// PrivateKey is the GitHub App's PEM key (or a file path).
 	PrivateKey string `yaml:"private_key"`
-	// BaseURL is the API's URL for GitHub Enterprise; empty means api.github.com.
+	// BaseURL is the API's URL for GitHub Enterprise
+	// (https://ghe.example.com/api/v3/); empty means api.github.com.
 	BaseURL string `yaml:"base_url"`
+	// StatusContext names the commit statuses aetherd sets; empty means
+	// "aetherium".
+	StatusContext string `yaml:"status_context"`
+	// Repos maps a repository's full name (owner/name) to what runs on its
+	// pushes and pull requests; a repository not listed is ignored.
+	Repos map[string]GitHubRepo `yaml:"repos"`
+}
+
+// GitHubRepo says what runs, in a fresh sandbox, for one repository's push
+// and pull_request (opened, synchronize) events.
+type GitHubRepo struct {
+	// Template is the template the sandbox is made from; empty means the
+	// default image (sandbox.default_image).
+	Template string `yaml:"template"`
+	// Commands run in order in the checked-out repository; the first that
+	// fails fails the job. Required.
+	Commands []string `yaml:"commands"`
+	// Egress is the sandbox's egress policy (internet, none or an
+	// allowlist; it must reach the clone URL); empty means the template's,
+	// else network.egress.
+	Egress string `yaml:"egress"`
 }
 
 // Slack configures the slack integration.
@@ -45,6 +76,14 @@ type Slack struct {
 	SigningSecret string `yaml:"signing_secret"`
 	// DefaultChannel receives notifications when none is configured per event.
 	DefaultChannel string `yaml:"default_channel"`
+	// NotifyChannels receive a message when a job an integration started
+	// finishes; empty means DefaultChannel (if set).
+	NotifyChannels []string `yaml:"notify_channels"`
+	// BaseURL is Slack's Web API URL; empty means https://slack.com/api/.
+	BaseURL string `yaml:"base_url"`
+	// ResponseURLPrefix is what a slash command's response_url must start
+	// with before aetherd posts to it; empty means https://hooks.slack.com/.
+	ResponseURLPrefix string `yaml:"response_url_prefix"`
 }
 
 var integrationNames = []string{"github", "slack"}
@@ -66,6 +105,16 @@ func (in *Integrations) validate() []error {
 		}
 		if gh.WebhookSecret == "" {
 			errs = append(errs, fmt.Errorf("config: integrations.github.webhook_secret: required to verify webhooks"))
+		}
+		for name, repo := range gh.Repos {
+			if len(repo.Commands) == 0 {
+				errs = append(errs, fmt.Errorf("config: integrations.github.repos.%s.commands: list at least one command", name))
+			}
+			if repo.Egress != "" {
+				if _, err := egress.Parse(repo.Egress); err != nil {
+					errs = append(errs, fmt.Errorf("config: integrations.github.repos.%s.egress: %w", name, err))
+				}
+			}
 		}
 	}
 	if slices.Contains(in.Enabled, "slack") && (in.Slack.Token == "" || in.Slack.SigningSecret == "") {

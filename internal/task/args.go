@@ -76,6 +76,12 @@ func (a VMExecuteArgs) Policy() Policy {
 // inserted with the task (SubmitParams.Job). Result: *JobResult.
 type JobRunArgs struct {
 	JobID string `json:"job_id"`
+	// Reports are told when the job ends (an integration:report task each,
+	// PhaseFinished); empty for jobs users create.
+	Reports []Report `json:"reports,omitempty"`
+	// DeleteVM deletes the job's sandbox when the job ends: a job an
+	// integration started runs in a fresh sandbox of its own.
+	DeleteVM bool `json:"delete_vm,omitempty"`
 }
 
 // Kind implements Args.

@@ -38,6 +38,7 @@ func (w *Worker) handlers() map[string]kind {
 	register(ks, w.vmPause, nil)
 	register(ks, w.vmResume, nil)
 	register(ks, w.vmSnapshot, w.failVMSnapshot)
+	register(ks, w.integrationReport, nil)
 	return ks
 }
 

@@ -276,19 +276,55 @@ func (w *Worker) jobRun(ctx context.Context, t *store.Task, a task.JobRunArgs) (
 			if _, err := w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: job.ID, Status: store.JobFailed, Error: &msg}); err != nil {
 				return nil, err // final (no retries): failJobRun tries again
 			}
+			w.jobEnded(ctx, job, a)
 			return &task.JobResult{JobID: job.ID, Status: store.JobFailed, Executed: i + 1}, nil
 		}
 	}
 	if _, err := w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: job.ID, Status: store.JobSucceeded}); err != nil {
 		return nil, err
 	}
+	w.jobEnded(ctx, job, a)
 	return &task.JobResult{JobID: job.ID, Status: store.JobSucceeded, Executed: len(job.Commands)}, nil
 }
 
 // failJobRun marks the job of a finally failed job:run failed.
 func (w *Worker) failJobRun(ctx context.Context, _ *store.Task, a task.JobRunArgs, msg string) error {
-	_, err := w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: a.JobID, Status: store.JobFailed, Error: &msg})
-	return err
+	job, err := w.store.JobUpdate(ctx, &store.JobUpdateParams{ID: a.JobID, Status: store.JobFailed, Error: &msg})
+	if err != nil {
+		return err
+	}
+	w.jobEnded(ctx, job, a)
+	return nil
+}
+
+// jobEnded submits what follows a job that ended: an integration:report
+// task for each of its reports, and the deletion of its sandbox when the
+// job had it to itself (a job an integration started). Failures are
+// logged: the job's outcome stands either way.
+func (w *Worker) jobEnded(ctx context.Context, job *store.Job, a task.JobRunArgs) {
+	for _, r := range a.Reports {
+		w.submit(ctx, task.IntegrationReportArgs{Report: r, JobID: job.ID, Phase: task.PhaseFinished},
+			&task.SubmitParams{ProjectID: job.ProjectID})
+	}
+	if !a.DeleteVM {
+		return
+	}
+	deleting := store.VMDeleting
+	vm, err := w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: job.VMID, Status: &deleting})
+	if err != nil {
+		warnIf(ctx, w.log, "delete a job's sandbox", err, slog.String("sandbox_id", job.VMID))
+		return
+	}
+	w.submit(ctx, task.VMDeleteArgs{Reason: "its job " + job.ID + " ended"}, &task.SubmitParams{ProjectID: job.ProjectID,
+		VMID: vm.ID, Route: vm.WorkerID})
+}
+
+// integrationReport delivers a report through the configured integrations.
+func (w *Worker) integrationReport(ctx context.Context, _ *store.Task, a task.IntegrationReportArgs) (*struct{}, error) {
+	if w.cfg.Integrations == nil {
+		return nil, errdefs.FailedPrecondition("integrations are not configured on worker %s", w.cfg.ID)
+	}
+	return nil, w.cfg.Integrations.Report(ctx, &a)
 }
 
 func describeExit(e *store.Execution) string {

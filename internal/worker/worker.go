@@ -20,6 +20,7 @@ import (
 	"github.com/aetherium/aetherium/internal/queue"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/tools"
 )
 
@@ -27,6 +28,9 @@ import (
 type Config struct {
 	// ID names this worker in the store and in its sandboxes' ownership. Required.
 	ID string
+	// Integrations delivers integration:report tasks (the integrations
+	// Registry); nil means they fail for good (no integration enabled).
+	Integrations Reporter
 	// Address is where other roles reach this worker's internal API.
 	Address string
 	// RuntimeName is the runtime's name for the store and health ("docker").
@@ -96,6 +100,12 @@ func (c *Config) withDefaults() {
 	if c.Tools == nil {
 		c.Tools, _ = tools.Load(tools.Config{})
 	}
+}
+
+// Reporter delivers integration reports; integrations.Registry implements
+// it. Report must be idempotent: a failed report is retried.
+type Reporter interface {
+	Report(ctx context.Context, args *task.IntegrationReportArgs) error
 }
 
 // Worker handles tasks and sandbox I/O on one host. It is safe for concurrent use.
