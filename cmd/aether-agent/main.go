@@ -142,6 +142,7 @@ func initPID1(log *slog.Logger) *os.File {
 			log.Warn("mount /proc", slog.Any("err", err))
 		}
 	}
+	mountDevpts(log)
 	if cmdline, _ := os.ReadFile("/proc/cmdline"); strings.Contains(string(cmdline), "aether.listen=") {
 		// A microVM's stop is a power-off: flush the page cache every
 		// second so at most the last second of writes can be lost.
@@ -157,6 +158,22 @@ func initPID1(log *slog.Logger) *os.File {
 		return cg
 	}
 	return nil
+}
+
+// mountDevpts gives a microVM the pseudo-terminals the pty operation opens
+// (a container has them already).
+func mountDevpts(log *slog.Logger) {
+	if _, err := os.Stat("/dev/pts/ptmx"); err == nil {
+		return
+	}
+	os.MkdirAll("/dev/pts", 0o755)
+	if err := syscall.Mount("devpts", "/dev/pts", "devpts", syscall.MS_NOSUID|syscall.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		log.Warn("mount /dev/pts: no terminals", slog.Any("err", err))
+		return
+	}
+	if _, err := os.Lstat("/dev/ptmx"); err != nil {
+		os.Symlink("pts/ptmx", "/dev/ptmx")
+	}
 }
 
 // agentReserveMiB is the memory a microVM keeps back from workloads for the

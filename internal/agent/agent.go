@@ -192,6 +192,12 @@ func (s *Server) serveStream(ctx context.Context, c net.Conn) {
 		s.filePut(st, req.FilePut)
 	case req.Op == agentproto.OpFileGet && req.FileGet != nil:
 		s.fileGet(st, req.FileGet)
+	case req.Op == agentproto.OpPty && req.Pty != nil:
+		s.execs.Add(1)
+		defer s.execs.Add(-1)
+		s.pty(ctx, st, req.Pty)
+	case req.Op == agentproto.OpDial && req.Dial != nil:
+		s.dial(st, req.Dial)
 	case req.Op == agentproto.OpHealth:
 		st.writeJSON(agentproto.TypeResponse, agentproto.Response{Execs: int(s.execs.Load())})
 	default:

@@ -32,13 +32,7 @@ func (s *Server) exec(ctx context.Context, st *stream, req *agentproto.ExecReque
 	}
 	p, err := s.startProcess(req)
 	if err != nil {
-		code := agentproto.CodeInternal
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			code = agentproto.CodeNotFound
-		} else if errors.Is(err, os.ErrPermission) {
-			code = agentproto.CodePermission
-		}
-		st.fail(code, err)
+		st.fail(startErrorCode(err), err)
 		return
 	}
 	defer p.closeAll()
@@ -80,6 +74,17 @@ func (s *Server) exec(ctx context.Context, st *stream, req *agentproto.ExecReque
 	// start servers this way) but the stream ends after a short grace.
 	p.drain(&outWG)
 	st.writeJSON(agentproto.TypeExit, exitFrame(ws, timedOut, dur))
+}
+
+// startErrorCode classifies why a process could not start.
+func startErrorCode(err error) string {
+	switch {
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
+		return agentproto.CodeNotFound
+	case errors.Is(err, os.ErrPermission):
+		return agentproto.CodePermission
+	}
+	return agentproto.CodeInternal
 }
 
 func exitFrame(ws syscall.WaitStatus, timedOut bool, dur time.Duration) agentproto.Exit {
@@ -134,21 +139,6 @@ func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	attr := &syscall.SysProcAttr{Setpgid: true}
-	if cg := s.cfg.WorkloadCgroup; cg != nil {
-		attr.UseCgroupFD, attr.CgroupFD = true, int(cg.Fd())
-	}
-	if req.User != "" {
-		cred, err := lookupUser(req.User)
-		if err != nil {
-			return nil, err
-		}
-		attr.Credential = cred
-	}
-	cwd := req.Cwd
-	if cwd == "" {
-		cwd = "/"
-	}
 	p := &process{}
 	var childIn, childOut, childErr *os.File
 	if req.Stdin {
@@ -169,15 +159,48 @@ func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
 		return nil, err
 	}
 	defer childErr.Close()
-
-	pattr := &os.ProcAttr{
-		Dir:   cwd,
-		Env:   append(baseEnv(), req.Env...),
-		Files: []*os.File{childIn, childOut, childErr},
-		Sys:   attr,
+	sp := spawn{path: path, argv: req.Argv, env: append(baseEnv(), req.Env...), cwd: req.Cwd, user: req.User,
+		files: []*os.File{childIn, childOut, childErr}, attr: &syscall.SysProcAttr{Setpgid: true}}
+	if err := s.start(p, &sp); err != nil {
+		p.closeAll()
+		return nil, err
 	}
+	return p, nil
+}
+
+// spawn is what start needs to run a program.
+type spawn struct {
+	path  string
+	argv  []string
+	env   []string
+	cwd   string // "" means "/"
+	user  string // "" means the agent's
+	files []*os.File
+	attr  *syscall.SysProcAttr
+}
+
+// start runs sp in the workload cgroup under the reaper and fills in p's
+// pid, wait channel and start time.
+func (s *Server) start(p *process, sp *spawn) error {
+	attr := sp.attr
+	if cg := s.cfg.WorkloadCgroup; cg != nil {
+		attr.UseCgroupFD, attr.CgroupFD = true, int(cg.Fd())
+	}
+	if sp.user != "" {
+		cred, err := lookupUser(sp.user)
+		if err != nil {
+			return err
+		}
+		attr.Credential = cred
+	}
+	cwd := sp.cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	pattr := &os.ProcAttr{Dir: cwd, Env: sp.env, Files: sp.files, Sys: attr}
+	var err error
 	p.wait, err = s.reaper.start(func() (int, error) {
-		proc, err := os.StartProcess(path, req.Argv, pattr)
+		proc, err := os.StartProcess(sp.path, sp.argv, pattr)
 		if err != nil {
 			return 0, err
 		}
@@ -186,14 +209,13 @@ func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
 		return p.pid, nil
 	})
 	if err != nil {
-		p.closeAll()
-		return nil, err
+		return err
 	}
 	p.started = time.Now()
 	// Keep the agent alive under memory pressure: the workload, not the agent,
 	// is the OOM killer's victim (the agent itself runs with a low score).
 	os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", p.pid), []byte("500"), 0)
-	return p, nil
+	return nil
 }
 
 func (p *process) kill(sig syscall.Signal) {

@@ -116,20 +116,28 @@ const streamWindow = 256 << 10
 // open starts an operation stream and sends its request. The stream is closed
 // when ctx ends, which makes the agent abandon the operation.
 func (c *Client) open(ctx context.Context, req agentproto.Request) (*yamux.Stream, func(), error) {
+	st, err := c.openStream(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Now()); st.Close() })
+	return st, func() { stop(); st.Close() }, nil
+}
+
+// openStream starts an operation stream and sends its request.
+func (c *Client) openStream(req agentproto.Request) (*yamux.Stream, error) {
 	if n := c.sess.NumStreams(); n >= MaxStreams {
-		return nil, nil, errdefs.Unavailable("agent holds %d operations open (at most %d): it is not ending them", n, MaxStreams)
+		return nil, errdefs.Unavailable("agent holds %d operations open (at most %d): it is not ending them", n, MaxStreams)
 	}
 	st, err := c.sess.OpenStream()
 	if err != nil {
-		return nil, nil, errdefs.Unavailable("agent connection lost: %v", err)
+		return nil, errdefs.Unavailable("agent connection lost: %v", err)
 	}
-	stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Now()); st.Close() })
-	done := func() { stop(); st.Close() }
 	if err := agentproto.WriteJSON(st, agentproto.TypeRequest, req); err != nil {
-		done()
-		return nil, nil, errdefs.Unavailable("agent connection lost: %v", err)
+		st.Close()
+		return nil, errdefs.Unavailable("agent connection lost: %v", err)
 	}
-	return st, done, nil
+	return st, nil
 }
 
 // Health asks the agent whether it is serving.
@@ -169,6 +177,8 @@ func mapRemote(err error) error {
 		return fmt.Errorf("%w: %s", errdefs.ErrInvalidArgument, re.Message)
 	case agentproto.CodePermission:
 		return fmt.Errorf("%w: permission denied: %s", errdefs.ErrFailedPrecondition, re.Message)
+	case agentproto.CodeUnavailable:
+		return fmt.Errorf("%w: %s", errdefs.ErrUnavailable, re.Message)
 	}
 	return err
 }

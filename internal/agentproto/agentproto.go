@@ -20,13 +20,25 @@
 //   - file_put: host → Data*, DataEnd; agent → Response (or Error).
 //   - file_get: agent → Response (size, mode) or Error, then Data*, DataEnd.
 //   - health: agent → Response.
+//   - pty (version 2): agent → Response once the process runs on a new
+//     pseudo-terminal (or Error); host → Stdin*, Resize*, Signal*; agent →
+//     Stdout* (the terminal's output, stdout and stderr merged), then exactly
+//     one Exit frame. A Signal goes to the terminal's foreground process
+//     group. The stream breaking kills the process group.
+//   - dial (version 2): the agent connects to 127.0.0.1:Port inside the
+//     guest and answers Response (or Error); from then on the stream carries
+//     the connection's raw bytes both ways, unframed. Either side closing
+//     ends the connection: there is no half-close.
+//
+// An agent that speaks version 1 answers pty and dial with an Error; the
+// host checks the negotiated version first and refuses them itself.
 //
 // A failed request is answered with one Error frame instead.
 //
 // # Frames
 //
 // A frame is a 1-byte type, a 4-byte big-endian payload length and the payload.
-// Control frames (Hello, Request, Response, Exit, Error, Signal) carry JSON;
+// Control frames (Hello, Request, Response, Exit, Error, Signal, Resize) carry JSON;
 // Stdin, Stdout, Stderr and Data carry raw bytes. Payloads are at most
 // MaxPayload bytes; a longer length is a protocol error, not an allocation.
 package agentproto
@@ -41,7 +53,10 @@ import (
 
 // Version is the highest protocol version this build speaks. A peer that
 // speaks a lower version is served at that version (see Negotiate).
-const Version = 1
+const Version = 2
+
+// VersionPty is the first version with the pty and dial operations.
+const VersionPty = 2
 
 // MinVersion is the lowest protocol version this build still speaks.
 const MinVersion = 1
@@ -70,6 +85,7 @@ const (
 	TypeExit       FrameType = 10
 	TypeData       FrameType = 11
 	TypeDataEnd    FrameType = 12
+	TypeResize     FrameType = 13
 )
 
 func (t FrameType) String() string {
@@ -77,6 +93,7 @@ func (t FrameType) String() string {
 		TypeHello: "hello", TypeRequest: "request", TypeResponse: "response", TypeError: "error",
 		TypeStdin: "stdin", TypeStdinClose: "stdin_close", TypeSignal: "signal", TypeStdout: "stdout",
 		TypeStderr: "stderr", TypeExit: "exit", TypeData: "data", TypeDataEnd: "data_end",
+		TypeResize: "resize",
 	}
 	if n, ok := names[t]; ok {
 		return n

@@ -24,6 +24,8 @@ const (
 	OpFilePut = "file_put"
 	OpFileGet = "file_get"
 	OpHealth  = "health"
+	OpPty     = "pty"  // version 2
+	OpDial    = "dial" // version 2
 )
 
 // Request opens an operation stream. Exactly one of the pointer fields
@@ -33,6 +35,35 @@ type Request struct {
 	Exec    *ExecRequest    `json:"exec,omitempty"`
 	FilePut *FilePutRequest `json:"file_put,omitempty"`
 	FileGet *FileGetRequest `json:"file_get,omitempty"`
+	Pty     *PtyRequest     `json:"pty,omitempty"`
+	Dial    *DialRequest    `json:"dial,omitempty"`
+}
+
+// PtyRequest describes one process to run on a new pseudo-terminal.
+type PtyRequest struct {
+	// Argv is the program and its arguments; Argv[0] is looked up in PATH.
+	Argv []string `json:"argv"`
+	// Env is added to the agent's base environment as KEY=VALUE entries;
+	// TERM is xterm-256color unless Env sets it.
+	Env []string `json:"env,omitempty"`
+	// Cwd is the working directory; empty means "/".
+	Cwd string `json:"cwd,omitempty"`
+	// User is a user name or numeric uid to run as; empty means the agent's.
+	User string `json:"user,omitempty"`
+	// Cols and Rows are the terminal's initial size; 0 means 80x24.
+	Cols uint16 `json:"cols,omitempty"`
+	Rows uint16 `json:"rows,omitempty"`
+}
+
+// Resize changes a pty's window size (the process gets SIGWINCH).
+type Resize struct {
+	Cols uint16 `json:"cols"`
+	Rows uint16 `json:"rows"`
+}
+
+// DialRequest asks the agent to connect to a TCP port on the guest's loopback.
+type DialRequest struct {
+	Port int `json:"port"`
 }
 
 // ExecRequest describes one process to run.
@@ -99,6 +130,9 @@ const (
 	CodeInvalidArgument = "invalid_argument"
 	CodePermission      = "permission_denied"
 	CodeInternal        = "internal"
+	// CodeUnavailable: the operation's target is not there (nothing listens
+	// on a dialed port).
+	CodeUnavailable = "unavailable"
 )
 
 // RemoteError is an operation's failure as reported by the agent.

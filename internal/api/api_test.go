@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/events"
@@ -65,6 +67,10 @@ func (f *fakeSandboxes) GetFile(context.Context, *store.VM, string) (*task.File,
 }
 
 func (f *fakeSandboxes) Console(context.Context, *store.VM, int) ([]byte, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+
+func (f *fakeSandboxes) Pty(context.Context, *store.VM, *agentproto.PtyRequest) (cluster.Terminal, error) {
 	return nil, errdefs.ErrNotImplemented
 }
 

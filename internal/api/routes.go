@@ -76,6 +76,7 @@ func (s *Server) routes() []route {
 			route{pattern: "PUT /internal/v1/vms/{id}/files", access: internal, body: rawBody, handler: s.filePut(s.cfg.Local)},
 			route{pattern: "GET /internal/v1/vms/{id}/files", access: internal, handler: s.fileGet(s.cfg.Local)},
 			route{pattern: "GET /internal/v1/vms/{id}/console", access: internal, handler: s.vmConsole(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/pty", access: internal, handler: s.vmPty(s.cfg.Local)},
 		)
 	}
 	return rs
@@ -99,6 +100,7 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "PUT /api/v1/vms/{id}/files", access: member, class: classExec, body: rawBody, handler: s.filePut(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/files", access: member, class: classExec, handler: s.fileGet(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/console", access: member, handler: s.vmConsole(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/pty", access: member, class: classExec, handler: s.vmPty(s.sandboxes)},
 
 		{pattern: "GET /api/v1/tasks", access: member, handler: s.handleTaskList},
 		{pattern: "GET /api/v1/tasks/{id}", access: member, handler: s.handleTaskGet},

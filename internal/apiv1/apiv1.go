@@ -433,3 +433,34 @@ type Worker struct {
 type WorkerList struct {
 	Workers []*Worker `json:"workers"`
 }
+
+// PTY WebSocket message types (GET /api/v1/vms/{id}/pty).
+const (
+	PtyResize = "resize" // client → server: Cols, Rows
+	PtySignal = "signal" // client → server: Signal
+	PtyExit   = "exit"   // server → client: ExitCode, Signal
+	PtyError  = "error"  // server → client: Error
+)
+
+// PtyMessage is one text message on the PTY WebSocket. Binary messages carry
+// the terminal's raw bytes: the client's are typed into the terminal, the
+// server's are its output. Text messages carry one PtyMessage:
+//
+//   - client → server {"type":"resize","cols":C,"rows":R} sets the
+//     terminal's size (1..1000 each);
+//   - client → server {"type":"signal","signal":"SIGINT"} signals the
+//     terminal's foreground process group (SIGHUP, SIGINT, SIGQUIT, SIGKILL,
+//     SIGTERM, SIGUSR1, SIGUSR2, SIGTSTP, SIGCONT, SIGWINCH);
+//   - server → client {"type":"exit","exit_code":N} (exit_code -1 and
+//     "signal":"SIGKILL" when a signal ended it) once the process ended and
+//     its output was sent, then a normal closure;
+//   - server → client {"type":"error","error":{...}} when a message was bad
+//     (the session continues) or the session broke (it closes).
+type PtyMessage struct {
+	Type     string       `json:"type"`
+	Cols     int          `json:"cols,omitempty"`
+	Rows     int          `json:"rows,omitempty"`
+	Signal   string       `json:"signal,omitempty"`
+	ExitCode *int         `json:"exit_code,omitempty"`
+	Error    *ErrorDetail `json:"error,omitempty"`
+}

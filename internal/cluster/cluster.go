@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
@@ -90,6 +91,29 @@ type Sandboxes interface {
 	// Console returns the end of the sandbox's console output, at most
 	// maxBytes; ErrNotImplemented for runtimes that keep none.
 	Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error)
+	// Pty starts req on a new pseudo-terminal; ctx bounds only the start.
+	// The caller closes the Terminal, which kills the process. An agent
+	// without the operation is ErrNotImplemented.
+	Pty(ctx context.Context, vm *store.VM, req *agentproto.PtyRequest) (Terminal, error)
+}
+
+// Terminal is a process running on a pseudo-terminal in a sandbox. Read and
+// Wait belong to one goroutine, Write, Resize and Signal to any other; Close
+// may be called at any time and is idempotent.
+type Terminal interface {
+	// Read reads the terminal's output; io.EOF once the process has exited
+	// and all its output was read.
+	Read(p []byte) (int, error)
+	// Write types p into the terminal.
+	Write(p []byte) (int, error)
+	// Resize sets the terminal's size; the process gets SIGWINCH.
+	Resize(cols, rows uint16) error
+	// Signal sends sig to the terminal's foreground process group.
+	Signal(sig int) error
+	// Wait returns the exit once Read returned io.EOF.
+	Wait() (*agentproto.Exit, error)
+	// Close ends the session and kills the process.
+	Close() error
 }
 
 var _ Sandboxes = (*Router)(nil)
@@ -199,6 +223,15 @@ func (r *Router) GetFile(ctx context.Context, vm *store.VM, path string) (*task.
 		return nil, err
 	}
 	return o.GetFile(ctx, vm, path)
+}
+
+// Pty implements Sandboxes.
+func (r *Router) Pty(ctx context.Context, vm *store.VM, req *agentproto.PtyRequest) (Terminal, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.Pty(ctx, vm, req)
 }
 
 // Console implements Sandboxes.

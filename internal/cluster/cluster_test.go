@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
@@ -126,6 +127,10 @@ func (f *fakeSandboxes) GetFile(context.Context, *store.VM, string) (*task.File,
 }
 
 func (f *fakeSandboxes) Console(context.Context, *store.VM, int) ([]byte, error) {
+	return nil, errors.New("not faked")
+}
+
+func (f *fakeSandboxes) Pty(context.Context, *store.VM, *agentproto.PtyRequest) (Terminal, error) {
 	return nil, errors.New("not faked")
 }
 

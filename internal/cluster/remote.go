@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
+	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
@@ -77,4 +78,29 @@ func classify(err error) error {
 func (r remote) Console(ctx context.Context, vm *store.VM, maxBytes int) ([]byte, error) {
 	b, err := r.c.Console(ctx, vm.ID, maxBytes)
 	return b, classify(err)
+}
+
+// Pty implements Sandboxes over the owner's internal PTY WebSocket.
+func (r remote) Pty(ctx context.Context, vm *store.VM, req *agentproto.PtyRequest) (Terminal, error) {
+	t, err := r.c.Pty(ctx, vm.ID, &client.PtyOptions{Argv: req.Argv, Env: req.Env, Cwd: req.Cwd, User: req.User,
+		Cols: int(req.Cols), Rows: int(req.Rows)})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return remoteTerminal{t}, nil
+}
+
+// remoteTerminal adapts a client.Terminal to Terminal.
+type remoteTerminal struct{ *client.Terminal }
+
+func (t remoteTerminal) Resize(cols, rows uint16) error { return t.Terminal.Resize(int(cols), int(rows)) }
+
+func (t remoteTerminal) Signal(sig int) error { return t.Terminal.Signal(SignalName(sig)) }
+
+func (t remoteTerminal) Wait() (*agentproto.Exit, error) {
+	m, err := t.Terminal.Wait()
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &agentproto.Exit{ExitCode: *m.ExitCode, Signal: m.Signal}, nil
 }
