@@ -18,8 +18,8 @@ import (
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
-	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/auth"
+	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/events"
 	"github.com/aetherium/aetherium/internal/logs"

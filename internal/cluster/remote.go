@@ -93,7 +93,9 @@ func (r remote) Pty(ctx context.Context, vm *store.VM, req *agentproto.PtyReques
 // remoteTerminal adapts a client.Terminal to Terminal.
 type remoteTerminal struct{ *client.Terminal }
 
-func (t remoteTerminal) Resize(cols, rows uint16) error { return t.Terminal.Resize(int(cols), int(rows)) }
+func (t remoteTerminal) Resize(cols, rows uint16) error {
+	return t.Terminal.Resize(int(cols), int(rows))
+}
 
 func (t remoteTerminal) Signal(sig int) error { return t.Terminal.Signal(SignalName(sig)) }
 

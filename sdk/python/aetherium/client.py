@@ -65,6 +65,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
 # NOT_COVERED are operations this SDK leaves out, with why.
 NOT_COVERED = {
     "streamLogs": "a WebSocket; Python's standard library has no WebSocket client",
+    "openPty": "a WebSocket terminal; Python's standard library has no WebSocket client",
     "getDashboard": "the web dashboard, for browsers",
     "getDashboardAsset": "the web dashboard, for browsers",
     "createSession": "the dashboard's cookie session, for browsers (the SDK sends its key)",

@@ -75,6 +75,7 @@ export const NOT_COVERED: Record<string, string> = {
   createSession: "the dashboard's cookie session, for browsers (the SDK sends its key)",
   getSession: "the dashboard's cookie session, for browsers",
   deleteSession: "the dashboard's cookie session, for browsers",
+  openPty: "a WebSocket terminal (binary + JSON text messages), not yet wrapped; see docs/ARCHITECTURE.md",
 };
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "DELETE"]);
