@@ -31,12 +31,14 @@ type cluster struct {
 
 func newCluster(t *testing.T, workers int) *cluster { return newClusterTB(t, workers) }
 
-func newClusterTB(t testing.TB, workers int) *cluster {
+// newClusterTB starts the cluster; extra is appended to every process's
+// config file.
+func newClusterTB(t testing.TB, workers int, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{testEnv: newEnv(t), redis: testbin.StartRedis(t)}
 	shared := []string{"--runtime", "docker", "--database-url", testbin.PostgresURL(t), "--redis-addr", c.redis.Addr,
 		"--internal-token", testToken, "--config", writeConfig(t,
-			"worker_dead_after: 3s\nreconcile_interval: 500ms\nrequeue_after: 1s\n")}
+			"worker_dead_after: 3s\nreconcile_interval: 500ms\nrequeue_after: 1s\n"+strings.Join(extra, ""))}
 	for range workers {
 		w := c.add(append([]string{"--role", "worker"}, shared...)...)
 		w.start()

@@ -116,7 +116,9 @@ type Store interface {
 	// JobUpdate sets a job's status and the non-nil fields.
 	JobUpdate(ctx context.Context, params *JobUpdateParams) (*Job, error)
 
-	// ExecutionInsert records a started (or, with CompletedAt set, finished) execution.
+	// ExecutionInsert records a started execution. The record survives a
+	// crash of the process but need not be on disk until ExecutionFinish
+	// returns (which makes both durable).
 	ExecutionInsert(ctx context.Context, params *ExecutionInsertParams) (*Execution, error)
 	// ExecutionFinish records an execution's outcome.
 	ExecutionFinish(ctx context.Context, params *ExecutionFinishParams) (*Execution, error)

@@ -1,6 +1,9 @@
 // Package redisbus is the events.Bus across processes: Redis pub/sub on one
-// channel. Pub/sub keeps nothing: a subscriber that is disconnected misses
-// what was published meanwhile, which the events contract allows.
+// channel. Each process holds one Redis subscription, whatever its number of
+// subscribers (SSE streams, long-polls), and fans what arrives out locally
+// through an events.Local. Pub/sub keeps nothing: while the subscription is
+// reconnecting, what is published is missed, which the events contract
+// allows.
 package redisbus
 
 import (
@@ -9,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,7 +24,13 @@ const Channel = "aetherium:events"
 
 // Bus is an events.Bus on Redis pub/sub. It is safe for concurrent use.
 type Bus struct {
-	rdb *redis.Client
+	rdb   *redis.Client
+	local *events.Local // this process's subscribers
+
+	mu   sync.Mutex
+	ps   *redis.PubSub // the process's one subscription, once confirmed
+	stop context.CancelFunc
+	done chan struct{} // closed when the relay has ended
 }
 
 var _ events.Bus = (*Bus)(nil)
@@ -41,7 +51,8 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("redisbus: Addr is required")
 	}
-	return &Bus{rdb: redis.NewClient(&redis.Options{Addr: cfg.Addr, Password: cfg.Password, TLSConfig: cfg.TLS})}, nil
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Addr, Password: cfg.Password, TLSConfig: cfg.TLS})
+	return &Bus{rdb: rdb, local: events.NewLocal()}, nil
 }
 
 // Publish implements events.Bus.
@@ -56,43 +67,65 @@ func (b *Bus) Publish(ctx context.Context, e *events.Event) error {
 	return nil
 }
 
-// Subscribe implements events.Bus. It returns once Redis confirmed the
-// subscription, so events published after it returns are delivered.
+// Subscribe implements events.Bus. The first call subscribes the process to
+// Redis and returns once Redis confirmed it, so events published after any
+// call returns are delivered; later calls only join the local fan-out.
 func (b *Bus) Subscribe(ctx context.Context) (<-chan *events.Event, error) {
+	if err := b.subscribeOnce(ctx); err != nil {
+		return nil, err
+	}
+	return b.local.Subscribe(ctx)
+}
+
+// subscribeOnce starts the process's Redis subscription and its relay into
+// the local bus, unless they run already.
+func (b *Bus) subscribeOnce(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ps != nil {
+		return nil
+	}
 	ps := b.rdb.Subscribe(ctx, Channel)
 	if _, err := ps.Receive(ctx); err != nil {
 		ps.Close()
-		return nil, fmt.Errorf("subscribe to events: %w", err)
+		return fmt.Errorf("subscribe to events: %w", err)
 	}
-	out := make(chan *events.Event, 256)
-	go func() {
-		defer close(out)
-		defer ps.Close()
-		in := ps.Channel(redis.WithChannelSize(256))
-		for {
-			select {
-			case <-ctx.Done():
+	rctx, stop := context.WithCancel(context.Background())
+	b.ps, b.stop, b.done = ps, stop, make(chan struct{})
+	go b.relay(rctx, ps.Channel(redis.WithChannelSize(1024)))
+	return nil
+}
+
+// relay publishes what arrives from Redis to the local subscribers. A
+// malformed message is skipped.
+func (b *Bus) relay(ctx context.Context, in <-chan *redis.Message) {
+	defer close(b.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-in:
+			if !ok {
 				return
-			case m, ok := <-in:
-				if !ok {
-					return
-				}
-				var e events.Event
-				if json.Unmarshal([]byte(m.Payload), &e) != nil {
-					continue
-				}
-				select {
-				case out <- &e:
-				default: // lagging subscriber: it re-reads the store
-				}
+			}
+			var e events.Event
+			if json.Unmarshal([]byte(m.Payload), &e) == nil {
+				b.local.Publish(ctx, &e)
 			}
 		}
-	}()
-	return out, nil
+	}
 }
 
 // Close implements events.Bus.
 func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.ps != nil {
+		b.stop()
+		b.ps.Close()
+		<-b.done
+	}
+	b.mu.Unlock()
+	b.local.Close()
 	if err := b.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return err
 	}

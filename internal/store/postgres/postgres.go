@@ -22,7 +22,8 @@ import (
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/aetherium/aetherium/internal/store/sqlstore"
 )
@@ -56,7 +57,7 @@ var Dialect = sqlstore.Dialect{
 // Open connects to url (postgres://…), migrates the schema to the newest
 // version and returns the store. Schema search_path may be set in the URL.
 func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
-	db, err := openDB(url)
+	db, err := openDB(url, "")
 	if err != nil {
 		return nil, err
 	}
@@ -70,14 +71,26 @@ func Open(ctx context.Context, url string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate postgres: %w", err)
 	}
-	return sqlstore.New(db, Dialect), nil
+	marker, err := openDB(url, "off")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	marker.SetMaxOpenConns(4)
+	return sqlstore.New(db, Dialect, marker), nil
 }
 
-func openDB(url string) (*sql.DB, error) {
-	db, err := sql.Open("pgx", url)
+// openDB opens a pool of connections to url; syncCommit, when not empty,
+// sets their synchronous_commit.
+func openDB(url, syncCommit string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	if syncCommit != "" {
+		cfg.RuntimeParams["synchronous_commit"] = syncCommit
+	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(10)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -87,7 +100,7 @@ func openDB(url string) (*sql.DB, error) {
 // Migrate returns a golang-migrate instance for `aetherd migrate`. The caller
 // closes it.
 func Migrate(url string) (*migrate.Migrate, error) {
-	db, err := openDB(url)
+	db, err := openDB(url, "")
 	if err != nil {
 		return nil, err
 	}

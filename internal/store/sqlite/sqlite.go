@@ -56,7 +56,12 @@ func Open(ctx context.Context, path, sync string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return sqlstore.New(db, Dialect), nil
+	marker, err := OpenDB(path, SyncNormal) // after migrating: the schema is there
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return sqlstore.New(db, Dialect, marker), nil
 }
 
 // OpenDB opens a SQLite database with the pragmas every Aetherium database

@@ -45,7 +45,9 @@ func (s *Store) ExecutionInsert(ctx context.Context, p *store.ExecutionInsertPar
 	if started.IsZero() {
 		started = fromMicros(now())
 	}
-	e, err := scanExecution(s.db.QueryRowContext(ctx, `INSERT INTO executions (id, project_id, vm_id, task_id, job_id,
+	// The start is a marker, written without waiting for the disk; the
+	// finish waits (see Store.marker).
+	e, err := scanExecution(s.marker.QueryRowContext(ctx, `INSERT INTO executions (id, project_id, vm_id, task_id, job_id,
 		command, args, started_at) VALUES (?,?,?,?,?,?,?,?) RETURNING `+execColumns,
 		uuid.Must(uuid.NewV7()).String(), p.ProjectID, p.VMID, p.TaskID, p.JobID, p.Command, string(args), micros(started)))
 	return e, s.mapErr(err, "execution")

@@ -37,20 +37,38 @@ type Dialect struct {
 // Store is a store.Store over database/sql. It is safe for concurrent use.
 type Store struct {
 	db db
+	// marker is the same database through connections whose commits do not
+	// wait for the disk (SQLite synchronous=NORMAL in WAL mode, PostgreSQL
+	// synchronous_commit=off). Only an execution's start marker is written
+	// through it: it survives a crash of aetherd (the write reached the
+	// database), may be lost with the machine's power, and the execution's
+	// durable finish, a commit that waits, makes it durable too, since both
+	// databases flush their log in order.
+	marker db
 }
 
 var _ store.Store = (*Store)(nil)
 
-// New returns a Store over an open, migrated database.
-func New(sqlDB *sql.DB, d Dialect) *Store {
-	return &Store{db: db{DB: sqlDB, d: d}}
+// New returns a Store over an open, migrated database. marker is the same
+// database opened with commits that do not wait for the disk (see
+// Store.marker); nil means every write waits.
+func New(sqlDB *sql.DB, d Dialect, marker *sql.DB) *Store {
+	if marker == nil {
+		marker = sqlDB
+	}
+	return &Store{db: db{DB: sqlDB, d: d}, marker: db{DB: marker, d: d}}
 }
 
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.marker.DB != s.db.DB {
+		s.marker.Close()
+	}
+	return s.db.Close()
+}
 
 // db and tx rebind placeholders and translate errors for the dialect.
 type db struct {
