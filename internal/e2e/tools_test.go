@@ -65,3 +65,39 @@ func TestToolInstallFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestMiseTools builds a template whose tools come through mise from the
+// registries a sandbox reaches: an npm package (mise's npm: backend, on the
+// nodejs recipe) and a Go module (its go: backend, built by the go recipe's
+// toolchain from the Go module proxy). The template records the exact
+// versions mise installed; a sandbox from it has both commands on PATH and
+// installs nothing.
+func TestMiseTools(t *testing.T) {
+	t.Parallel()
+	e := newDockerEnv(t)
+	acc, err := e.c.CreateTemplate(ctx(t), &client.TemplateRequest{Name: "mise-tpl",
+		Tools: []string{"npm:cowsay@1.6", "go:golang.org/x/example/hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task := e.mustWait(acc.TaskID); task.Status != store.TaskSucceeded {
+		t.Fatalf("template build: %s %s", task.Status, task.Error)
+	}
+	tpl, err := e.c.GetTemplate(ctx(t), "mise-tpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tpl.ToolsInstalled
+	if got["npm:cowsay"] != "1.6.0" || !strings.HasPrefix(got["go:golang.org/x/example/hello"], "0.0.0-") ||
+		!strings.HasPrefix(got["mise"], "20") || got["nodejs"] == "" || got["go"] == "" {
+		t.Errorf("template recorded %v; want exact versions of npm:cowsay (1.6.0), the hello module, mise, nodejs and go", got)
+	}
+	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "mised", Template: "mise-tpl", AdditionalTools: []string{"npm:cowsay@1.6"}})
+	if execs, _ := e.c.Executions(ctx(t), vm.Name); len(execs) != 0 {
+		t.Errorf("%d executions before use; the template baked every tool asked for", len(execs))
+	}
+	out, code := e.MustExec(vm.Name, "cowsay moo; hello")
+	if code != 0 || !strings.Contains(out, "< moo >") || !strings.Contains(out, "Hello, world!") {
+		t.Errorf("mise's tools in the sandbox: %q (exit %d)", out, code)
+	}
+}
