@@ -64,6 +64,14 @@ func (s *Server) vmExec(sb cluster.Sandboxes) http.HandlerFunc {
 }
 
 func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb cluster.Sandboxes) {
+	rc := http.NewResponseController(w)
+	withStdin := r.URL.Query().Get("stdin") == "true"
+	if withStdin {
+		// Before any refusal: net/http would otherwise drain the unread
+		// body before sending it, and a client holding stdin open until
+		// the command answers would wait for the read timeout.
+		rc.EnableFullDuplex()
+	}
 	vm, ok := s.lookupVM(w, r)
 	if !ok {
 		return
@@ -77,13 +85,11 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb cluster
 	}
 	var p task.ExecParams
 	var stdin io.Reader
-	rc := http.NewResponseController(w)
 	// An exec streams for as long as its command runs (and its stdin for
 	// as long as the client sends it): no server read or write deadline.
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	if r.URL.Query().Get("stdin") == "true" {
-		rc.EnableFullDuplex()
+	if withStdin {
 		br := bufio.NewReader(r.Body)
 		line, err := readLine(br, maxJSONBody)
 		if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -223,3 +224,32 @@ func TestAudit(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestExecStdinRefusedWhileStdinIsOpen: an exec with stdin on a missing
+// sandbox gets its 404 while the client is still sending stdin. Regression:
+// net/http drained the unread body before writing the refusal, so a client
+// that holds stdin open until the command answers (the SDKs' interactive
+// exec) waited for the server's read timeout; here, with none, for ever.
+func TestExecStdinRefusedWhileStdinIsOpen(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t)
+	srv := httptest.NewServer(a.s)
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(`{"command":"cat"}` + "\n"))
+	req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/api/v1/vms/nope/exec?stdin=true", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.admin)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("exec with open stdin on a missing sandbox = %d; want 404", resp.StatusCode)
+	}
+}

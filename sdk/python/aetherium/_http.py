@@ -25,9 +25,11 @@ class Response:
     """An open response. Read it, then close() it (or use it as a context
     manager): a fully read response gives its connection back to the pool."""
 
-    def __init__(self, transport: Transport, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse):
+    def __init__(self, transport: Transport, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
+                 reusable: bool = True):
         self._transport = transport
         self._conn = conn
+        self._reusable = reusable
         self.raw = resp
         self.status = resp.status
         self.headers = resp.headers
@@ -46,7 +48,7 @@ class Response:
         if self._conn is None:
             return
         conn, self._conn = self._conn, None
-        if self.raw.isclosed() and not self.raw.will_close:
+        if self._reusable and self.raw.isclosed() and not self.raw.will_close:
             self._transport._release(conn)
         else:
             self.raw.close()

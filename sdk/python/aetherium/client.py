@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -269,7 +270,10 @@ class Client:
             size = int(r.headers.get("Content-Length", "-1"))
             if size > max_bytes:
                 raise AetheriumError(f"{path} is {size} bytes, more than max_bytes {max_bytes}", code="too_large")
-            data = r.read(max_bytes + 1)
+            try:
+                data = r.read(max_bytes + 1)
+            except (http.client.HTTPException, OSError) as e:
+                raise TransportError(f"download of {path} broke: {e}") from e
             if len(data) > max_bytes or (size >= 0 and len(data) != size):
                 raise TransportError(f"download of {path} ended after {len(data)} of {size} bytes")
             return data

@@ -78,14 +78,17 @@ class ExecStream:
     """A running command. Iterate it for ExecEvents (stdout/stderr as they
     come, then exit); result() drains it and returns the ExecResult. With
     stdin=True, send() and close_stdin() feed the command while it runs
-    (the request body streams in full duplex). Close it (or use it as a
-    context manager) to abandon the command's stream early."""
+    (the request body streams in full duplex); the server answers with the
+    command's first output, so an error such as NotFoundError is raised by
+    the first next() rather than by exec_stream(). Close it (or use it as
+    a context manager) to abandon the command's stream early."""
 
     def __init__(self, transport: Transport, vm: str, req: dict[str, Any], stdin: Stdin, timeout: float | None):
         self._result: ExecResult | None = None
         self._queue: queue.Queue[bytes | None] | None = None
         self._sender: threading.Thread | None = None
-        self._send_error: BaseException | None = None
+        self._resp: Response | None = None
+        self._pending: tuple[Transport, Any] | None = None
         path = "/api/v1/vms/" + seg(vm) + "/exec"
         line = json.dumps(req).encode()
         if stdin is None or stdin is False:
@@ -94,7 +97,7 @@ class ExecStream:
         self._resp = self._start_duplex(transport, path, line, stdin, timeout)
 
     def _start_duplex(self, transport: Transport, path: str, line: bytes, stdin: Stdin,
-                      timeout: float | None) -> Response:
+                      timeout: float | None) -> Response | None:
         if isinstance(stdin, str):
             stdin = stdin.encode()
         if isinstance(stdin, bytes):
@@ -115,21 +118,36 @@ class ExecStream:
                 conn.send(b"%x\r\n%s\n\r\n" % (len(line) + 1, line))
                 for c in chunked(chunks):
                     conn.send(c)
-            except BaseException as e:  # noqa: BLE001 - reported by result()
-                self._send_error = e
+            except OSError:
+                pass  # the server stopped reading: the response says why
 
         self._sender = threading.Thread(target=pump, name="aetherium-exec-stdin", daemon=True)
         self._sender.start()
+        self._pending = (transport, conn)
+        if stdin is True:
+            # The server answers with the command's first output, which may
+            # wait for stdin the caller sends after this returns.
+            return None
+        return self._await_response()
+
+    def _await_response(self) -> Response:
+        transport, conn = self._pending
         try:
             try:
                 resp = conn.getresponse()
             except OSError as e:
                 conn.close()
                 raise TransportError(f"exec stream broken: {e}") from e
-            return transport.check(Response(transport, conn, resp))
+            # A connection whose body a thread writes is never pooled.
+            return transport.check(Response(transport, conn, resp, reusable=False))
         except AetheriumError:
             self.close_stdin()  # frees the sender
             raise
+
+    def _response(self) -> Response:
+        if self._resp is None:
+            self._resp = self._await_response()
+        return self._resp
 
     def send(self, data: bytes | str) -> None:
         """Writes data to the command's stdin (stdin=True only)."""
@@ -144,7 +162,7 @@ class ExecStream:
 
     def __iter__(self) -> Iterator[ExecEvent]:
         while self._result is None:
-            raw = self._resp.readline(MAX_EVENT_LINE + 1)
+            raw = self._response().readline(MAX_EVENT_LINE + 1)
             if not raw:
                 self.close()
                 raise TransportError("exec stream ended without an exit event")
@@ -210,7 +228,10 @@ class ExecStream:
         """Abandons the stream (the server then cancels the command)."""
         if self._queue is not None:
             self._queue.put(None)
-        self._resp.close()
+        if self._resp is not None:
+            self._resp.close()
+        elif self._pending is not None:
+            self._pending[1].close()
 
     def __enter__(self) -> ExecStream:
         return self

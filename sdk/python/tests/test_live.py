@@ -39,8 +39,9 @@ def test_session_exec_and_files(client):
         sb.files.write("/tmp/hello.txt", "héllo")
         assert sb.files.read_text("/tmp/hello.txt") == "héllo"
         vm_id = sb.id
-    with pytest.raises(aetherium.NotFoundError):
+    with pytest.raises(aetherium.FailedPreconditionError) as ei:
         client.exec(vm_id, "true")
+    assert ei.value.status == 409 and "deleted" in ei.value.message
 
 
 def test_exec_streams_events_in_order(sb):
@@ -86,7 +87,7 @@ def test_templates(client):
     name = "py-tpl-" + secrets.token_hex(3)
     tpl = client.create_template(name, setup=["echo baked > /etc/baked"])
     assert tpl["status"] == "ready"
-    again = client._json("createTemplate", body={"name": name, "setup": ["echo baked > /etc/baked"]})
+    again = client.create_template(name, wait=False, setup=["echo baked > /etc/baked"])
     assert again["cached"] is True
     assert name in [t["name"] for t in client.list_templates()]
     with Sandbox.create(name, client=client) as sb:
@@ -122,6 +123,10 @@ def test_errors(client, sb):
     with pytest.raises(aetherium.InvalidArgumentError) as ei:
         client.create_sandbox("Not A DNS Label")
     assert ei.value.status == 400 and "name" in ei.value.message
+    with pytest.raises(aetherium.NotFoundError):
+        client.exec("no-such-sandbox", "true")
+    with client.exec_stream("no-such-sandbox", "cat", stdin=True) as s, pytest.raises(aetherium.NotFoundError):
+        next(iter(s))
     with pytest.raises(aetherium.InvalidArgumentError):
         sb.exec("pwd", cwd="relative")
     with pytest.raises(aetherium.NotFoundError):

@@ -316,25 +316,25 @@ export class Client {
   async execStream(vm: string, req: Exec, opts: { stdin?: Stdin; signal?: AbortSignal } = {}): Promise<ExecStream> {
     const abort = new AbortController();
     const signal = opts.signal ? AbortSignal.any([opts.signal, abort.signal]) : abort.signal;
-    const line = JSON.stringify(req);
-    let resp: Response;
-    let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
     if (opts.stdin === undefined || opts.stdin === false) {
-      resp = await this.call("exec", { params: { id: vm }, json: req, timeout: false, signal });
-    } else {
-      const sb = stdinBody(line, opts.stdin === true ? undefined : opts.stdin);
-      writer = sb.writer;
-      try {
-        resp = await this.call("exec", {
-          params: { id: vm }, query: { stdin: true }, raw: sb.body, contentType: "application/json", timeout: false, signal,
-        });
-      } catch (e) {
-        writer?.abort().catch(() => {});
-        throw e;
-      }
+      const resp = await this.call("exec", { params: { id: vm }, json: req, timeout: false, signal });
+      return new ExecStream(resp.body!.pipeThrough(ndjsonEvents(), { signal }), abort);
     }
-    const events = resp.body!.pipeThrough(ndjsonEvents(), { signal });
-    return new ExecStream(events, abort, writer);
+    const sb = stdinBody(JSON.stringify(req), opts.stdin === true ? undefined : opts.stdin);
+    const pending = this.call("exec", {
+      params: { id: vm }, query: { stdin: true }, raw: sb.body, contentType: "application/json", timeout: false, signal,
+    });
+    const events = ndjsonEvents();
+    const piped = pending.then((resp) => resp.body!.pipeTo(events.writable, { signal }));
+    piped.catch((e) => {
+      sb.writer?.abort(e).catch(() => {});
+      events.writable.abort(e).catch(() => {});
+    });
+    if (opts.stdin !== true) await pending;
+    // With stdin: true the server answers with the command's first output,
+    // which may wait for what the caller writes after this returns: errors
+    // (NotFoundError, ...) then surface from the events.
+    return new ExecStream(events.readable, abort, sb.writer);
   }
 
   /** exec to the end: output goes to the callbacks as it comes and is kept
@@ -387,10 +387,11 @@ export class Client {
     }
     let data: Uint8Array;
     try {
-      data = new Uint8Array(await resp.arrayBuffer());
+      data = await readAtMost(resp, max + 1);
     } catch (e) {
       throw new TransportError(`download of ${path} broke: ${(e as Error).message}`, { cause: e });
     }
+    if (data.length > max) throw new AetheriumError(`${path} is more than maxBytes ${max}`, { code: "too_large" });
     if (size >= 0 && data.length !== size) throw new TransportError(`download of ${path} ended after ${data.length} of ${size} bytes`);
     return data;
   }
@@ -589,7 +590,8 @@ async function readAtMost(resp: Response, max: number): Promise<Uint8Array> {
     n += c.length;
     if (n >= max) break;
   }
-  return Buffer.concat(parts).subarray(0, max);
+  const all = Buffer.concat(parts);
+  return new Uint8Array(all.buffer, all.byteOffset, Math.min(all.length, max));
 }
 
 function sleep(ms: number): Promise<void> {

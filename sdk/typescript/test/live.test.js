@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 
 import {
-  Client, InvalidArgumentError, NotFoundError, RateLimitedError, Sandbox, UnauthenticatedError,
+  Client, FailedPreconditionError, InvalidArgumentError, NotFoundError, RateLimitedError, Sandbox, UnauthenticatedError,
 } from "../dist/index.js";
 
 const live = !!process.env.AETHER_URL;
@@ -37,7 +37,8 @@ describe("against aetherd", { skip: !live && "AETHER_URL not set (no aetherd to 
     } finally {
       await s.close();
     }
-    await assert.rejects(client.exec(id, { command: "true" }), NotFoundError);
+    await assert.rejects(client.exec(id, { command: "true" }),
+      (e) => e instanceof FailedPreconditionError && e.status === 409 && e.message.includes("deleted"));
   });
 
   test("exec streams events in order through a ReadableStream", async () => {
@@ -123,6 +124,9 @@ describe("against aetherd", { skip: !live && "AETHER_URL not set (no aetherd to 
     await assert.rejects(new Client({ apiKey: "ak_wrong" }).listSandboxes(), (e) => e instanceof UnauthenticatedError && e.status === 401);
     await assert.rejects(client.createSandbox({ name: "Not A DNS Label" }),
       (e) => e instanceof InvalidArgumentError && e.status === 400 && e.message.includes("name"));
+    await assert.rejects(client.exec("no-such-sandbox", { command: "true" }), NotFoundError);
+    const s = await client.execStream("no-such-sandbox", { command: "cat" }, { stdin: true });
+    await assert.rejects(s.result(), NotFoundError);
     await assert.rejects(sb.exec("pwd", undefined, { cwd: "relative" }), InvalidArgumentError);
     await assert.rejects(sb.files.read("/no/such/file"), NotFoundError);
   });
