@@ -43,7 +43,7 @@ func TestSDKs(t *testing.T) {
 	})
 	t.Run("typescript", func(t *testing.T) {
 		runSuite(t, env, ts, "npm", "run", "--silent", "build")
-		runSuite(t, env, ts, "node", "--test", "--test-concurrency=1", "test/")
+		runSuite(t, env, ts, "node", "--test", "--test-concurrency=1", "--test-timeout=120000", "test/")
 	})
 }
 

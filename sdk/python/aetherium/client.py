@@ -233,7 +233,10 @@ class Client:
              max_output: int = 16 << 20) -> ExecResult:
         """exec, to the end: output goes to the callbacks as it comes and is
         kept (up to max_output bytes per stream) in the result. A non-zero
-        exit is a result, not an error."""
+        exit is a result, not an error. Interactive stdin (True) needs
+        exec_stream."""
+        if stdin is True:
+            raise ValueError("stdin=True is for exec_stream(), which can send() to it")
         with self.exec_stream(vm, command, args, env=env, cwd=cwd, user=user, timeout=timeout, stdin=stdin) as s:
             return s.result(on_stdout, on_stderr, max_output)
 

@@ -338,11 +338,13 @@ export class Client {
   }
 
   /** exec to the end: output goes to the callbacks as it comes and is kept
-   * in the result. A non-zero exit is a result, not an error. */
+   * in the result. A non-zero exit is a result, not an error. Interactive
+   * stdin (true) needs execStream. */
   async exec(vm: string, req: Exec, opts: {
     stdin?: Stdin; onStdout?: (b: Uint8Array) => void; onStderr?: (b: Uint8Array) => void; maxOutput?: number;
     signal?: AbortSignal;
   } = {}): Promise<ExecResult> {
+    if (opts.stdin === true) throw new AetheriumError("stdin: true is for execStream(), which can write() to it");
     const s = await this.execStream(vm, req, opts);
     return s.result(opts);
   }
