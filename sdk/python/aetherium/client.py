@@ -67,6 +67,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
 NOT_COVERED = {
     "streamLogs": "a WebSocket; Python's standard library has no WebSocket client",
     "openPty": "a WebSocket terminal; Python's standard library has no WebSocket client",
+    "receiveWebhook": "called by GitHub and Slack with their signatures, not by API clients",
     "getDashboard": "the web dashboard, for browsers",
     "getDashboardAsset": "the web dashboard, for browsers",
     "createSession": "the dashboard's cookie session, for browsers (the SDK sends its key)",

@@ -76,6 +76,7 @@ export const NOT_COVERED: Record<string, string> = {
   getSession: "the dashboard's cookie session, for browsers",
   deleteSession: "the dashboard's cookie session, for browsers",
   openPty: "a WebSocket terminal (binary + JSON text messages), not yet wrapped; see docs/ARCHITECTURE.md",
+  receiveWebhook: "called by GitHub and Slack with their signatures, not by API clients",
 };
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "DELETE"]);
