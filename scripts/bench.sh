@@ -21,6 +21,8 @@ AETHER_TEST_QEMU=1 go test -run '^$' -bench 'BenchmarkMicroVMPoolCreate' -bencht
 go test -run '^$' -bench 'BenchmarkIngest' -benchtime 2s ./internal/logs/sqllog 2>&1 | grep -E '^Benchmark'
 go test -run '^$' -bench 'BenchmarkQuery' -benchtime 200x -timeout 30m ./internal/logs/sqllog 2>&1 | grep -E '^Benchmark'
 go test -run '^$' -bench 'BenchmarkPush' -benchtime 20x ./internal/logs/loki 2>&1 | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkExecLogIngest' -benchtime 3x -timeout 20m ./internal/e2e 2>&1 | grep -E '^Benchmark|lines' | tail -4
+go test -run '^$' -bench 'BenchmarkExecLogOverhead' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|logging on vs off' | tail -2
 # Idle cost of an embedded aetherd (queue polling, heartbeats, reconciler).
 make -s build
 dir=$(mktemp -d)

@@ -188,7 +188,7 @@ func run(ctx context.Context, args []string) (err error) {
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName, DefaultEgress: defaultEgress,
 			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
 			RequeueAfter: cfg.RequeueAfter, Tools: recipes, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
-			Retention: cfg.Executions.Retention, Logger: log, Logs: logPipe, Integrations: reporter(hooks)}, st, q, rt, images)
+			Retention: cfg.Executions.Retention, Logger: log, Logs: execLogs(cfg, logPipe), Integrations: reporter(hooks)}, st, q, rt, images)
 		if err != nil {
 			return err
 		}
@@ -240,6 +240,15 @@ func run(ctx context.Context, args []string) (err error) {
 	err = g.Wait()
 	log.Info("aetherd stopping")
 	return err
+}
+
+// execLogs is where exec output lines go: the log pipeline, or nowhere when
+// logging.exec_output is off.
+func execLogs(cfg *config.Config, p *logs.Pipeline) worker.LineLogger {
+	if !cfg.Logging.ExecOutput {
+		return nil
+	}
+	return p
 }
 
 func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() api.RuntimeChoice, st store.Store, q queue.Queue, bus events.Bus, recipes *tools.Registry, router *cluster.Router, local cluster.Sandboxes, health map[string]api.HealthCheck, log *slog.Logger, reg *prometheus.Registry, logPipe *logs.Pipeline, hooks *integrations.Registry) (*http.Server, error) {

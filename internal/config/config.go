@@ -314,6 +314,7 @@ func Default() *Config {
 		ShutdownTimeout:   30 * time.Second,
 		ProbeTimeout:      10 * time.Second,
 		Store:             Store{Synchronous: "full"},
+		Tools:             Tools{Provider: "recipes"},
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
 		Docker:            Docker{Network: "aether-docker", Subnet: "10.78.0.0/16", PidsLimit: 4096},
 		QEMU:              QEMU{Accel: "auto", AgentChannel: "auto"},
@@ -324,7 +325,7 @@ func Default() *Config {
 			IdleTimeout: 2 * time.Minute, KeyCacheTTL: 5 * time.Second,
 			RateLimits: RateLimits{Default: Rate{PerSecond: 100, Burst: 200}, Create: Rate{PerSecond: 10, Burst: 50},
 				Exec: Rate{PerSecond: 1000, Burst: 2000}}},
-		Logging: Logging{MaxLineBytes: 8192, Retention: 7 * 24 * time.Hour, MaxRecords: 2_000_000, Buffer: 65536,
+		Logging: Logging{MaxLineBytes: 8192, Retention: 7 * 24 * time.Hour, MaxRecords: 2_000_000, Buffer: 65536, ExecOutput: true,
 			Stdout: LogStdout{Format: "json"}, Loki: Loki{BatchSize: 1000, BatchWait: time.Second, Buffer: 100_000}},
 	}
 }

@@ -25,6 +25,10 @@ type Logging struct {
 	// Buffer is how many records may wait for the local store before new
 	// ones are dropped (and counted): exec never waits for logging. Default 65536.
 	Buffer int `yaml:"buffer"`
+	// ExecOutput makes every exec's stdout and stderr lines log records.
+	// Default true; false keeps exec output out of the log store and the
+	// providers (each execution still keeps its own bounded output).
+	ExecOutput bool `yaml:"exec_output"`
 	// Stdout configures the stdout provider.
 	Stdout LogStdout `yaml:"stdout"`
 	// Loki configures the loki provider.
