@@ -54,7 +54,7 @@ func newTemplateBuildCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&req.Base, "base", "", "base image (default: the server's default image)")
-	cmd.Flags().StringArrayVar(&req.Tools, "tool", nil, "tool to bake in, as name or name@version (repeatable)")
+	cmd.Flags().StringArrayVar(&req.Tools, "tool", nil, "tool to bake in, as name or name@version; npm:pkg and go:module install through mise (repeatable)")
 	cmd.Flags().StringArrayVar(&req.Setup, "setup", nil, "shell command to run after the tools (repeatable, in order)")
 	cmd.Flags().IntVar(&req.PoolSize, "pool", 0, "started sandboxes to keep ready (warm pool)")
 	return cmd
