@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,10 @@ import (
 var version = "dev"
 
 func main() {
+	// The main goroutine keeps the main thread: agent.forkInGroup moves the
+	// thread it runs on into the workload's cgroup and ends it, which Go
+	// cannot do to the main thread (it would stay there, parked).
+	runtime.LockOSThread()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "aether-agent:", err)
 		os.Exit(1)
@@ -38,6 +43,7 @@ func main() {
 func run() error {
 	fs := flag.NewFlagSet("aether-agent", flag.ContinueOnError)
 	listen := fs.String("listen", "unix:/run/aether/agent.sock", "where to serve: unix:PATH, vsock:PORT or serial:NAME|DEVICE")
+	workloadTasks := fs.String("workload-tasks", "", "a cgroup v1 tasks file every command starts in (the Docker runtime's pids group for the workload)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -53,7 +59,7 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload})
+	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadTasks: *workloadTasks})
 	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
 	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
 		return serveSerial(ctx, srv, dev, log)

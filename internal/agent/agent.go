@@ -38,6 +38,11 @@ type Config struct {
 	// starts in (a microVM's agent puts a memory limit on it, so a workload
 	// that exhausts memory is killed there instead of starving the agent).
 	WorkloadCgroup *os.File
+	// WorkloadTasks, when set, is the path of a cgroup v1 `tasks` file every
+	// command starts in: the Docker runtime bind-mounts the one of a pids
+	// group of the host's with less room than the container, so a fork bomb
+	// fills that group and the agent keeps pids to run (see forkInGroup).
+	WorkloadTasks string
 }
 
 func (c *Config) withDefaults() {

@@ -198,8 +198,7 @@ func (s *Server) start(p *process, sp *spawn) error {
 		cwd = "/"
 	}
 	pattr := &os.ProcAttr{Dir: cwd, Env: sp.env, Files: sp.files, Sys: attr}
-	var err error
-	p.wait, err = s.reaper.start(func() (int, error) {
+	start := func() (int, error) {
 		proc, err := os.StartProcess(sp.path, sp.argv, pattr)
 		if err != nil {
 			return 0, err
@@ -207,7 +206,12 @@ func (s *Server) start(p *process, sp *spawn) error {
 		p.pid = proc.Pid
 		proc.Release() // the reaper waits, not os.Process
 		return p.pid, nil
-	})
+	}
+	if s.cfg.WorkloadTasks != "" {
+		start = forkInGroup(s.cfg.WorkloadTasks, start)
+	}
+	var err error
+	p.wait, err = s.reaper.start(start)
 	if err != nil {
 		return err
 	}

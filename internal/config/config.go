@@ -163,6 +163,11 @@ type Docker struct {
 	Host string `yaml:"host"`
 	// PidsLimit caps processes per sandbox; -1 means no limit.
 	PidsLimit int64 `yaml:"pids_limit"`
+	// DiskMB caps what a sandbox writes to its filesystem: a quota where
+	// the storage driver has one (overlay2 on xfs with pquota), else the
+	// worker measures every reconcile and fails and stops a sandbox over it.
+	// 0 means no limit.
+	DiskMB int64 `yaml:"disk_mb"`
 }
 
 // QEMU configures the QEMU microVM runtime.
@@ -316,7 +321,7 @@ func Default() *Config {
 		Store:             Store{Synchronous: "full"},
 		Tools:             Tools{Provider: "recipes"},
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
-		Docker:            Docker{Network: "aether-docker", Subnet: "10.78.0.0/16", PidsLimit: 4096},
+		Docker:            Docker{Network: "aether-docker", Subnet: "10.78.0.0/16", PidsLimit: 4096, DiskMB: 10240},
 		QEMU:              QEMU{Accel: "auto", AgentChannel: "auto"},
 		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true, Egress: "internet"},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
@@ -514,6 +519,9 @@ func (c *Config) Validate() error {
 	}
 	if p, err := netip.ParsePrefix(c.Docker.Subnet); c.Docker.Network != "none" && (err != nil || !p.Addr().Is4()) {
 		checks = append(checks, fmt.Errorf("config: docker.subnet: %q is not an IPv4 CIDR, like 10.78.0.0/16", c.Docker.Subnet))
+	}
+	if c.Docker.DiskMB < 0 {
+		checks = append(checks, fmt.Errorf("config: docker.disk_mb: %d must be 0 (no limit) or more", c.Docker.DiskMB))
 	}
 	if p, err := egress.Parse(c.Network.Egress); err != nil || p.IsZero() {
 		checks = append(checks, fmt.Errorf("config: network.egress: %q: want internet, none or a comma-separated allowlist (%v)", c.Network.Egress, err))

@@ -138,3 +138,21 @@ type ConsoleTrimmer interface {
 	// It is safe while the machines run and cheap when nothing grew.
 	TrimConsoles(ctx context.Context) error
 }
+
+// DiskWatcher is a runtime whose sandboxes can write more than their disk
+// limit (Docker where the storage driver has no quota). The worker asks it
+// on every reconcile and fails the sandboxes over their limit. Found with a
+// type assertion.
+type DiskWatcher interface {
+	// DiskOverruns returns this runtime's running sandboxes that wrote more
+	// than their limit. Its cost is one size walk of each running
+	// sandbox's writable layer.
+	DiskOverruns(ctx context.Context) ([]DiskOverrun, error)
+}
+
+// DiskOverrun is a sandbox over its disk limit.
+type DiskOverrun struct {
+	ID      string
+	UsedMB  int64
+	LimitMB int64
+}

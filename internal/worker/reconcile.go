@@ -27,6 +27,7 @@ import (
 //     own lost sandboxes whose machines survived are adopted again.
 func (w *Worker) Reconcile(ctx context.Context) {
 	w.reconcileMachines(ctx)
+	w.checkDisks(ctx)
 	w.sweepDeadWorkers(ctx)
 	w.reconcileTasks(ctx)
 	w.pruneHistory(ctx)

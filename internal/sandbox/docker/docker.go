@@ -9,12 +9,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -70,9 +72,16 @@ type Config struct {
 	Resolver egress.Resolver
 	// PidsLimit caps processes per sandbox; 0 means 4096, -1 means no limit.
 	PidsLimit int64
+	// DiskMB caps what a sandbox writes to its filesystem: a quota where the
+	// storage driver has one, else DiskOverruns reports it (see disk.go).
+	// 0 means no limit.
+	DiskMB int64
 	// Host is the Docker daemon address; empty means the environment's
 	// (DOCKER_HOST) or the default socket.
 	Host string
+	// Logger receives the isolation found on the Docker host (once); nil
+	// means slog.Default().
+	Logger *slog.Logger
 	// Unhardened runs containers with Docker's default capabilities and
 	// privileges instead of the reduced set (see hardening). Only for
 	// measuring what hardening costs; aetherd never sets it.
@@ -91,6 +100,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.PidsLimit == 0 {
 		c.PidsLimit = 4096
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 }
 
@@ -118,6 +130,13 @@ type Runtime struct {
 	cfg Config
 	cli *client.Client
 	fw  *network.Firewall // nil with Network none
+	// pidsGroups: each sandbox's workload runs in a pids group of its own
+	// (cgroup v1 hosts; see cgroup.go).
+	pidsGroups bool
+	noQuota    atomic.Bool // the daemon refused StorageOpt size
+
+	isoMu sync.Mutex
+	iso   *Isolation // nil until the daemon answered
 
 	netMu    sync.Mutex
 	netReady bool // the network and firewall are set up
@@ -153,7 +172,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, cli: cli}
+	r := &Runtime{cfg: cfg, cli: cli, pidsGroups: cfg.PidsLimit > 0 && hasPidsV1()}
 	if cfg.Network != "none" {
 		// Docker's embedded DNS asks the host's resolvers from inside the
 		// container's namespace: those queries need the DNS exception.
@@ -190,7 +209,14 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, errdefs.InvalidArgument("sandbox %s: %v", spec.ID, err)
 	}
-	_, err = r.createContainer(ctx, spec, dir, allow)
+	if err := r.ensureWorkloadGroup(spec.ID); err != nil {
+		return nil, err
+	}
+	iso, err := r.Isolation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = r.createContainer(ctx, spec, dir, allow, iso)
 	for wait := 50 * time.Millisecond; errors.Is(err, errdefs.ErrConflict); wait = min(2*wait, time.Second) {
 		// A previous attempt created it (at-least-once delivery): adopt it.
 		info, aerr := r.startAndInspect(ctx, spec.ID)
@@ -205,7 +231,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
-		_, err = r.createContainer(ctx, spec, dir, allow)
+		_, err = r.createContainer(ctx, spec, dir, allow, iso)
 	}
 	if err != nil {
 		return nil, err
@@ -300,7 +326,7 @@ func (r *Runtime) applyEgress(ctx context.Context, id string) error {
 	return r.fw.Apply(ctx, &network.Rule{ID: id, Addr: addr, Policy: policy, Allow: allow})
 }
 
-func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string, allow []netip.Prefix) (string, error) {
+func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string, allow []netip.Prefix, iso Isolation) (string, error) {
 	mode := r.cfg.Network
 	if spec.Egress.Mode == egress.None {
 		mode = "none"
@@ -320,10 +346,17 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 	if pids < 0 {
 		pids = 0
 	}
+	entrypoint := []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName}
+	binds := []string{r.cfg.AgentPath + ":" + agentPath + ":ro", dir + ":" + socketDir}
+	if group := r.workloadGroup(spec.ID); group != "" {
+		pids, _ = pidsSplit(pids) // the container's cgroup holds only the agent
+		entrypoint = append(entrypoint, "--workload-tasks", workloadTasks)
+		binds = append(binds, filepath.Join(group, "tasks")+":"+workloadTasks)
+	}
 	h := hardening(!r.cfg.Unhardened)
-	resp, err := r.cli.ContainerCreate(ctx, &container.Config{
+	cfg := &container.Config{
 		Image:      spec.Image,
-		Entrypoint: []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName},
+		Entrypoint: entrypoint,
 		Cmd:        []string{},
 		Hostname:   spec.Hostname(),
 		WorkingDir: "/",
@@ -331,11 +364,9 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 			LabelManaged: "true", LabelSandbox: spec.ID, LabelOwner: r.cfg.Owner, LabelName: spec.Name,
 			labelEgress: spec.Egress.String(), labelAllow: strings.Join(allowed, " "),
 		},
-	}, &container.HostConfig{
-		Binds: []string{
-			r.cfg.AgentPath + ":" + agentPath + ":ro",
-			dir + ":" + socketDir,
-		},
+	}
+	host := &container.HostConfig{
+		Binds:       binds,
 		NetworkMode: container.NetworkMode(mode),
 		CapDrop:     h.capDrop,
 		CapAdd:      h.capAdd,
@@ -348,9 +379,16 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 			Memory:     int64(mem) << 20,
 			MemorySwap: int64(mem) << 20, // no swap: the limit is the limit
 			PidsLimit:  &pids,
-			Ulimits:    h.ulimits,
+			Ulimits:    append(h.ulimits, nprocLimit(iso, r.cfg.PidsLimit)...),
 		},
-	}, nil, nil, containerName(spec.ID))
+		StorageOpt: r.storageOpt(),
+	}
+	resp, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, containerName(spec.ID))
+	if host.StorageOpt != nil && quotaRefused(err) {
+		r.noQuota.Store(true) // no quota in this storage driver: DiskOverruns watches instead
+		host.StorageOpt = nil
+		resp, err = r.cli.ContainerCreate(ctx, cfg, host, nil, nil, containerName(spec.ID))
+	}
 	if client.IsErrNotFound(err) {
 		return "", errdefs.FailedPrecondition("image %q is not present on this Docker host; build it with `aether image build` or pull it", spec.Image)
 	}
@@ -409,6 +447,9 @@ func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info
 // installed again for the address it has now; until then it reaches
 // nothing.
 func (r *Runtime) Start(ctx context.Context, id string) error {
+	if err := r.ensureWorkloadGroup(id); err != nil {
+		return err
+	}
 	if err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{}); err != nil {
 		return r.mapErr(err, id)
 	}
@@ -422,11 +463,28 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 	return r.mapErr(err, id)
 }
 
-// Delete implements sandbox.Runtime.
+// Delete implements sandbox.Runtime. When dockerd cannot end the
+// container (a fork bomb outruns its kill), the host kills the workload
+// group's processes itself and removes the container again.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
-	err := r.cli.ContainerRemove(ctx, containerName(id), container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !client.IsErrNotFound(err) && !strings.Contains(err.Error(), "is already in progress") {
-		return r.mapErr(err, id)
+	remove := func() error {
+		err := r.cli.ContainerRemove(ctx, containerName(id), container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !client.IsErrNotFound(err) && !strings.Contains(err.Error(), "is already in progress") {
+			return r.mapErr(err, id)
+		}
+		return nil
+	}
+	if err := remove(); err != nil {
+		if r.workloadGroup(id) == "" {
+			return err
+		}
+		killGroup(r.workloadGroup(id))
+		if err := remove(); err != nil {
+			return err
+		}
+	}
+	if err := r.removeWorkloadGroup(id); err != nil {
+		return err
 	}
 	if r.fw != nil {
 		if err := r.fw.Remove(ctx, id); err != nil {

@@ -89,13 +89,59 @@ func TestLimitsApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Fields(out.String())
-	want := []string{"314572800", "200000", "4096", "lo"}
+	pids := "4096"
+	if hostPidsV1() {
+		pids = "256" // the container's cgroup holds only the agent; see TestWorkloadPidsGroup
+	}
+	want := []string{"314572800", "200000", pids, "lo"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		// cgroup v2 prints "200000 100000" for cpu.max
 		if !(len(got) >= 4 && got[0] == want[0] && got[1] == want[1] && got[len(got)-1] == "lo") {
 			t.Errorf("limits inside sandbox = %v, want %v", got, want)
 		}
 	}
+}
+
+// TestWorkloadPidsGroup checks, on a cgroup v1 host, that commands run in
+// the sandbox's workload pids group (made by the runtime, 4096 − 256 pids)
+// while the agent keeps the container's cgroup (256) to itself, so a fork
+// bomb cannot starve it (issue 10; TestForkBombContained in e2e shows the
+// bomb), and that Delete removes the group.
+func TestWorkloadPidsGroup(t *testing.T) {
+	t.Parallel()
+	if !hostPidsV1() {
+		t.Skip("skipping: no cgroup v1 pids hierarchy on this host (workload groups are v1 only)")
+	}
+	img := testbin.BaseImage(t)
+	ctx := context.Background()
+	rt := newRuntime(t, "none")
+	spec := &sandbox.Spec{Image: img}
+	c := startSandbox(t, rt, spec)
+	var out strings.Builder
+	script := "grep :pids: /proc/self/cgroup; grep :pids: /proc/1/cgroup; cat /sys/fs/cgroup/pids/pids.max"
+	if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", script}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	group := "/sys/fs/cgroup/pids/aetherium/" + spec.ID
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], ":pids:/aetherium/"+spec.ID) || strings.Contains(lines[1], "aetherium") || lines[2] != "256" {
+		t.Errorf("inside the sandbox: %q; want the command in pids:/aetherium/%s, the agent not, the agent's pids.max 256", lines, spec.ID)
+	}
+	if b, err := os.ReadFile(group + "/pids.max"); err != nil || strings.TrimSpace(string(b)) != "3840" {
+		t.Errorf("workload group pids.max: %q, %v; want 3840", b, err)
+	}
+	c.Close()
+	if err := rt.Delete(ctx, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(group); !os.IsNotExist(err) {
+		t.Errorf("workload group after Delete: %v; want it gone", err)
+	}
+}
+
+func hostPidsV1() bool {
+	_, err := os.Stat("/sys/fs/cgroup/pids/tasks")
+	return err == nil
 }
 
 // TestHostCAsBakedIn checks that images built here trust the host's locally
@@ -180,4 +226,46 @@ var benchSubnet = netip.MustParsePrefix("10.202.0.0/24")
 func cleanupNetwork(name string) {
 	exec.Command("docker", "network", "rm", name).Run()
 	exec.Command("nft", "delete", "table", "inet", name).Run()
+}
+
+// TestDiskOverruns (issue 10): with a disk limit and no quota in the
+// storage driver (overlay2 on ext4 here; on xfs with pquota the write itself
+// fails), a sandbox that writes past its limit is reported with its size
+// and one that stays under is not; the worker then fails and stops it
+// (worker TestCheckDisks).
+func TestDiskOverruns(t *testing.T) {
+	t.Parallel()
+	img := testbin.BaseImage(t)
+	ctx := context.Background()
+	rt, err := docker.New(docker.Config{AgentPath: testbin.Build(t, "aether-agent"), StateDir: filepath.Join(t.TempDir(), "sandboxes"),
+		Owner: "test-" + uuid.NewString()[:8], Network: "none", DiskMB: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hog, quiet := &sandbox.Spec{Image: img}, &sandbox.Spec{Image: img}
+	quota := false
+	for spec, size := range map[*sandbox.Spec]string{hog: "40M", quiet: "1M"} {
+		c := startSandbox(t, rt, spec)
+		var out strings.Builder
+		res, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", "head -c " + size + " /dev/zero > /written && sync"}},
+			agentclient.ExecIO{Stdout: &out, Stderr: &out})
+		if err != nil || res.ExitCode != 0 {
+			// With a quota the write past it fails: that is the limit holding.
+			t.Logf("write %s: %v %+v %s", size, err, res, out.String())
+			quota = spec == hog
+		}
+	}
+	over, err := rt.DiskOverruns(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota {
+		if len(over) != 0 {
+			t.Errorf("DiskOverruns = %+v under a quota; want none", over)
+		}
+		return
+	}
+	if len(over) != 1 || over[0].ID != hog.ID || over[0].UsedMB < 40 || over[0].LimitMB != 16 {
+		t.Errorf("DiskOverruns = %+v; want only %s, at >= 40 of 16 MiB", over, hog.ID)
+	}
 }

@@ -1,0 +1,115 @@
+package docker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Workload pids groups (cgroup v1 hosts). The agent is PID 1 of its
+// container; if the workload shared the container's pids limit, a fork
+// bomb holding every pid would leave the agent unable to create a thread:
+// it could not end the bomb, and the sandbox would be lost. So on a host
+// with a cgroup v1 pids hierarchy each sandbox gets a pids group of its own
+// (pidsV1Root/aetherium/<id>, made by aetherd) with PidsLimit − reserve
+// pids; its `tasks` file is bind-mounted into the container, and the agent
+// forks every command from a thread that joined it (agent.forkInGroup).
+// The container's own pids cgroup, where only the agent runs, is limited
+// to the reserve. Together a sandbox never holds more than PidsLimit.
+//
+// On cgroup v2 the container's cgroup is all Docker gives (a private
+// cgroup namespace, mounted read-only); there the workload shares the
+// container's limit as before, and Delete's kill fallback still ends a bomb.
+const (
+	pidsV1Root      = "/sys/fs/cgroup/pids"
+	workloadTasks   = "/.aether/workload-tasks"
+	agentPidsBudget = 256 // the agent's share of PidsLimit (at most a quarter)
+)
+
+// hasPidsV1 reports whether this host has a cgroup v1 pids hierarchy that
+// aetherd may make groups in.
+func hasPidsV1() bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(pidsV1Root, &st); err != nil || st.Type != unix.CGROUP_SUPER_MAGIC {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(pidsV1Root, "tasks"))
+	return err == nil
+}
+
+// pidsSplit divides a sandbox's pids limit between the agent (the
+// container's cgroup) and the workload group.
+func pidsSplit(limit int64) (agent, workload int64) {
+	agent = min(agentPidsBudget, limit/4)
+	return agent, limit - agent
+}
+
+// workloadGroup is the host directory of a sandbox's workload pids group;
+// "" when this runtime makes none.
+func (r *Runtime) workloadGroup(id string) string {
+	if !r.pidsGroups {
+		return ""
+	}
+	return filepath.Join(pidsV1Root, "aetherium", id)
+}
+
+// ensureWorkloadGroup makes (or finds) a sandbox's workload pids group with
+// its limit. Start calls it too: after a host reboot the group is gone and
+// the container's bind mount needs it.
+func (r *Runtime) ensureWorkloadGroup(id string) error {
+	dir := r.workloadGroup(id)
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("docker: workload pids group: %w", err)
+	}
+	_, max := pidsSplit(r.cfg.PidsLimit)
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.FormatInt(max, 10)), 0); err != nil {
+		return fmt.Errorf("docker: workload pids group: %w", err)
+	}
+	return nil
+}
+
+// removeWorkloadGroup kills what is left in a sandbox's workload group and
+// removes it. It is idempotent.
+func (r *Runtime) removeWorkloadGroup(id string) error {
+	dir := r.workloadGroup(id)
+	if dir == "" {
+		return nil
+	}
+	var err error
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		killGroup(dir)
+		if err = unix.Rmdir(dir); err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("docker: remove workload pids group %s: %w", dir, err)
+		}
+	}
+}
+
+// killGroup SIGKILLs every process of a cgroup v1 group, over and over until
+// it is empty (a fork bomb refills it while it is being killed) or 5 s pass.
+// The host does this when dockerd's own kill does not end a container.
+func killGroup(dir string) {
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+			return
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+}
