@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,4 +115,43 @@ func killGroup(dir string) {
 			}
 		}
 	}
+}
+
+// pruneAge spares the groups of creates still under way (the group is made
+// before its container), in this process or another aetherd's.
+const pruneAge = 2 * time.Minute
+
+// pruneWorkloadGroups removes the workload groups of sandboxes that have no
+// container on this Docker host any more (any owner's: the groups are shared
+// by every aetherd here). A crash, or a container removed behind aetherd's
+// back, leaves one. Create calls it once per process.
+func (r *Runtime) pruneWorkloadGroups(ctx context.Context) error {
+	if !r.pidsGroups {
+		return nil
+	}
+	cs, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true"))})
+	if err != nil {
+		return r.mapErr(err, "")
+	}
+	live := map[string]bool{}
+	for _, c := range cs {
+		live[c.Labels[LabelSandbox]] = true
+	}
+	root := filepath.Join(pidsV1Root, "aetherium")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil // none made yet
+	}
+	var errs []error
+	for _, e := range entries {
+		info, err := e.Info()
+		if !e.IsDir() || live[e.Name()] || err != nil || time.Since(info.ModTime()) < pruneAge {
+			continue
+		}
+		killGroup(filepath.Join(root, e.Name()))
+		if err := unix.Rmdir(filepath.Join(root, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

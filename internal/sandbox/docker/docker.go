@@ -138,6 +138,8 @@ type Runtime struct {
 	isoMu sync.Mutex
 	iso   *Isolation // nil until the daemon answered
 
+	pruneOnce sync.Once // workload groups of vanished containers
+
 	netMu    sync.Mutex
 	netReady bool // the network and firewall are set up
 }
@@ -216,6 +218,11 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, err
 	}
+	r.pruneOnce.Do(func() {
+		if err := r.pruneWorkloadGroups(ctx); err != nil {
+			r.cfg.Logger.WarnContext(ctx, "docker: prune workload pids groups", slog.Any("err", err))
+		}
+	})
 	_, err = r.createContainer(ctx, spec, dir, allow, iso)
 	for wait := 50 * time.Millisecond; errors.Is(err, errdefs.ErrConflict); wait = min(2*wait, time.Second) {
 		// A previous attempt created it (at-least-once delivery): adopt it.
@@ -234,7 +241,9 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 		_, err = r.createContainer(ctx, spec, dir, allow, iso)
 	}
 	if err != nil {
-		return nil, err
+		// No container to run in it (Start makes it again for one that
+		// exists after all).
+		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID))
 	}
 	return r.startAndInspect(ctx, spec.ID)
 }

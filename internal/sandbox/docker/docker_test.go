@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/image"
 	"github.com/aetherium/aetherium/internal/sandbox"
 	"github.com/aetherium/aetherium/internal/sandbox/docker"
@@ -136,6 +138,44 @@ func TestWorkloadPidsGroup(t *testing.T) {
 	}
 	if _, err := os.Stat(group); !os.IsNotExist(err) {
 		t.Errorf("workload group after Delete: %v; want it gone", err)
+	}
+	// A create that fails leaves no group behind.
+	failed := uuid.NewString()
+	if _, err := rt.Create(ctx, &sandbox.Spec{ID: failed, Image: "aetherium/no-such-image:missing"}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("create with a missing image: %v, want failed precondition", err)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/pids/aetherium/" + failed); !os.IsNotExist(err) {
+		t.Errorf("workload group after a failed create: %v; want none", err)
+	}
+}
+
+// TestPruneWorkloadGroups: workload groups whose container is gone (a
+// crash, a container removed behind aetherd's back) are removed at a
+// runtime's first create, except young ones (a create under way elsewhere).
+func TestPruneWorkloadGroups(t *testing.T) {
+	t.Parallel()
+	if !hostPidsV1() {
+		t.Skip("skipping: no cgroup v1 pids hierarchy on this host (workload groups are v1 only)")
+	}
+	img := testbin.BaseImage(t)
+	root := "/sys/fs/cgroup/pids/aetherium/"
+	os.MkdirAll(root, 0o755)
+	old, young := root+uuid.NewString(), root+uuid.NewString()
+	for _, d := range []string{old, young} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Rmdir(d) })
+	}
+	if err := os.Chtimes(old, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	startSandbox(t, newRuntime(t, "none"), &sandbox.Spec{Image: img})
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("an hour-old group without a container: %v; want it pruned", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("a new group without a container yet: %v; want it kept", err)
 	}
 }
 
