@@ -6,7 +6,7 @@
 # egress firewall of every runtime), util-linux's setpriv (QEMU), xz-utils
 # (the Firecracker kernel), shellcheck and Node.js with the pinned Redocly CLI
 # (make lint), python3-pytest and the TypeScript SDK's pinned tsc (the SDK
-# suites). Starts dockerd and
+# suites), and Chromium (the dashboard's headless-browser test). Starts dockerd and
 # PostgreSQL if they are not running and creates the test role and database.
 # Redis is only installed: tests start their own redis-server processes.
 # Idempotent; needs root (or sudo).
@@ -35,6 +35,7 @@ need xz xz-utils
 need shellcheck shellcheck
 need node nodejs
 need npm npm
+need chromium chromium
 ls /boot/vmlinuz-* >/dev/null 2>&1 || missing+=(linux-image-amd64)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 dpkg -s python3-pytest >/dev/null 2>&1 || missing+=(python3-pytest)

@@ -87,13 +87,14 @@ function table(headers, rows) {
   return el('table', {}, el('thead', {}, el('tr', {}, headers.map((h) => el('th', {}, h)))), el('tbody', {}, rows));
 }
 
-// listAll follows a list's pages (oldest first) up to limit rows.
-async function listAll(path, field, limit = 5000) {
+// listAll follows a list's pages (oldest first) up to limit rows; pages
+// are of pageSize rows (the API allows 1000, 100 for executions).
+async function listAll(path, field, limit = 5000, pageSize = 1000) {
   let out = [];
   let cursor = '';
   do {
     const sep = path.includes('?') ? '&' : '?';
-    const page = await api('GET', `${path}${sep}limit=1000${cursor ? '&cursor=' + encodeURIComponent(cursor) : ''}`);
+    const page = await api('GET', `${path}${sep}limit=${pageSize}${cursor ? '&cursor=' + encodeURIComponent(cursor) : ''}`);
     out = out.concat(page[field] || []);
     cursor = page.next || '';
   } while (cursor && out.length < limit);
@@ -182,7 +183,7 @@ async function executionsPage(vmID) {
     el('option', { value: '' }, '(choose a sandbox)'),
     vms.map((vm) => el('option', { value: vm.id, selected: vm.id === vmID }, `${vm.name} (${vm.status})`)));
   const out = [el('h1', {}, 'Executions'), el('form', { class: 'inline' }, el('label', {}, 'Sandbox', pick))];
-  if (vmID) out.push(executionsTable(await listAll(`/api/v1/vms/${encodeURIComponent(vmID)}/executions`, 'executions')));
+  if (vmID) out.push(executionsTable(await listAll(`/api/v1/vms/${encodeURIComponent(vmID)}/executions`, 'executions', 1000, 100)));
   return out;
 }
 
@@ -217,7 +218,7 @@ async function workersPage() {
 }
 
 function eventItem(e) {
-  return el('li', { dataset: { kind: e.kind, status: e.status } },
+  return el('li', { dataset: { kind: e.kind, status: e.status, taskId: e.task_id || '', vmId: e.vm_id || '' } },
     `${new Date(e.time).toLocaleTimeString()} ${e.kind} ${e.status}`,
     e.task_type ? ` ${e.task_type}` : '', e.vm_id ? ` vm=${e.vm_id}` : '', e.task_id ? ` task=${e.task_id}` : '',
     e.progress ? ` (${e.progress})` : '', e.error ? ` error: ${e.error}` : '');
@@ -293,7 +294,7 @@ function openTerminal(vm, box, state) {
   ws.onmessage = (m) => {
     if (typeof m.data !== 'string') { term.write(new Uint8Array(m.data)); return; }
     const msg = JSON.parse(m.data);
-    if (msg.type === 'exit') state.textContent = `exited: ${msg.exit_code ?? msg.signal ?? ''}`;
+    if (msg.type === 'exit') state.textContent = `exited: ${msg.signal || msg.exit_code}`;
     else if (msg.type === 'error') state.textContent = `error: ${msg.error && msg.error.message}`;
   };
   ws.onclose = (e) => { if (!state.textContent.startsWith('exited')) state.textContent = `disconnected (${e.code}${e.reason ? ' ' + e.reason : ''})`; };
