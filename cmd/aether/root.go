@@ -70,6 +70,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print progress details")
 	root.AddCommand(newVMCmd(g), newExecCmd(g), newExecuteCmd(g), newTaskCmd(g), newJobCmd(g),
 		newExecutionsCmd(g), newCpCmd(g), newImageCmd(g), newHealthCmd(g), newEventsCmd(g), newTemplateCmd(g),
-		newProjectCmd(g), newKeyCmd(g), newLogsCmd(g), newShellCmd(g))
+		newProjectCmd(g), newKeyCmd(g), newLogsCmd(g), newShellCmd(g), newPortForwardCmd(g))
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -71,6 +72,10 @@ func (f *fakeSandboxes) Console(context.Context, *store.VM, int) ([]byte, error)
 }
 
 func (f *fakeSandboxes) Pty(context.Context, *store.VM, *agentproto.PtyRequest) (cluster.Terminal, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+
+func (f *fakeSandboxes) Dial(context.Context, *store.VM, int) (net.Conn, error) {
 	return nil, errdefs.ErrNotImplemented
 }
 

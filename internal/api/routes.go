@@ -69,6 +69,10 @@ func (s *Server) routes() []route {
 	}
 	if s.cfg.Public {
 		rs = append(rs, s.publicRoutes()...)
+		for _, m := range portMethods { // the port proxy takes any body, in any method
+			rs = append(rs, route{pattern: m + " /api/v1/vms/{id}/ports/{port}/{path...}", access: member, body: rawBody,
+				handler: s.vmPort(s.sandboxes)})
+		}
 	}
 	if s.cfg.Local != nil && s.cfg.InternalToken != "" {
 		rs = append(rs,
@@ -77,6 +81,7 @@ func (s *Server) routes() []route {
 			route{pattern: "GET /internal/v1/vms/{id}/files", access: internal, handler: s.fileGet(s.cfg.Local)},
 			route{pattern: "GET /internal/v1/vms/{id}/console", access: internal, handler: s.vmConsole(s.cfg.Local)},
 			route{pattern: "GET /internal/v1/vms/{id}/pty", access: internal, handler: s.vmPty(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/tcp/{port}", access: internal, handler: s.vmTCP(s.cfg.Local)},
 		)
 	}
 	return rs
@@ -101,6 +106,7 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "GET /api/v1/vms/{id}/files", access: member, class: classExec, handler: s.fileGet(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/console", access: member, handler: s.vmConsole(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/pty", access: member, class: classExec, handler: s.vmPty(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/tcp/{port}", access: member, class: classExec, handler: s.vmTCP(s.sandboxes)},
 
 		{pattern: "GET /api/v1/tasks", access: member, handler: s.handleTaskList},
 		{pattern: "GET /api/v1/tasks/{id}", access: member, handler: s.handleTaskGet},

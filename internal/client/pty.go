@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -172,4 +173,17 @@ func (t *Terminal) control(m *apiv1.PtyMessage) error {
 // Close ends the session, which kills the process.
 func (t *Terminal) Close() error {
 	return t.conn.CloseNow()
+}
+
+// DialPort connects to 127.0.0.1:port inside sandbox vm through
+// GET /vms/{id}/tcp/{port} (a WebSocket whose binary messages carry the
+// bytes). ctx bounds only the dial.
+func (c *Client) DialPort(ctx context.Context, vm string, port int) (net.Conn, error) {
+	u := "ws" + strings.TrimPrefix(c.base, "http") + c.prefix + "/vms/" + url.PathEscape(vm) + "/tcp/" + strconv.Itoa(port)
+	conn, err := c.dialWebSocket(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(1 << 20)
+	return websocket.NetConn(context.Background(), conn, websocket.MessageBinary), nil
 }

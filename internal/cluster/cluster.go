@@ -10,6 +10,7 @@ package cluster
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -95,6 +96,10 @@ type Sandboxes interface {
 	// The caller closes the Terminal, which kills the process. An agent
 	// without the operation is ErrNotImplemented.
 	Pty(ctx context.Context, vm *store.VM, req *agentproto.PtyRequest) (Terminal, error)
+	// Dial connects to 127.0.0.1:port inside the sandbox; ctx bounds only
+	// the dial. Nothing listening there is ErrUnavailable. The connection
+	// has no half-close.
+	Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error)
 }
 
 // Terminal is a process running on a pseudo-terminal in a sandbox. Read and
@@ -232,6 +237,15 @@ func (r *Router) Pty(ctx context.Context, vm *store.VM, req *agentproto.PtyReque
 		return nil, err
 	}
 	return o.Pty(ctx, vm, req)
+}
+
+// Dial implements Sandboxes.
+func (r *Router) Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.Dial(ctx, vm, port)
 }
 
 // Console implements Sandboxes.

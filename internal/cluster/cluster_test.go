@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,6 +132,10 @@ func (f *fakeSandboxes) Console(context.Context, *store.VM, int) ([]byte, error)
 }
 
 func (f *fakeSandboxes) Pty(context.Context, *store.VM, *agentproto.PtyRequest) (Terminal, error) {
+	return nil, errors.New("not faked")
+}
+
+func (f *fakeSandboxes) Dial(context.Context, *store.VM, int) (net.Conn, error) {
 	return nil, errors.New("not faked")
 }
 

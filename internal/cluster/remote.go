@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 
@@ -105,4 +106,10 @@ func (t remoteTerminal) Wait() (*agentproto.Exit, error) {
 		return nil, classify(err)
 	}
 	return &agentproto.Exit{ExitCode: *m.ExitCode, Signal: m.Signal}, nil
+}
+
+// Dial implements Sandboxes over the owner's internal TCP WebSocket.
+func (r remote) Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error) {
+	conn, err := r.c.DialPort(ctx, vm.ID, port)
+	return conn, classify(err)
 }

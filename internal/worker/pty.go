@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
@@ -45,4 +46,38 @@ type terminal struct {
 func (t *terminal) Close() error {
 	t.once.Do(t.end)
 	return t.Pty.Close()
+}
+
+// Dial connects to 127.0.0.1:port inside the sandbox. The sandbox counts as
+// active until the connection is closed.
+func (w *Worker) Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error) {
+	if vm.Status != store.VMRunning {
+		return nil, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status)
+	}
+	c, err := w.agent(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	end := w.begin(ctx, vm)
+	conn, err := c.Dial(ctx, port)
+	if err != nil {
+		end()
+		if errors.Is(err, errdefs.ErrUnavailable) {
+			return nil, errdefs.Unavailable("sandbox %s: nothing listens on port %d", vm.Name, port)
+		}
+		return nil, err
+	}
+	return &portConn{Conn: conn, end: end}, nil
+}
+
+// portConn ends the sandbox's activity when it is closed.
+type portConn struct {
+	net.Conn
+	end  func()
+	once sync.Once
+}
+
+func (c *portConn) Close() error {
+	c.once.Do(c.end)
+	return c.Conn.Close()
 }

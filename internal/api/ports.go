@@ -1,0 +1,200 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/aetherium/aetherium/internal/cluster"
+	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/store"
+)
+
+// portMethods are the methods the port proxy routes (GET also serves HEAD).
+var portMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// maxTCPMessage bounds one WebSocket message of the TCP route from the client.
+const maxTCPMessage = 1 << 20
+
+// portParam reads the {port} path value.
+func portParam(r *http.Request) (int, error) {
+	v := r.PathValue("port")
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, errdefs.InvalidArgument("port: %q is not between 1 and 65535", v)
+	}
+	return p, nil
+}
+
+// vmPort serves /vms/{id}/ports/{port}/{path...}: a reverse proxy of HTTP,
+// and of upgrades such as WebSocket, to 127.0.0.1:port inside the sandbox,
+// over an agent stream per request (the sandbox needs no network).
+func (s *Server) vmPort(sb cluster.Sandboxes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		vm, ok := s.lookupVM(w, r)
+		if !ok {
+			return
+		}
+		port, err := portParam(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		rc := http.NewResponseController(w) // downloads and WebSockets last as long as they last
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
+		s.portProxy(sb, vm, port).ServeHTTP(w, r)
+	}
+}
+
+func (s *Server) portProxy(sb cluster.Sandboxes, vm *store.VM, port int) *httputil.ReverseProxy {
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) { return sb.Dial(ctx, vm, port) }
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetXForwarded()
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "localhost:"+strconv.Itoa(port)
+			pr.Out.URL.Path, pr.Out.URL.RawPath = portPath(pr.In)
+			pr.Out.Host = pr.Out.URL.Host
+			stripCredentials(pr.Out)
+		},
+		// One agent stream per request: nothing idles on the agent's
+		// stream budget, and a closed request frees its stream at once.
+		Transport:     &http.Transport{DialContext: dial, DisableKeepAlives: true, DisableCompression: true},
+		FlushInterval: -1, // server-sent events and long polls stream as they come
+		ModifyResponse: func(resp *http.Response) error {
+			stripSessionCookie(resp.Header)
+			// The sandbox's pages share the API's origin: sandbox them into
+			// an opaque origin, so their scripts cannot use the dashboard's
+			// session.
+			resp.Header.Set("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if !errors.Is(err, errdefs.ErrUnavailable) && !errors.Is(err, errdefs.ErrFailedPrecondition) &&
+				!errors.Is(err, errdefs.ErrNotImplemented) && !errors.Is(err, context.Canceled) {
+				err = errdefs.Unavailable("sandbox %s, port %d: %v", vm.Name, port, err)
+			}
+			s.writeError(w, r, err)
+		},
+	}
+}
+
+// portPath is the request's path below /vms/{id}/ports/{port}, escaped as
+// the client sent it.
+func portPath(r *http.Request) (path, raw string) {
+	parts := strings.SplitN(r.URL.EscapedPath(), "/", 8) // "", api|internal, v1, vms, id, ports, port, rest
+	rest := ""
+	if len(parts) == 8 {
+		rest = parts[7]
+	}
+	raw = "/" + rest
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		return "/" + r.PathValue("path"), ""
+	}
+	if path == raw {
+		raw = ""
+	}
+	return path, raw
+}
+
+// stripCredentials removes what authenticated the request to aetherd: the
+// sandbox must never see an API key or the internal token.
+func stripCredentials(r *http.Request) {
+	r.Header.Del("Authorization")
+	r.Header.Del(ProjectHeader)
+	r.Header.Del("X-CSRF-Token")
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name != SessionCookie {
+			r.AddCookie(c)
+		}
+	}
+	if q := r.URL.Query(); q.Has(csrfQuery) {
+		q.Del(csrfQuery)
+		r.URL.RawQuery = q.Encode()
+	}
+}
+
+// stripSessionCookie drops a sandbox's attempt to set the dashboard's
+// session cookie.
+func stripSessionCookie(h http.Header) {
+	kept := h.Values("Set-Cookie")[:0:0]
+	for _, v := range h.Values("Set-Cookie") {
+		if c, err := http.ParseSetCookie(v); err != nil || c.Name != SessionCookie {
+			kept = append(kept, v)
+		}
+	}
+	h.Del("Set-Cookie")
+	for _, v := range kept {
+		h.Add("Set-Cookie", v)
+	}
+}
+
+// vmTCP serves GET /vms/{id}/tcp/{port}: a WebSocket whose binary messages
+// carry a raw TCP connection to 127.0.0.1:port inside the sandbox (what
+// `aether port-forward` uses). The connection is made before the upgrade,
+// so nothing listening is an ordinary 503.
+func (s *Server) vmTCP(sb cluster.Sandboxes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		vm, ok := s.lookupVM(w, r)
+		if !ok {
+			return
+		}
+		port, err := portParam(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			s.writeError(w, r, errdefs.InvalidArgument("this route is a WebSocket: send Upgrade: websocket"))
+			return
+		}
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
+		conn, err := sb.Dial(r.Context(), vm, port)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		defer conn.Close()
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(maxTCPMessage)
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(s.streams, cancel)
+		defer stop()
+		splice(websocket.NetConn(ctx, c, websocket.MessageBinary), conn)
+	}
+}
+
+// splice copies both ways until one direction ends, then closes both.
+func splice(a, b net.Conn) {
+	var once sync.Once
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		once.Do(func() { a.Close(); b.Close() })
+	}
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+}

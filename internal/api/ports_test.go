@@ -1,0 +1,63 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+)
+
+// TestStripCredentials: what authenticated a request to aetherd (the key,
+// the project header, the CSRF token, the dashboard's session cookie, which
+// is the key) never reaches a sandbox's service; the app's own cookies and
+// query do.
+func TestStripCredentials(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/vms/x/ports/80/p?a=1&csrf_token=secret", nil)
+	r.Header.Set("Authorization", "Bearer ae_key")
+	r.Header.Set(ProjectHeader, "p")
+	r.Header.Set("X-CSRF-Token", "secret")
+	r.AddCookie(&http.Cookie{Name: SessionCookie, Value: "ae_key"})
+	r.AddCookie(&http.Cookie{Name: "app", Value: "1"})
+	stripCredentials(r)
+	for _, h := range []string{"Authorization", ProjectHeader, "X-CSRF-Token"} {
+		if v := r.Header.Get(h); v != "" {
+			t.Errorf("%s = %q after stripping", h, v)
+		}
+	}
+	if got := r.Header.Get("Cookie"); got != "app=1" {
+		t.Errorf("Cookie = %q, want app=1", got)
+	}
+	if got := r.URL.RawQuery; got != "a=1" {
+		t.Errorf("query = %q, want a=1", got)
+	}
+}
+
+func TestStripSessionCookie(t *testing.T) {
+	t.Parallel()
+	h := http.Header{}
+	h.Add("Set-Cookie", SessionCookie+"=stolen; Path=/")
+	h.Add("Set-Cookie", "app=1; Path=/")
+	stripSessionCookie(h)
+	if got := h.Values("Set-Cookie"); !slices.Equal(got, []string{"app=1; Path=/"}) {
+		t.Errorf("Set-Cookie = %q, want only app=1", got)
+	}
+}
+
+func TestPortPath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url, path, raw string
+	}{
+		{"/api/v1/vms/x/ports/80/", "/", ""},
+		{"/api/v1/vms/x/ports/80/a/b", "/a/b", ""},
+		{"/api/v1/vms/x/ports/80/a%2Fb/c", "/a/b/c", "/a%2Fb/c"},
+		{"/internal/v1/vms/x/ports/80/z", "/z", ""},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, tt.url, nil)
+		if path, raw := portPath(r); path != tt.path || raw != tt.raw {
+			t.Errorf("portPath(%s) = %q, %q; want %q, %q", tt.url, path, raw, tt.path, tt.raw)
+		}
+	}
+}
