@@ -67,6 +67,12 @@ OPERATIONS: dict[str, tuple[str, str]] = {
 NOT_COVERED = {
     "streamLogs": "a WebSocket; Python's standard library has no WebSocket client",
     "openPty": "a WebSocket terminal; Python's standard library has no WebSocket client",
+    "openTcp": "a WebSocket carrying raw TCP; Python's standard library has no WebSocket client",
+    "proxyPortGet": "the sandbox's own HTTP service: call its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+    "proxyPortPost": "the sandbox's own HTTP service: call its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+    "proxyPortPut": "the sandbox's own HTTP service: call its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+    "proxyPortPatch": "the sandbox's own HTTP service: call its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+    "proxyPortDelete": "the sandbox's own HTTP service: call its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
     "receiveWebhook": "called by GitHub and Slack with their signatures, not by API clients",
     "getDashboard": "the web dashboard, for browsers",
     "getDashboardAsset": "the web dashboard, for browsers",

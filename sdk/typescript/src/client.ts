@@ -76,6 +76,12 @@ export const NOT_COVERED: Record<string, string> = {
   getSession: "the dashboard's cookie session, for browsers",
   deleteSession: "the dashboard's cookie session, for browsers",
   openPty: "a WebSocket terminal (binary + JSON text messages), not yet wrapped; see docs/ARCHITECTURE.md",
+  openTcp: "a WebSocket carrying raw TCP, not yet wrapped; see docs/ARCHITECTURE.md",
+  proxyPortGet: "the sandbox's own HTTP service: fetch its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+  proxyPortPost: "the sandbox's own HTTP service: fetch its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+  proxyPortPut: "the sandbox's own HTTP service: fetch its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+  proxyPortPatch: "the sandbox's own HTTP service: fetch its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
+  proxyPortDelete: "the sandbox's own HTTP service: fetch its URL (/api/v1/vms/{id}/ports/{port}/...) directly",
   receiveWebhook: "called by GitHub and Slack with their signatures, not by API clients",
 };
 
