@@ -35,6 +35,7 @@ from .errors import (
 )
 from .exec import ExecEvent, ExecResult, ExecStream
 from .sandbox import Files, Sandbox
+from .types import VM, Accepted, Event, Execution, Job, LogPage, LogRecord, Project, Quota, Task, Template
 
 __all__ = [
     "AetheriumError", "AlreadyExistsError", "Client", "ConflictError", "EventStream", "ExecEvent", "ExecResult",
@@ -43,4 +44,5 @@ __all__ = [
     "ServerTimeoutError", "TaskFailedError", "TooLargeError", "TransportError", "UnauthenticatedError",
     "UnavailableError", "UnimplementedError", "UnprocessableError", "UnsupportedMediaTypeError", "WrongHostError",
     "__version__", "discover_key", "error_for",
+    "VM", "Accepted", "Event", "Execution", "Job", "LogPage", "LogRecord", "Project", "Quota", "Task", "Template",
 ]

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 from ._http import Response, Transport, seg
 from .errors import AetheriumError, TaskFailedError, TransportError
 from .exec import ExecResult, ExecStream, Stdin, exec_request
+from .types import VM, Event, Execution, LogPage, Project, Task, Template
 
 __version__ = "0.1.0"
 
@@ -189,11 +190,11 @@ class Client:
         self.wait_task(acc["task_id"], timeout=wait_timeout)
         return self.get_sandbox(acc["vm_id"])
 
-    def list_sandboxes(self, *, all: bool = False) -> list[dict[str, Any]]:
+    def list_sandboxes(self, *, all: bool = False) -> list[VM]:
         """listSandboxes, every page; all includes deleted ones."""
         return self._pages("listSandboxes", "vms", query={"all": all or None})
 
-    def get_sandbox(self, vm: str) -> dict[str, Any]:
+    def get_sandbox(self, vm: str) -> VM:
         """getSandbox by ID or name."""
         return self._json("getSandbox", params={"id": vm})
 
@@ -202,7 +203,7 @@ class Client:
         acc = self._json("deleteSandbox", params={"id": vm})
         return self.wait_task(acc["task_id"], timeout=wait_timeout) if wait else acc
 
-    def set_sandbox_timeout(self, vm: str, seconds: int) -> dict[str, Any]:
+    def set_sandbox_timeout(self, vm: str, seconds: int) -> VM:
         """setSandboxTimeout: expire seconds from now (0 never)."""
         return self._json("setSandboxTimeout", params={"id": vm}, body={"timeout_seconds": seconds})
 
@@ -253,7 +254,7 @@ class Client:
                           body=exec_request(command, args, kw.get("env"), kw.get("cwd"), kw.get("user"),
                                             kw.get("timeout")))
 
-    def list_executions(self, vm: str) -> list[dict[str, Any]]:
+    def list_executions(self, vm: str) -> list[Execution]:
         """listExecutions, every page, oldest first."""
         return self._pages("listExecutions", "executions", params={"id": vm})
 
@@ -290,12 +291,12 @@ class Client:
 
     # --- tasks
 
-    def get_task(self, task_id: str, *, wait: float | None = None) -> dict[str, Any]:
+    def get_task(self, task_id: str, *, wait: float | None = None) -> Task:
         """getTask; wait long-polls up to that many seconds (at most 60) for it to finish."""
         q = {"wait": f"{wait:g}s"} if wait else None
         return self._json("getTask", params={"id": task_id}, query=q, timeout=None if wait is None else wait + 30)
 
-    def wait_task(self, task_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+    def wait_task(self, task_id: str, *, timeout: float | None = None) -> Task:
         """Long-polls until the task succeeded (returns it) or failed (raises
         TaskFailedError); timeout in seconds, None waits for ever."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -336,11 +337,11 @@ class Client:
             self.wait_task(acc["task_id"], timeout=wait_timeout)
         return self.get_template(name)
 
-    def list_templates(self) -> list[dict[str, Any]]:
+    def list_templates(self) -> list[Template]:
         """listTemplates, by name."""
         return self._json("listTemplates").get("templates") or []
 
-    def get_template(self, name: str) -> dict[str, Any]:
+    def get_template(self, name: str) -> Template:
         """getTemplate by name or ID."""
         return self._json("getTemplate", params={"name": name})
 
@@ -363,7 +364,7 @@ class Client:
         """createProject."""
         return self._json("createProject", body={"name": name, "quota": quota or {}})
 
-    def list_projects(self) -> list[dict[str, Any]]:
+    def list_projects(self) -> list[Project]:
         """listProjects."""
         return self._json("listProjects").get("projects") or []
 
@@ -402,7 +403,7 @@ class Client:
         """listWorkers: the hosts that run sandboxes."""
         return self._json("listWorkers").get("workers") or []
 
-    def query_logs(self, **query: Any) -> dict[str, Any]:
+    def query_logs(self, **query: Any) -> LogPage:
         """queryLogs: query is the LogQuery body (vm_id, stream, contains, ...)."""
         return self._json("queryLogs", body=query)
 
@@ -414,7 +415,7 @@ class EventStream:
     def __init__(self, resp: Response):
         self._resp = resp
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Event]:
         data: list[bytes] = []
         while True:
             try:

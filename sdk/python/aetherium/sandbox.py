@@ -8,6 +8,7 @@ from typing import Any, Callable
 from .client import Client
 from .errors import NotFoundError
 from .exec import ExecResult, ExecStream, Stdin
+from .types import VM
 
 
 class Files:
@@ -33,7 +34,7 @@ class Sandbox:
     """One sandbox, created or connected to. Use it as a context manager, or
     call close(), to delete it."""
 
-    def __init__(self, client: Client, info: dict[str, Any]):
+    def __init__(self, client: Client, info: VM):
         self.client = client
         self.info = info
         self.files = Files(self)

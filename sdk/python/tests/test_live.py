@@ -133,6 +133,12 @@ def test_errors(client, sb):
         sb.files.read("/no/such/file")
 
 
+def test_failed_create_raises_task_failed(client):
+    with pytest.raises(aetherium.TaskFailedError) as ei:
+        Sandbox.create(client=client, image="aether-no-such-image:1")
+    assert ei.value.task["type"] == "vm:create" and "not present" in ei.value.task["error"]
+
+
 def test_rate_limited_requests_are_retried(client):
     """aetherd runs with a low default rate (TestSDKs's config): a burst of
     GETs meets 429s, which the client waits out per Retry-After."""

@@ -45,3 +45,13 @@ def test_every_api_error_code_has_its_exception():
         err = error_for(418, code, "m")
         assert type(err) is not AetheriumError, f"API error code {code!r} has no exception class"
         assert err.code == code
+
+
+def test_wire_types_have_the_fields_of_their_schemas():
+    from aetherium import types
+
+    doc = json.loads((ROOT / "internal/api/openapi.json").read_text())
+    for name in ("VM", "Accepted", "Task", "Execution", "Job", "Template", "Event", "Project", "Quota", "LogRecord",
+                 "LogPage"):
+        ours = set(getattr(types, name).__annotations__)
+        assert ours == set(doc["components"]["schemas"][name]["properties"]), f"aetherium.types.{name}"

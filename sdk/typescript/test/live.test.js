@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 
 import {
-  Client, FailedPreconditionError, InvalidArgumentError, NotFoundError, RateLimitedError, Sandbox, UnauthenticatedError,
+  Client, FailedPreconditionError, InvalidArgumentError, NotFoundError, RateLimitedError, Sandbox, TaskFailedError,
+  UnauthenticatedError,
 } from "../dist/index.js";
 
 const live = !!process.env.AETHER_URL;
@@ -129,6 +130,11 @@ describe("against aetherd", { skip: !live && "AETHER_URL not set (no aetherd to 
     await assert.rejects(s.result(), NotFoundError);
     await assert.rejects(sb.exec("pwd", undefined, { cwd: "relative" }), InvalidArgumentError);
     await assert.rejects(sb.files.read("/no/such/file"), NotFoundError);
+  });
+
+  test("a failed create throws TaskFailedError", async () => {
+    await assert.rejects(Sandbox.create({ client, image: "aether-no-such-image:1" }),
+      (e) => e instanceof TaskFailedError && e.task.type === "vm:create" && e.task.error.includes("not present"));
   });
 
   test("rate-limited requests are retried after Retry-After", async () => {
