@@ -9,6 +9,8 @@ go test -run '^$' -bench 'BenchmarkPickup' -benchtime 1000x ./internal/queue/asy
 go test -run '^$' -bench 'BenchmarkExecHop' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'exec via' | tail -1
 go test -run '^$' -bench 'BenchmarkExecRoundTrip' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|exec true' | tail -2
 go test -run '^$' -bench 'BenchmarkSDKExecRoundTrip' -benchtime 1x ./internal/e2e 2>&1 | grep -E '"lang"' | tail -2
+go test -run '^$' -bench 'BenchmarkPtyEcho' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'pty keystroke echo' | tail -1
+go test -run '^$' -bench 'BenchmarkPortProxy' -benchtime 200x ./internal/e2e 2>&1 | grep -E 'via /ports/' | tail -2
 go test -run '^$' -bench 'BenchmarkExecAuth' -benchtime 5000x ./internal/api 2>&1 | grep -E 'round trip p50' | tail -1
 go test -run '^$' -bench 'BenchmarkExecLoad' -benchtime 1x -timeout 10m ./internal/e2e 2>&1 | grep -E 'exec load' | tail -1
 go test -run '^$' -bench 'BenchmarkCreateExecDelete' -benchtime 30x ./internal/e2e 2>&1 | grep -E '^Benchmark|create\+exec' | tail -3
