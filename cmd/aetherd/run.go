@@ -185,8 +185,9 @@ func run(ctx context.Context, args []string) (err error) {
 		if advertise == "" {
 			advertise = cfg.Listen
 		}
+		vcpus, memMB := budget(cfg.Overcommit)
 		w, err = worker.New(worker.Config{ID: workerID, Address: advertise, RuntimeName: runtimeName, DefaultEgress: defaultEgress,
-			Capacity: cfg.Capacity, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
+			Capacity: cfg.Capacity, VCPUs: vcpus, MemoryMB: memMB, DeadAfter: cfg.WorkerDeadAfter, ReconcileInterval: cfg.ReconcileInterval,
 			RequeueAfter: cfg.RequeueAfter, Tools: recipes, HeartbeatInterval: min(10*time.Second, cfg.WorkerDeadAfter/3), MaxOutputBytes: cfg.Executions.MaxOutputBytes,
 			Retention: cfg.Executions.Retention, Logger: log, Logs: execLogs(cfg, logPipe), Integrations: reporter(hooks)}, st, q, rt, images)
 		if err != nil {
@@ -262,8 +263,8 @@ func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() 
 		RateLimits: api.RateLimits{Default: api.Rate(cfg.API.RateLimits.Default), Create: api.Rate(cfg.API.RateLimits.Create),
 			Exec: api.Rate(cfg.API.RateLimits.Exec)},
 		Logs: api.LogSource{Store: logPipe.Store(), Hub: logPipe.Hub()}, Webhooks: hooks,
-		Place: func(ctx context.Context, only string) (string, error) {
-			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter, only)
+		Place: func(ctx context.Context, only string, vcpus, memoryMB int) (string, error) {
+			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter, only, vcpus, memoryMB)
 			if err != nil {
 				return "", err
 			}

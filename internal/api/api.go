@@ -49,10 +49,11 @@ type Config struct {
 	DefaultEgress egress.Policy
 	// RuntimeName is recorded on each sandbox ("docker"). Required.
 	RuntimeName string
-	// Place picks the worker for a new sandbox and returns its ID; only, when
-	// set, is the one acceptable worker. Errors (ErrUnavailable when no worker
-	// has room) fail the create. Required when Public.
-	Place func(ctx context.Context, only string) (string, error)
+	// Place picks the worker for a new sandbox of vcpus and memoryMB and
+	// returns its ID; only, when set, is the one acceptable worker. Errors
+	// (ErrUnavailable when no worker has room) fail the create. Required
+	// when Public.
+	Place func(ctx context.Context, only string, vcpus, memoryMB int) (string, error)
 	// Tools validates tool requests before anything is created; nil means the
 	// built-in recipes.
 	Tools *tools.Registry

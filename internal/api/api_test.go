@@ -110,7 +110,7 @@ func newTestAPIWith(t testing.TB, mod func(a *testAPI, cfg *Config)) *testAPI {
 	cfg := Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
 		Logs:  LogSource{Store: a.logs.Store(), Hub: a.logs.Hub()},
 		Local: a.sb, InternalToken: "secret", Logger: slog.New(slog.DiscardHandler),
-		Place: func(_ context.Context, only string) (string, error) {
+		Place: func(_ context.Context, only string, _, _ int) (string, error) {
 			if a.place != nil {
 				return "", a.place
 			}

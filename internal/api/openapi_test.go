@@ -113,7 +113,7 @@ func publicRouteTable(t *testing.T) []route {
 	t.Cleanup(func() { st.Close() })
 	s, err := New(Config{DefaultImage: "img", RuntimeName: "docker", Public: true, Events: events.NewLocal(),
 		Logs:  LogSource{Store: newTestLogs(t).Store(), Hub: logs.NewHub()},
-		Place: func(context.Context, string) (string, error) { return "w", nil }}, st, nil, nil)
+		Place: func(context.Context, string, int, int) (string, error) { return "w", nil }}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

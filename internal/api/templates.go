@@ -69,7 +69,7 @@ func (s *Server) handleTemplateCreate(w http.ResponseWriter, r *http.Request) {
 	if done := s.existingTemplate(w, r, req.Name, hash); done {
 		return
 	}
-	owner, err := s.cfg.Place(r.Context(), "")
+	owner, err := s.cfg.Place(r.Context(), "", templateBuildVCPUs, templateBuildMemoryMB)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -81,7 +81,7 @@ func (s *Server) handleTemplateCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	tplID := uuid.NewString()
 	build := &store.VMInsertParams{ID: uuid.NewString(), Name: "template-build-" + tplID[:8], Image: req.Base,
-		Runtime: s.cfg.RuntimeName, VCPUs: 2, MemoryMB: 2048, WorkerID: owner}
+		Runtime: s.cfg.RuntimeName, VCPUs: templateBuildVCPUs, MemoryMB: templateBuildMemoryMB, WorkerID: owner}
 	t, err := s.submit(r, task.TemplateBuildArgs{TemplateID: tplID}, &task.SubmitParams{Route: owner,
 		Timeout: task.CreateTimeout(steps), VM: build,
 		Template: &store.TemplateInsertParams{ID: tplID, Name: req.Name, Spec: spec, SpecHash: hash, WorkerID: owner, PoolSize: req.PoolSize}})
@@ -223,3 +223,9 @@ func (s *Server) claimPooled(w http.ResponseWriter, r *http.Request, req *create
 	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 	return true
 }
+
+// The sandbox a template is built in gets these resources.
+const (
+	templateBuildVCPUs    = 2
+	templateBuildMemoryMB = 2048
+)

@@ -105,7 +105,7 @@ func (s *Server) handleVMCreate(w http.ResponseWriter, r *http.Request) {
 	if s.claimPooled(w, r, &req, vcpus, mem) {
 		return
 	}
-	owner, err := s.cfg.Place(r.Context(), only)
+	owner, err := s.cfg.Place(r.Context(), only, vcpus, mem)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -72,7 +72,7 @@ func (s *Server) startIntegrationJob(ctx context.Context, projectID string, req 
 	if err != nil {
 		return nil, err
 	}
-	owner, err := s.cfg.Place(ctx, only)
+	owner, err := s.cfg.Place(ctx, only, vcpus, mem)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,8 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) {
 	out := apiv1.WorkerList{Workers: make([]*apiv1.Worker, 0, len(ws))}
 	for _, wk := range ws {
 		out.Workers = append(out.Workers, &apiv1.Worker{ID: wk.ID, Address: wk.Address, Runtime: wk.Runtime,
-			Capacity: wk.Capacity, Sandboxes: load[wk.ID], StartedAt: wk.StartedAt, HeartbeatAt: wk.HeartbeatAt})
+			Capacity: wk.Capacity, VCPUs: wk.VCPUs, MemoryMB: wk.MemoryMB, Sandboxes: load[wk.ID].Sandboxes,
+			UsedVCPUs: load[wk.ID].VCPUs, UsedMemoryMB: load[wk.ID].MemoryMB, StartedAt: wk.StartedAt, HeartbeatAt: wk.HeartbeatAt})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -421,12 +421,18 @@ type Worker struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
 	Runtime string `json:"runtime"`
-	// Capacity is how many sandboxes it may hold; Sandboxes how many it
-	// holds (those that hold resources, pool sandboxes included).
-	Capacity    int       `json:"capacity"`
-	Sandboxes   int       `json:"sandboxes"`
-	StartedAt   time.Time `json:"started_at"`
-	HeartbeatAt time.Time `json:"heartbeat_at"`
+	// Capacity caps how many sandboxes it may hold, VCPUs and MemoryMB
+	// budget their limits summed (0: no limit of that kind); Sandboxes,
+	// UsedVCPUs and UsedMemoryMB are what it holds (sandboxes that hold
+	// resources, pool sandboxes included).
+	Capacity     int       `json:"capacity"`
+	VCPUs        int       `json:"vcpus"`
+	MemoryMB     int       `json:"memory_mb"`
+	Sandboxes    int       `json:"sandboxes"`
+	UsedVCPUs    int       `json:"used_vcpus"`
+	UsedMemoryMB int       `json:"used_memory_mb"`
+	StartedAt    time.Time `json:"started_at"`
+	HeartbeatAt  time.Time `json:"heartbeat_at"`
 }
 
 // WorkerList is the body of GET /api/v1/workers.

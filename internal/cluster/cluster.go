@@ -38,15 +38,17 @@ func Alive(w *store.Worker, now time.Time, deadAfter time.Duration) bool {
 type Registry interface {
 	// WorkerList lists all workers.
 	WorkerList(ctx context.Context) ([]*store.Worker, error)
-	// WorkerLoad counts each worker's sandboxes that hold resources.
-	WorkerLoad(ctx context.Context) (map[string]int, error)
+	// WorkerLoad sums each worker's sandboxes that hold resources.
+	WorkerLoad(ctx context.Context) (map[string]store.Load, error)
 }
 
-// Place picks the live worker with free capacity that holds the fewest
-// sandboxes; when only is not empty, that worker or none (it holds an image
-// the sandbox needs). It returns ErrUnavailable when there is none, and the
-// registry's errors as they are.
-func Place(ctx context.Context, st Registry, deadAfter time.Duration, only string) (*store.Worker, error) {
+// Place picks the live worker with room for a sandbox of vcpus and memoryMB
+// (store.Worker.Room) that holds the least memory; when only is not empty,
+// that worker or none (it holds an image the sandbox needs). It returns
+// ErrUnavailable when there is none, and the registry's errors as they are.
+// The store checks the room again when the sandbox's row is inserted, so
+// concurrent creates cannot overshoot a worker.
+func Place(ctx context.Context, st Registry, deadAfter time.Duration, only string, vcpus, memoryMB int) (*store.Worker, error) {
 	workers, err := st.WorkerList(ctx)
 	if err != nil {
 		return nil, err
@@ -58,10 +60,13 @@ func Place(ctx context.Context, st Registry, deadAfter time.Duration, only strin
 	now := time.Now()
 	var best *store.Worker
 	for _, w := range workers {
-		if (only != "" && w.ID != only) || !Alive(w, now, deadAfter) || load[w.ID] >= w.Capacity {
+		if (only != "" && w.ID != only) || !Alive(w, now, deadAfter) {
 			continue
 		}
-		if best == nil || load[w.ID] < load[best.ID] {
+		if ok, _ := w.Room(load[w.ID], vcpus, memoryMB); !ok {
+			continue
+		}
+		if best == nil || less(load[w.ID], load[best.ID]) {
 			best = w
 		}
 	}
@@ -72,6 +77,14 @@ func Place(ctx context.Context, st Registry, deadAfter time.Duration, only strin
 		return nil, errdefs.Unavailable("no live worker has room for another sandbox")
 	}
 	return best, nil
+}
+
+// less orders loads: less memory first, then fewer sandboxes.
+func less(a, b store.Load) bool {
+	if a.MemoryMB != b.MemoryMB {
+		return a.MemoryMB < b.MemoryMB
+	}
+	return a.Sandboxes < b.Sandboxes
 }
 
 // Sandboxes runs commands and moves files in sandboxes. The worker

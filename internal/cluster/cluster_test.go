@@ -23,21 +23,26 @@ import (
 // fakeRegistry is a Registry over fixed workers and loads.
 type fakeRegistry struct {
 	WorkerListImpl func(ctx context.Context) ([]*store.Worker, error)
-	WorkerLoadImpl func(ctx context.Context) (map[string]int, error)
+	WorkerLoadImpl func(ctx context.Context) (map[string]store.Load, error)
 }
 
 func (f *fakeRegistry) WorkerList(ctx context.Context) ([]*store.Worker, error) {
 	return f.WorkerListImpl(ctx)
 }
 
-func (f *fakeRegistry) WorkerLoad(ctx context.Context) (map[string]int, error) {
+func (f *fakeRegistry) WorkerLoad(ctx context.Context) (map[string]store.Load, error) {
 	return f.WorkerLoadImpl(ctx)
 }
 
+// registry's loads are sandboxes of 512 MiB each.
 func registry(workers []*store.Worker, load map[string]int) *fakeRegistry {
+	loads := map[string]store.Load{}
+	for id, n := range load {
+		loads[id] = store.Load{Sandboxes: n, VCPUs: n, MemoryMB: 512 * n}
+	}
 	return &fakeRegistry{
 		WorkerListImpl: func(context.Context) ([]*store.Worker, error) { return workers, nil },
-		WorkerLoadImpl: func(context.Context) (map[string]int, error) { return load, nil },
+		WorkerLoadImpl: func(context.Context) (map[string]store.Load, error) { return loads, nil },
 	}
 }
 
@@ -68,6 +73,9 @@ func TestPlace(t *testing.T) {
 		return &store.Worker{ID: id, Capacity: capacity, HeartbeatAt: now}
 	}
 	dead := &store.Worker{ID: "dead", Capacity: 10, HeartbeatAt: now.Add(-time.Minute)}
+	budget := func(id string, vcpus, memMB int) *store.Worker {
+		return &store.Worker{ID: id, VCPUs: vcpus, MemoryMB: memMB, HeartbeatAt: now}
+	}
 	tests := []struct {
 		name    string
 		workers []*store.Worker
@@ -82,11 +90,15 @@ func TestPlace(t *testing.T) {
 		{name: "only that worker", workers: []*store.Worker{live("a", 10), live("b", 10)}, load: map[string]int{"a": 5}, only: "a", want: "a"},
 		{name: "only a dead worker", workers: []*store.Worker{dead, live("a", 10)}, only: "dead", wantMsg: "worker dead, which holds the template"},
 		{name: "nobody has room", workers: []*store.Worker{dead, live("a", 1)}, load: map[string]int{"a": 1}, wantMsg: "no live worker has room"},
+		{name: "memory budget", workers: []*store.Worker{budget("a", 0, 2048), budget("b", 0, 4096)}, load: map[string]int{"a": 3, "b": 6}, want: "a"},
+		{name: "memory budget full", workers: []*store.Worker{budget("a", 0, 2048), budget("b", 0, 4096)}, load: map[string]int{"a": 4, "b": 8}, wantMsg: "no live worker has room"},
+		{name: "vCPU budget", workers: []*store.Worker{budget("a", 3, 0), budget("b", 8, 0)}, load: map[string]int{"a": 3, "b": 7}, want: "b"},
+		{name: "no limits", workers: []*store.Worker{budget("a", 0, 0)}, load: map[string]int{"a": 1000}, want: "a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Place(t.Context(), registry(tt.workers, tt.load), 30*time.Second, tt.only)
+			got, err := Place(t.Context(), registry(tt.workers, tt.load), 30*time.Second, tt.only, 1, 512)
 			if tt.want == "" {
 				if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), tt.wantMsg) {
 					t.Errorf("Place(only %q) = %v, %v; want unavailable %q", tt.only, got, err, tt.wantMsg)
@@ -102,8 +114,8 @@ func TestPlace(t *testing.T) {
 		t.Parallel()
 		down := errdefs.Unavailable("database down")
 		r := registry(nil, nil)
-		r.WorkerLoadImpl = func(context.Context) (map[string]int, error) { return nil, down }
-		if _, err := Place(t.Context(), r, time.Second, ""); !errors.Is(err, down) {
+		r.WorkerLoadImpl = func(context.Context) (map[string]store.Load, error) { return nil, down }
+		if _, err := Place(t.Context(), r, time.Second, "", 1, 512); !errors.Is(err, down) {
 			t.Errorf("Place = %v, want %v", err, down)
 		}
 	})

@@ -57,8 +57,13 @@ type Config struct {
 	// other's internal endpoints. Required when sandboxes live on more than
 	// one host; empty disables the internal endpoints.
 	InternalToken string `yaml:"internal_token"`
-	// Capacity is how many sandboxes this worker accepts.
+	// Capacity caps how many sandboxes this worker accepts; 0 means no cap
+	// by count (Overcommit budgets their resources).
 	Capacity int `yaml:"capacity"`
+	// Overcommit sets this worker's resource budget: the sandboxes' vCPUs
+	// and memory limits, summed, may reach the host's CPUs and RAM times
+	// these ratios.
+	Overcommit Overcommit `yaml:"overcommit"`
 	// WorkerDeadAfter is how long a worker may miss heartbeats before its
 	// sandboxes are marked lost.
 	WorkerDeadAfter time.Duration `yaml:"worker_dead_after"`
@@ -312,7 +317,7 @@ func Default() *Config {
 		Runtime:           "auto",
 		LogLevel:          "info",
 		LogFormat:         "text",
-		Capacity:          100,
+		Overcommit:        Overcommit{CPU: 0, Memory: 12},
 		WorkerDeadAfter:   30 * time.Second,
 		ReconcileInterval: 30 * time.Second,
 		RequeueAfter:      15 * time.Second,
@@ -552,8 +557,8 @@ func (c *Config) Validate() error {
 	if c.API.MaxConns < 0 || c.API.MaxStreams < 0 || c.API.ReadTimeout < 0 || c.API.WriteTimeout < 0 || c.API.IdleTimeout < 0 || c.API.KeyCacheTTL < 0 {
 		checks = append(checks, errors.New("config: api: max_conns, max_streams, timeouts and key_cache_ttl must not be negative"))
 	}
-	if c.Capacity < 1 {
-		checks = append(checks, errors.New("config: capacity: must be at least 1"))
+	if c.Capacity < 0 || c.Overcommit.CPU < 0 || c.Overcommit.Memory < 0 {
+		checks = append(checks, errors.New("config: capacity and overcommit ratios must not be negative"))
 	}
 	if c.ReconcileInterval < 100*time.Millisecond || c.RequeueAfter < 100*time.Millisecond {
 		checks = append(checks, errors.New("config: reconcile_interval and requeue_after: must be at least 100ms"))
@@ -588,4 +593,18 @@ func (c *Config) Validate() error {
 	checks = append(checks, c.Logging.validate()...)
 	checks = append(checks, c.Integrations.validate()...)
 	return errors.Join(checks...)
+}
+
+// Overcommit ratios turn a host's CPUs and RAM into a worker's budget for
+// its sandboxes' limits. A limit is a ceiling, not a reservation: an idle
+// sandbox uses a few MiB of its memory limit and no CPU, so the budget may
+// exceed the host; the cgroup of each sandbox still bounds what it can use.
+// 0 means no budget of that kind.
+type Overcommit struct {
+	// CPU multiplies the host's CPUs; 0 (the default) leaves vCPUs unbudgeted,
+	// since CPU is time-shared and a vCPU limit only caps a sandbox.
+	CPU float64 `yaml:"cpu"`
+	// Memory multiplies the host's RAM; the default 12 admits 576 sandboxes of
+	// 512 MiB on a 24 GiB host.
+	Memory float64 `yaml:"memory"`
 }

@@ -195,7 +195,9 @@ type WorkerUpsertParams struct {
 	Address  string
 	Capacity int
 	ID       string
+	MemoryMB int
 	Runtime  string
+	VCPUs    int
 }
 
 // TemplateInsertParams is a template created together with its build task.

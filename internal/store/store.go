@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -160,9 +161,9 @@ type Store interface {
 
 	// WorkerList lists all workers.
 	WorkerList(ctx context.Context) ([]*Worker, error)
-	// WorkerLoad counts each worker's sandboxes that hold resources (every
+	// WorkerLoad sums each worker's sandboxes that hold resources (every
 	// status but deleted and failed), across projects.
-	WorkerLoad(ctx context.Context) (map[string]int, error)
+	WorkerLoad(ctx context.Context) (map[string]Load, error)
 
 	// AddressLease records that a sandbox holds an address of a subnet. If
 	// the sandbox already holds one there, that lease is returned and
@@ -313,12 +314,38 @@ type Template struct {
 
 // Worker is a host that runs sandboxes.
 type Worker struct {
-	ID          string    `json:"id"`
-	Address     string    `json:"address"`
-	Runtime     string    `json:"runtime"`
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Runtime string `json:"runtime"`
+	// Capacity caps the worker's sandboxes by count; VCPUs and MemoryMB
+	// budget their sums. 0 means no limit of that kind.
 	Capacity    int       `json:"capacity"`
+	VCPUs       int       `json:"vcpus"`
+	MemoryMB    int       `json:"memory_mb"`
 	StartedAt   time.Time `json:"started_at"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
+}
+
+// Load is what a worker's sandboxes hold: how many, and their vCPUs and
+// memory summed.
+type Load struct {
+	Sandboxes int
+	VCPUs     int
+	MemoryMB  int
+}
+
+// Room reports whether w has room for one more sandbox of vcpus and
+// memoryMB on top of load, or why not.
+func (w *Worker) Room(load Load, vcpus, memoryMB int) (bool, string) {
+	switch {
+	case w.Capacity > 0 && load.Sandboxes+1 > w.Capacity:
+		return false, fmt.Sprintf("%d of %d sandboxes", load.Sandboxes, w.Capacity)
+	case w.VCPUs > 0 && load.VCPUs+vcpus > w.VCPUs:
+		return false, fmt.Sprintf("%d of %d vCPUs taken, %d asked", load.VCPUs, w.VCPUs, vcpus)
+	case w.MemoryMB > 0 && load.MemoryMB+memoryMB > w.MemoryMB:
+		return false, fmt.Sprintf("%d of %d MiB taken, %d asked", load.MemoryMB, w.MemoryMB, memoryMB)
+	}
+	return true, ""
 }
 
 // Roles of API keys.

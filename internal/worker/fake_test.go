@@ -32,7 +32,7 @@ type fakeStore struct {
 	TemplateGetImpl    func(ctx context.Context, p *store.TemplateGetParams) (*store.Template, error)
 	TemplateUpdateImpl func(ctx context.Context, p *store.TemplateUpdateParams) (*store.Template, error)
 	WorkerListImpl     func(ctx context.Context) ([]*store.Worker, error)
-	WorkerLoadImpl     func(ctx context.Context) (map[string]int, error)
+	WorkerLoadImpl     func(ctx context.Context) (map[string]store.Load, error)
 	TemplateListImpl   func(ctx context.Context, projectID string) ([]*store.Template, error)
 	HistoryPruneImpl   func(ctx context.Context, before time.Time, limit int) (int64, error)
 
@@ -114,7 +114,7 @@ func (f *fakeStore) WorkerList(ctx context.Context) ([]*store.Worker, error) {
 	return f.WorkerListImpl(ctx)
 }
 
-func (f *fakeStore) WorkerLoad(ctx context.Context) (map[string]int, error) {
+func (f *fakeStore) WorkerLoad(ctx context.Context) (map[string]store.Load, error) {
 	return f.WorkerLoadImpl(ctx)
 }
 

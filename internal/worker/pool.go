@@ -43,19 +43,19 @@ func (w *Worker) fillPools(ctx context.Context) {
 		w.log.WarnContext(ctx, "pool refill: worker load", slog.Any("err", err))
 		return
 	}
-	free := w.cfg.Capacity - load[w.cfg.ID]
+	me := &store.Worker{Capacity: w.cfg.Capacity, VCPUs: w.cfg.VCPUs, MemoryMB: w.cfg.MemoryMB}
+	l := load[w.cfg.ID]
 	for _, t := range tpls {
 		if t.WorkerID != w.cfg.ID || t.Status != store.TemplateReady {
 			continue
 		}
 		have := len(ready[t.ID]) + starting[t.ID]
-		for i := have; i < t.PoolSize && starting[t.ID] < maxPoolStarts && free > 0; i++ {
+		for i := have; i < t.PoolSize && starting[t.ID] < maxPoolStarts && room(me, &l); i++ {
 			if err := w.startPoolSandbox(ctx, t); err != nil {
 				w.log.WarnContext(ctx, "pool refill", slog.String("template", t.Name), slog.Any("err", err))
 				break
 			}
 			starting[t.ID]++
-			free--
 		}
 		if starting[t.ID] == 0 && len(ready[t.ID]) > t.PoolSize {
 			for _, vm := range ready[t.ID][t.PoolSize:] {
@@ -94,4 +94,14 @@ func (w *Worker) drainPool(ctx context.Context, templateID string) error {
 		}
 	}
 	return nil
+}
+
+// room reports whether w has room for one more pool sandbox on top of l,
+// and if so counts it into l.
+func room(w *store.Worker, l *store.Load) bool {
+	if ok, _ := w.Room(*l, task.PoolVCPUs, task.PoolMemoryMB); !ok {
+		return false
+	}
+	l.Sandboxes, l.VCPUs, l.MemoryMB = l.Sandboxes+1, l.VCPUs+task.PoolVCPUs, l.MemoryMB+task.PoolMemoryMB
+	return true
 }

@@ -39,8 +39,10 @@ type Config struct {
 	// template give none (pool sandboxes, template builds); the zero Policy
 	// means internet.
 	DefaultEgress egress.Policy
-	// Capacity is the number of sandboxes this worker should hold; 0 means 100.
-	Capacity int
+	// Capacity caps the number of sandboxes this worker holds; VCPUs and
+	// MemoryMB budget their limits, summed (store.Worker.Room). 0 means no
+	// limit of that kind.
+	Capacity, VCPUs, MemoryMB int
 	// MaxOutputBytes caps each stream stored per execution; 0 means 64 KiB.
 	// Streamed output is never capped, only what is kept.
 	MaxOutputBytes int
@@ -76,9 +78,6 @@ type LineLogger interface {
 }
 
 func (c *Config) withDefaults() {
-	if c.Capacity == 0 {
-		c.Capacity = 100
-	}
 	if c.MaxOutputBytes == 0 {
 		c.MaxOutputBytes = 64 << 10
 	}
@@ -217,6 +216,7 @@ func (w *Worker) heartbeats(ctx context.Context) {
 func (w *Worker) heartbeat(ctx context.Context) error {
 	_, err := w.store.WorkerUpsert(ctx, &store.WorkerUpsertParams{
 		ID: w.cfg.ID, Address: w.cfg.Address, Runtime: w.cfg.RuntimeName, Capacity: w.cfg.Capacity,
+		VCPUs: w.cfg.VCPUs, MemoryMB: w.cfg.MemoryMB,
 	})
 	return err
 }

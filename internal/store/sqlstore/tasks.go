@@ -58,6 +58,11 @@ func (s *Store) TaskInsert(ctx context.Context, p *store.TaskInsertParams) (*sto
 			return nil, err
 		}
 	}
+	if p.VM != nil && p.VM.WorkerID != "" {
+		if err := s.checkWorkerRoom(ctx, tx, p.VM); err != nil {
+			return nil, err
+		}
+	}
 	if p.VM != nil {
 		if err := s.insertVM(ctx, tx, p.ProjectID, p.VM); err != nil {
 			return nil, err

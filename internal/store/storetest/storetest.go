@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"APIKeys", testAPIKeys},
 		{"Audit", testAudit},
 		{"QuotaRace", testQuotaRace},
+		{"WorkerRoomRace", testWorkerRoomRace},
 		{"QuotaResources", testQuotaResources},
 		{"ExecutionOutputIsBinary", testExecutionOutputIsBinary},
 		{"HistoryPrune", testHistoryPrune},
@@ -300,8 +302,45 @@ func testWorkerLoad(t *testing.T, s store.Store) {
 		}
 	}
 	load, err := s.WorkerLoad(ctx)
-	if err != nil || load["w1"] != 2 || load["w2"] != 1 || len(load) != 2 {
-		t.Errorf("WorkerLoad = %v, %v; want w1:2 w2:1", load, err)
+	if err != nil || load["w1"].Sandboxes != 2 || load["w2"].Sandboxes != 1 || len(load) != 2 ||
+		load["w1"].VCPUs != 2 || load["w1"].MemoryMB != 2*newVM("x").MemoryMB {
+		t.Errorf("WorkerLoad = %+v, %v; want w1: 2 sandboxes, w2: 1", load, err)
+	}
+}
+
+// testWorkerRoomRace creates sandboxes on one worker concurrently against
+// its memory budget: exactly what fits is created, the rest fail with
+// ErrUnavailable and leave no rows.
+func testWorkerRoomRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mem := newVM("x").MemoryMB
+	if _, err := s.WorkerUpsert(ctx, &store.WorkerUpsertParams{ID: "budget", Address: "a:1", Runtime: "docker",
+		MemoryMB: 3 * mem}); err != nil {
+		t.Fatal(err)
+	}
+	var ok, full atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			vm := newVM(fmt.Sprintf("room-%d", i))
+			vm.WorkerID = "budget"
+			_, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:create",
+				Priority: "high", VM: vm})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, errdefs.ErrUnavailable):
+				full.Add(1)
+			default:
+				t.Errorf("create %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	load, _ := s.WorkerLoad(ctx)
+	if ok.Load() != 3 || full.Load() != 9 || load["budget"].Sandboxes != 3 {
+		t.Fatalf("12 concurrent creates on a worker with room for 3: %d created, %d refused, load %+v; want 3, 9, 3",
+			ok.Load(), full.Load(), load["budget"])
 	}
 }
 

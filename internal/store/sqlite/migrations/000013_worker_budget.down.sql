@@ -1,0 +1,2 @@
+ALTER TABLE workers DROP COLUMN vcpus;
+ALTER TABLE workers DROP COLUMN memory_mb;
