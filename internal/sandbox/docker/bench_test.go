@@ -22,12 +22,15 @@ import (
 // runtime with egress internet (its own network, nftables rules installed
 // at start), the same runtime unhardened (Docker's default capabilities and
 // privileges, same network and rules), and hardened with egress none (no
-// network, so no rules: the rules' share of create).
+// network, so no rules: the rules' share of create), and hardened with the
+// workload sharing the agent's pids cgroup (no workload group: what the
+// group costs a create and an exec, on a cgroup v1 host).
 func BenchmarkHardening(b *testing.B) {
 	img := testbin.BaseImage(b)
 	ctx := context.Background()
-	hard := newBenchRuntime(b, false)
-	soft := newBenchRuntime(b, true)
+	hard := newBenchRuntime(b, false, false)
+	soft := newBenchRuntime(b, true, false)
+	shared := newBenchRuntime(b, false, true)
 	variants := []struct {
 		name   string
 		rt     *docker.Runtime
@@ -36,6 +39,7 @@ func BenchmarkHardening(b *testing.B) {
 		{"hardened", hard, egress.Policy{Mode: egress.Internet}},
 		{"unhardened", soft, egress.Policy{Mode: egress.Internet}},
 		{"hardened-no-network", hard, egress.Policy{Mode: egress.None}},
+		{"hardened-shared-pids", shared, egress.Policy{Mode: egress.Internet}},
 	}
 	create := make([][]time.Duration, len(variants))
 	exec := make([][]time.Duration, len(variants))
@@ -72,9 +76,10 @@ func BenchmarkHardening(b *testing.B) {
 	}
 }
 
-func newBenchRuntime(b *testing.B, unhardened bool) *docker.Runtime {
+func newBenchRuntime(b *testing.B, unhardened, sharedPids bool) *docker.Runtime {
 	rt, err := docker.New(docker.Config{AgentPath: testbin.Build(b, "aether-agent"), StateDir: filepath.Join(b.TempDir(), "sandboxes"),
-		Owner: "bench-" + uuid.NewString()[:8], Network: "aetbench", Subnet: benchSubnet, Unhardened: unhardened})
+		Owner: "bench-" + uuid.NewString()[:8], Network: "aetbench", Subnet: benchSubnet, Unhardened: unhardened,
+		SharedPids: sharedPids})
 	if err != nil {
 		b.Fatal(err)
 	}

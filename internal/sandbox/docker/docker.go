@@ -86,6 +86,10 @@ type Config struct {
 	// privileges instead of the reduced set (see hardening). Only for
 	// measuring what hardening costs; aetherd never sets it.
 	Unhardened bool
+	// SharedPids leaves the workload in the container's pids cgroup with the
+	// agent (no workload group, as on cgroup v2 hosts). Only for measuring
+	// what the group costs; aetherd never sets it.
+	SharedPids bool
 }
 
 func (c *Config) withDefaults() {
@@ -174,7 +178,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, cli: cli, pidsGroups: cfg.PidsLimit > 0 && hasPidsV1()}
+	r := &Runtime{cfg: cfg, cli: cli, pidsGroups: cfg.PidsLimit > 0 && !cfg.SharedPids && hasPidsV1()}
 	if cfg.Network != "none" {
 		// Docker's embedded DNS asks the host's resolvers from inside the
 		// container's namespace: those queries need the DNS exception.
