@@ -61,7 +61,7 @@ func newExecCmd(g *globals) *cobra.Command {
 	f := &execFlags{}
 	var noStdin bool
 	cmd := &cobra.Command{
-		Use:   "exec VM -- COMMAND [ARG...]",
+		Use: "exec VM -- COMMAND [ARG...]", ValidArgsFunction: completeVM(g, false),
 		Short: "Run a command in a sandbox, streaming its output; exits with its exit code",
 		Long: "Runs directly in the sandbox (not through the queue). Output streams as it is produced.\n" +
 			"Piped stdin is forwarded. The exit code is the command's; a signal gives 128+N, a timeout 124.",
@@ -119,7 +119,7 @@ func newExecuteCmd(g *globals) *cobra.Command {
 	f := &execFlags{}
 	var wait bool
 	cmd := &cobra.Command{
-		Use:   "execute VM -- COMMAND [ARG...]",
+		Use: "execute VM -- COMMAND [ARG...]", ValidArgsFunction: completeVM(g, false),
 		Short: "Queue a command (async); prints the task id",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -13,7 +13,7 @@ import (
 
 func newExecutionsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use: "executions VM", Short: "List the commands run in a sandbox", Args: cobra.ExactArgs(1),
+		Use: "executions VM", ValidArgsFunction: completeVM(g, false), Short: "List the commands run in a sandbox", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {

@@ -11,7 +11,7 @@ func newJobCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "job", Short: "Run lists of commands in a sandbox"}
 	var wait bool
 	run := &cobra.Command{
-		Use: "run VM -- COMMAND...", Short: "Queue commands to run in order (each through the shell); stops at the first failure",
+		Use: "run VM -- COMMAND...", ValidArgsFunction: completeVM(g, false), Short: "Queue commands to run in order (each through the shell); stops at the first failure",
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()

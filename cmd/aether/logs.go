@@ -18,7 +18,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	var since time.Duration
 	var n int
 	cmd := &cobra.Command{
-		Use:   "logs [VM]",
+		Use: "logs [VM]", ValidArgsFunction: completeVM(g, false),
 		Short: "Show log records: sandbox lifecycle, task progress, command output (-f to follow)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -17,7 +17,7 @@ import (
 func newPortForwardCmd(g *globals) *cobra.Command {
 	var address string
 	cmd := &cobra.Command{
-		Use:   "port-forward VM [LOCAL:]REMOTE",
+		Use: "port-forward VM [LOCAL:]REMOTE", ValidArgsFunction: completeVM(g, false),
 		Short: "Forward a local TCP port to a port inside a sandbox, until interrupted",
 		Long: "Listens on LOCAL (omitted: the same as REMOTE; 0: any free port) and connects each\n" +
 			"connection to 127.0.0.1:REMOTE inside the sandbox through its agent, so the sandbox needs no\n" +

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/aetherium/aetherium/internal/client"
 )
@@ -34,16 +37,44 @@ func (g *globals) client() (*client.Client, error) {
 	return c.WithKey(key).WithProject(g.project), nil
 }
 
-// print writes v as JSON with -o json, else calls table.
+// outputs are the values of -o.
+var outputs = []string{"table", "wide", "json", "yaml"}
+
+// print writes v as JSON or YAML (with the API's field names) with -o json
+// or yaml, else calls table; a table may add columns when g.wide().
 func (g *globals) print(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
-	if g.output == "json" {
+	switch g.output {
+	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
+	case "yaml":
+		return writeYAML(w, v)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	table(tw)
 	return tw.Flush()
+}
+
+// wide reports -o wide: tables show every column.
+func (g *globals) wide() bool { return g.output == "wide" }
+
+// writeYAML writes v as YAML under its JSON field names.
+func writeYAML(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(generic); err != nil {
+		return err
+	}
+	return enc.Close()
 }
 
 func newRootCmd() *cobra.Command {
@@ -54,8 +85,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("-o %q: want table or json", g.output)
+			if !slices.Contains(outputs, g.output) {
+				return fmt.Errorf("-o %q: want one of %s", g.output, strings.Join(outputs, ", "))
 			}
 			return nil
 		},
@@ -65,7 +96,8 @@ func newRootCmd() *cobra.Command {
 		server = "http://127.0.0.1:8080"
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", server, "aetherd URL (env AETHER_SERVER)")
-	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: "+strings.Join(outputs, ", "))
+	root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputs, cobra.ShellCompDirectiveNoFileComp))
 	root.PersistentFlags().StringVar(&g.project, "project", os.Getenv("AETHER_PROJECT"), "act in this project (admin keys; env AETHER_PROJECT)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print progress details")
 	root.AddCommand(newVMCmd(g), newExecCmd(g), newExecuteCmd(g), newTaskCmd(g), newJobCmd(g),

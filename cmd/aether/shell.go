@@ -15,7 +15,7 @@ import (
 func newShellCmd(g *globals) *cobra.Command {
 	var o client.PtyOptions
 	cmd := &cobra.Command{
-		Use:   "shell VM [-- COMMAND [ARG...]]",
+		Use: "shell VM [-- COMMAND [ARG...]]", ValidArgsFunction: completeVM(g, false),
 		Short: "Open an interactive terminal in a sandbox; exits with the remote exit code",
 		Long: "Runs a login shell (bash if the sandbox has it, else sh), or the command, on a pseudo-terminal\n" +
 			"in the sandbox. Your terminal is put in raw mode, so keys like Ctrl-C and Ctrl-Z reach the sandbox;\n" +

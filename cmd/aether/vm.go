@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -24,11 +25,18 @@ func newVMCmd(g *globals) *cobra.Command {
 
 func newVMCreateCmd(g *globals) *cobra.Command {
 	req := &client.CreateVMRequest{}
-	var noWait bool
+	var noWait, wait bool
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a sandbox and wait until it is ready",
 		Args:  cobra.ExactArgs(1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("wait") && cmd.Flags().Changed("no-wait") {
+				return errors.New("--wait and --no-wait: give one")
+			}
+			noWait = noWait || !wait
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -65,6 +73,7 @@ func newVMCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&req.KeepOnFailure, "keep-on-failure", false, "keep the sandbox, marked failed, if tool installation fails")
 	cmd.Flags().StringVar(&req.Egress, "egress", "", "what the sandbox may connect to: internet (public addresses only), none, or a comma-separated allowlist of IPv4 addresses, CIDRs and hostnames (default: the template's, else the server's)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "print the task and return at once")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the sandbox is running (the default; --wait=false is --no-wait)")
 	return cmd
 }
 
@@ -110,16 +119,58 @@ func printVMs(g *globals, cmd *cobra.Command, vms ...*apiv1.VM) error {
 		v = vms[0]
 	}
 	return g.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "NAME\tID\tSTATUS\tVCPUS\tMEMORY\tIP\tIMAGE\tCREATED")
+		head := "NAME\tID\tSTATUS\tVCPUS\tMEMORY\tIP\tIMAGE\tCREATED"
+		if g.wide() {
+			head += "\tTEMPLATE\tEXPIRES\tEGRESS\tWORKER\tRUNTIME\tERROR"
+		}
+		fmt.Fprintln(tw, head)
 		for _, vm := range vms {
-			ip := vm.IPAddress
-			if ip == "" {
-				ip = "-"
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dM\t%s\t%s\t%s", vm.Name, vm.ID, vm.Status, vm.VCPUs, vm.MemoryMB,
+				orDash(vm.IPAddress), vm.Image, vm.CreatedAt.Local().Format(time.DateTime))
+			if g.wide() {
+				expires := "-"
+				if vm.ExpiresAt != nil {
+					expires = vm.ExpiresAt.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\t%s\t%s", orDash(vm.Template), expires, orDash(vm.Egress),
+					orDash(vm.WorkerID), vm.Runtime, orDash(vm.Error))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dM\t%s\t%s\t%s\n", vm.Name, vm.ID, vm.Status, vm.VCPUs, vm.MemoryMB, ip, vm.Image,
-				vm.CreatedAt.Local().Format(time.DateTime))
+			fmt.Fprintln(tw)
 		}
 	})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// completeVM completes a command's first argument (every argument with
+// all) with the names of the project's sandboxes: shell completion asks the
+// server.
+func completeVM(g *globals, all bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 && !all {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, err := g.client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		vms, err := c.ListVMs(cmd.Context())
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []cobra.Completion
+		for _, vm := range vms {
+			if strings.HasPrefix(vm.Name, toComplete) {
+				names = append(names, cobra.CompletionWithDesc(vm.Name, vm.Status))
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 func newVMListCmd(g *globals) *cobra.Command {
@@ -141,7 +192,7 @@ func newVMListCmd(g *globals) *cobra.Command {
 
 func newVMGetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use: "get VM", Short: "Show one sandbox", Args: cobra.ExactArgs(1),
+		Use: "get VM", ValidArgsFunction: completeVM(g, false), Short: "Show one sandbox", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -159,7 +210,7 @@ func newVMGetCmd(g *globals) *cobra.Command {
 func newVMConsoleCmd(g *globals) *cobra.Command {
 	var maxBytes int
 	cmd := &cobra.Command{
-		Use: "console VM", Short: "Print the end of a microVM's serial console", Args: cobra.ExactArgs(1),
+		Use: "console VM", ValidArgsFunction: completeVM(g, false), Short: "Print the end of a microVM's serial console", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -180,7 +231,7 @@ func newVMConsoleCmd(g *globals) *cobra.Command {
 func newVMRmCmd(g *globals) *cobra.Command {
 	var noWait bool
 	cmd := &cobra.Command{
-		Use: "rm VM...", Aliases: []string{"delete"}, Short: "Delete sandboxes", Args: cobra.MinimumNArgs(1),
+		Use: "rm VM...", ValidArgsFunction: completeVM(g, true), Aliases: []string{"delete"}, Short: "Delete sandboxes", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return deleteEach(cmd, g, args, "deleting", !noWait, func(c *client.Client, name string) (*apiv1.Accepted, error) {
 				return c.DeleteVM(cmd.Context(), name)
@@ -219,7 +270,7 @@ func newVMPauseCmd(g *globals, pause bool) *cobra.Command {
 		use, short = "pause VM", "Freeze a sandbox (memory kept; commands refused until resumed)"
 	}
 	return &cobra.Command{
-		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		Use: use, ValidArgsFunction: completeVM(g, false), Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -247,7 +298,7 @@ func newVMPauseCmd(g *globals, pause bool) *cobra.Command {
 
 func newVMSnapshotCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use: "snapshot VM TEMPLATE", Short: "Save a sandbox's filesystem as a new template", Args: cobra.ExactArgs(2),
+		Use: "snapshot VM TEMPLATE", ValidArgsFunction: completeVM(g, false), Short: "Save a sandbox's filesystem as a new template", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -271,7 +322,7 @@ func newVMSnapshotCmd(g *globals) *cobra.Command {
 
 func newVMTimeoutCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use: "timeout VM SECONDS", Short: "Set the sandbox to expire SECONDS from now (0: never)", Args: cobra.ExactArgs(2),
+		Use: "timeout VM SECONDS", ValidArgsFunction: completeVM(g, false), Short: "Set the sandbox to expire SECONDS from now (0: never)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			secs, err := strconv.Atoi(args[1])
 			if err != nil {
