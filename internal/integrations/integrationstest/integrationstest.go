@@ -120,6 +120,8 @@ func SlackHeaders(secret string, ts time.Time, body []byte) http.Header {
 type Call struct {
 	Method, Path, Auth string
 	Body               map[string]any
+	// Failed says the stand-in answered it with an outage (FailNext).
+	Failed bool
 }
 
 // StandIn is an in-process stand-in for the GitHub REST API or the Slack
@@ -179,8 +181,9 @@ func (s *StandIn) serve(w http.ResponseWriter, r *http.Request) {
 		json.Unmarshal(raw, &c.Body)
 	}
 	s.mu.Lock()
+	c.Failed = s.failures > 0
 	s.calls = append(s.calls, c)
-	if s.failures > 0 {
+	if c.Failed {
 		s.failures--
 		status := s.failWith
 		s.mu.Unlock()
