@@ -269,6 +269,10 @@ func TestLoggingAndIntegrationErrors(t *testing.T) {
 		{"unsupported integration", "integrations:\n  enabled: [discord]\n", "integrations.enabled"},
 		{"github without secret", "integrations:\n  enabled: [github]\n  github:\n    token: t\n", "integrations.github.webhook_secret"},
 		{"slack without tokens", "integrations:\n  enabled: [slack]\n", "integrations.slack"},
+		{"repo without commands", "integrations:\n  enabled: [github]\n  github:\n    token: t\n    webhook_secret: s\n    repos:\n      a/b: {template: go}\n",
+			"integrations.github.repos.a/b.commands"},
+		{"repo with a bad egress", "integrations:\n  enabled: [github]\n  github:\n    token: t\n    webhook_secret: s\n    repos:\n      a/b: {commands: [make], egress: \"10.0.0.0/99\"}\n",
+			"integrations.github.repos.a/b.egress"},
 		{"default does not hide a typo", "server:\n  hots: x\n", "hots"},
 	}
 	for _, tt := range tests {
