@@ -334,13 +334,22 @@ async function run(fn) {
 }
 
 let rendering = 0;
-async function render() {
+// render shows the page of the location's fragment. A refresh (after live
+// events) replaces only the page's tables, so a half-filled form keeps
+// what the user typed.
+async function render(refresh = false) {
   if (!session) return;
   const { name, arg } = route();
   const n = ++rendering;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.getAttribute('href') === `#/${name}`);
   const content = await run(() => pages[name](arg));
   if (n !== rendering || !content || !session) return; // a newer render, or logged out
+  const oldTables = main.querySelectorAll(':scope > table');
+  const newTables = content.filter((c) => c.tagName === 'TABLE');
+  if (refresh && main.dataset.page === name && oldTables.length === newTables.length) {
+    oldTables.forEach((t, i) => t.replaceWith(newTables[i]));
+    return;
+  }
   closePageStreams();
   main.replaceChildren(...content);
   main.dataset.page = name;
@@ -348,7 +357,7 @@ async function render() {
 
 function scheduleRefresh() {
   if (!live.has(route().name) || refreshTimer) return;
-  refreshTimer = setTimeout(() => { refreshTimer = null; render(); }, 500);
+  refreshTimer = setTimeout(() => { refreshTimer = null; render(true); }, 500);
 }
 
 function onEvent(m) {
@@ -400,6 +409,6 @@ document.getElementById('logout').addEventListener('click', async () => {
   await run(() => api('DELETE', '/api/v1/session'));
   loggedOut();
 });
-window.addEventListener('hashchange', render);
+window.addEventListener('hashchange', () => render());
 
 api('GET', '/api/v1/session').then(loggedIn, loggedOut);
