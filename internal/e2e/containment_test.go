@@ -19,7 +19,7 @@ import (
 
 // forkBomb and memoryHog are the attacks, each ended by its exec timeout.
 const (
-	forkBomb  = `bomb() { bomb | bomb & }; bomb; sleep 30`
+	forkBomb  = `bomb() { bomb | bomb & }; bomb; sleep 300`
 	memoryHog = `while true; do head -c 400m /dev/zero | tail > /dev/null; done`
 )
 
@@ -56,12 +56,12 @@ func TestForkBombContained(t *testing.T) {
 	container := pidsCgroup(strings.TrimSpace(string(id)))
 	workload := workloadCgroup(vm.ID)
 	t.Cleanup(func() { killCgroup(workload); killCgroup(container) })
-	res, done := execAsync(e, "bomb", forkBomb, 20)
+	res, done := execAsync(e, "bomb", forkBomb, 30)
 	// The bomb is held once a fork failed at the limit (pids.events); on a
 	// loaded host it takes a while to get there.
 	limit, agentLimit := readInt(t, workload+"/pids.max"), readInt(t, container+"/pids.max")
 	peak, agentPeak, held := 0, 0, false
-	for end := time.Now().Add(18 * time.Second); !held && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(27 * time.Second); !held && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		peak = max(peak, readInt(t, workload+"/pids.current"))
 		agentPeak = max(agentPeak, readInt(t, container+"/pids.current"))
 		held = readEvent(t, workload+"/pids.events", "max") > 0
