@@ -83,9 +83,9 @@ func firstLine(s string) string {
 
 // oneLine shortens a command for a list item.
 func oneLine(s string) string {
-	s = strings.ReplaceAll(firstLine(s), "`", "'")
-	if len(s) > 120 {
-		s = s[:117] + "..."
+	r := []rune(strings.ReplaceAll(firstLine(s), "`", "'"))
+	if len(r) > 120 {
+		r = append(r[:119], '…')
 	}
-	return s
+	return string(r)
 }
