@@ -57,8 +57,9 @@ func (a *testAPI) login(t *testing.T, key string) (string, apiv1.Session) {
 		t.Fatalf("login set cookies %v; want one %s", cookies, SessionCookie)
 	}
 	c := cookies[0]
-	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.MaxAge != 0 || !c.Expires.IsZero() {
-		t.Errorf("session cookie %q: want HttpOnly, SameSite=Strict, Path=/, no expiry (a browser-session cookie)", rec.Header().Get("Set-Cookie"))
+	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.MaxAge != 0 || !c.Expires.IsZero() || c.Secure {
+		t.Errorf("session cookie %q: want HttpOnly, SameSite=Strict, Path=/, no expiry (a browser-session cookie), not Secure over plain HTTP",
+			rec.Header().Get("Set-Cookie"))
 	}
 	return c.Value, s
 }
@@ -97,6 +98,18 @@ func TestSessionLogin(t *testing.T) {
 			header: map[string]string{"Sec-Fetch-Site": "cross-site"}}, 403},
 		{"bogus cookie", sessionReq{method: "GET", path: "/api/v1/vms", cookie: "nonsense"}, 401},
 	}
+	t.Run("the cookie is Secure over TLS", func(t *testing.T) {
+		req := httptest.NewRequestWithContext(t.Context(), "POST", "https://127.0.0.1:8080/api/v1/session", strings.NewReader(`{"key":"`+member+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		a.s.ServeHTTP(rec, req)
+		if c := rec.Result().Cookies(); rec.Code != http.StatusOK || len(c) != 1 || !c[0].Secure {
+			t.Errorf("login over TLS = %d, Set-Cookie %q; want Secure", rec.Code, rec.Header().Get("Set-Cookie"))
+		}
+		if c, _ := a.login(t, member); c == "" { // plain HTTP: not Secure (login checks the attributes)
+			t.Error("no session over plain HTTP")
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if rec := a.doSession(t, tt.req); rec.Code != tt.want {
