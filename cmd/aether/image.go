@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/client"
 )
 
 func newImageCmd(g *globals) *cobra.Command {

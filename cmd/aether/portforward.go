@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/client"
 )
 
 func newPortForwardCmd(g *globals) *cobra.Command {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/apiv1"
 )
 
 func newProjectCmd(g *globals) *cobra.Command {

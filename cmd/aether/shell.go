@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/client"
 )
 
 func newShellCmd(g *globals) *cobra.Command {

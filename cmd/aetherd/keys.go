@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/auth"
-	"github.com/aetherium/aetherium/internal/client"
 	"github.com/aetherium/aetherium/internal/config"
 	"github.com/aetherium/aetherium/internal/store"
 )

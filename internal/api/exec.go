@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/internal/agentclient"
-	"github.com/aetherium/aetherium/internal/apiv1"
 	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"
 )

@@ -14,7 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/internal/logs"
 	"github.com/aetherium/aetherium/internal/logs/sqllog"
 	"github.com/aetherium/aetherium/internal/store"

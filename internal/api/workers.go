@@ -3,7 +3,7 @@ package api
 import (
 	"net/http"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/apiv1"
 )
 
 // handleWorkerList lists the hosts that run sandboxes, with how many

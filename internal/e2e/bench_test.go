@@ -17,7 +17,7 @@ import (
 	dockerclient "github.com/docker/docker/client"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/testbin"

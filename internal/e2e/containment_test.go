@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/apiv1"
+	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/task"
 	"github.com/aetherium/aetherium/internal/testbin"

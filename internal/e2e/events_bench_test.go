@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/apiv1"
+	"github.com/aetherium/aetherium/client"
 )
 
 // fanoutConfig lifts the per-key caps a thousand streams of one key would

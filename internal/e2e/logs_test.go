@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/apiv1"
+	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/testbin"
 )
 

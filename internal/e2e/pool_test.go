@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/apiv1"
+	"github.com/aetherium/aetherium/client"
 )
 
 // waitContainers waits until this process owns n containers.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/apiv1"
+	"github.com/aetherium/aetherium/client"
 )
 
 // startHTTPD starts testdata/httpd.pl in the sandbox on addr:port and waits

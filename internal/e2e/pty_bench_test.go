@@ -12,7 +12,7 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/term"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/client"
 )
 
 // echoLatency types one byte at a time into a terminal running cat and

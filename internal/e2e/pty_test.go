@@ -12,8 +12,8 @@ import (
 
 	"github.com/creack/pty"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/apiv1"
+	"github.com/aetherium/aetherium/client"
 )
 
 // screen collects what a terminal printed, for waitFor.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/api"
-	"github.com/aetherium/aetherium/internal/client"
 )
 
 // hangingQEMU is a STAND-IN for qemu-system-x86_64, not QEMU: it records its

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aetherium/aetherium/internal/client"
+	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/store"
 )
 

@@ -1,12 +1,12 @@
 // Package apiv1 holds the REST API's v1 wire types: the JSON bodies the
-// server (internal/api) writes and the Go client (internal/client), the CLI
+// server (internal/api) writes and the Go client (package client), the CLI
 // and the end-to-end tests read. The served OpenAPI document describes the
 // same shapes.
 //
 // The types are independent of the store's rows: a column added to the store
-// reaches the wire only when it is added here. The package imports nothing of
-// the project's, so any client can depend on it. Request bodies with the same
-// shape as a task's args (ExecParams) are in package task.
+// reaches the wire only when it is added here. It is public so Go programs
+// outside this module can use package client; of the project it imports
+// only internal/errdefs (for ExecRequest.Validate, which the server runs).
 package apiv1
 
 import (

@@ -12,15 +12,14 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/task"
+	"github.com/aetherium/aetherium/apiv1"
 )
 
 // Exec runs a command directly in the sandbox and copies its output to
 // stdout and stderr as it is produced. A non-nil stdin is streamed to the
 // command (full duplex) until it ends. The result carries the exit code, or
 // the signal, or TimedOut.
-func (c *Client) Exec(ctx context.Context, vm string, req *task.ExecParams, stdin io.Reader, stdout, stderr io.Writer) (*apiv1.ExecExit, error) {
+func (c *Client) Exec(ctx context.Context, vm string, req *apiv1.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (*apiv1.ExecExit, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err

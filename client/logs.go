@@ -12,7 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
+	"github.com/aetherium/aetherium/apiv1"
 )
 
 // QueryLogs returns one page of log records matching q.

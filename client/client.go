@@ -1,7 +1,15 @@
-// Package client is a Go client for Aetherium's REST API v1. The aether CLI,
+// Package client is the Go SDK for Aetherium's REST API v1: the aether CLI,
 // the end-to-end tests and the cluster router (for workers' internal
-// endpoints) use it. It returns the API's wire types (package apiv1) and
-// sends commands as task.ExecParams; it imports no server code.
+// endpoints) use it, and so can any Go program (go get
+// github.com/aetherium/aetherium/client). It sends and returns the API's wire
+// types (package apiv1) and imports no server code.
+//
+// Errors from the API are *Error with the API's code (IsNotFound,
+// IsUnauthenticated, Code). Idempotent calls are retried: GET and DELETE on
+// 503 and on connection failures, and any call the rate limiter refused
+// (429, after its Retry-After), up to 3 times. Streaming calls (Exec, files,
+// events, logs, PTY, ports) are never retried. Sandbox is the E2B-style
+// session: create, exec, files, close.
 package client
 
 import (
@@ -14,11 +22,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aetherium/aetherium/internal/apiv1"
-	"github.com/aetherium/aetherium/internal/task"
+	"github.com/aetherium/aetherium/apiv1"
 )
 
 // Client talks to one aetherd. It is safe for concurrent use.
@@ -98,7 +106,41 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
+// maxAttempts bounds how often a retryable call is tried.
+const maxAttempts = 3
+
+// do sends one API call, retrying it as the package doc says, and turns an
+// error status into *Error.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := c.send(ctx, method, path, body, contentType)
+		wait, retry := retryAfter(method, body, resp, err, attempt)
+		if !retry || attempt == maxAttempts || ctx.Err() != nil {
+			if err != nil {
+				return nil, fmt.Errorf("cannot reach aetherd at %s: %w", c.base, err)
+			}
+			if resp.StatusCode >= 400 {
+				defer resp.Body.Close()
+				return nil, decodeError(resp)
+			}
+			return resp, nil
+		}
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		}
+		if b, ok := body.(io.Seeker); ok {
+			b.Seek(0, io.SeekStart)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
@@ -112,15 +154,27 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	if c.project != "" {
 		req.Header.Set(ProjectHeader, c.project)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach aetherd at %s: %w", c.base, err)
+	return c.http.Do(req)
+}
+
+// retryAfter reports whether a call that got resp or err may be sent again,
+// and after how long: a 429 (its Retry-After, at most 10 s) when the body
+// can be sent again, or a GET or DELETE that got 503 or no answer (100 ms,
+// doubling). Bodies other than *bytes.Reader (streams) are never re-sent.
+func retryAfter(method string, body io.Reader, resp *http.Response, err error, attempt int) (time.Duration, bool) {
+	if _, ok := body.(*bytes.Reader); body != nil && !ok {
+		return 0, false
 	}
-	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		return nil, decodeError(resp)
+	backoff := 100 * time.Millisecond << (attempt - 1)
+	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s >= 0 {
+			return min(time.Duration(s)*time.Second, 10*time.Second), true
+		}
+		return backoff, true
 	}
-	return resp, nil
+	idempotent := method == http.MethodGet || method == http.MethodDelete
+	unanswered := err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return backoff, idempotent && (unanswered || (resp != nil && resp.StatusCode == http.StatusServiceUnavailable))
 }
 
 func decodeError(resp *http.Response) error {
@@ -207,7 +261,7 @@ func (c *Client) DeleteVM(ctx context.Context, idOrName string) (*apiv1.Accepted
 
 // Execute queues a command (the async path); its task's result is a
 // task.ExecResult.
-func (c *Client) Execute(ctx context.Context, vm string, req *task.ExecParams) (*apiv1.Accepted, error) {
+func (c *Client) Execute(ctx context.Context, vm string, req *apiv1.ExecRequest) (*apiv1.Accepted, error) {
 	var a apiv1.Accepted
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/execute", req, &a)
 }

@@ -1,0 +1,56 @@
+package client
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+)
+
+// TestRetries checks which calls are sent again. The server is a stand-in
+// that answers with scripted statuses: a real aetherd cannot be made to
+// answer 503 on demand (the SDK suites in internal/e2e meet real 429s).
+func TestRetries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		method   string
+		statuses []int // answered in order, then 200
+		retry    string
+		wantErr  bool
+		attempts int32
+	}{
+		{name: "GET after 503s", method: http.MethodGet, statuses: []int{503, 503}, attempts: 3},
+		{name: "GET gives up", method: http.MethodGet, statuses: []int{503, 503, 503, 503}, wantErr: true, attempts: 3},
+		{name: "GET 404 is an answer", method: http.MethodGet, statuses: []int{404}, wantErr: true, attempts: 1},
+		{name: "POST 503 is not retried", method: http.MethodPost, statuses: []int{503}, wantErr: true, attempts: 1},
+		{name: "POST 429 is retried", method: http.MethodPost, statuses: []int{429}, retry: "0", attempts: 2},
+		{name: "DELETE after 503", method: http.MethodDelete, statuses: []int{503}, attempts: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				i := int(n.Add(1)) - 1
+				if i < len(tc.statuses) {
+					w.Header().Set("Retry-After", tc.retry)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(tc.statuses[i])
+					w.Write([]byte(`{"error":{"code":"scripted","message":"scripted failure"}}`))
+					return
+				}
+				w.Write([]byte(`{}`))
+			}))
+			defer srv.Close()
+			c, _ := New(srv.URL, nil)
+			var in any
+			if tc.method == http.MethodPost {
+				in = map[string]string{"name": "x"}
+			}
+			err := c.doJSON(t.Context(), tc.method, "/api/v1/x", in, nil)
+			if (err != nil) != tc.wantErr || n.Load() != tc.attempts {
+				t.Errorf("%s: err %v after %d attempts; want error %v after %d", tc.method, err, n.Load(), tc.wantErr, tc.attempts)
+			}
+		})
+	}
+}
