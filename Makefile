@@ -26,7 +26,7 @@ test: setup lint
 	$(GO) test -run='^$$' -fuzz=FuzzAPI -fuzztime=20s ./internal/api
 
 lint:
-	@test -z "$$(gofmt -l cmd internal)" || { gofmt -l cmd internal; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l cmd internal client apiv1 sdk/go)" || { gofmt -l cmd internal client apiv1 sdk/go; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	shellcheck scripts/*.sh .ci/run
 	cd tools/openapi-lint && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
