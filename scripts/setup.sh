@@ -51,7 +51,9 @@ start_dockerd() {
 	if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
 		$SUDO systemctl start docker
 	else
-		$SUDO sh -c 'nohup dockerd >/var/log/aether-dockerd.log 2>&1 &'
+		# Its own session: dockerd must outlive the shell (and process group)
+		# that ran setup, or it dies when that job is ended.
+		$SUDO setsid -f sh -c 'exec dockerd >>/var/log/aether-dockerd.log 2>&1 </dev/null'
 	fi
 	for _ in $(seq 1 60); do
 		$SUDO docker info >/dev/null 2>&1 && return
