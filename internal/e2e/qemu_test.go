@@ -194,3 +194,41 @@ func TestQEMUTemplatesAndPool(t *testing.T) {
 		t.Errorf("committed guests left after deleting everything: %v", left)
 	}
 }
+
+// TestQEMUPtyAndPorts: terminals and the port proxy work the same in a
+// microVM, whose agent is PID 1 and mounts devpts itself.
+func TestQEMUPtyAndPorts(t *testing.T) {
+	t.Parallel()
+	needQEMU(t)
+	if !testbin.InNetns(t) {
+		return
+	}
+	e := newEnv(t)
+	e.proc = e.add("--runtime", "qemu", "--qemu-accel", qemuAccel())
+	e.connect(e.proc)
+	e.start()
+	e.MustCreateVM(&client.CreateVMRequest{Name: "mterm", MemoryMB: 512})
+	term, err := e.c.Pty(ctx(t), "mterm", &client.PtyOptions{Command: "tty; stty size; read l; echo got=$l; exit 4", Cols: 70, Rows: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	out := watch(term)
+	out.waitFor(t, "9 70")
+	io.WriteString(term, "x\r")
+	out.waitFor(t, "got=x")
+	out.waitEnd(t)
+	if exit, err := term.Wait(); err != nil || *exit.ExitCode != 4 || !strings.Contains(out.String(), "/dev/pts/") {
+		t.Errorf("microVM terminal: %q, exit %+v, %v; want /dev/pts/N and exit 4", out.String(), exit, err)
+	}
+	e.startHTTPD("mterm", "127.0.0.1", "8000")
+	resp, err := e.http().Get("http://" + e.addr + "/api/v1/vms/mterm/ports/8000/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "method=GET path=/q auth=none") {
+		t.Errorf("port proxy into the microVM: %d %q", resp.StatusCode, body)
+	}
+}
