@@ -44,10 +44,7 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	if vm.Status != store.VMRunning {
-		return nil, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status)
-	}
-	client, err := w.agent(ctx, vm)
+	client, err := w.runningAgent(ctx, vm)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +113,15 @@ const execGrace = 10 * time.Second
 // errAgentOverran is the cause of an exec cut off at its timeout + execGrace.
 var errAgentOverran = errors.New("agent overran the command's timeout")
 
+// runningAgent returns the agent connection of a running sandbox; a
+// sandbox in another state is ErrFailedPrecondition.
+func (w *Worker) runningAgent(ctx context.Context, vm *store.VM) (*agentclient.Client, error) {
+	if vm.Status != store.VMRunning {
+		return nil, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status)
+	}
+	return w.agent(ctx, vm)
+}
+
 // agent returns a ready agent connection, waiting a bounded time for a
 // sandbox that is still booting or was just restarted.
 func (w *Worker) agent(ctx context.Context, vm *store.VM) (*agentclient.Client, error) {
@@ -136,10 +142,7 @@ func (w *Worker) PutFile(ctx context.Context, vm *store.VM, path string, mode ui
 	if err := checkPath(path); err != nil {
 		return 0, err
 	}
-	if vm.Status != store.VMRunning {
-		return 0, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status)
-	}
-	c, err := w.agent(ctx, vm)
+	c, err := w.runningAgent(ctx, vm)
 	if err != nil {
 		return 0, err
 	}
@@ -152,10 +155,7 @@ func (w *Worker) GetFile(ctx context.Context, vm *store.VM, path string) (*task.
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	if vm.Status != store.VMRunning {
-		return nil, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status)
-	}
-	c, err := w.agent(ctx, vm)
+	c, err := w.runningAgent(ctx, vm)
 	if err != nil {
 		return nil, err
 	}

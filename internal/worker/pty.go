@@ -17,10 +17,7 @@ import (
 // as active until the terminal is closed. A program that is not there is
 // ErrInvalidArgument.
 func (w *Worker) Pty(ctx context.Context, vm *store.VM, req *agentproto.PtyRequest) (cluster.Terminal, error) {
-	if vm.Status != store.VMRunning {
-		return nil, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status)
-	}
-	c, err := w.agent(ctx, vm)
+	c, err := w.runningAgent(ctx, vm)
 	if err != nil {
 		return nil, err
 	}
@@ -51,10 +48,7 @@ func (t *terminal) Close() error {
 // Dial connects to 127.0.0.1:port inside the sandbox. The sandbox counts as
 // active until the connection is closed.
 func (w *Worker) Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error) {
-	if vm.Status != store.VMRunning {
-		return nil, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status)
-	}
-	c, err := w.agent(ctx, vm)
+	c, err := w.runningAgent(ctx, vm)
 	if err != nil {
 		return nil, err
 	}
