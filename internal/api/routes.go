@@ -102,6 +102,7 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "POST /api/v1/vms/{id}/pause", access: member, handler: s.handleVMPause},
 		{pattern: "POST /api/v1/vms/{id}/resume", access: member, handler: s.handleVMResume},
 		{pattern: "POST /api/v1/vms/{id}/snapshot", access: member, class: classCreate, handler: s.handleVMSnapshot},
+		{pattern: "POST /api/v1/vms/{id}/pull-request", access: member, handler: s.handleVMPullRequest},
 		{pattern: "PUT /api/v1/vms/{id}/files", access: member, class: classExec, body: rawBody, handler: s.filePut(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/files", access: member, class: classExec, handler: s.fileGet(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/console", access: member, handler: s.vmConsole(s.sandboxes)},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,4 +94,53 @@ func (s *Server) startIntegrationJob(ctx context.Context, projectID string, req 
 		return nil, err
 	}
 	return &integrations.JobStarted{JobID: args.JobID, TaskID: t.ID, VMID: created.VMID}, nil
+}
+
+// pullRequestRequest is the body of POST /api/v1/vms/{id}/pull-request.
+type pullRequestRequest struct {
+	Repo   string `json:"repo"`
+	Path   string `json:"path"`
+	Branch string `json:"branch"`
+	Base   string `json:"base"`
+	Title  string `json:"title"`
+	Body   string `json:"body"`
+}
+
+// handleVMPullRequest queues an integration:artifact task on the sandbox's
+// worker: the commit checked out at path in the sandbox is pushed to branch
+// of repo from the host (no token enters the sandbox) and a pull request
+// into base is opened; the task's result has its URL (202).
+func (s *Server) handleVMPullRequest(w http.ResponseWriter, r *http.Request) {
+	vm, ok := s.lookupVM(w, r)
+	if !ok {
+		return
+	}
+	var req pullRequestRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Base == "" {
+		req.Base = "main"
+	}
+	args := task.IntegrationArtifactArgs{Integration: "github", Repo: req.Repo, Path: req.Path, Branch: req.Branch,
+		Base: req.Base, Title: req.Title, Body: req.Body}
+	if err := args.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.cfg.Webhooks == nil || !slices.Contains(s.cfg.Webhooks.Names(), args.Integration) {
+		s.writeError(w, r, errdefs.FailedPrecondition("the github integration is not enabled"))
+		return
+	}
+	if vm.Status != store.VMRunning {
+		s.writeError(w, r, errdefs.FailedPrecondition("sandbox %s is %s, not running", vm.Name, vm.Status))
+		return
+	}
+	t, err := s.submit(r, args, &task.SubmitParams{Route: vm.WorkerID, VMID: vm.ID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, accepted(t, ""))
 }

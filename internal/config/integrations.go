@@ -45,6 +45,10 @@ type GitHub struct {
 	// BaseURL is the API's URL for GitHub Enterprise
 	// (https://ghe.example.com/api/v3/); empty means api.github.com.
 	BaseURL string `yaml:"base_url"`
+	// GitURL is where pull-request branches are pushed, over git's smart
+	// HTTP with the token as a header: git_url/owner/name.git; empty means
+	// https://github.com.
+	GitURL string `yaml:"git_url"`
 	// StatusContext names the commit statuses aetherd sets; empty means
 	// "aetherium".
 	StatusContext string `yaml:"status_context"`

@@ -35,6 +35,8 @@ const (
 type gitRepo struct {
 	url, host  string
 	pass, fail string
+	// bare is the served repository's directory on the host.
+	bare string
 }
 
 func serveGitRepo(t *testing.T) *gitRepo {
@@ -61,7 +63,7 @@ func serveGitRepo(t *testing.T) *gitRepo {
 	os.WriteFile(filepath.Join(work, "test.sh"), []byte("echo all good; exit 0\n"), 0o644)
 	git(work, "add", ".")
 	git(work, "commit", "-q", "-m", "passing")
-	r := &gitRepo{pass: git(work, "rev-parse", "HEAD")}
+	r := &gitRepo{pass: git(work, "rev-parse", "HEAD"), bare: bare}
 	os.WriteFile(filepath.Join(work, "test.sh"), []byte("echo FAIL: TestWidget; exit 3\n"), 0o644)
 	git(work, "commit", "-q", "-am", "failing")
 	r.fail = git(work, "rev-parse", "HEAD")

@@ -146,6 +146,10 @@ type Artifact struct {
 	Base string
 	// Title and Body describe the pull request.
 	Title, Body string
+	// Bundle is a host file, a git bundle (hostile: it came from the
+	// sandbox) whose HEAD is the work to push to Branch; empty means the
+	// branch is pushed already.
+	Bundle string
 }
 
 // ArtifactResult is where the artifact went.
@@ -154,4 +158,6 @@ type ArtifactResult struct {
 	URL string
 	// Number is the pull request's number.
 	Number int
+	// Commit is the commit pushed to the branch (empty when none was).
+	Commit string
 }

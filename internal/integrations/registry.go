@@ -156,6 +156,24 @@ func (r *Registry) Report(ctx context.Context, a *task.IntegrationReportArgs) er
 	return in.SendNotification(ctx, n)
 }
 
+// CreateArtifact hands the git bundle at bundle (read from a sandbox) to
+// the integration a names, which pushes it as a.Branch and opens a pull
+// request.
+func (r *Registry) CreateArtifact(ctx context.Context, a *task.IntegrationArtifactArgs, bundle string) (*task.ArtifactResult, error) {
+	in, ok := r.byName[a.Integration]
+	if !ok {
+		return nil, errdefs.FailedPrecondition("integration %q is not enabled", a.Integration)
+	}
+	res, err := in.CreateArtifact(ctx, &Artifact{Repo: a.Repo, Branch: a.Branch, Base: a.Base, Title: a.Title, Body: a.Body,
+		Bundle: bundle})
+	if err != nil {
+		return nil, err
+	}
+	r.log.InfoContext(ctx, "pull request opened", slog.String("integration", a.Integration), slog.String("repo", a.Repo),
+		slog.String("branch", a.Branch), slog.String("url", res.URL))
+	return &task.ArtifactResult{URL: res.URL, Number: res.Number, Commit: res.Commit}, nil
+}
+
 // JobLink is a job's URL under the public URL; empty when none is set.
 func (r *Registry) JobLink(jobID string) string {
 	if r.cfg.PublicURL == "" {

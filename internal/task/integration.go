@@ -2,8 +2,12 @@ package task
 
 import (
 	"encoding/json"
+	"path"
+	"regexp"
+	"strings"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/queue"
 )
 
@@ -49,3 +53,88 @@ var _ Args = IntegrationReportArgs{}
 // integrationPolicy is how integration calls are queued: retried long
 // enough to ride out a short outage of the outside service.
 var integrationPolicy = Policy{Priority: queue.PriorityDefault, MaxRetries: 10, Timeout: time.Minute}
+
+// IntegrationArtifactArgs brings a sandbox's git work back as a pull
+// request: the worker that holds the sandbox (the task's VM) bundles the
+// commit checked out at Path through the agent, and the integration pushes
+// it to Branch from the host (no credential ever enters the sandbox) and
+// opens a pull request into Base. Retried like a report; every step is
+// idempotent (the push of the same commit, an existing pull request).
+// Result: ArtifactResult.
+type IntegrationArtifactArgs struct {
+	// Integration is the integration's name (github).
+	Integration string `json:"integration"`
+	// Repo is the repository, owner/name.
+	Repo string `json:"repo"`
+	// Path is the git working tree in the sandbox (absolute).
+	Path string `json:"path"`
+	// Branch is the branch pushed; Base the one the pull request merges into.
+	Branch string `json:"branch"`
+	Base   string `json:"base"`
+	// Title and Body describe the pull request.
+	Title string `json:"title"`
+	Body  string `json:"body,omitempty"`
+}
+
+// ArtifactResult is where an artifact went.
+type ArtifactResult struct {
+	// URL is the pull request's web address; Number its number.
+	URL    string `json:"url"`
+	Number int    `json:"number"`
+	// Commit is the commit pushed to the branch.
+	Commit string `json:"commit"`
+}
+
+// Kind implements Args.
+func (IntegrationArtifactArgs) Kind() string { return KindIntegrationArtifact }
+
+// Policy implements Args: default priority, 10 retries, 10 minutes (a
+// large bundle to read and push).
+func (IntegrationArtifactArgs) Policy() Policy { return policies[KindIntegrationArtifact] }
+
+var _ Args = IntegrationArtifactArgs{}
+
+var (
+	repoRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+	branchRE = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
+)
+
+// Validate checks what comes from the client: repo owner/name, path
+// absolute and clean, branch and base safe ref names (git check-ref-format's
+// rules on a narrow alphabet, no leading '-'), a title. Errors are
+// ErrInvalidArgument.
+func (a *IntegrationArtifactArgs) Validate() error {
+	switch {
+	case !repoRE.MatchString(a.Repo) || strings.Contains(a.Repo, ".."):
+		return errdefs.InvalidArgument("repo: %q is not owner/name", a.Repo)
+	case !path.IsAbs(a.Path) || path.Clean(a.Path) != a.Path || len(a.Path) > 4096:
+		return errdefs.InvalidArgument("path: %q is not a clean absolute path", a.Path)
+	case a.Title == "" || len(a.Title) > 256:
+		return errdefs.InvalidArgument("title: required, at most 256 bytes")
+	case len(a.Body) > 65536:
+		return errdefs.InvalidArgument("body: at most 65536 bytes")
+	}
+	for field, ref := range map[string]string{"branch": a.Branch, "base": a.Base} {
+		if !ValidRefName(ref) {
+			return errdefs.InvalidArgument("%s: %q is not a safe branch name", field, ref)
+		}
+	}
+	return nil
+}
+
+// ValidRefName reports whether name is a branch name git accepts
+// (check-ref-format) on a narrow alphabet: letters, digits and ._/+-, no
+// leading '-' or '/', no '..', no '//', no component starting with '.' or
+// ending in '.lock', not ending in '/' or '.', at most 200 bytes.
+func ValidRefName(name string) bool {
+	if len(name) == 0 || len(name) > 200 || !branchRE.MatchString(name) || name[0] == '-' ||
+		strings.Contains(name, "..") || strings.HasSuffix(name, ".") || name == "HEAD" {
+		return false
+	}
+	for c := range strings.SplitSeq(name, "/") {
+		if c == "" || c[0] == '.' || strings.HasSuffix(c, ".lock") {
+			return false
+		}
+	}
+	return true
+}

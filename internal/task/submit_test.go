@@ -237,7 +237,7 @@ func TestDecode(t *testing.T) {
 func TestEveryKindHasArgs(t *testing.T) {
 	t.Parallel()
 	all := []Args{VMCreateArgs{}, VMDeleteArgs{}, VMExecuteArgs{}, JobRunArgs{}, ImageBuildArgs{}, TemplateBuildArgs{},
-		TemplateDeleteArgs{}, VMPauseArgs{}, VMResumeArgs{}, VMSnapshotArgs{}, IntegrationReportArgs{}}
+		TemplateDeleteArgs{}, VMPauseArgs{}, VMResumeArgs{}, VMSnapshotArgs{}, IntegrationReportArgs{}, IntegrationArtifactArgs{}}
 	var kinds []string
 	for _, a := range all {
 		kinds = append(kinds, a.Kind())

@@ -37,6 +37,9 @@ const (
 	KindVMSnapshot     = "vm:snapshot"
 	// KindIntegrationReport tells an integration about a job (GitHub, Slack).
 	KindIntegrationReport = "integration:report"
+	// KindIntegrationArtifact pushes a sandbox's git work as a branch and
+	// opens a pull request (GitHub).
+	KindIntegrationArtifact = "integration:artifact"
 )
 
 // Policy is how the queue treats a task: its priority, how often a failed
@@ -54,17 +57,18 @@ type Policy struct {
 // are never retried: running a user's command twice is worse than reporting
 // that it failed.
 var policies = map[string]Policy{
-	KindVMCreate:          {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: 5 * time.Minute},
-	KindVMExecute:         {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 30 * time.Minute},
-	KindVMDelete:          {Priority: queue.PriorityCritical, MaxRetries: 5, Timeout: 2 * time.Minute},
-	KindJobRun:            {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 2 * time.Hour},
-	KindImageBuild:        {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
-	KindTemplateBuild:     {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
-	KindTemplateDelete:    {Priority: queue.PriorityDefault, MaxRetries: 3, Timeout: 2 * time.Minute},
-	KindVMPause:           {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: time.Minute},
-	KindVMResume:          {Priority: queue.PriorityCritical, MaxRetries: 3, Timeout: time.Minute},
-	KindVMSnapshot:        {Priority: queue.PriorityDefault, MaxRetries: 1, Timeout: 15 * time.Minute},
-	KindIntegrationReport: integrationPolicy,
+	KindVMCreate:            {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: 5 * time.Minute},
+	KindVMExecute:           {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 30 * time.Minute},
+	KindVMDelete:            {Priority: queue.PriorityCritical, MaxRetries: 5, Timeout: 2 * time.Minute},
+	KindJobRun:              {Priority: queue.PriorityDefault, MaxRetries: 0, Timeout: 2 * time.Hour},
+	KindImageBuild:          {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
+	KindTemplateBuild:       {Priority: queue.PriorityLow, MaxRetries: 1, Timeout: 30 * time.Minute},
+	KindTemplateDelete:      {Priority: queue.PriorityDefault, MaxRetries: 3, Timeout: 2 * time.Minute},
+	KindVMPause:             {Priority: queue.PriorityHigh, MaxRetries: 3, Timeout: time.Minute},
+	KindVMResume:            {Priority: queue.PriorityCritical, MaxRetries: 3, Timeout: time.Minute},
+	KindVMSnapshot:          {Priority: queue.PriorityDefault, MaxRetries: 1, Timeout: 15 * time.Minute},
+	KindIntegrationReport:   integrationPolicy,
+	KindIntegrationArtifact: {Priority: queue.PriorityDefault, MaxRetries: 10, Timeout: 10 * time.Minute},
 }
 
 // Args is the payload of one kind of task. Every args type of this package

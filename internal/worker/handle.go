@@ -39,6 +39,7 @@ func (w *Worker) handlers() map[string]kind {
 	register(ks, w.vmResume, nil)
 	register(ks, w.vmSnapshot, w.failVMSnapshot)
 	register(ks, w.integrationReport, nil)
+	register(ks, w.integrationArtifact, nil)
 	return ks
 }
 

@@ -105,6 +105,9 @@ func (c *Config) withDefaults() {
 // it. Report must be idempotent: a failed report is retried.
 type Reporter interface {
 	Report(ctx context.Context, args *task.IntegrationReportArgs) error
+	// CreateArtifact pushes the git bundle at bundle (a host file) and
+	// opens a pull request; it must be idempotent too.
+	CreateArtifact(ctx context.Context, args *task.IntegrationArtifactArgs, bundle string) (*task.ArtifactResult, error)
 }
 
 // Worker handles tasks and sandbox I/O on one host. It is safe for concurrent use.

@@ -47,6 +47,8 @@ type GitHub struct {
 	cfg    config.GitHub
 	http   *http.Client
 	client *gh.Client
+	// app mints installation tokens (GitHub App auth); nil with a token.
+	app *appTransport
 }
 
 var _ integrations.Integration = (*GitHub)(nil)
@@ -77,7 +79,7 @@ func (g *GitHub) Initialize(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		hc.Transport = tr
+		hc.Transport, g.app = tr, tr
 	default:
 		return errdefs.InvalidArgument("integrations.github: set token, or app_id with installation_id")
 	}
@@ -91,6 +93,11 @@ func (g *GitHub) Initialize(ctx context.Context) error {
 			return errdefs.InvalidArgument("integrations.github.base_url: %q is not an http(s) URL", g.cfg.BaseURL)
 		}
 		c.BaseURL = u
+	}
+	if g.cfg.GitURL != "" {
+		if u, err := url.Parse(g.cfg.GitURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+			return errdefs.InvalidArgument("integrations.github.git_url: %q is not an http(s) URL without credentials", g.cfg.GitURL)
+		}
 	}
 	g.client = c
 	return nil
@@ -266,27 +273,34 @@ func (g *GitHub) comment(ctx context.Context, owner, repo string, pr int, n *int
 	return classify(err)
 }
 
-// CreateArtifact implements integrations.Integration: it opens a pull
-// request from a.Branch (already pushed from the sandbox's working tree)
-// into a.Base. A pull request that exists already for the branch is
-// returned as it is.
+// CreateArtifact implements integrations.Integration: it pushes a.Bundle's
+// HEAD to a.Branch (see pushBundle; skipped when a.Bundle is empty) and
+// opens a pull request from a.Branch into a.Base. A pull request that
+// exists already for the branch is returned as it is.
 func (g *GitHub) CreateArtifact(ctx context.Context, a *integrations.Artifact) (*integrations.ArtifactResult, error) {
 	owner, repo, ok := strings.Cut(a.Repo, "/")
 	if !ok {
 		return nil, errdefs.InvalidArgument("github: repo %q is not owner/name", a.Repo)
+	}
+	var commit string
+	if a.Bundle != "" {
+		var err error
+		if commit, err = g.pushBundle(ctx, a); err != nil {
+			return nil, err
+		}
 	}
 	open, _, err := g.client.PullRequests.List(ctx, owner, repo, &gh.PullRequestListOptions{Head: owner + ":" + a.Branch, State: "open"})
 	if err != nil {
 		return nil, classify(err)
 	}
 	if len(open) > 0 {
-		return &integrations.ArtifactResult{URL: open[0].GetHTMLURL(), Number: open[0].GetNumber()}, nil
+		return &integrations.ArtifactResult{URL: open[0].GetHTMLURL(), Number: open[0].GetNumber(), Commit: commit}, nil
 	}
 	pr, _, err := g.client.PullRequests.Create(ctx, owner, repo, &gh.NewPullRequest{Title: &a.Title, Head: &a.Branch, Base: &a.Base, Body: &a.Body})
 	if err != nil {
 		return nil, classify(err)
 	}
-	return &integrations.ArtifactResult{URL: pr.GetHTMLURL(), Number: pr.GetNumber()}, nil
+	return &integrations.ArtifactResult{URL: pr.GetHTMLURL(), Number: pr.GetNumber(), Commit: commit}, nil
 }
 
 // classify marks GitHub's refusals that no retry can fix as permanent

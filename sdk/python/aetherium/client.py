@@ -37,6 +37,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "pauseSandbox": ("POST", "/api/v1/vms/{id}/pause"),
     "resumeSandbox": ("POST", "/api/v1/vms/{id}/resume"),
     "snapshotSandbox": ("POST", "/api/v1/vms/{id}/snapshot"),
+    "createSandboxPullRequest": ("POST", "/api/v1/vms/{id}/pull-request"),
     "writeFile": ("PUT", "/api/v1/vms/{id}/files"),
     "readFile": ("GET", "/api/v1/vms/{id}/files"),
     "getConsole": ("GET", "/api/v1/vms/{id}/console"),
@@ -218,6 +219,12 @@ class Client:
     def snapshot_sandbox(self, vm: str, template: str) -> dict[str, Any]:
         """snapshotSandbox: save the filesystem as a new template (async)."""
         return self._json("snapshotSandbox", params={"id": vm}, body={"name": template})
+
+    def create_pull_request(self, vm: str, repo: str, path: str, branch: str, title: str,
+                            base: str = "main", body: str = "") -> dict[str, Any]:
+        """createSandboxPullRequest: push the git work at path as branch, open a PR (async)."""
+        return self._json("createSandboxPullRequest", params={"id": vm},
+                          body={"repo": repo, "path": path, "branch": branch, "base": base, "title": title, "body": body})
 
     def console(self, vm: str, max_bytes: int | None = None) -> str:
         """getConsole: the end of the sandbox's console log."""

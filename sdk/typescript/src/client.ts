@@ -38,6 +38,7 @@ export const OPERATIONS = {
   pauseSandbox: ["POST", "/api/v1/vms/{id}/pause"],
   resumeSandbox: ["POST", "/api/v1/vms/{id}/resume"],
   snapshotSandbox: ["POST", "/api/v1/vms/{id}/snapshot"],
+  createSandboxPullRequest: ["POST", "/api/v1/vms/{id}/pull-request"],
   writeFile: ["PUT", "/api/v1/vms/{id}/files"],
   readFile: ["GET", "/api/v1/vms/{id}/files"],
   getConsole: ["GET", "/api/v1/vms/{id}/console"],
@@ -307,6 +308,11 @@ export class Client {
   /** snapshotSandbox: save its filesystem as the template name (async). */
   snapshotSandbox(vm: string, template: string): Promise<Accepted & { template_id: string }> {
     return this.json("snapshotSandbox", { params: { id: vm }, json: { name: template } });
+  }
+
+  /** createSandboxPullRequest: push the git work at req.path as req.branch and open a PR (async). */
+  createPullRequest(vm: string, req: { repo: string; path: string; branch: string; title: string; base?: string; body?: string }): Promise<Accepted> {
+    return this.json("createSandboxPullRequest", { params: { id: vm }, json: req });
   }
 
   /** getConsole: the end of the sandbox's console log. */
