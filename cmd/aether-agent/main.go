@@ -59,7 +59,14 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadTasks: *workloadTasks})
+	var tasks *os.File
+	if *workloadTasks != "" {
+		var err error
+		if tasks, err = agent.OpenWorkloadTasks(*workloadTasks); err != nil {
+			return err // fail closed: commands must not start outside the group
+		}
+	}
+	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadTasks: tasks})
 	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
 	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
 		return serveSerial(ctx, srv, dev, log)

@@ -258,7 +258,7 @@ func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() 
 		MaxMemoryMB: cfg.Sandbox.MaxMemoryMB, Health: health, Runtime: runtimeChoice, Registry: reg, Logger: log,
 		Tools: recipes, DefaultTools: cfg.Tools.Defaults,
 		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
-		MetricsToken: cfg.API.MetricsToken, AuthCacheTTL: cfg.API.KeyCacheTTL, MaxStreams: cfg.API.MaxStreams,
+		MetricsToken: cfg.API.MetricsToken, SecureCookies: cfg.API.SecureCookies, AuthCacheTTL: cfg.API.KeyCacheTTL, MaxStreams: cfg.API.MaxStreams,
 		AllowedHosts: allowedHosts(cfg),
 		RateLimits: api.RateLimits{Default: api.Rate(cfg.API.RateLimits.Default), Create: api.Rate(cfg.API.RateLimits.Create),
 			Exec: api.Rate(cfg.API.RateLimits.Exec)},

@@ -38,11 +38,13 @@ type Config struct {
 	// starts in (a microVM's agent puts a memory limit on it, so a workload
 	// that exhausts memory is killed there instead of starving the agent).
 	WorkloadCgroup *os.File
-	// WorkloadTasks, when set, is the path of a cgroup v1 `tasks` file every
+	// WorkloadTasks, when set, is an open cgroup v1 `tasks` file every
 	// command starts in: the Docker runtime bind-mounts the one of a pids
 	// group of the host's with less room than the container, so a fork bomb
 	// fills that group and the agent keeps pids to run (see forkInGroup).
-	WorkloadTasks string
+	// It is opened once, before any command runs (OpenWorkloadTasks): the
+	// guest can rename or replace the path afterwards, never the file.
+	WorkloadTasks *os.File
 }
 
 func (c *Config) withDefaults() {

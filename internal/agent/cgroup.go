@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // forkInGroup wraps start (which forks one child) so that the child is born
@@ -17,7 +19,7 @@ import (
 // its main goroutine. Threads the runtime needs meanwhile are cloned by its template
 // thread, not by a locked one. Moving in succeeds even when the group is
 // full; the fork then fails with EAGAIN, which is the limit working.
-func forkInGroup(tasks string, start func() (int, error)) func() (int, error) {
+func forkInGroup(tasks *os.File, start func() (int, error)) func() (int, error) {
 	return func() (int, error) {
 		type result struct {
 			pid int
@@ -39,14 +41,29 @@ func forkInGroup(tasks string, start func() (int, error)) func() (int, error) {
 }
 
 // joinGroup moves the calling thread into the group of a cgroup v1 tasks file.
-func joinGroup(tasks string) error {
-	f, err := os.OpenFile(tasks, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("workload cgroup: %w", err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(strconv.Itoa(syscall.Gettid())); err != nil {
+func joinGroup(tasks *os.File) error {
+	if _, err := tasks.WriteString(strconv.Itoa(syscall.Gettid())); err != nil {
 		return fmt.Errorf("workload cgroup: join: %w", err)
 	}
 	return nil
+}
+
+// OpenWorkloadTasks opens the cgroup v1 tasks file at path for
+// Config.WorkloadTasks and checks that it is one: a regular file of a cgroup
+// file system. Call it before any command runs.
+func OpenWorkloadTasks(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("workload cgroup: %w", err)
+	}
+	var fs unix.Statfs_t
+	fi, err := f.Stat()
+	if err == nil {
+		err = unix.Fstatfs(int(f.Fd()), &fs)
+	}
+	if err != nil || !fi.Mode().IsRegular() || fs.Type != unix.CGROUP_SUPER_MAGIC {
+		f.Close()
+		return nil, fmt.Errorf("workload cgroup: %s is not a cgroup v1 tasks file (%v)", path, err)
+	}
+	return f, nil
 }

@@ -207,7 +207,7 @@ func (s *Server) start(p *process, sp *spawn) error {
 		proc.Release() // the reaper waits, not os.Process
 		return p.pid, nil
 	}
-	if s.cfg.WorkloadTasks != "" {
+	if s.cfg.WorkloadTasks != nil {
 		start = forkInGroup(s.cfg.WorkloadTasks, start)
 	}
 	var err error

@@ -94,6 +94,10 @@ type Config struct {
 	// MetricsToken, when set, is a bearer token that may read /metrics
 	// besides admin keys; empty means admin keys only.
 	MetricsToken string
+	// SecureCookies marks the dashboard's session cookie Secure on every
+	// login, for aetherd behind a TLS-terminating proxy (without it, only a
+	// login that came over TLS to aetherd itself gets Secure).
+	SecureCookies bool
 	// AuthCacheTTL bounds how long a key is trusted without reading it
 	// again (a revocation made by another process); 0 means 5s.
 	AuthCacheTTL time.Duration

@@ -50,14 +50,41 @@ func (s *Server) vmPort(sb cluster.Sandboxes) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		if subresourceOfThisOrigin(r) {
+			s.writeError(w, r, forbidden("a page of this origin may not load a script, style or worker from a sandbox's port"))
+			return
+		}
 		rc := http.NewResponseController(w) // downloads and WebSockets last as long as they last
 		rc.SetReadDeadline(time.Time{})
 		rc.SetWriteDeadline(time.Time{})
-		s.portProxy(sb, vm, port).ServeHTTP(w, r)
+		s.portProxy(sb, vm, port, portPrefix(r)).ServeHTTP(w, r)
 	}
 }
 
-func (s *Server) portProxy(sb cluster.Sandboxes, vm *store.VM, port int) *httputil.ReverseProxy {
+// subresourceOfThisOrigin reports a request for a script, style sheet or
+// worker made by a page of aetherd's own origin (the dashboard): a
+// sandbox's port serves content of that origin, which must never run
+// there. The sandbox's own pages live in an opaque origin (the proxy's
+// CSP), so their requests are cross-site and pass.
+func subresourceOfThisOrigin(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "script", "style", "worker", "sharedworker", "serviceworker", "audioworklet", "paintworklet", "xslt":
+		return true
+	}
+	return false
+}
+
+// portPrefix is the request's path up to and including its port segment
+// ("/api/v1/vms/dev/ports/8000/"), as the client sent it.
+func portPrefix(r *http.Request) string {
+	parts := strings.SplitN(r.URL.EscapedPath(), "/", 8)
+	return strings.Join(parts[:min(len(parts), 7)], "/") + "/"
+}
+
+func (s *Server) portProxy(sb cluster.Sandboxes, vm *store.VM, port int, prefix string) *httputil.ReverseProxy {
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) { return sb.Dial(ctx, vm, port) }
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -72,11 +99,7 @@ func (s *Server) portProxy(sb cluster.Sandboxes, vm *store.VM, port int) *httput
 		Transport:     &http.Transport{DialContext: dial, DisableKeepAlives: true, DisableCompression: true},
 		FlushInterval: -1, // server-sent events and long polls stream as they come
 		ModifyResponse: func(resp *http.Response) error {
-			stripSessionCookie(resp.Header)
-			// The sandbox's pages share the API's origin: sandbox them into
-			// an opaque origin, so their scripts cannot use the dashboard's
-			// session.
-			resp.Header.Set("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
+			confineResponse(resp.Header, prefix)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -127,14 +150,30 @@ func stripCredentials(r *http.Request) {
 	}
 }
 
-// stripSessionCookie drops a sandbox's attempt to set the dashboard's
-// session cookie.
-func stripSessionCookie(h http.Header) {
-	kept := h.Values("Set-Cookie")[:0:0]
+// confineResponse keeps a sandbox's response from acting on aetherd's
+// origin, which it shares: its pages are sandboxed into an opaque origin
+// (so their scripts cannot use the dashboard's session), never sniffed into
+// another type, its cookies are confined to the port's path (the session
+// cookie and any line that does not parse are dropped, so it can neither
+// clobber the session nor flood the API's requests with cookies), and
+// headers that act on the whole origin (Clear-Site-Data,
+// Service-Worker-Allowed, CORS grants) are removed.
+func confineResponse(h http.Header, prefix string) {
+	h.Set("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
+	h.Set("X-Content-Type-Options", "nosniff")
+	for _, k := range []string{"Clear-Site-Data", "Service-Worker-Allowed", "Access-Control-Allow-Origin",
+		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
+		"Access-Control-Expose-Headers", "Access-Control-Max-Age"} {
+		h.Del(k)
+	}
+	var kept []string
 	for _, v := range h.Values("Set-Cookie") {
-		if c, err := http.ParseSetCookie(v); err != nil || c.Name != SessionCookie {
-			kept = append(kept, v)
+		c, err := http.ParseSetCookie(v)
+		if err != nil || c.Name == SessionCookie || strings.HasPrefix(c.Name, "__Host-") || c.Valid() != nil {
+			continue
 		}
+		c.Path, c.Domain = prefix, ""
+		kept = append(kept, c.String())
 	}
 	h.Del("Set-Cookie")
 	for _, v := range kept {

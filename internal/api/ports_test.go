@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -33,14 +34,42 @@ func TestStripCredentials(t *testing.T) {
 	}
 }
 
-func TestStripSessionCookie(t *testing.T) {
+func TestConfineResponse(t *testing.T) {
 	t.Parallel()
 	h := http.Header{}
 	h.Add("Set-Cookie", SessionCookie+"=stolen; Path=/")
-	h.Add("Set-Cookie", "app=1; Path=/")
-	stripSessionCookie(h)
-	if got := h.Values("Set-Cookie"); !slices.Equal(got, []string{"app=1; Path=/"}) {
-		t.Errorf("Set-Cookie = %q, want only app=1", got)
+	h.Add("Set-Cookie", SessionCookie+"=a b; Path=/") // browsers take it; Go's parser does not
+	h.Add("Set-Cookie", "app=1; Path=/; Domain=example.com")
+	h.Set("Clear-Site-Data", `"cookies"`)
+	h.Set("Service-Worker-Allowed", "/")
+	h.Set("Access-Control-Allow-Origin", "*")
+	confineResponse(h, "/api/v1/vms/dev/ports/8000/")
+	if got := h.Values("Set-Cookie"); !slices.Equal(got, []string{"app=1; Path=/api/v1/vms/dev/ports/8000/"}) {
+		t.Errorf("Set-Cookie = %q, want only app=1 confined to the port's path", got)
+	}
+	for _, k := range []string{"Clear-Site-Data", "Service-Worker-Allowed", "Access-Control-Allow-Origin"} {
+		if h.Get(k) != "" {
+			t.Errorf("%s passed through", k)
+		}
+	}
+	if !strings.HasPrefix(h.Get("Content-Security-Policy"), "sandbox") || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("CSP %q, nosniff %q", h.Get("Content-Security-Policy"), h.Get("X-Content-Type-Options"))
+	}
+}
+
+func TestSubresourceOfThisOrigin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		site, dest string
+		want       bool
+	}{{"same-origin", "script", true}, {"same-origin", "worker", true}, {"same-origin", "document", false},
+		{"cross-site", "script", false}, {"", "", false}} {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/vms/x/ports/80/a.js", nil)
+		r.Header.Set("Sec-Fetch-Site", tc.site)
+		r.Header.Set("Sec-Fetch-Dest", tc.dest)
+		if got := subresourceOfThisOrigin(r); got != tc.want {
+			t.Errorf("%s %s: %v, want %v", tc.site, tc.dest, got, tc.want)
+		}
 	}
 }
 

@@ -104,7 +104,7 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: in.Key, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookies})
 	s.audit.record(p, r, http.StatusOK)
 	writeJSON(w, http.StatusOK, sessionOut(p, in.Key))
 }
@@ -121,7 +121,7 @@ func (s *Server) handleSessionGet(w http.ResponseWriter, r *http.Request) {
 // stays valid (revoke it with DELETE /api/v1/keys/{id}).
 func (s *Server) handleSessionDelete(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookies})
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -110,6 +110,17 @@ func TestSessionLogin(t *testing.T) {
 			t.Error("no session over plain HTTP")
 		}
 	})
+	t.Run("secure_cookies makes it Secure over plain HTTP too (behind an https proxy)", func(t *testing.T) {
+		b := newTestAPIWith(t, func(_ *testAPI, cfg *Config) { cfg.SecureCookies = true })
+		_, k := b.project(t, "p", store.Quota{})
+		req := httptest.NewRequestWithContext(t.Context(), "POST", "http://127.0.0.1:8080/api/v1/session", strings.NewReader(`{"key":"`+k+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		b.s.ServeHTTP(rec, req)
+		if c := rec.Result().Cookies(); rec.Code != http.StatusOK || len(c) != 1 || !c[0].Secure {
+			t.Errorf("login = %d, Set-Cookie %q; want Secure", rec.Code, rec.Header().Get("Set-Cookie"))
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if rec := a.doSession(t, tt.req); rec.Code != tt.want {

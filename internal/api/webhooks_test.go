@@ -159,6 +159,12 @@ func TestWebhookGitHubPush(t *testing.T) {
 	if code, out := a.webhook(t, "github", again, body); code != http.StatusOK || out["status"] != "duplicate" {
 		t.Fatalf("redelivery = %d %v; want 200 duplicate", code, out)
 	}
+	// The delivery ID is not signed: the same signed body under a new one
+	// is a replay, not a new push.
+	replay := integrationstest.GitHubHeaders(ghSecret, "push", "0b989ba4-242f-11e5-81e1-c7b6966d2516", body)
+	if code, out := a.webhook(t, "github", replay, body); code != http.StatusOK || out["status"] != "duplicate" {
+		t.Fatalf("the body again under a new delivery ID = %d %v; want 200 duplicate", code, out)
+	}
 	other := integrationstest.PushPayload("someone/else", "https://github.com/someone/else.git", ghSHA)
 	if code, out := a.webhook(t, "github", integrationstest.GitHubHeaders(ghSecret, "push", "d-other", other), other); code != http.StatusOK || out["status"] != "ignored" {
 		t.Fatalf("push of an unconfigured repo = %d %v; want 200 ignored", code, out)
@@ -213,6 +219,11 @@ func TestWebhookSlack(t *testing.T) {
 	}
 	if code, _ := a.webhook(t, "slack", integrationstest.SlackHeaders(slackSecret, now, ls), ls); code != http.StatusUnauthorized {
 		t.Fatalf("replay of a handled command = %d; want 401", code)
+	}
+	recased := integrationstest.SlackHeaders(slackSecret, now, ls)
+	recased.Set("X-Slack-Signature", "v0="+strings.ToUpper(strings.TrimPrefix(recased.Get("X-Slack-Signature"), "v0=")))
+	if code, _ := a.webhook(t, "slack", recased, ls); code != http.StatusUnauthorized {
+		t.Fatalf("replay with the signature's hex in upper case = %d; want 401", code)
 	}
 	stale := integrationstest.SlashCommand("ls", "")
 	if code, _ := a.webhook(t, "slack", integrationstest.SlackHeaders(slackSecret, now.Add(-6*time.Minute), stale), stale); code != http.StatusUnauthorized {

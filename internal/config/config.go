@@ -256,6 +256,9 @@ type API struct {
 	// MetricsToken, when set, may read /metrics as "Authorization: Bearer
 	// <token>" besides admin keys. Env AETHER_METRICS_TOKEN.
 	MetricsToken string `yaml:"metrics_token"`
+	// SecureCookies marks the dashboard's session cookie Secure always: set
+	// it when users reach aetherd over https through a proxy.
+	SecureCookies bool `yaml:"secure_cookies"`
 	// AllowedHosts are host names requests may carry in Host besides IP
 	// literals, "localhost", the listen host and the advertise host; "*"
 	// allows any name (behind a proxy that checks it). Names not allowed

@@ -135,7 +135,11 @@ func (g *GitHub) VerifyEvent(r *integrations.Request) (*integrations.Event, erro
 		}
 		body = []byte(form.Get("payload"))
 	}
-	return &integrations.Event{DeliveryID: id, Type: typ, Payload: body}, nil
+	// X-GitHub-Delivery is not signed: a captured body could come back under
+	// any ID. The signature is, and a real redelivery resends the same body,
+	// so the body's signature (lower-cased: its hex is taken in either case)
+	// is the delivery ID deduplicated on.
+	return &integrations.Event{DeliveryID: strings.ToLower(r.Header.Get(gh.SHA256SignatureHeader)), Type: typ, Payload: body}, nil
 }
 
 // HandleEvent implements integrations.Integration: push and pull_request

@@ -97,7 +97,9 @@ func (s *Slack) VerifyEvent(r *integrations.Request) (*integrations.Event, error
 	if err != nil {
 		return nil, fmt.Errorf("slack: form body: %w", err)
 	}
-	return &integrations.Event{DeliveryID: r.Header.Get("X-Slack-Signature"), Type: "command", RefuseDuplicate: true,
+	// The signature is hex, which the verifier takes in either case: the
+	// delivery ID is its lower-case form, so a re-cased copy is a replay too.
+	return &integrations.Event{DeliveryID: strings.ToLower(r.Header.Get("X-Slack-Signature")), Type: "command", RefuseDuplicate: true,
 		Payload: &command{Text: form.Get("text"), ResponseURL: form.Get("response_url"), UserID: form.Get("user_id")}}, nil
 }
 
