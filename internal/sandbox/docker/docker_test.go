@@ -132,6 +132,20 @@ func TestWorkloadPidsGroup(t *testing.T) {
 	if b, err := os.ReadFile(group + "/pids.max"); err != nil || strings.TrimSpace(string(b)) != "3840" {
 		t.Errorf("workload group pids.max: %q, %v; want 3840", b, err)
 	}
+	// The guest (root) moves the mount away and leaves a plain file where it
+	// was: later commands still start in the workload group (the agent holds
+	// the file it opened at start), never in the agent's.
+	swap := "mv /.aether /.moved && mkdir /.aether && : > /.aether/workload-tasks"
+	if exit, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", swap}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil || exit.ExitCode != 0 {
+		t.Fatalf("moving the tasks file's mount: %+v, %v, %s", exit, err, out.String())
+	}
+	out.Reset()
+	if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"grep", ":pids:", "/proc/self/cgroup"}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); !strings.HasSuffix(got, ":pids:/aetherium/"+spec.ID) {
+		t.Errorf("a command after the guest moved the tasks file: %q; want pids:/aetherium/%s", got, spec.ID)
+	}
 	c.Close()
 	if err := rt.Delete(ctx, spec.ID); err != nil {
 		t.Fatal(err)
