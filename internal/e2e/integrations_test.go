@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ type gitRepo struct {
 	// bare is the served repository's directory on the host.
 	bare string
 }
+
+// gitServers counts the git servers this process started (serveGitRepo).
+var gitServers atomic.Int64
 
 func serveGitRepo(t *testing.T) *gitRepo {
 	t.Helper()
@@ -70,7 +74,10 @@ func serveGitRepo(t *testing.T) *gitRepo {
 	git(dir, "clone", "-q", "--bare", work, bare)
 	git(bare, "update-server-info")
 
-	ns, hostEnd := fmt.Sprintf("aetgit-%d", os.Getpid()%100000), fmt.Sprintf("aetgit%d", os.Getpid()%100000)
+	// Each server of the process gets its own namespace, veth and /30.
+	n := gitServers.Add(1)
+	ns, hostEnd := fmt.Sprintf("aetgit-%d-%d", os.Getpid()%100000, n), fmt.Sprintf("aetgit%d-%d", os.Getpid()%10000, n)
+	hostIP, nsIP := fmt.Sprintf("100.127.252.%d", 4*n+1), fmt.Sprintf("100.127.252.%d", 4*n+2)
 	ip := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -81,12 +88,12 @@ func serveGitRepo(t *testing.T) *gitRepo {
 	t.Cleanup(func() { exec.Command("ip", "netns", "delete", ns).Run() })
 	ip("link", "add", hostEnd, "type", "veth", "peer", "name", "eth0", "netns", ns)
 	t.Cleanup(func() { exec.Command("ip", "link", "del", hostEnd).Run() })
-	ip("addr", "add", "100.127.252.1/30", "dev", hostEnd)
+	ip("addr", "add", hostIP+"/30", "dev", hostEnd)
 	ip("link", "set", hostEnd, "up")
 	ip("-n", ns, "link", "set", "lo", "up")
-	ip("-n", ns, "addr", "add", "100.127.252.2/30", "dev", "eth0")
+	ip("-n", ns, "addr", "add", nsIP+"/30", "dev", "eth0")
 	ip("-n", ns, "link", "set", "eth0", "up")
-	ip("-n", ns, "route", "add", "default", "via", "100.127.252.1")
+	ip("-n", ns, "route", "add", "default", "via", hostIP)
 	h, err := netns.GetFromName(ns)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +105,7 @@ func serveGitRepo(t *testing.T) *gitRepo {
 		defer close(done)
 		runtime.LockOSThread() // never unlocked: the thread ends in the namespace
 		if err = netns.Set(h); err == nil {
-			l, err = net.Listen("tcp4", "100.127.252.2:0")
+			l, err = net.Listen("tcp4", nsIP+":0")
 		}
 	}()
 	<-done
@@ -108,7 +115,7 @@ func serveGitRepo(t *testing.T) *gitRepo {
 	srv := &http.Server{Handler: http.StripPrefix("/repo.git/", http.FileServer(http.Dir(bare)))}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	r.url, r.host = "http://"+l.Addr().String()+"/repo.git", "100.127.252.2"
+	r.url, r.host = "http://"+l.Addr().String()+"/repo.git", nsIP
 	return r
 }
 
