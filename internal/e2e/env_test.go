@@ -201,8 +201,11 @@ func (p *proc) restart() {
 	p.start()
 }
 
+// ctx bounds one call of a test against a hang. It is no timing
+// assertion: a loaded host may take minutes for a template build or a
+// microVM's TCG boot, so the bound is generous.
 func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return c
 }
