@@ -114,10 +114,11 @@ func (a *IntegrationArtifactArgs) Validate() error {
 	case len(a.Body) > 65536:
 		return errdefs.InvalidArgument("body: at most 65536 bytes")
 	}
-	for field, ref := range map[string]string{"branch": a.Branch, "base": a.Base} {
-		if !ValidRefName(ref) {
-			return errdefs.InvalidArgument("%s: %q is not a safe branch name", field, ref)
-		}
+	if !ValidRefName(a.Branch) {
+		return errdefs.InvalidArgument("branch: %q is not a safe branch name", a.Branch)
+	}
+	if !ValidRefName(a.Base) {
+		return errdefs.InvalidArgument("base: %q is not a safe branch name", a.Base)
 	}
 	return nil
 }

@@ -26,8 +26,9 @@ var gitHardening = []string{"-c", "core.hooksPath=/dev/null", "-c", "fetch.fsckO
 
 // pushBundle fetches the HEAD of the bundle (a host file read from the
 // sandbox, hostile) into a scratch bare repository and pushes it to
-// a.Branch of a.Repo. The credential goes in an Authorization header on
-// git's command line, never in the URL, the sandbox or a log. It returns
+// a.Branch of a.Repo. The credential goes in an Authorization header
+// (http.extraHeader, given through git's environment), never in the URL,
+// a command line, the sandbox or a log. It returns
 // the commit pushed.
 func (g *GitHub) pushBundle(ctx context.Context, a *integrations.Artifact) (string, error) {
 	token, err := g.pushToken(ctx)
@@ -44,14 +45,20 @@ func (g *GitHub) pushBundle(ctx context.Context, a *integrations.Artifact) (stri
 		return "", err
 	}
 	if _, err := runGit(ctx, dir, "fetch", "-q", "--no-tags", a.Bundle, "HEAD:"+ref); err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
 		return "", integrations.Permanent(fmt.Errorf("github: the sandbox's bundle: %w", err))
 	}
 	commit, err := runGit(ctx, dir, "rev-parse", ref)
 	if err != nil {
 		return "", err
 	}
-	header := "http.extraHeader=Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token))
-	if _, err := runGit(ctx, dir, "-c", header, "push", "-q", g.remote(a.Repo), ref+":"+ref); err != nil {
+	// As config from the environment, not -c: a command line is readable
+	// by every local user (ps), a process's environment only by its owner.
+	auth := []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader",
+		"GIT_CONFIG_VALUE_0=Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token))}
+	if _, err := runGitEnv(ctx, dir, auth, "push", "-q", g.remote(a.Repo), ref+":"+ref); err != nil {
 		return "", fmt.Errorf("github: push %s to %s: %w", a.Branch, a.Repo, err)
 	}
 	return commit, nil
@@ -84,12 +91,17 @@ const maxGitOutput = 2048
 
 // runGit runs git in dir with gitHardening and a bare environment, and
 // returns its trimmed stdout. An error carries the tail of its stderr
-// (never its arguments, which may hold the credential).
+// (never its arguments or environment).
 func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	return runGitEnv(ctx, dir, nil, args...)
+}
+
+// runGitEnv is runGit with env added to git's environment.
+func runGitEnv(ctx context.Context, dir string, env []string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", append(append([]string{}, gitHardening...), args...)...)
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_TERMINAL_PROMPT=0"}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_TERMINAL_PROMPT=0"}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
