@@ -2,15 +2,18 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aetherium/aetherium/internal/config"
+	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/integrations"
 	"github.com/aetherium/aetherium/internal/integrations/github"
 	"github.com/aetherium/aetherium/internal/integrations/integrationstest"
@@ -28,7 +31,10 @@ const (
 
 // newWebhookAPI is a test API with the github and slack integrations
 // enabled (their outside calls go to a stand-in; these tests make none).
-func newWebhookAPI(t *testing.T) *testAPI {
+func newWebhookAPI(t *testing.T) *testAPI { return newWebhookAPIWith(t, nil) }
+
+// newWebhookAPIWith is newWebhookAPI with the Config changed by mod too.
+func newWebhookAPIWith(t *testing.T, mod func(cfg *Config)) *testAPI {
 	t.Helper()
 	standIn := integrationstest.NewStandIn()
 	t.Cleanup(standIn.Close)
@@ -48,7 +54,37 @@ func newWebhookAPI(t *testing.T) *testAPI {
 			t.Fatal(err)
 		}
 		cfg.Webhooks = reg
+		if mod != nil {
+			mod(cfg)
+		}
 	})
+}
+
+// TestWebhookFailedDeliveryIsNotADuplicate: a push that could not start
+// its job (no worker had room) is answered with the error and forgotten,
+// so GitHub's redelivery starts the job instead of being a duplicate.
+func TestWebhookFailedDeliveryIsNotADuplicate(t *testing.T) {
+	t.Parallel()
+	var full atomic.Bool
+	full.Store(true)
+	a := newWebhookAPIWith(t, func(cfg *Config) {
+		place := cfg.Place
+		cfg.Place = func(ctx context.Context, only string, vcpus, mem int) (string, error) {
+			if full.Load() {
+				return "", errdefs.Unavailable("no live worker has room for another sandbox")
+			}
+			return place(ctx, only, vcpus, mem)
+		}
+	})
+	body := integrationstest.PushPayload(ghRepo, "https://github.com/"+ghRepo+".git", ghSHA)
+	h := integrationstest.GitHubHeaders(ghSecret, "push", "a0d1c2b3-0000-11e3-81ab-4c9367dc0958", body)
+	if code, _ := a.webhook(t, "github", h, body); code != http.StatusServiceUnavailable {
+		t.Fatalf("push with no room = %d; want 503", code)
+	}
+	full.Store(false)
+	if code, out := a.webhook(t, "github", h, body); code != http.StatusOK || out["status"] != "started" {
+		t.Fatalf("redelivery after the failure = %d %v; want 200 started", code, out)
+	}
 }
 
 // webhook posts body with header to /api/v1/webhooks/name, with no API key.

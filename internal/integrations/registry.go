@@ -20,6 +20,7 @@ import (
 type Store interface {
 	task.Store
 	WebhookDeliveryInsert(ctx context.Context, params *store.WebhookDeliveryInsertParams) error
+	WebhookDeliveryDelete(ctx context.Context, params *store.WebhookDeliveryInsertParams) error
 	ProjectGet(ctx context.Context, idOrName string) (*store.Project, error)
 	JobGet(ctx context.Context, params *store.JobGetParams) (*store.Job, error)
 	ExecutionList(ctx context.Context, params *store.ExecutionListParams) ([]*store.Execution, error)
@@ -115,8 +116,8 @@ func (r *Registry) HandleWebhook(ctx context.Context, name string, req *Request,
 	if err != nil {
 		return nil, fmt.Errorf("integrations: project %s: %w", r.cfg.Project, err)
 	}
-	err = r.cfg.Store.WebhookDeliveryInsert(ctx, &store.WebhookDeliveryInsertParams{DeliveryID: ev.DeliveryID,
-		Event: ev.Type, Integration: name, ProjectID: proj.ID})
+	delivery := &store.WebhookDeliveryInsertParams{DeliveryID: ev.DeliveryID, Event: ev.Type, Integration: name, ProjectID: proj.ID}
+	err = r.cfg.Store.WebhookDeliveryInsert(ctx, delivery)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		if ev.RefuseDuplicate {
 			return nil, auth.ErrUnauthenticated
@@ -128,7 +129,16 @@ func (r *Registry) HandleWebhook(ctx context.Context, name string, req *Request,
 	}
 	log := r.log.With(slog.String("integration", name), slog.String("delivery_id", ev.DeliveryID), slog.String("event", ev.Type))
 	log.InfoContext(ctx, "webhook accepted")
-	return in.HandleEvent(ctx, ev, &host{r: r, in: in, projectID: proj.ID, start: start, log: log})
+	resp, err := in.HandleEvent(ctx, ev, &host{r: r, in: in, projectID: proj.ID, start: start, log: log})
+	if err != nil && !ev.RefuseDuplicate {
+		// Nothing started (no worker had room, the store was down): forget
+		// the delivery, so the sender's redelivery is handled, not refused
+		// as a duplicate. A refused replay (Slack) stays refused.
+		if derr := r.cfg.Store.WebhookDeliveryDelete(context.WithoutCancel(ctx), delivery); derr != nil {
+			log.WarnContext(ctx, "forget a failed delivery", slog.Any("err", derr))
+		}
+	}
+	return resp, err
 }
 
 // Report delivers one integration:report task to its integration: it reads

@@ -146,6 +146,9 @@ type Store interface {
 	// ID: a redelivery or a replay) is ErrAlreadyExists, so the caller does
 	// the delivery's work at most once. HistoryPrune removes old ones.
 	WebhookDeliveryInsert(ctx context.Context, params *WebhookDeliveryInsertParams) error
+	// WebhookDeliveryDelete forgets a recorded delivery whose handling
+	// failed, so the sender's redelivery is handled. Missing is no error.
+	WebhookDeliveryDelete(ctx context.Context, params *WebhookDeliveryInsertParams) error
 
 	// WorkerUpsert registers a worker or refreshes its heartbeat.
 	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)

@@ -44,3 +44,10 @@ func (s *Store) WebhookDeliveryInsert(ctx context.Context, p *store.WebhookDeliv
 		p.Integration, p.DeliveryID, p.ProjectID, p.Event, now())
 	return s.mapErr(err, "webhook delivery "+p.DeliveryID)
 }
+
+// WebhookDeliveryDelete implements store.Store.
+func (s *Store) WebhookDeliveryDelete(ctx context.Context, p *store.WebhookDeliveryInsertParams) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE integration = ? AND delivery_id = ?`,
+		p.Integration, p.DeliveryID)
+	return s.mapErr(err, "webhook delivery "+p.DeliveryID)
+}

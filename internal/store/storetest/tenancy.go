@@ -298,6 +298,12 @@ func testWebhookDeliveries(t *testing.T, s store.Store) {
 	if err := s.WebhookDeliveryInsert(ctx, first); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("second insert of one delivery: %v; want ErrAlreadyExists", err)
 	}
+	if err := s.WebhookDeliveryDelete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WebhookDeliveryInsert(ctx, first); err != nil {
+		t.Fatalf("insert after the delivery was forgotten: %v; want accepted", err)
+	}
 	other := *first
 	other.Integration = "slack"
 	if err := s.WebhookDeliveryInsert(ctx, &other); err != nil {
