@@ -158,7 +158,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 }
 
 // retryAfter reports whether a call that got resp or err may be sent again,
-// and after how long: a 429 (its Retry-After, at most 10 s) when the body
+// and after how long: a 429 with Retry-After (at most 10 s) when the body
 // can be sent again, or a GET or DELETE that got 503 or no answer (100 ms,
 // doubling). Bodies other than *bytes.Reader (streams) are never re-sent.
 func retryAfter(method string, body io.Reader, resp *http.Response, err error, attempt int) (time.Duration, bool) {
@@ -167,10 +167,10 @@ func retryAfter(method string, body io.Reader, resp *http.Response, err error, a
 	}
 	backoff := 100 * time.Millisecond << (attempt - 1)
 	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
-		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s >= 0 {
-			return min(time.Duration(s)*time.Second, 10*time.Second), true
-		}
-		return backoff, true
+		// aetherd's limiters refuse before any work and say when to come
+		// back; a 429 without Retry-After (a quota) is an answer.
+		s, perr := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return min(time.Duration(max(s, 0))*time.Second, 10*time.Second), perr == nil
 	}
 	idempotent := method == http.MethodGet || method == http.MethodDelete
 	unanswered := err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)

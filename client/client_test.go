@@ -26,6 +26,7 @@ func TestRetries(t *testing.T) {
 		{name: "POST 503 is not retried", method: http.MethodPost, statuses: []int{503}, wantErr: true, attempts: 1},
 		{name: "POST 429 is retried", method: http.MethodPost, statuses: []int{429}, retry: "0", attempts: 2},
 		{name: "DELETE after 503", method: http.MethodDelete, statuses: []int{503}, attempts: 2},
+		{name: "429 without Retry-After is an answer", method: http.MethodPost, statuses: []int{429}, wantErr: true, attempts: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -33,7 +34,9 @@ func TestRetries(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				i := int(n.Add(1)) - 1
 				if i < len(tc.statuses) {
-					w.Header().Set("Retry-After", tc.retry)
+					if tc.retry != "" {
+						w.Header().Set("Retry-After", tc.retry)
+					}
 					w.Header().Set("Content-Type", "application/json")
 					w.WriteHeader(tc.statuses[i])
 					w.Write([]byte(`{"error":{"code":"scripted","message":"scripted failure"}}`))
