@@ -30,8 +30,8 @@ const jobSandboxLifetime = 2*time.Hour + 10*time.Minute
 // wrongly signed, stale or replayed (or for an integration that is not
 // enabled) is 401 before any work is done.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Webhooks == nil {
-		s.writeError(w, r, auth.ErrUnauthenticated)
+	if s.cfg.Webhooks == nil || !slices.Contains(s.cfg.Webhooks.Names(), r.PathValue("name")) {
+		s.writeError(w, r, auth.ErrUnauthenticated) // before reading a byte of the body
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
