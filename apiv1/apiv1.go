@@ -193,6 +193,26 @@ type TemplateAccepted struct {
 	Template   *Template `json:"template,omitempty"`
 }
 
+// PullRequestRequest is the body of POST /api/v1/vms/{id}/pull-request:
+// push the commit checked out at Path in the sandbox to Branch of Repo
+// (owner/name) and open a pull request into Base ("" means main). The
+// task's result is a PullRequestResult.
+type PullRequestRequest struct {
+	Repo   string `json:"repo"`
+	Path   string `json:"path"`
+	Branch string `json:"branch"`
+	Base   string `json:"base,omitempty"`
+	Title  string `json:"title"`
+	Body   string `json:"body,omitempty"`
+}
+
+// PullRequestResult is the result of a pull-request task.
+type PullRequestResult struct {
+	URL    string `json:"url"`
+	Number int    `json:"number"`
+	Commit string `json:"commit"`
+}
+
 // SnapshotAccepted answers POST /api/v1/vms/{id}/snapshot (202): the task
 // that saves the sandbox as the template TemplateID.
 type SnapshotAccepted struct {

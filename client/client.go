@@ -438,6 +438,14 @@ func (c *Client) Snapshot(ctx context.Context, vm, name string) (*apiv1.Snapshot
 	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/snapshot", map[string]string{"name": name}, &a)
 }
 
+// PullRequest queues the push of the sandbox's git work as a branch and a
+// pull request (the github integration); the task's result is an
+// apiv1.PullRequestResult.
+func (c *Client) PullRequest(ctx context.Context, vm string, req *apiv1.PullRequestRequest) (*apiv1.Accepted, error) {
+	var a apiv1.Accepted
+	return &a, c.doJSON(ctx, http.MethodPost, c.prefix+"/vms/"+url.PathEscape(vm)+"/pull-request", req, &a)
+}
+
 // SetPoolSize sets how many ready sandboxes of a template are kept started.
 func (c *Client) SetPoolSize(ctx context.Context, template string, size int) (*apiv1.Template, error) {
 	var t apiv1.Template

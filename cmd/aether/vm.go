@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,7 +20,7 @@ import (
 func newVMCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Create, list, inspect and delete sandboxes"}
 	cmd.AddCommand(newVMCreateCmd(g), newVMListCmd(g), newVMGetCmd(g), newVMRmCmd(g), newVMPauseCmd(g, true),
-		newVMPauseCmd(g, false), newVMSnapshotCmd(g), newVMTimeoutCmd(g), newVMConsoleCmd(g))
+		newVMPauseCmd(g, false), newVMSnapshotCmd(g), newVMPullRequestCmd(g), newVMTimeoutCmd(g), newVMConsoleCmd(g))
 	return cmd
 }
 
@@ -318,6 +319,43 @@ func newVMSnapshotCmd(g *globals) *cobra.Command {
 			return printTemplates(g, cmd, tpl)
 		},
 	}
+}
+
+func newVMPullRequestCmd(g *globals) *cobra.Command {
+	var req apiv1.PullRequestRequest
+	cmd := &cobra.Command{
+		Use: "pr VM --repo OWNER/NAME --path DIR --branch BRANCH --title TITLE", ValidArgsFunction: completeVM(g, false),
+		Short: "Push the sandbox's git commit at DIR as BRANCH and open a GitHub pull request (the token stays on the server)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			acc, err := c.PullRequest(cmd.Context(), args[0], &req)
+			if err != nil {
+				return err
+			}
+			t, err := waitTask(cmd, g, c, acc.TaskID, "pull request from "+args[0])
+			if err != nil {
+				return err
+			}
+			var res apiv1.PullRequestResult
+			if err := json.Unmarshal(t.Result, &res); err != nil {
+				return fmt.Errorf("pull request task %s: result: %w", t.ID, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.URL)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Repo, "repo", "", "repository, owner/name")
+	f.StringVar(&req.Path, "path", "", "the git working tree in the sandbox (absolute)")
+	f.StringVar(&req.Branch, "branch", "", "branch to push")
+	f.StringVar(&req.Base, "base", "main", "branch the pull request merges into")
+	f.StringVar(&req.Title, "title", "", "pull request title")
+	f.StringVar(&req.Body, "body", "", "pull request body")
+	return cmd
 }
 
 func newVMTimeoutCmd(g *globals) *cobra.Command {

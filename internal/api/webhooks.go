@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/internal/auth"
 	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
@@ -96,16 +97,6 @@ func (s *Server) startIntegrationJob(ctx context.Context, projectID string, req 
 	return &integrations.JobStarted{JobID: args.JobID, TaskID: t.ID, VMID: created.VMID}, nil
 }
 
-// pullRequestRequest is the body of POST /api/v1/vms/{id}/pull-request.
-type pullRequestRequest struct {
-	Repo   string `json:"repo"`
-	Path   string `json:"path"`
-	Branch string `json:"branch"`
-	Base   string `json:"base"`
-	Title  string `json:"title"`
-	Body   string `json:"body"`
-}
-
 // handleVMPullRequest queues an integration:artifact task on the sandbox's
 // worker: the commit checked out at path in the sandbox is pushed to branch
 // of repo from the host (no token enters the sandbox) and a pull request
@@ -115,7 +106,7 @@ func (s *Server) handleVMPullRequest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req pullRequestRequest
+	var req apiv1.PullRequestRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return

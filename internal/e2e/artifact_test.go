@@ -18,8 +18,6 @@ import (
 	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/integrations/integrationstest"
-	"github.com/aetherium/aetherium/internal/store"
-	"github.com/aetherium/aetherium/internal/task"
 )
 
 // gitPushServer is git's own smart-HTTP server (git http-backend, run as
@@ -135,15 +133,16 @@ func TestPullRequestFromSandbox(t *testing.T) {
 		t.Errorf("another project's key = %d %v; want 404", code, got)
 	}
 
-	code, got := post(e.key(), good)
-	if code != http.StatusAccepted {
-		t.Fatalf("pull-request = %d %v; want 202", code, got)
+	if out, code := e.aether("", "vm", "pr", vm.ID, "--repo", e2eRepo, "--path", "/work/repo", "--branch", "-x", "--title", "t"); code == 0 ||
+		strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("aether vm pr with a bad branch: exit %d\n%s; want non-zero and one line", code, out)
 	}
-	done := e.mustWait(got["task_id"].(string))
-	var res task.ArtifactResult
-	if done.Status != store.TaskSucceeded || json.Unmarshal(done.Result, &res) != nil || res.Commit != commit ||
-		res.URL != "https://github.com/repos/"+e2eRepo+"/pull/7" {
-		t.Fatalf("pull-request task %s (%s), result %s; want succeeded with commit %s and the PR's URL", done.Status, done.Error, done.Result, commit)
+
+	// The CLI waits for the task and prints the pull request's URL.
+	out, code = e.aether("", "vm", "pr", vm.ID, "--repo", e2eRepo, "--path", "/work/repo", "--branch", "agent/fix",
+		"--title", "Agent's fix", "--body", "made in a sandbox")
+	if code != 0 || strings.TrimSpace(out) != "https://github.com/repos/"+e2eRepo+"/pull/7" {
+		t.Fatalf("aether vm pr: exit %d\n%s; want the pull request's URL", code, out)
 	}
 	if out, err := exec.Command("git", "-C", repo.bare, "rev-parse", "refs/heads/agent/fix").Output(); err != nil ||
 		strings.TrimSpace(string(out)) != commit {
