@@ -232,8 +232,14 @@ func (s *Slack) CreateArtifact(context.Context, *integrations.Artifact) (*integr
 	return nil, fmt.Errorf("slack has no artifacts: %w", errdefs.ErrNotImplemented)
 }
 
-// mrkdwn turns the summary's Markdown bold into Slack's.
-func mrkdwn(md string) string { return strings.ReplaceAll(md, "**", "*") }
+// mrkdwn turns the summary's Markdown bold into Slack's, after escaping
+// the three characters Slack gives meaning (&, <, >), so a command's output
+// cannot mention a channel (<!channel>) or dress up a link.
+func mrkdwn(md string) string {
+	return strings.ReplaceAll(slackEscaper.Replace(md), "**", "*")
+}
+
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // classify marks Slack's refusals that no retry can fix as permanent: an
 // error answer (ok: false, such as channel_not_found) and 4xx statuses but
