@@ -216,3 +216,13 @@ func (s *Server) takeExec(w http.ResponseWriter, r *http.Request, projectID stri
 	}
 	return release, ok
 }
+
+// liftDeadlines removes the server's read and write deadlines from a
+// request that lasts as long as its client wants (exec, terminals, tails,
+// proxied ports) and returns its ResponseController.
+func liftDeadlines(w http.ResponseWriter) *http.ResponseController {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	return rc
+}

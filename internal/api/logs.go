@@ -105,9 +105,7 @@ func (s *Server) handleLogStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rc := http.NewResponseController(w) // a tail lasts as long as the client wants
-	rc.SetReadDeadline(time.Time{})
-	rc.SetWriteDeadline(time.Time{})
+	liftDeadlines(w) // a tail lasts as long as the client wants
 	// Subscribe before reading the backlog, so nothing falls in between;
 	// records the backlog already sent are skipped by ID.
 	sub := s.cfg.Logs.Hub.Subscribe(*q, logStreamBuffer)

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -54,9 +53,7 @@ func (s *Server) vmPort(sb cluster.Sandboxes) http.HandlerFunc {
 			s.writeError(w, r, forbidden("a page of this origin may not load a script, style or worker from a sandbox's port"))
 			return
 		}
-		rc := http.NewResponseController(w) // downloads and WebSockets last as long as they last
-		rc.SetReadDeadline(time.Time{})
-		rc.SetWriteDeadline(time.Time{})
+		liftDeadlines(w) // downloads and WebSockets last as long as they last
 		s.portProxy(sb, vm, port, portPrefix(r)).ServeHTTP(w, r)
 	}
 }
@@ -200,9 +197,7 @@ func (s *Server) vmTCP(sb cluster.Sandboxes) http.HandlerFunc {
 			s.writeError(w, r, errdefs.InvalidArgument("this route is a WebSocket: send Upgrade: websocket"))
 			return
 		}
-		rc := http.NewResponseController(w)
-		rc.SetReadDeadline(time.Time{})
-		rc.SetWriteDeadline(time.Time{})
+		liftDeadlines(w)
 		conn, err := sb.Dial(r.Context(), vm, port)
 		if err != nil {
 			s.writeError(w, r, err)

@@ -119,9 +119,7 @@ func (s *Server) handleVMPty(w http.ResponseWriter, r *http.Request, sb cluster.
 		}
 		defer release()
 	}
-	rc := http.NewResponseController(w) // a terminal lasts as long as its user wants
-	rc.SetReadDeadline(time.Time{})
-	rc.SetWriteDeadline(time.Time{})
+	liftDeadlines(w) // a terminal lasts as long as its user wants
 	term, err := sb.Pty(r.Context(), vm, req)
 	if err != nil {
 		s.writeError(w, r, err)
