@@ -19,10 +19,9 @@ demo: setup build
 	./scripts/demo.sh
 
 # Everything, against real dockerd; CI sets nothing else. A missing service
-# fails the run instead of skipping (AETHER_REQUIRE_SERVICES=1). -parallel 4:
-# most end-to-end tests wait on dockerd or a guest, not the CPU.
+# fails the run instead of skipping (AETHER_REQUIRE_SERVICES=1).
 test: setup lint
-	AETHER_REQUIRE_SERVICES=1 AETHER_TEST_QEMU=1 $(GO) test -count=1 -timeout 40m -parallel 4 ./...
+	AETHER_REQUIRE_SERVICES=1 AETHER_TEST_QEMU=1 $(GO) test -count=1 -timeout 40m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=15s ./internal/agentproto
 	$(GO) test -run='^$$' -fuzz=FuzzAPI -fuzztime=20s ./internal/api
 

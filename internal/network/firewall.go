@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 
@@ -170,8 +173,7 @@ func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
 	if !r.Addr.Is4() {
 		return errdefs.InvalidArgument("firewall: sandbox %s: address %s is not IPv4", r.ID, r.Addr)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.lock()()
 	cur, err := f.entries(ctx)
 	if err != nil {
 		return err
@@ -212,6 +214,27 @@ func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
 	return nft(ctx, b.String())
 }
 
+// lock serializes reading the tables and writing a transaction built from
+// what was read: within the process (mu) and across the host's aetherd
+// processes (an flock on a file named after the table), which share the
+// tables when they share a network. It returns the unlock.
+func (f *Firewall) lock() func() {
+	f.mu.Lock()
+	dir := "/run/lock"
+	if _, err := os.Stat(dir); err != nil {
+		dir = os.TempDir()
+	}
+	fd, err := os.OpenFile(filepath.Join(dir, "aetherium-nft-"+f.cfg.Table+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return f.mu.Unlock // this process's lock still holds
+	}
+	syscall.Flock(int(fd.Fd()), syscall.LOCK_EX)
+	return func() {
+		fd.Close() // releases the flock
+		f.mu.Unlock()
+	}
+}
+
 // policyRules are the rules of a sandbox's chain, in order.
 func policyRules(p egress.Policy, allow []netip.Prefix) []string {
 	dns := "ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 accept"
@@ -231,8 +254,7 @@ func policyRules(p egress.Policy, allow []netip.Prefix) []string {
 // Remove deletes a sandbox's entries and chains. Idempotent: without the
 // tables (never set up) there is nothing to remove.
 func (f *Firewall) Remove(ctx context.Context, id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.lock()()
 	if !f.exists(ctx) {
 		return nil
 	}
@@ -264,8 +286,7 @@ func (f *Firewall) removeScript(cur []entry, id string) string {
 
 // Prune removes the entries of every sandbox for which keep returns false.
 func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.lock()()
 	if !f.exists(ctx) {
 		return nil
 	}
