@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aetherium/aetherium/client"
+	"github.com/aetherium/aetherium/internal/splice"
 )
 
 func newPortForwardCmd(g *globals) *cobra.Command {
@@ -87,22 +88,7 @@ func forward(ctx context.Context, l net.Listener, c *client.Client, vm string, p
 				return
 			}
 			defer remote.Close()
-			splice(conn, remote)
+			splice.Conns(conn, remote)
 		}()
 	}
-}
-
-// splice copies both ways until one direction ends, then closes both.
-func splice(a, b net.Conn) {
-	var once sync.Once
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		io.Copy(dst, src)
-		once.Do(func() { a.Close(); b.Close() })
-	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
 }

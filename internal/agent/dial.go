@@ -3,13 +3,12 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/splice"
 )
 
 // dialTimeout bounds the connect to a guest port; loopback answers at once
@@ -32,23 +31,5 @@ func (s *Server) dial(st *stream, req *agentproto.DialRequest) {
 	if err := st.writeJSON(agentproto.TypeResponse, agentproto.Response{}); err != nil {
 		return
 	}
-	splice(st.Conn, conn)
-}
-
-// splice copies both ways until one direction ends, then closes both: the
-// stream has no half-close, so a guest server that keeps sending after the
-// host hung up cannot pin the stream.
-func splice(a, b net.Conn) {
-	var once sync.Once
-	closeBoth := func() { a.Close(); b.Close() }
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		io.Copy(dst, src)
-		once.Do(closeBoth)
-	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
+	splice.Conns(st.Conn, conn)
 }

@@ -3,19 +3,18 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/coder/websocket"
 
 	"github.com/aetherium/aetherium/internal/cluster"
 	"github.com/aetherium/aetherium/internal/errdefs"
+	"github.com/aetherium/aetherium/internal/splice"
 	"github.com/aetherium/aetherium/internal/store"
 )
 
@@ -214,21 +213,6 @@ func (s *Server) vmTCP(sb cluster.Sandboxes) http.HandlerFunc {
 		defer cancel()
 		stop := context.AfterFunc(s.streams, cancel)
 		defer stop()
-		splice(websocket.NetConn(ctx, c, websocket.MessageBinary), conn)
+		splice.Conns(websocket.NetConn(ctx, c, websocket.MessageBinary), conn)
 	}
-}
-
-// splice copies both ways until one direction ends, then closes both.
-func splice(a, b net.Conn) {
-	var once sync.Once
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		io.Copy(dst, src)
-		once.Do(func() { a.Close(); b.Close() })
-	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
 }
