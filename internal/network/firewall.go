@@ -216,23 +216,33 @@ func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
 
 // lock serializes reading the tables and writing a transaction built from
 // what was read: within the process (mu) and across the host's aetherd
-// processes (an flock on a file named after the table), which share the
-// tables when they share a network. It returns the unlock.
+// processes (LockHost on the table's name), which share the tables when they
+// share a network. It returns the unlock.
 func (f *Firewall) lock() func() {
 	f.mu.Lock()
+	unlock := LockHost("nft-" + f.cfg.Table)
+	return func() {
+		unlock()
+		f.mu.Unlock()
+	}
+}
+
+// LockHost takes a host-wide lock named name (an flock on a file in
+// /run/lock), for state that every aetherd process on the host shares: the
+// nftables tables, a Docker network. It blocks until the lock is free and
+// returns its release. Without a lock file (a read-only /run and TMPDIR)
+// it locks nothing: callers keep their in-process mutex.
+func LockHost(name string) (unlock func()) {
 	dir := "/run/lock"
 	if _, err := os.Stat(dir); err != nil {
 		dir = os.TempDir()
 	}
-	fd, err := os.OpenFile(filepath.Join(dir, "aetherium-nft-"+f.cfg.Table+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	fd, err := os.OpenFile(filepath.Join(dir, "aetherium-"+name+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return f.mu.Unlock // this process's lock still holds
+		return func() {}
 	}
 	syscall.Flock(int(fd.Fd()), syscall.LOCK_EX)
-	return func() {
-		fd.Close() // releases the flock
-		f.mu.Unlock()
-	}
+	return func() { fd.Close() } // closing releases the flock
 }
 
 // policyRules are the rules of a sandbox's chain, in order.

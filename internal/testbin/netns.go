@@ -11,6 +11,10 @@ import (
 
 const netnsEnv = "AETHER_TEST_NETNS"
 
+// InNetnsChild reports whether this process is a test binary that InNetns
+// runs inside a namespace (so TestMain's host-wide cleanup is not its to do).
+func InNetnsChild() bool { return os.Getenv(netnsEnv) != "" }
+
 // InNetns runs the calling test in a network namespace of its own, so it may
 // create bridges, TAPs and iptables rules without touching the host's
 // network. The first call creates the namespace and runs this test binary
@@ -19,7 +23,7 @@ const netnsEnv = "AETHER_TEST_NETNS"
 // and the test does its work. Loopback is up in the namespace.
 func InNetns(t *testing.T) bool {
 	t.Helper()
-	if os.Getenv(netnsEnv) != "" {
+	if InNetnsChild() {
 		return true
 	}
 	_, err := exec.LookPath("ip")

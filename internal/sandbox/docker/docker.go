@@ -268,6 +268,9 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	if r.netReady {
 		return nil
 	}
+	// Every aetherd on the host makes the same network: dockerd refuses
+	// the second of two concurrent creates ("Pool overlaps").
+	defer network.LockHost("docker-network-" + r.cfg.Network)()
 	n, err := r.cli.NetworkInspect(ctx, r.cfg.Network, dnetwork.InspectOptions{})
 	if client.IsErrNotFound(err) {
 		_, err = r.cli.NetworkCreate(ctx, r.cfg.Network, dnetwork.CreateOptions{Driver: "bridge",
@@ -463,10 +466,40 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err := r.ensureWorkloadGroup(id); err != nil {
 		return err
 	}
-	if err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{}); err != nil {
+	err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{})
+	if r.networkGone(err) {
+		err = r.reattachNetwork(ctx, id)
+	}
+	if err != nil {
 		return r.mapErr(err, id)
 	}
 	return r.applyEgress(ctx, id)
+}
+
+// networkGone reports whether err is dockerd's answer to starting a
+// container whose network no longer exists (named, before its first start;
+// by ID after). A sandbox joins no other network than the runtime's.
+func (r *Runtime) networkGone(err error) bool {
+	return err != nil && r.fw != nil && client.IsErrNotFound(err) &&
+		strings.Contains(err.Error(), "network ") && strings.HasSuffix(err.Error(), " not found")
+}
+
+// reattachNetwork makes the sandbox network again (someone removed it
+// after it was checked: it survives restarts, so an operator's cleanup or
+// a test's can), joins the container to it and starts it.
+func (r *Runtime) reattachNetwork(ctx context.Context, id string) error {
+	r.netMu.Lock()
+	r.netReady = false
+	r.netMu.Unlock()
+	if err := r.ensureNetwork(ctx); err != nil {
+		return err
+	}
+	name := containerName(id)
+	r.cli.NetworkDisconnect(ctx, r.cfg.Network, name, true) // the stale endpoint, if any
+	if err := r.cli.NetworkConnect(ctx, r.cfg.Network, name, nil); err != nil {
+		return err
+	}
+	return r.cli.ContainerStart(ctx, name, container.StartOptions{})
 }
 
 // Stop implements sandbox.Runtime.

@@ -136,10 +136,15 @@ func TestEgress(t *testing.T) {
 		}
 	}
 	check("mutant without the deny rule", inet, "metadata", "public", "rfc1918")
-	// A restart installs the rules again (for the address it has now).
-	if err := rt.Stop(ctx, inet.ID); err != nil {
-		t.Fatal(err)
+	// A restart installs the rules again (for the address it has now),
+	// and makes the network again if someone removed it meanwhile (it can
+	// go once no running container uses it).
+	for _, s := range []*sandbox.Spec{inet, none, list, other} {
+		if err := rt.Stop(ctx, s.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
+	run(t, "docker", "network", "rm", rt.Network())
 	if err := rt.Start(ctx, inet.ID); err != nil {
 		t.Fatal(err)
 	}
