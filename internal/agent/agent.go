@@ -45,6 +45,12 @@ type Config struct {
 	// It is opened once, before any command runs (OpenWorkloadTasks): the
 	// guest can rename or replace the path afterwards, never the file.
 	WorkloadTasks *os.File
+	// MaxProcesses bounds the table of background processes. Zero means
+	// agentproto.MaxProcesses.
+	MaxProcesses int
+	// MaxProcessOutput bounds the output kept per background process, in
+	// bytes. Zero means agentproto.MaxProcessOutput.
+	MaxProcessOutput int
 }
 
 func (c *Config) withDefaults() {
@@ -57,6 +63,12 @@ func (c *Config) withDefaults() {
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = 10 * time.Second
 	}
+	if c.MaxProcesses == 0 {
+		c.MaxProcesses = agentproto.MaxProcesses
+	}
+	if c.MaxProcessOutput == 0 {
+		c.MaxProcessOutput = agentproto.MaxProcessOutput
+	}
 }
 
 // Server serves the agent protocol. It is safe for concurrent use.
@@ -64,13 +76,15 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	reaper *reaper
+	procs  *procTable
 	execs  atomic.Int64
 }
 
 // New returns a Server and starts its child reaper.
 func New(cfg Config) *Server {
 	cfg.withDefaults()
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "agent"), reaper: startReaper()}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "agent"), reaper: startReaper(),
+		procs: newProcTable(cfg.MaxProcesses)}
 }
 
 // Serve accepts connections on l until ctx is done or l fails.
@@ -191,6 +205,10 @@ func (s *Server) serveStream(ctx context.Context, c net.Conn) {
 		return
 	}
 	switch {
+	case req.Op == agentproto.OpExec && req.Exec != nil && req.Exec.Background:
+		s.execBackground(st, req.Exec)
+	case req.Op == agentproto.OpExec && req.Exec != nil && req.Exec.KeepRunning:
+		s.execKeepRunning(ctx, st, req.Exec)
 	case req.Op == agentproto.OpExec && req.Exec != nil:
 		s.execs.Add(1)
 		defer s.execs.Add(-1)
@@ -205,6 +223,16 @@ func (s *Server) serveStream(ctx context.Context, c net.Conn) {
 		s.pty(ctx, st, req.Pty)
 	case req.Op == agentproto.OpDial && req.Dial != nil:
 		s.dial(st, req.Dial)
+	case req.Op == agentproto.OpProcesses:
+		st.writeJSON(agentproto.TypeResponse, agentproto.Response{Processes: s.procs.list()})
+	case req.Op == agentproto.OpSignal && req.Signal != nil:
+		s.signalProcess(st, req.Signal)
+	case req.Op == agentproto.OpOutput && req.Output != nil:
+		s.output(ctx, st, req.Output)
+	case req.Op == agentproto.OpList && req.List != nil:
+		s.list(st, req.List)
+	case req.Op == agentproto.OpWatch && req.Watch != nil:
+		s.watch(st, req.Watch)
 	case req.Op == agentproto.OpHealth:
 		st.writeJSON(agentproto.TypeResponse, agentproto.Response{Execs: int(s.execs.Load())})
 	default:

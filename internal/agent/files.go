@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/aetherium/aetherium/internal/agentproto"
 )
@@ -17,6 +18,8 @@ func fileErrCode(err error) string {
 		return agentproto.CodeNotFound
 	case errors.Is(err, fs.ErrPermission):
 		return agentproto.CodePermission
+	case errors.Is(err, syscall.ENOTDIR):
+		return agentproto.CodeInvalidArgument
 	}
 	return agentproto.CodeInternal
 }

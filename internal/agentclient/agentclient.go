@@ -179,6 +179,8 @@ func mapRemote(err error) error {
 		return fmt.Errorf("%w: permission denied: %s", errdefs.ErrFailedPrecondition, re.Message)
 	case agentproto.CodeUnavailable:
 		return fmt.Errorf("%w: %s", errdefs.ErrUnavailable, re.Message)
+	case agentproto.CodeConflict:
+		return fmt.Errorf("%w: %s", errdefs.ErrConflict, re.Message)
 	}
 	return err
 }

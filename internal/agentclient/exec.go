@@ -35,6 +35,11 @@ type ExecIO struct {
 // ErrNotFound or ErrInvalidArgument error and no exit.
 func (c *Client) Exec(ctx context.Context, req *agentproto.ExecRequest, eio ExecIO) (*agentproto.Exit, error) {
 	req.Stdin = eio.Stdin != nil
+	if req.KeepRunning {
+		if err := c.needProcs("keep_running"); err != nil {
+			return nil, err
+		}
+	}
 	st, done, err := c.open(ctx, agentproto.Request{Op: agentproto.OpExec, Exec: req})
 	if err != nil {
 		return nil, err

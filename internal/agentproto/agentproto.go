@@ -29,8 +29,30 @@
 //     guest and answers Response (or Error); from then on the stream carries
 //     the connection's raw bytes both ways, unframed. Either side closing
 //     ends the connection: there is no half-close.
+//   - exec with Background (version 3): the agent starts the process, keeps
+//     it in its process table and answers one Response carrying its PID. Its
+//     output goes to a ring buffer (MaxProcessOutput bytes, stdout and stderr
+//     together, oldest dropped first and counted); the table holds at most
+//     MaxProcesses, finished ones evicted first.
+//   - exec with KeepRunning (version 3): like a Background start, then the
+//     stream is an output stream with Follow (below), preceded by Stdin* and
+//     Signal* frames from the host as for exec. The stream breaking closes
+//     stdin and leaves the process running.
+//   - processes (version 3): agent → Response with Processes.
+//   - signal (version 3): agent → Response, or Error when the PID is not a
+//     process the agent started and still runs (not_found, conflict) or the
+//     signal is not one a client may send.
+//   - output (version 3): agent → Response (PID, Dropped), the buffered
+//     Stdout*/Stderr*, then with Follow what follows; then Exit once the
+//     process has ended, or DataEnd when it still runs and Follow is unset.
+//   - list (version 3): agent → Data* (each a JSON array of DirEntry, from
+//     lstat: symlinks are never followed), then a Response with Truncated
+//     (at most MaxListEntries entries), or an Error.
+//   - watch (version 3): agent → Response once the inotify watches are set
+//     (or Error), then Event* frames (JSON FileEvent) until the host closes
+//     the stream. Symlinks are never followed out of the watched tree.
 //
-// An agent that speaks version 1 answers pty and dial with an Error; the
+// An agent that speaks a lower version answers newer ops with an Error; the
 // host checks the negotiated version first and refuses them itself.
 //
 // A failed request is answered with one Error frame instead.
@@ -38,7 +60,7 @@
 // # Frames
 //
 // A frame is a 1-byte type, a 4-byte big-endian payload length and the payload.
-// Control frames (Hello, Request, Response, Exit, Error, Signal, Resize) carry JSON;
+// Control frames (Hello, Request, Response, Exit, Error, Signal, Resize, Event) carry JSON;
 // Stdin, Stdout, Stderr and Data carry raw bytes. Payloads are at most
 // MaxPayload bytes; a longer length is a protocol error, not an allocation.
 package agentproto
@@ -53,10 +75,14 @@ import (
 
 // Version is the highest protocol version this build speaks. A peer that
 // speaks a lower version is served at that version (see Negotiate).
-const Version = 2
+const Version = 3
 
 // VersionPty is the first version with the pty and dial operations.
 const VersionPty = 2
+
+// VersionProcs is the first version with background processes (Background,
+// KeepRunning, processes, signal, output) and the list and watch operations.
+const VersionProcs = 3
 
 // MinVersion is the lowest protocol version this build still speaks.
 const MinVersion = 1
@@ -86,6 +112,7 @@ const (
 	TypeData       FrameType = 11
 	TypeDataEnd    FrameType = 12
 	TypeResize     FrameType = 13
+	TypeEvent      FrameType = 14
 )
 
 func (t FrameType) String() string {
@@ -93,7 +120,7 @@ func (t FrameType) String() string {
 		TypeHello: "hello", TypeRequest: "request", TypeResponse: "response", TypeError: "error",
 		TypeStdin: "stdin", TypeStdinClose: "stdin_close", TypeSignal: "signal", TypeStdout: "stdout",
 		TypeStderr: "stderr", TypeExit: "exit", TypeData: "data", TypeDataEnd: "data_end",
-		TypeResize: "resize",
+		TypeResize: "resize", TypeEvent: "event",
 	}
 	if n, ok := names[t]; ok {
 		return n

@@ -1,6 +1,9 @@
 package agentproto
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Hello is the first frame each side sends. The host sends its range; the
 // agent answers with the negotiated Version and facts about itself.
@@ -26,6 +29,28 @@ const (
 	OpHealth  = "health"
 	OpPty     = "pty"  // version 2
 	OpDial    = "dial" // version 2
+	// Version 3:
+	OpProcesses = "processes"
+	OpSignal    = "signal"
+	OpOutput    = "output"
+	OpList      = "list"
+	OpWatch     = "watch"
+)
+
+// Bounds of the version 3 operations.
+const (
+	// MaxProcesses is how many processes the agent tracks; starting one more
+	// evicts the oldest finished one, and fails when all are running.
+	MaxProcesses = 256
+	// MaxProcessOutput is how many bytes of a tracked process's output
+	// (stdout and stderr together) the agent keeps; older output is dropped
+	// and counted.
+	MaxProcessOutput = 1 << 20
+	// MaxListEntries is how many entries a list returns at most.
+	MaxListEntries = 10000
+	// MaxWatches is how many directories one watch stream watches at most;
+	// beyond it the agent sends one overflow event and skips the rest.
+	MaxWatches = 1024
 )
 
 // Request opens an operation stream. Exactly one of the pointer fields
@@ -37,6 +62,91 @@ type Request struct {
 	FileGet *FileGetRequest `json:"file_get,omitempty"`
 	Pty     *PtyRequest     `json:"pty,omitempty"`
 	Dial    *DialRequest    `json:"dial,omitempty"`
+	Signal  *ProcessSignal  `json:"signal,omitempty"`
+	Output  *OutputRequest  `json:"output,omitempty"`
+	List    *ListRequest    `json:"list,omitempty"`
+	Watch   *WatchRequest   `json:"watch,omitempty"`
+}
+
+// ProcessSignal sends Signal to the process group of PID, a process the
+// agent started with Background or KeepRunning and that still runs.
+type ProcessSignal struct {
+	PID    int `json:"pid"`
+	Signal int `json:"signal"`
+}
+
+// OutputRequest reads a tracked process's buffered output; Follow streams
+// what follows until the process exits.
+type OutputRequest struct {
+	PID    int  `json:"pid"`
+	Follow bool `json:"follow,omitempty"`
+}
+
+// ListRequest lists the directory Path (absolute).
+type ListRequest struct {
+	Path string `json:"path"`
+}
+
+// WatchRequest watches the directory Path (absolute) for changes, and with
+// Recursive its subdirectories (symlinked ones are skipped).
+type WatchRequest struct {
+	Path      string `json:"path"`
+	Recursive bool   `json:"recursive,omitempty"`
+}
+
+// Process is one process in the agent's process table.
+type Process struct {
+	PID int `json:"pid"`
+	// Argv is the command, each argument cut at 256 bytes and at most 32 of them.
+	Argv      []string  `json:"argv"`
+	StartedAt time.Time `json:"started_at"`
+	Running   bool      `json:"running"`
+	// Exit is set once the process has ended.
+	Exit *Exit `json:"exit,omitempty"`
+	// OutputBytes is all the output it wrote; Dropped how much of it the
+	// ring buffer no longer holds.
+	OutputBytes int64 `json:"output_bytes"`
+	Dropped     int64 `json:"dropped"`
+}
+
+// Directory entry types in DirEntry.Type.
+const (
+	EntryFile    = "file"
+	EntryDir     = "dir"
+	EntrySymlink = "symlink"
+	EntryOther   = "other"
+)
+
+// DirEntry is one directory entry, as lstat sees it.
+type DirEntry struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Size int64  `json:"size"`
+	// Mode is the permission bits (with setuid, setgid, sticky).
+	Mode  uint32    `json:"mode"`
+	MTime time.Time `json:"mtime"`
+	// Target is a symlink's target, unresolved.
+	Target string `json:"target,omitempty"`
+}
+
+// File event operations in FileEvent.Op.
+const (
+	EventCreate = "create"
+	EventWrite  = "write"
+	EventRemove = "remove"
+	EventRename = "rename" // the old name; the new one comes as create
+	// EventOverflow: events were lost (the queue filled, or the tree has
+	// more than MaxWatches directories); rescan.
+	EventOverflow = "overflow"
+)
+
+// FileEvent is one change under a watched directory.
+type FileEvent struct {
+	Op string `json:"op"`
+	// Path is relative to the watched directory ("" is the directory itself).
+	Path string `json:"path"`
+	// Dir is true when the entry is a directory.
+	Dir bool `json:"dir,omitempty"`
 }
 
 // PtyRequest describes one process to run on a new pseudo-terminal.
@@ -80,6 +190,12 @@ type ExecRequest struct {
 	Stdin bool `json:"stdin,omitempty"`
 	// TimeoutMS kills the process group after this long; 0 means no timeout.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Background (version 3) tracks the process and answers its PID at once;
+	// Stdin must be false.
+	Background bool `json:"background,omitempty"`
+	// KeepRunning (version 3) tracks the process and streams its output;
+	// the stream breaking leaves it running.
+	KeepRunning bool `json:"keep_running,omitempty"`
 }
 
 // SignalRequest asks the agent to send a signal to the process group.
@@ -122,6 +238,14 @@ type Response struct {
 	Mode uint32 `json:"mode,omitempty"`
 	// Execs is the number of running processes (health).
 	Execs int `json:"execs,omitempty"`
+	// PID is a tracked process's (exec with Background, output).
+	PID int `json:"pid,omitempty"`
+	// Dropped is how many bytes of output the ring buffer dropped (output).
+	Dropped int64 `json:"dropped,omitempty"`
+	// Processes is the process table (processes).
+	Processes []Process `json:"processes,omitempty"`
+	// Truncated says the listing stopped at MaxListEntries (list).
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Error codes carried in RemoteError.Code.
@@ -133,6 +257,9 @@ const (
 	// CodeUnavailable: the operation's target is not there (nothing listens
 	// on a dialed port).
 	CodeUnavailable = "unavailable"
+	// CodeConflict: the target is in the wrong state (a process that has
+	// already exited).
+	CodeConflict = "conflict"
 )
 
 // RemoteError is an operation's failure as reported by the agent.
