@@ -2,14 +2,16 @@ package e2e_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,46 +282,128 @@ func BenchmarkMicroVMPoolCreate(b *testing.B) {
 	report(b, "microVM (TCG) create from warm pool → first output vs cold boot", pooled, cold)
 }
 
-// BenchmarkExecLoad is the load run of BENCHMARKS.md: 32 concurrent
-// clients (vegeta as a library, at the fastest rate they can go) doing
-// exec `true` in one sandbox of a real aetherd for 60 s
-// (AETHER_BENCH_LOAD_DURATION overrides), authenticated with the bootstrap
-// admin key. It reports errors (non-2xx or transport), p50 and p99. The
-// exec rate limit is lifted in the config, so what is measured is the
-// system, not the limiter. Run it with -benchtime 1x (make bench).
+// BenchmarkExecLoad is the load run of BENCHMARKS.md (issue 13, goal 6):
+// 16, then 64 concurrent clients (vegeta as a library, at the fastest rate
+// they can go) doing exec `true` in one sandbox of a real embedded aetherd
+// for 30 s each (AETHER_BENCH_LOAD_DURATION overrides), authenticated with
+// the bootstrap admin key; and, in the same run, as many clients doing the
+// same exec through the Docker Engine API on the same container (engineExec)
+// for as long. It reports each side's errors (non-2xx, transport or Engine
+// API failures), p50, p99 and execs/s. The exec rate limit is lifted in the
+// config, so what is measured is the system, not the limiter. Run it with
+// -benchtime 1x (make bench).
 func BenchmarkExecLoad(b *testing.B) {
-	dur := 60 * time.Second
-	if v := os.Getenv("AETHER_BENCH_LOAD_DURATION"); v != "" {
-		var err error
-		if dur, err = time.ParseDuration(v); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cfg := filepath.Join(b.TempDir(), "aetherd.yaml")
-	if err := os.WriteFile(cfg, []byte("api:\n  rate_limits:\n    exec: {per_second: 0}\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	dur := loadDuration(b, 30*time.Second)
 	e := newEnv(b)
-	e.proc = e.add("--runtime", "docker", "--config", cfg)
+	e.proc = e.add("--runtime", "docker", "--config", writeConfig(b, "api:\n  rate_limits:\n    exec: {per_second: 0}\n"))
 	e.connect(e.proc)
 	e.start()
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "load"})
-	target := vegeta.Target{Method: http.MethodPost, URL: "http://" + e.addr + "/api/v1/vms/" + vm.ID + "/exec",
-		Body:   []byte(`{"command":"true"}`),
-		Header: http.Header{"Authorization": {"Bearer " + e.key()}, "Content-Type": {"application/json"}}}
+	docker := newDockerClient(b)
 	for b.Loop() {
-		attacker := vegeta.NewAttacker(vegeta.Workers(32), vegeta.MaxWorkers(32), vegeta.KeepAlive(true))
-		var m vegeta.Metrics
-		for res := range attacker.Attack(vegeta.NewStaticTargeter(target), vegeta.Rate{Freq: 0}, dur, "exec") {
-			m.Add(res)
+		for _, clients := range []int{16, 64} {
+			ours := vegetaLoad(e.execTargets(vm.ID), clients, dur)
+			raw := engineLoad(b.Context(), docker, "aether-"+vm.ID, clients, dur)
+			ours.report(b, fmt.Sprintf("exec load, %d clients, aetherium", clients), fmt.Sprintf("%d-", clients))
+			raw.report(b, fmt.Sprintf("exec load, %d clients, Docker Engine API", clients), fmt.Sprintf("%d-engine-", clients))
+			b.ReportMetric(ours.perSecond/raw.perSecond, fmt.Sprintf("%d-throughput-ratio", clients))
 		}
-		m.Close()
-		errs := m.Requests - uint64(float64(m.Requests)*m.Success)
-		b.ReportMetric(float64(errs), "errors")
-		b.ReportMetric(ms(m.Latencies.P50), "p50-ms")
-		b.ReportMetric(ms(m.Latencies.P99), "p99-ms")
-		b.ReportMetric(m.Throughput, "execs/s")
-		b.Logf("exec load, 32 clients for %s: %d requests, %d errors %v, p50 %.2fms p99 %.2fms, %.0f execs/s",
-			dur, m.Requests, errs, m.StatusCodes, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Throughput)
 	}
+}
+
+// loadDuration is AETHER_BENCH_LOAD_DURATION, or def.
+func loadDuration(b *testing.B, def time.Duration) time.Duration {
+	v := os.Getenv("AETHER_BENCH_LOAD_DURATION")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// execTargets are exec `true` requests in each of vms, with the
+// deployment's admin key; a load run cycles through them.
+func (e *testEnv) execTargets(vms ...string) []vegeta.Target {
+	var ts []vegeta.Target
+	for _, id := range vms {
+		ts = append(ts, vegeta.Target{Method: http.MethodPost, URL: "http://" + e.addr + "/api/v1/vms/" + id + "/exec",
+			Body:   []byte(`{"command":"true"}`),
+			Header: http.Header{"Authorization": {"Bearer " + e.key()}, "Content-Type": {"application/json"}}})
+	}
+	return ts
+}
+
+// loadResult is what a load run measured.
+type loadResult struct {
+	requests, errors uint64
+	p50, p99         time.Duration
+	perSecond        float64
+	detail           string
+}
+
+func (r loadResult) report(b *testing.B, name, prefix string) {
+	b.ReportMetric(float64(r.errors), prefix+"errors")
+	b.ReportMetric(ms(r.p50), prefix+"p50-ms")
+	b.ReportMetric(ms(r.p99), prefix+"p99-ms")
+	b.ReportMetric(r.perSecond, prefix+"execs/s")
+	b.Logf("%s: %d requests, %d errors %s, p50 %.2fms p99 %.2fms, %.1f execs/s",
+		name, r.requests, r.errors, r.detail, ms(r.p50), ms(r.p99), r.perSecond)
+}
+
+// vegetaLoad runs clients workers doing targets (round robin) as fast as
+// they can for dur.
+func vegetaLoad(targets []vegeta.Target, clients int, dur time.Duration) loadResult {
+	attacker := vegeta.NewAttacker(vegeta.Workers(uint64(clients)), vegeta.MaxWorkers(uint64(clients)), vegeta.KeepAlive(true),
+		vegeta.Connections(clients))
+	var m vegeta.Metrics
+	for res := range attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{Freq: 0}, dur, "exec") {
+		m.Add(res)
+	}
+	m.Close()
+	return loadResult{requests: m.Requests, errors: m.Requests - uint64(math.Round(float64(m.Requests)*m.Success)),
+		p50: m.Latencies.P50, p99: m.Latencies.P99, perSecond: m.Throughput, detail: fmt.Sprint(m.StatusCodes)}
+}
+
+// engineLoad runs clients goroutines doing engineExec in container, one
+// after another, for dur.
+func engineLoad(ctx context.Context, c *dockerclient.Client, container string, clients int, dur time.Duration) loadResult {
+	var mu sync.Mutex
+	var all samples
+	var errs uint64
+	var firstErr error
+	deadline := time.Now().Add(dur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			var mine samples
+			var failed uint64
+			var err1 error
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := engineExec(ctx, c, container); err != nil {
+					failed++
+					err1 = cmp.Or(err1, err)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all, errs, firstErr = append(all, mine...), errs+failed, cmp.Or(firstErr, err1)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	r := loadResult{requests: uint64(len(all)) + errs, errors: errs, perSecond: float64(len(all)) / elapsed.Seconds()}
+	if len(all) > 0 {
+		r.p50, r.p99 = all.pct(0.5), all.pct(0.99)
+	}
+	if firstErr != nil {
+		r.detail = "(first: " + firstErr.Error() + ")"
+	}
+	return r
 }

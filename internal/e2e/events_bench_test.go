@@ -87,8 +87,15 @@ func newSubscribers(b *testing.B, e *testEnv, vmID string, n int) *subscribers {
 	for range n {
 		wg.Go(func() {
 			e.c.Events(ctx, "vm", vmID, "", func(ev *apiv1.Event) error {
-				s.got <- arrival{status: ev.Status, delay: time.Since(ev.Time)}
-				return nil
+				// Never block past the end: a sender stuck on a full
+				// channel kept Cleanup's wg.Wait from returning (the hang
+				// of -benchtime 5x).
+				select {
+				case s.got <- arrival{status: ev.Status, delay: time.Since(ev.Time)}:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			})
 		})
 	}
@@ -105,9 +112,12 @@ func newSubscribers(b *testing.B, e *testEnv, vmID string, n int) *subscribers {
 
 // fanoutRound pauses and resumes the sandbox and returns the delays of the
 // arrivals of both changes at every subscriber (fewer if some do not arrive
-// within 5 s).
+// within 5 s). Arrivals left from earlier rounds (late ones, or a change
+// published twice) are dropped first, so they neither count for this round
+// nor pile up.
 func fanoutRound(b *testing.B, e *testEnv, vmID string, s *subscribers) samples {
 	var out samples
+	s.drop()
 	for _, step := range []struct {
 		do     func(context.Context, string) (*apiv1.Accepted, error)
 		status string
@@ -120,6 +130,17 @@ func fanoutRound(b *testing.B, e *testEnv, vmID string, s *subscribers) samples 
 		out = append(out, s.collect(step.status)...)
 	}
 	return out
+}
+
+// drop discards the arrivals queued so far.
+func (s *subscribers) drop() {
+	for {
+		select {
+		case <-s.got:
+		default:
+			return
+		}
+	}
 }
 
 // collect returns the delays of the arrivals of status, until every

@@ -25,9 +25,13 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Dialect is SQLite's: ? placeholders and its unique-constraint message.
+// Dialect is SQLite's: ? placeholders, its unique-constraint message,
+// writes that take turns in the process (one writer at a time anyway), and
+// the exec path's durable writes committed in groups.
 var Dialect = sqlstore.Dialect{
-	IsUnique: func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
+	IsUnique:        func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
+	SerializeWrites: true,
+	GroupCommit:     true,
 }
 
 // Synchronous modes for OpenDB (SQLite's PRAGMA synchronous).

@@ -2,9 +2,15 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
+	"github.com/google/uuid"
+
+	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
 	"github.com/aetherium/aetherium/internal/store/storetest"
@@ -44,5 +50,67 @@ func TestReopenKeepsData(t *testing.T) {
 	defer s.Close()
 	if _, err := s.TaskGet(ctx, &store.TaskGetParams{ID: task.ID}); err != nil {
 		t.Errorf("task lost across reopen: %v", err)
+	}
+}
+
+// TestGroupCommit: finishes and audit entries written at once by many
+// callers (committed in groups: Dialect.GroupCommit) each return their own
+// row, a finish of an unknown execution fails alone with ErrNotFound, and
+// every write is there after a reopen.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "aether.db")
+	s, err := sqlite.Open(ctx, path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	id := uuid.NewString()
+	if _, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:create", Priority: "high",
+		VM: &store.VMInsertParams{ID: id, Name: "g", Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	execs := make([]*store.Execution, n)
+	for i := range n {
+		if execs[i], err = s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: id, Command: "true"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			code := i
+			e, err := s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: execs[i].ID, ExitCode: &code, Stdout: fmt.Sprint("out", i)})
+			if err != nil || e == nil || e.ID != execs[i].ID || e.ExitCode == nil || *e.ExitCode != i || e.Stdout != fmt.Sprint("out", i) {
+				t.Errorf("finish %d: got %+v, %v", i, e, err)
+			}
+			if _, err := s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: uuid.NewString(), ExitCode: &code}); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Errorf("finish of an unknown execution: %v, want ErrNotFound", err)
+			}
+			if err := s.AuditInsert(ctx, &store.AuditInsertParams{KeyPrefix: "ae_g", ProjectID: store.DefaultProjectID, Action: "exec",
+				Object: fmt.Sprint(i), Status: 200}); err != nil {
+				t.Errorf("audit %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	s.Close()
+	if s, err = sqlite.Open(ctx, path, ""); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: store.DefaultProjectID, VMID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list {
+		if e.ExitCode == nil || e.Stdout != fmt.Sprint("out", *e.ExitCode) {
+			t.Errorf("after reopen: %+v", e)
+		}
+	}
+	audit, err := s.AuditList(ctx, &store.AuditListParams{ProjectID: store.DefaultProjectID, Limit: 2 * n})
+	if len(list) != n || len(audit) != n || err != nil {
+		t.Errorf("after reopen: %d executions, %d audit entries (%v), want %d each", len(list), len(audit), err, n)
 	}
 }

@@ -59,10 +59,14 @@ func (s *Store) ExecutionFinish(ctx context.Context, p *store.ExecutionFinishPar
 	if p.ExitCode != nil {
 		code = *p.ExitCode
 	}
-	e, err := scanExecution(s.db.QueryRowContext(ctx, `UPDATE executions SET exit_code = ?, signal = ?, timed_out = ?,
-		error = ?, stdout = ?, stderr = ?, stdout_truncated = ?, stderr_truncated = ?, completed_at = ?, duration_ms = ?
-		WHERE id = ? RETURNING `+execColumns, code, p.Signal, p.TimedOut, p.Error, []byte(p.Stdout), []byte(p.Stderr),
-		p.StdoutTruncated, p.StderrTruncated, now(), p.DurationMS, p.ID))
+	var e *store.Execution
+	err := s.durable(ctx, func(q queryRow) (err error) {
+		e, err = scanExecution(q(ctx, `UPDATE executions SET exit_code = ?, signal = ?, timed_out = ?,
+			error = ?, stdout = ?, stderr = ?, stdout_truncated = ?, stderr_truncated = ?, completed_at = ?, duration_ms = ?
+			WHERE id = ? RETURNING `+execColumns, code, p.Signal, p.TimedOut, p.Error, []byte(p.Stdout), []byte(p.Stderr),
+			p.StdoutTruncated, p.StderrTruncated, now(), p.DurationMS, p.ID))
+		return err
+	})
 	return e, s.mapErr(err, "execution "+p.ID)
 }
 

@@ -151,8 +151,11 @@ func (s *Store) APIKeyCount(ctx context.Context) (int, error) {
 
 // AuditInsert implements store.Store.
 func (s *Store) AuditInsert(ctx context.Context, p *store.AuditInsertParams) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_log (at, key_prefix, project_id, action, object, status) VALUES (?,?,?,?,?,?)`,
-		now(), p.KeyPrefix, p.ProjectID, p.Action, p.Object, p.Status)
+	err := s.durable(ctx, func(q queryRow) error {
+		var id int64
+		return q(ctx, `INSERT INTO audit_log (at, key_prefix, project_id, action, object, status) VALUES (?,?,?,?,?,?) RETURNING id`,
+			now(), p.KeyPrefix, p.ProjectID, p.Action, p.Object, p.Status).Scan(&id)
+	})
 	return s.mapErr(err, "audit entry")
 }
 

@@ -1,0 +1,93 @@
+package sqlstore
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// queryRow runs one statement that returns a row.
+type queryRow func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error }
+
+// groupWrite is one durable write waiting for a group commit.
+type groupWrite struct {
+	ctx  context.Context
+	fn   func(queryRow) error
+	done chan error
+}
+
+// group holds the durable writes waiting to be committed together
+// (Dialect.GroupCommit).
+type group struct {
+	mu      sync.Mutex
+	pending []*groupWrite
+}
+
+// durable runs fn, a write that must be durable when it returns (an
+// execution's finish, an audit entry). With Dialect.GroupCommit, writes
+// arriving while another commit waits for the disk are committed together
+// in one transaction, one flush for them all: the writer that gets the
+// write turn commits every write pending at that moment, its own included,
+// and a writer whose write was committed by another returns its result
+// without a commit of its own. Each write still returns only once its
+// commit is durable; one write's error is its own.
+func (s *Store) durable(ctx context.Context, fn func(queryRow) error) error {
+	if !s.db.d.GroupCommit || s.db.w == nil {
+		return fn(func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+			return s.db.QueryRowContext(ctx, q, args...)
+		})
+	}
+	w := &groupWrite{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.group.mu.Lock()
+	s.group.pending = append(s.group.pending, w)
+	s.group.mu.Unlock()
+	release, err := s.db.w.take(ctx)
+	if err != nil {
+		s.group.mu.Lock()
+		i := slices.Index(s.group.pending, w)
+		if i >= 0 {
+			s.group.pending = slices.Delete(s.group.pending, i, i+1)
+		}
+		s.group.mu.Unlock()
+		if i >= 0 {
+			return err
+		}
+		return <-w.done // another writer is committing it
+	}
+	defer release()
+	select {
+	case err := <-w.done: // committed by the writer before
+		return err
+	default:
+	}
+	s.group.mu.Lock()
+	batch := s.group.pending
+	s.group.pending = nil
+	s.group.mu.Unlock()
+	s.commitGroup(context.WithoutCancel(ctx), batch)
+	return <-w.done
+}
+
+// commitGroup runs batch in one transaction and reports each write's
+// outcome; the caller holds the write turn.
+func (s *Store) commitGroup(ctx context.Context, batch []*groupWrite) {
+	errs := make([]error, len(batch))
+	t, err := s.db.DB.BeginTx(ctx, nil)
+	if err == nil {
+		q := func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+			return t.QueryRowContext(ctx, rebind(s.db.d, q), args...)
+		}
+		for i, w := range batch {
+			if errs[i] = w.ctx.Err(); errs[i] == nil {
+				errs[i] = w.fn(q)
+			}
+		}
+		err = t.Commit()
+	}
+	for i, w := range batch {
+		if err != nil {
+			errs[i] = err
+		}
+		w.done <- errs[i]
+	}
+}
