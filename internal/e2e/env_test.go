@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +34,35 @@ type proc struct {
 	bin      string
 	args     []string
 	cmd      *exec.Cmd
-	log      *bytes.Buffer
+	log      *lockedBuffer
+}
+
+// lockedBuffer is aetherd's output: written by the process's copier, read
+// by tests (benchmarks read it while aetherd runs).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Take returns what was written so far and forgets it.
+func (l *lockedBuffer) Take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.buf.String()
+	l.buf.Reset()
+	return s
 }
 
 // testEnv drives an Aetherium deployment through the API process c talks to.
@@ -91,7 +120,7 @@ func (e *testEnv) add(extra ...string) *proc {
 		t.Fatalf("aetherd %v: say which runtime the test means (--runtime docker|qemu|auto)", extra)
 	}
 	p := &proc{t: t, dir: t.TempDir(), addr: freeAddr(t), workerID: "e2e-" + uuid.NewString()[:8],
-		bin: testbin.Build(t, "aetherd"), args: extra, log: &bytes.Buffer{}}
+		bin: testbin.Build(t, "aetherd"), args: extra, log: &lockedBuffer{}}
 	e.procs = append(e.procs, p)
 	return p
 }

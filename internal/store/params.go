@@ -18,6 +18,11 @@ type VMListParams struct {
 	After string
 	// IncludeDeleted also lists sandboxes in status deleted.
 	IncludeDeleted bool
+	// ExpiredAt, when set, lists only running sandboxes whose lifetime is
+	// over at that time: their timeout passed, or their idle timeout ran out
+	// since their last recorded activity (the expiry sweep's candidates; the
+	// sweep still checks activity in flight). The zero time means no filter.
+	ExpiredAt time.Time
 	// Pooled lists only pool sandboxes (status pooled, or being created for
 	// a pool); otherwise they are left out.
 	Pooled bool

@@ -74,12 +74,13 @@ func (w *Worker) expired(vm *store.VM, now time.Time) string {
 // expire deletes or pauses this worker's running sandboxes whose lifetime
 // is over. Deadlines live in the store, so expiry survives restarts.
 func (w *Worker) expire(ctx context.Context) {
-	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID})
+	now := time.Now()
+	// Only the candidates: a sweep a second must not cost O(sandboxes).
+	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID, ExpiredAt: now})
 	if err != nil {
 		w.log.WarnContext(ctx, "expire: list sandboxes", slog.Any("err", err))
 		return
 	}
-	now := time.Now()
 	for _, vm := range vms {
 		if vm.Status != store.VMRunning {
 			continue

@@ -38,19 +38,23 @@ func (w *Worker) fillPools(ctx context.Context) {
 			starting[vm.Template]++
 		}
 	}
-	load, err := w.store.WorkerLoad(ctx)
-	if err != nil {
-		w.log.WarnContext(ctx, "pool refill: worker load", slog.Any("err", err))
-		return
-	}
 	me := &store.Worker{Capacity: w.cfg.Capacity, VCPUs: w.cfg.VCPUs, MemoryMB: w.cfg.MemoryMB}
-	l := load[w.cfg.ID]
+	var l *store.Load // read once a pool needs filling: the sweep runs every second
 	for _, t := range tpls {
 		if t.WorkerID != w.cfg.ID || t.Status != store.TemplateReady {
 			continue
 		}
 		have := len(ready[t.ID]) + starting[t.ID]
-		for i := have; i < t.PoolSize && starting[t.ID] < maxPoolStarts && room(me, &l); i++ {
+		if have < t.PoolSize && l == nil {
+			load, err := w.store.WorkerLoad(ctx)
+			if err != nil {
+				w.log.WarnContext(ctx, "pool refill: worker load", slog.Any("err", err))
+				return
+			}
+			cur := load[w.cfg.ID]
+			l = &cur
+		}
+		for i := have; i < t.PoolSize && starting[t.ID] < maxPoolStarts && room(me, l); i++ {
 			if err := w.startPoolSandbox(ctx, t); err != nil {
 				w.log.WarnContext(ctx, "pool refill", slog.String("template", t.Name), slog.Any("err", err))
 				break

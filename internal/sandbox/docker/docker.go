@@ -308,12 +308,9 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 }
 
 // applyEgress installs a started sandbox's policy for the address Docker
-// gave it this time (a restart may change it).
-func (r *Runtime) applyEgress(ctx context.Context, id string) error {
-	c, err := r.cli.ContainerInspect(ctx, containerName(id))
-	if err != nil {
-		return r.mapErr(err, id)
-	}
+// gave it this time (a restart may change it); c is its inspection after
+// the start.
+func (r *Runtime) applyEgress(ctx context.Context, id string, c *container.InspectResponse) error {
 	if c.HostConfig == nil || string(c.HostConfig.NetworkMode) != r.cfg.Network || r.fw == nil {
 		return nil // no network
 	}
@@ -452,28 +449,42 @@ func hardening(on bool) containerHardening {
 		ulimits: []*container.Ulimit{{Name: "nofile", Soft: maxOpenFiles, Hard: maxOpenFiles}}}
 }
 
+// startAndInspect starts a sandbox and describes it from the one
+// inspection the start made (a create costs create, start and one inspect).
 func (r *Runtime) startAndInspect(ctx context.Context, id string) (*sandbox.Info, error) {
-	if err := r.Start(ctx, id); err != nil {
+	c, err := r.start(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	return r.Inspect(ctx, id)
+	return r.info(id, c)
 }
 
 // Start implements sandbox.Runtime. The sandbox's egress rules are
 // installed again for the address it has now; until then it reaches
 // nothing.
 func (r *Runtime) Start(ctx context.Context, id string) error {
+	_, err := r.start(ctx, id)
+	return err
+}
+
+// start starts the container, inspects it once and applies its egress
+// rules for the address the inspection shows.
+func (r *Runtime) start(ctx context.Context, id string) (*container.InspectResponse, error) {
 	if err := r.ensureWorkloadGroup(id); err != nil {
-		return err
+		return nil, err
 	}
 	err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{})
 	if r.networkGone(err) {
 		err = r.reattachNetwork(ctx, id)
 	}
 	if err != nil {
-		return r.mapErr(err, id)
+		return nil, r.mapErr(err, id)
 	}
-	return r.applyEgress(ctx, id)
+	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	if err != nil {
+		return nil, r.mapErr(err, id)
+	}
+	return &c, r.applyEgress(ctx, id, &c)
 }
 
 // networkGone reports whether err is dockerd's answer to starting a
@@ -546,6 +557,12 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (*sandbox.Info, error)
 	if err != nil {
 		return nil, r.mapErr(err, id)
 	}
+	return r.info(id, &c)
+}
+
+// info describes a sandbox from its container's inspection; a container
+// of another owner is not found.
+func (r *Runtime) info(id string, c *container.InspectResponse) (*sandbox.Info, error) {
 	if c.Config == nil || c.Config.Labels[LabelOwner] != r.cfg.Owner {
 		return nil, errdefs.NotFound("sandbox %s not found", id)
 	}

@@ -303,7 +303,7 @@ func (m *Machine) Delete(ctx context.Context, id string) error {
 
 // remove deletes the sandbox's files, inside its directory and out.
 func (m *Machine) remove(ctx context.Context, meta *Meta) error {
-	return errors.Join(m.cfg.VMM.Remove(ctx, meta), os.RemoveAll(m.dirs.Dir(meta.ID)))
+	return errors.Join(m.cfg.VMM.Remove(ctx, meta), m.dirs.Remove(meta.ID))
 }
 
 // Inspect implements sandbox.Runtime. RuntimeID is "<Name>:<pid>", the pid

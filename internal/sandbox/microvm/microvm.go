@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -83,10 +84,16 @@ func NewMeta(spec *sandbox.Spec, owner string, withNetwork bool) (*Meta, error) 
 // Dirs keeps one directory per sandbox under Root; a directory is this
 // runtime instance's when its meta.json names Owner. Its methods are safe
 // for concurrent use; writers of one sandbox's meta.json serialize
-// themselves.
+// themselves. What spans every sandbox (CIDs in use, guests in use,
+// console trimming every second) reads an index of the metas kept in
+// memory, filled from the disk once and kept by Write and Remove, so a
+// call costs no file read per sandbox.
 type Dirs struct {
 	Root  string
 	Owner string
+
+	mu    sync.Mutex
+	index map[string]Meta // nil until the first metas call
 }
 
 // NewDirs returns the Dirs of owner's sandboxes under root, which it makes
@@ -144,18 +151,42 @@ func (d *Dirs) Write(m *Meta) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		return err
 	}
+	d.mu.Lock()
+	if d.index != nil {
+		d.index[m.ID] = *m
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// Remove deletes the sandbox's directory and drops it from the index.
+func (d *Dirs) Remove(id string) error {
+	err := os.RemoveAll(d.Dir(id))
+	d.mu.Lock()
+	delete(d.index, id)
+	d.mu.Unlock()
 	return err
 }
 
-// all reads the meta of every sandbox this instance owns.
+// all is the meta of every sandbox this instance owns, from the index
+// (read from the disk on the first call).
 func (d *Dirs) all() []*Meta {
-	entries, _ := os.ReadDir(d.Root)
-	var out []*Meta
-	for _, e := range entries {
-		if m, err := d.Read(e.Name()); err == nil {
-			out = append(out, m)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.index == nil {
+		d.index = map[string]Meta{}
+		entries, _ := os.ReadDir(d.Root)
+		for _, e := range entries {
+			if m, err := d.Read(e.Name()); err == nil {
+				d.index[m.ID] = *m
+			}
 		}
+	}
+	out := make([]*Meta, 0, len(d.index))
+	for _, m := range d.index {
+		out = append(out, &m)
 	}
 	return out
 }

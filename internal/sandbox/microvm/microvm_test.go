@@ -40,6 +40,46 @@ func TestDirsOwnership(t *testing.T) {
 	}
 }
 
+// TestDirsIndex: what spans all sandboxes (CIDs in use) comes from the
+// in-memory index, which a Dirs made on a root with sandboxes fills from
+// the disk, Write extends and Remove shrinks, and which reads no
+// meta.json per call (issue 13: the QEMU runtime read every meta.json on
+// every call, console trimming once a second).
+func TestDirsIndex(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	write := func(d *Dirs, id string, cid uint32) {
+		t.Helper()
+		m, _ := NewMeta(&sandbox.Spec{ID: id}, "me", false)
+		m.CID = cid
+		os.MkdirAll(d.Dir(id), 0o755)
+		if err := d.Write(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := &Dirs{Root: root, Owner: "me"}
+	write(before, "vm1", 7)
+	d := &Dirs{Root: root, Owner: "me"}
+	if used := d.UsedCIDs(""); !used[7] {
+		t.Errorf("UsedCIDs from the disk = %v, want 7 in use", used)
+	}
+	write(d, "vm2", 8)
+	if used := d.UsedCIDs(""); !used[7] || !used[8] {
+		t.Errorf("UsedCIDs after Write = %v, want 7 and 8", used)
+	}
+	if err := d.Remove("vm1"); err != nil || d.Exists("vm1") {
+		t.Fatalf("Remove: %v", err)
+	}
+	if used := d.UsedCIDs(""); used[7] || !used[8] {
+		t.Errorf("UsedCIDs after Remove = %v, want 8 only", used)
+	}
+	// A meta.json changed behind the index's back is not read again.
+	write(before, "vm2", 9)
+	if used := d.UsedCIDs(""); !used[8] {
+		t.Errorf("UsedCIDs = %v: read the disk again, want the index (8)", used)
+	}
+}
+
 // TestPID: a live process naming the sandbox counts; a pid file pointing at
 // an unrelated or exited process does not.
 func TestPID(t *testing.T) {

@@ -101,6 +101,12 @@ func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM,
 		q += ` AND worker_id = ?`
 		args = append(args, p.WorkerID)
 	}
+	if !p.ExpiredAt.IsZero() {
+		at := micros(p.ExpiredAt)
+		q += ` AND status = 'running' AND (expires_at <= ? OR
+			(idle_timeout_s > 0 AND last_active_at <= ? - idle_timeout_s * CAST(1000000 AS BIGINT)))`
+		args = append(args, at, at)
+	}
 	if p.After != "" {
 		q += ` AND (created_at, id) > (SELECT created_at, id FROM vms WHERE id = ?)`
 		args = append(args, p.After)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"VMDuplicateNameLeavesNoRows", testVMDuplicateName},
 		{"VMGetByIDOrName", testVMGet},
 		{"VMDeletedFreesName", testVMDeletedFreesName},
+		{"VMListExpired", testVMListExpired},
 		{"TaskLifecycle", testTaskLifecycle},
 		{"TaskTerminalIsFinal", testTaskTerminalIsFinal},
 		{"TaskListPendingOlderThan", testTaskList},
@@ -138,6 +140,53 @@ func testVMGet(t *testing.T, s store.Store) {
 	var never time.Time
 	if got, _ := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, ExpiresAt: &never}); got == nil || got.ExpiresAt != nil {
 		t.Errorf("clearing expires_at: %+v", got)
+	}
+}
+
+// testVMListExpired: the expiry sweep lists only running sandboxes whose
+// timeout passed or whose idle timeout ran out, not every sandbox (it runs
+// every second; with 500 sandboxes a full list was its cost).
+func testVMListExpired(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	past, future, longAgo := now.Add(-time.Second), now.Add(time.Hour), now.Add(-10*time.Second)
+	running, paused := store.VMRunning, store.VMPaused
+	add := func(name string, idle int, expires, active *time.Time, status ...*string) string {
+		p := newVM(name)
+		p.IdleTimeoutS = idle
+		if _, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:create",
+			Priority: "high", VM: p}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: p.ID, ExpiresAt: expires, LastActiveAt: active}); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range status {
+			if _, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: p.ID, Status: st}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return name
+	}
+	want := []string{
+		add("timed-out", 0, &past, &now, &running),
+		add("idle-out", 5, nil, &longAgo, &running),
+	}
+	add("timeout-ahead", 0, &future, &now, &running)
+	add("idle-recently", 3600, nil, &longAgo, &running)
+	add("no-lifetime", 0, nil, &longAgo, &running)
+	add("paused-timed-out", 0, &past, &now, &running, &paused)
+	add("creating-timed-out", 0, &past, &now)
+	vms, err := s.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, ExpiredAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, vm := range vms {
+		got = append(got, vm.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("VMList(ExpiredAt now) = %v, want %v", got, want)
 	}
 }
 

@@ -1,0 +1,475 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	containertypes "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	dockerclient "github.com/docker/docker/client"
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+
+	"github.com/aetherium/aetherium/apiv1"
+	"github.com/aetherium/aetherium/client"
+	"github.com/aetherium/aetherium/internal/store"
+	"github.com/aetherium/aetherium/internal/task"
+	"github.com/aetherium/aetherium/internal/testbin"
+)
+
+// scaleSubmitters is how many clients create (or delete) at once in the
+// scale benchmarks, on both sides.
+const scaleSubmitters = 10
+
+// benchCounts reads a comma-separated list of sandbox counts from the
+// environment variable env, or returns def.
+func benchCounts(b *testing.B, env string, def ...int) []int {
+	v := os.Getenv(env)
+	if v == "" {
+		return def
+	}
+	var ns []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("%s=%q: want a comma-separated list of counts", env, v)
+		}
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// fanOut runs do(0..n-1) on scaleSubmitters goroutines and returns the wall
+// time until all finished, failing b on the first error.
+func fanOut(b *testing.B, n int, do func(i int) error) time.Duration {
+	b.Helper()
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i := range n {
+			next <- i
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	start := time.Now()
+	for range scaleSubmitters {
+		wg.Go(func() {
+			for i := range next {
+				if err := do(i); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// createPhases are where one sandbox's create spent its time, from its
+// task's timestamps and the worker's "sandbox made" log line.
+type createPhases struct {
+	accept, queue, run, notice samples // POST answered; task picked up; task ran; client saw it
+}
+
+// BenchmarkCreateMany creates N sandboxes with 10 submitters through
+// POST /api/v1/vms, each submitter waiting until its sandbox runs before it
+// submits the next, and in the same run N raw containers of the same image
+// with the same limits through the Docker Engine API (ContainerCreate +
+// ContainerStart; rawSpec), 10 at a time, each started before the next. N
+// is 50 and 200 (AETHER_BENCH_CREATE_N="50,200" overrides). It reports
+// both wall times, their ratio, and where an Aetherium create spent its
+// time (accept → queue → run → notice, and inside run the runtime's
+// machine vs the agent's handshake). Run with -benchtime 1x.
+func BenchmarkCreateMany(b *testing.B) {
+	e := newDockerEnv(b)
+	docker := newDockerClient(b)
+	img := testbin.BaseImage(b)
+	for _, n := range benchCounts(b, "AETHER_BENCH_CREATE_N", 50, 200) {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				var ph createPhases
+				var mu sync.Mutex
+				prefix := "c" + uuid.NewString()[:6]
+				ours := fanOut(b, n, func(i int) error {
+					start := time.Now()
+					acc, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: fmt.Sprintf("%s-%d", prefix, i)})
+					if err != nil {
+						return err
+					}
+					accepted := time.Since(start)
+					t, err := e.c.WaitTask(b.Context(), acc.TaskID, nil)
+					if err != nil || t.Status != store.TaskSucceeded {
+						return fmt.Errorf("create %d: %+v %v", i, t, err)
+					}
+					seen := time.Now()
+					mu.Lock()
+					defer mu.Unlock()
+					ph.accept = append(ph.accept, accepted)
+					if t.StartedAt != nil && t.CompletedAt != nil {
+						ph.queue = append(ph.queue, t.StartedAt.Sub(t.CreatedAt))
+						ph.run = append(ph.run, t.CompletedAt.Sub(*t.StartedAt))
+						ph.notice = append(ph.notice, seen.Sub(*t.CompletedAt))
+					}
+					return nil
+				})
+				b.StopTimer()
+				deleteAllVMs(b, e)
+				raw := newRawFleet(b, docker, img, e.netName())
+				rawTook := fanOut(b, n, raw.start)
+				raw.removeAll(b)
+				b.StartTimer()
+
+				b.ReportMetric(ours.Seconds(), "aetherium-s")
+				b.ReportMetric(rawTook.Seconds(), "engine-s")
+				b.ReportMetric(ours.Seconds()/rawTook.Seconds(), "ratio")
+				b.Logf("%d creates, %d submitters: aetherium %.2fs, Engine API create+start %.2fs, ratio %.3f",
+					n, scaleSubmitters, ours.Seconds(), rawTook.Seconds(), ours.Seconds()/rawTook.Seconds())
+				for _, p := range []struct {
+					name string
+					s    samples
+				}{{"accept (POST answered)", ph.accept}, {"queue (created → started)", ph.queue},
+					{"run (started → completed)", ph.run}, {"notice (completed → client saw it)", ph.notice}} {
+					if len(p.s) > 0 {
+						b.Logf("  %-36s p50 %8.2fms p99 %8.2fms", p.name, ms(p.s.pct(0.5)), ms(p.s.pct(0.99)))
+					}
+				}
+				for _, p := range e.madePhases() {
+					b.Logf("  %-36s p50 %8.2fms p99 %8.2fms", "  run: "+p.name, ms(p.s.pct(0.5)), ms(p.s.pct(0.99)))
+				}
+			}
+		})
+	}
+}
+
+// madeLine matches the worker's "sandbox made" log line's phase durations.
+var madeLine = regexp.MustCompile(`msg="sandbox made".*?machine=(\S+) ready=(\S+) store=(\S+)`)
+
+// madePhases reads the worker's per-create phase durations from its log
+// and forgets them, so the next round starts afresh.
+func (e *testEnv) madePhases() []struct {
+	name string
+	s    samples
+} {
+	text := e.log.Take()
+	var machine, ready, st samples
+	for _, m := range madeLine.FindAllStringSubmatch(text, -1) {
+		for i, s := range []*samples{&machine, &ready, &st} {
+			if d, err := time.ParseDuration(m[i+1]); err == nil {
+				*s = append(*s, d)
+			}
+		}
+	}
+	if len(machine) == 0 {
+		return nil
+	}
+	return []struct {
+		name string
+		s    samples
+	}{{"machine (runtime Create)", machine}, {"ready (agent handshake)", ready}, {"store (status writes)", st}}
+}
+
+// netName is the Docker network aetherd's sandboxes join.
+func (e *testEnv) netName() string { return "aether-docker" }
+
+// deleteAllVMs deletes every sandbox of e through the API, 10 at a time,
+// and waits until each delete finished. It returns the wall time.
+func deleteAllVMs(b *testing.B, e *testEnv) time.Duration {
+	b.Helper()
+	vms, err := e.c.ListVMs(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fanOut(b, len(vms), func(i int) error {
+		acc, err := e.c.DeleteVM(b.Context(), vms[i].ID)
+		if err != nil {
+			return err
+		}
+		if t, err := e.c.WaitTask(b.Context(), acc.TaskID, nil); err != nil || t.Status != store.TaskSucceeded {
+			return fmt.Errorf("delete %s: %+v %v", vms[i].ID, t, err)
+		}
+		return nil
+	})
+}
+
+// rawFleet is the baseline: plain containers made through the Docker
+// Engine API with what the docker runtime gives a sandbox (same image,
+// memory and swap, CPUs, pids limit, capabilities, no-new-privileges,
+// open-files limit, the sandbox network), running `sleep infinity` as
+// their process instead of our agent. They carry a label of their own and
+// are removed when the benchmark ends, however it ends.
+type rawFleet struct {
+	docker *dockerclient.Client
+	img    string
+	net    string
+	label  string
+	ids    []string
+	mu     sync.Mutex
+}
+
+func newRawFleet(b *testing.B, docker *dockerclient.Client, img, net string) *rawFleet {
+	f := &rawFleet{docker: docker, img: img, net: net, label: "io.aetherium.bench=" + uuid.NewString()[:8]}
+	b.Cleanup(func() { f.removeAll(b) })
+	return f
+}
+
+// rawNofile is the docker runtime's open-files limit: 65536, or less when
+// the hard limit (aetherd's, which this process shares) is lower.
+func rawNofile() int64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Max < 65536 {
+		return int64(rl.Max)
+	}
+	return 65536
+}
+
+var rawCaps = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE"}
+
+func (f *rawFleet) start(i int) error {
+	ctx := context.Background()
+	pids := int64(4096)
+	k, v, _ := strings.Cut(f.label, "=")
+	resp, err := f.docker.ContainerCreate(ctx, &containertypes.Config{Image: f.img, Entrypoint: []string{"sleep", "infinity"},
+		Cmd: []string{}, WorkingDir: "/", Labels: map[string]string{k: v}},
+		&containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(f.net), CapDrop: []string{"ALL"}, CapAdd: rawCaps,
+			SecurityOpt: []string{"no-new-privileges"},
+			Resources: containertypes.Resources{NanoCPUs: 1e9, Memory: 512 << 20, MemorySwap: 512 << 20, PidsLimit: &pids,
+				Ulimits: []*containertypes.Ulimit{{Name: "nofile", Soft: rawNofile(), Hard: rawNofile()}}}},
+		nil, nil, "")
+	if err != nil {
+		return fmt.Errorf("raw create %d: %w", i, err)
+	}
+	f.mu.Lock()
+	f.ids = append(f.ids, resp.ID)
+	f.mu.Unlock()
+	if err := f.docker.ContainerStart(ctx, resp.ID, containertypes.StartOptions{}); err != nil {
+		return fmt.Errorf("raw start %d: %w", i, err)
+	}
+	return nil
+}
+
+// removeAll force-removes every container of the fleet, 10 at a time, and
+// returns the wall time.
+func (f *rawFleet) removeAll(b *testing.B) time.Duration {
+	ctx := context.Background()
+	cs, err := f.docker.ContainerList(ctx, containertypes.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", f.label))})
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	return fanOut(b, len(cs), func(i int) error {
+		err := f.docker.ContainerRemove(ctx, cs[i].ID, containertypes.RemoveOptions{Force: true})
+		if err != nil && !errors.Is(err, context.Canceled) && !dockerclient.IsErrNotFound(err) {
+			return err
+		}
+		return nil
+	})
+}
+
+// BenchmarkDensity is the density run of issue 13: N idle sandboxes (500;
+// AETHER_BENCH_DENSITY_N overrides) on one aetherd, created 10 at a time,
+// then in the same run N raw containers (rawFleet: same image and limits,
+// `sleep infinity` as their process) created and removed the same way. It
+// reports host memory per sandbox both ways (MemAvailable's drop, and the
+// containers' own cgroups), aetherd's RSS and its CPU over 30 idle seconds,
+// GET /api/v1/vms page latency, exec `true` p50 with 1 sandbox and with N,
+// and the time to delete all N through the API against Engine API
+// remove-force of the raw ones. Everything it makes is removed however it
+// ends (newEnv's and rawFleet's cleanups). Run with -benchtime 1x.
+func BenchmarkDensity(b *testing.B) {
+	n := benchCounts(b, "AETHER_BENCH_DENSITY_N", 500)[0]
+	e := newDockerEnv(b)
+	docker := newDockerClient(b)
+	img := testbin.BaseImage(b)
+	for b.Loop() {
+		mem0, rss0 := memAvailable(b), procRSS(b, e.cmd.Process.Pid)
+		first := e.MustCreateVM(&client.CreateVMRequest{Name: "d-0"})
+		exec1 := execSamples(b, e, first.ID, 100)
+		created := fanOut(b, n-1, func(i int) error {
+			acc, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: fmt.Sprintf("d-%d", i+1)})
+			if err != nil {
+				return err
+			}
+			if t, err := e.c.WaitTask(b.Context(), acc.TaskID, nil); err != nil || t.Status != store.TaskSucceeded {
+				return fmt.Errorf("create %d: %+v %v", i+1, t, err)
+			}
+			return nil
+		})
+		time.Sleep(10 * time.Second) // settle: first-touch page faults, caches
+		mem1, rss1 := memAvailable(b), procRSS(b, e.cmd.Process.Pid)
+		ours := cgroupMemory(b, docker, "io.aetherium.owner="+e.workerID)
+		cpu := procCPU(b, e.cmd.Process.Pid, 30*time.Second)
+		pages := listPages(b, e, 50, 200)
+		execN := execSamples(b, e, first.ID, 100)
+		delOurs := deleteAllVMs(b, e)
+
+		raw := newRawFleet(b, docker, img, e.netName())
+		mem2 := memAvailable(b)
+		rawCreated := fanOut(b, n, raw.start)
+		time.Sleep(10 * time.Second)
+		mem3 := memAvailable(b)
+		rawMem := cgroupMemory(b, docker, raw.label)
+		delRaw := raw.removeAll(b)
+
+		perOurs, perRaw := float64(mem0-mem1)/float64(n)/(1<<20), float64(mem2-mem3)/float64(n)/(1<<20)
+		b.ReportMetric(perOurs, "MiB/sandbox")
+		b.ReportMetric(perRaw, "raw-MiB/container")
+		b.ReportMetric(float64(rss1)/(1<<20), "aetherd-RSS-MiB")
+		b.ReportMetric(cpu*100, "aetherd-idle-%core")
+		b.ReportMetric(ms(pages.pct(0.99)), "list-page-p99-ms")
+		b.ReportMetric(ms(execN.pct(0.5))/ms(exec1.pct(0.5)), "exec-p50-N/1")
+		b.ReportMetric(delOurs.Seconds()/delRaw.Seconds(), "delete-ratio")
+		b.Logf("%d sandboxes vs %d raw containers (10 submitters each):", n, n)
+		b.Logf("  create all: aetherium %.1fs, Engine API %.1fs", created.Seconds(), rawCreated.Seconds())
+		b.Logf("  host memory (MemAvailable drop) per sandbox: aetherium %.2f MiB, raw %.2f MiB, ratio %.3f", perOurs, perRaw, perOurs/perRaw)
+		b.Logf("  container cgroups per sandbox: aetherium %s | raw %s", ours.per(n), rawMem.per(n))
+		b.Logf("  aetherd RSS %.1f MiB (%.1f MiB before; %.1f KiB per sandbox), idle CPU over 30s %.2f%% of a core",
+			float64(rss1)/(1<<20), float64(rss0)/(1<<20), float64(rss1-rss0)/float64(n)/1024, cpu*100)
+		b.Logf("  GET /api/v1/vms?limit=50 pages (n=%d): p50 %.2fms p99 %.2fms", len(pages), ms(pages.pct(0.5)), ms(pages.pct(0.99)))
+		b.Logf("  exec true: with 1 sandbox p50 %.2fms p99 %.2fms; with %d p50 %.2fms p99 %.2fms",
+			ms(exec1.pct(0.5)), ms(exec1.pct(0.99)), n, ms(execN.pct(0.5)), ms(execN.pct(0.99)))
+		b.Logf("  delete all: aetherium %.1fs, Engine API remove-force %.1fs, ratio %.3f",
+			delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
+	}
+}
+
+// memAvailable is the host's MemAvailable in bytes.
+func memAvailable(b *testing.B) int64 {
+	return procField(b, "/proc/meminfo", "MemAvailable:") << 10
+}
+
+// procRSS is a process's resident set in bytes.
+func procRSS(b *testing.B, pid int) int64 {
+	return procField(b, fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") << 10
+}
+
+// procField reads the number after key (in kB) from a /proc file.
+func procField(b *testing.B, path, key string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			f := strings.Fields(rest)
+			v, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return v
+		}
+	}
+	b.Fatalf("%s: no %s", path, key)
+	return 0
+}
+
+// procCPU is the share of a core the process used over d.
+func procCPU(b *testing.B, pid int, d time.Duration) float64 {
+	ticks := func() int64 {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fields after the command's closing parenthesis: utime and stime
+		// are the 12th and 13th.
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		return u + s
+	}
+	t0, start := ticks(), time.Now()
+	time.Sleep(d)
+	return float64(ticks()-t0) / 100 / time.Since(start).Seconds() // USER_HZ is 100
+}
+
+// cgroupUse sums the memory cgroups (v1, cgroupfs driver) of containers.
+type cgroupUse struct{ usage, rss, cache int64 }
+
+func (c cgroupUse) per(n int) string {
+	mib := func(v int64) float64 { return float64(v) / float64(n) / (1 << 20) }
+	return fmt.Sprintf("usage %.2f MiB (rss %.2f, cache %.2f)", mib(c.usage), mib(c.rss), mib(c.cache))
+}
+
+// cgroupMemory sums the memory cgroups of the containers carrying label
+// (key=value); zero when the host's cgroups are not v1 cgroupfs.
+func cgroupMemory(b *testing.B, docker *dockerclient.Client, label string) cgroupUse {
+	cs, err := docker.ContainerList(b.Context(), containertypes.ListOptions{Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum cgroupUse
+	for _, c := range cs {
+		dir := "/sys/fs/cgroup/memory/docker/" + c.ID
+		if v, err := os.ReadFile(dir + "/memory.usage_in_bytes"); err == nil {
+			n, _ := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+			sum.usage += n
+		}
+		stat, err := os.ReadFile(dir + "/memory.stat")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(stat), "\n") {
+			k, v, _ := strings.Cut(line, " ")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "total_rss":
+				sum.rss += n
+			case "total_cache":
+				sum.cache += n
+			}
+		}
+	}
+	return sum
+}
+
+// execSamples runs `true` n times in vm through the API's exec.
+func execSamples(b *testing.B, e *testEnv, vm string, n int) samples {
+	var s samples
+	for range n {
+		start := time.Now()
+		res, err := e.c.Exec(b.Context(), vm, &task.ExecParams{Command: "true", Args: []string{}}, nil, nil, nil)
+		if err != nil || *res.ExitCode != 0 {
+			b.Fatalf("exec: %+v %v", res, err)
+		}
+		s = append(s, time.Since(start))
+	}
+	return s
+}
+
+// listPages walks GET /api/v1/vms in pages of limit until it has timed
+// count page requests, starting over at the end.
+func listPages(b *testing.B, e *testEnv, limit, count int) samples {
+	var s samples
+	cursor := ""
+	for len(s) < count {
+		start := time.Now()
+		resp, err := e.http().Get("http://" + e.addr + "/api/v1/vms?limit=" + strconv.Itoa(limit) + "&cursor=" + cursor)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var page apiv1.VMList
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("list: %d %v", resp.StatusCode, err)
+		}
+		s = append(s, time.Since(start))
+		cursor = page.Next
+	}
+	return s
+}
