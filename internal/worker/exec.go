@@ -125,7 +125,7 @@ func (w *Worker) runningAgent(ctx context.Context, vm *store.VM) (*agentclient.C
 // agent returns a ready agent connection, waiting a bounded time for a
 // sandbox that is still booting or was just restarted.
 func (w *Worker) agent(ctx context.Context, vm *store.VM) (*agentclient.Client, error) {
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.AgentWait)
 	defer cancel()
 	c, err := w.agents.Get(cctx, vm.ID)
 	if err != nil {

@@ -43,6 +43,11 @@ type Config struct {
 	// MemoryMB budget their limits, summed (store.Worker.Room). 0 means no
 	// limit of that kind.
 	Capacity, VCPUs, MemoryMB int
+	// AgentWait bounds how long a sandbox's agent may take to answer after
+	// its create or restart; 0 means 30s for Docker and 3 min for microVM
+	// runtimes, whose boot under TCG emulation takes seconds on an idle
+	// host and a minute or more on a loaded one.
+	AgentWait time.Duration
 	// MaxOutputBytes caps each stream stored per execution; 0 means 64 KiB.
 	// Streamed output is never capped, only what is kept.
 	MaxOutputBytes int
@@ -83,6 +88,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.AgentWait == 0 {
+		c.AgentWait = 30 * time.Second
+		if c.RuntimeName == "qemu" || c.RuntimeName == "firecracker" {
+			c.AgentWait = 3 * time.Minute
+		}
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = 30 * time.Second
