@@ -28,6 +28,15 @@ type ExecRequest struct {
 	// TimeoutSeconds kills the command after this long; 0 means no limit
 	// of its own, at most MaxExecTimeout.
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// Background starts the command and answers 202 with its PID at once
+	// (POST /api/v1/vms/{id}/exec only); the sandbox's agent keeps its
+	// output (see Process). No stdin.
+	Background bool `json:"background,omitempty"`
+	// KeepRunning streams the command's output like any exec, but the
+	// command keeps running when the client goes away (an ordinary exec is
+	// killed then); its output can be read afterwards like a background
+	// process's.
+	KeepRunning bool `json:"keep_running,omitempty"`
 }
 
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -39,6 +48,8 @@ func (p *ExecRequest) Validate() error {
 		return errdefs.InvalidArgument("command: must not be empty")
 	case p.TimeoutSeconds < 0 || time.Duration(p.TimeoutSeconds)*time.Second > MaxExecTimeout:
 		return errdefs.InvalidArgument("timeout_seconds: must be between 0 and %d", int(MaxExecTimeout.Seconds()))
+	case p.Background && p.KeepRunning:
+		return errdefs.InvalidArgument("background and keep_running: set at most one")
 	case p.Cwd != "" && !path.IsAbs(p.Cwd):
 		return errdefs.InvalidArgument("cwd: %q must be an absolute path", p.Cwd)
 	}

@@ -1,11 +1,9 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,31 +33,7 @@ func (c *Client) Exec(ctx context.Context, vm string, req *apiv1.ExecRequest, st
 		return nil, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		var ev apiv1.ExecEvent
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return nil, fmt.Errorf("bad exec event: %w", err)
-		}
-		switch ev.Type {
-		case apiv1.ExecStdout:
-			write(stdout, ev.Data)
-		case apiv1.ExecStderr:
-			write(stderr, ev.Data)
-		case apiv1.ExecEnd:
-			return &ev.ExecExit, nil
-		case apiv1.ExecError:
-			if ev.Error == nil {
-				return nil, errors.New("exec error event without an error")
-			}
-			return nil, &Error{Status: http.StatusOK, Code: ev.Error.Code, Message: ev.Error.Message}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("exec stream broken: %w", err)
-	}
-	return nil, errors.New("exec stream ended without an exit event")
+	return readExecEvents(resp.Body, stdout, stderr, false)
 }
 
 func write(w io.Writer, p []byte) {

@@ -59,18 +59,29 @@ func (f *execFlags) request(argv []string) (*task.ExecParams, error) {
 
 func newExecCmd(g *globals) *cobra.Command {
 	f := &execFlags{}
-	var noStdin bool
+	var noStdin, detach, keepRunning bool
 	cmd := &cobra.Command{
 		Use: "exec VM -- COMMAND [ARG...]", ValidArgsFunction: completeVM(g, false),
 		Short: "Run a command in a sandbox, streaming its output; exits with its exit code",
 		Long: "Runs directly in the sandbox (not through the queue). Output streams as it is produced.\n" +
-			"Piped stdin is forwarded. The exit code is the command's; a signal gives 128+N, a timeout 124.",
+			"Piped stdin is forwarded. The exit code is the command's; a signal gives 128+N, a timeout 124.\n" +
+			"Interrupting aether kills the command, unless --keep-running; --detach starts it in the background.",
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, req, err := f.prepare(g, args[1:])
 			if err != nil {
 				return err
 			}
+			if detach {
+				req.Background = true
+				pid, err := c.StartProcess(cmd.Context(), args[0], req)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), pid)
+				return nil
+			}
+			req.KeepRunning = keepRunning
 			var stdin io.Reader
 			if !noStdin && !isTerminal(os.Stdin) {
 				stdin = os.Stdin
@@ -84,6 +95,8 @@ func newExecCmd(g *globals) *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not forward stdin")
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start in the background and print its PID (see ps, attach, kill)")
+	cmd.Flags().BoolVar(&keepRunning, "keep-running", false, "keep the command running if aether is interrupted (see ps, attach)")
 	return cmd
 }
 

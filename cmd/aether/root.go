@@ -102,6 +102,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print progress details")
 	root.AddCommand(newVMCmd(g), newExecCmd(g), newExecuteCmd(g), newTaskCmd(g), newJobCmd(g),
 		newExecutionsCmd(g), newCpCmd(g), newImageCmd(g), newHealthCmd(g), newEventsCmd(g), newTemplateCmd(g),
-		newProjectCmd(g), newKeyCmd(g), newLogsCmd(g), newShellCmd(g), newPortForwardCmd(g))
+		newProjectCmd(g), newKeyCmd(g), newLogsCmd(g), newShellCmd(g), newPortForwardCmd(g),
+		newPsCmd(g), newKillCmd(g), newAttachCmd(g), newLsCmd(g), newWatchCmd(g))
 	return root
 }

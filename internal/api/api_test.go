@@ -52,7 +52,8 @@ func (q *fakeQueue) messages() []*queue.Message {
 
 // fakeSandboxes is a cluster.Sandboxes whose calls go to the Impl fields.
 type fakeSandboxes struct {
-	ExecImpl func(ctx context.Context, vm *store.VM, p *task.ExecParams, eio agentclient.ExecIO) (*store.Execution, error)
+	ExecImpl      func(ctx context.Context, vm *store.VM, p *task.ExecParams, eio agentclient.ExecIO) (*store.Execution, error)
+	cluster.Guest // nil: these tests never call it
 }
 
 func (f *fakeSandboxes) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, _ task.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {

@@ -105,6 +105,14 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb cluster
 		s.writeError(w, r, err)
 		return
 	}
+	if p.Background {
+		if withStdin {
+			s.writeError(w, r, errdefs.InvalidArgument("background: a background command takes no stdin"))
+			return
+		}
+		s.startBackground(w, r, sb, vm, &p)
+		return
+	}
 	es := &eventStream{w: w, rc: rc, enc: json.NewEncoder(w)}
 	e, err := sb.Exec(r.Context(), vm, &p, task.ExecRecord{}, agentclient.ExecIO{
 		Stdin: stdin, Stdout: streamWriter{es, apiv1.ExecStdout}, Stderr: streamWriter{es, apiv1.ExecStderr},

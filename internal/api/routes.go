@@ -82,6 +82,11 @@ func (s *Server) routes() []route {
 			route{pattern: "GET /internal/v1/vms/{id}/console", access: internal, handler: s.vmConsole(s.cfg.Local)},
 			route{pattern: "GET /internal/v1/vms/{id}/pty", access: internal, handler: s.vmPty(s.cfg.Local)},
 			route{pattern: "GET /internal/v1/vms/{id}/tcp/{port}", access: internal, handler: s.vmTCP(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/processes", access: internal, handler: s.processes(s.cfg.Local)},
+			route{pattern: "POST /internal/v1/vms/{id}/processes/{pid}/signal", access: internal, handler: s.processSignal(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/processes/{pid}/output", access: internal, handler: s.processOutput(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/files/list", access: internal, handler: s.fileList(s.cfg.Local)},
+			route{pattern: "GET /internal/v1/vms/{id}/files/watch", access: internal, handler: s.fileWatch(s.cfg.Local)},
 		)
 	}
 	return rs
@@ -108,6 +113,11 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "GET /api/v1/vms/{id}/console", access: member, handler: s.vmConsole(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/pty", access: member, class: classExec, handler: s.vmPty(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/tcp/{port}", access: member, class: classExec, handler: s.vmTCP(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/processes", access: member, class: classExec, handler: s.processes(s.sandboxes)},
+		{pattern: "POST /api/v1/vms/{id}/processes/{pid}/signal", access: member, class: classExec, handler: s.processSignal(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/processes/{pid}/output", access: member, class: classExec, handler: s.processOutput(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/files/list", access: member, class: classExec, handler: s.fileList(s.sandboxes)},
+		{pattern: "GET /api/v1/vms/{id}/files/watch", access: member, class: classExec, handler: s.fileWatch(s.sandboxes)},
 
 		{pattern: "GET /api/v1/tasks", access: member, handler: s.handleTaskList},
 		{pattern: "GET /api/v1/tasks/{id}", access: member, handler: s.handleTaskGet},

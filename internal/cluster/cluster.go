@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
@@ -113,6 +114,40 @@ type Sandboxes interface {
 	// the dial. Nothing listening there is ErrUnavailable. The connection
 	// has no half-close.
 	Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error)
+	// Guest's methods: background processes, listing and watching (an
+	// agent older than protocol version 3 is ErrFailedPrecondition).
+	Guest
+}
+
+// Guest covers a sandbox's background processes and directories. Only
+// processes started through Aetherium are listed or signalled: an unknown
+// PID is ErrNotFound, one that exited ErrConflict.
+type Guest interface {
+	// StartProcess starts p in the background and returns its PID.
+	StartProcess(ctx context.Context, vm *store.VM, p *task.ExecParams) (int, error)
+	// Processes lists the tracked processes.
+	Processes(ctx context.Context, vm *store.VM) ([]apiv1.Process, error)
+	// SignalProcess sends sig (one SignalNumber allows) to pid's process group.
+	SignalProcess(ctx context.Context, vm *store.VM, pid, sig int) error
+	// ProcessOutput opens pid's buffered output (and, with follow, what
+	// follows until it exits); the caller closes it.
+	ProcessOutput(ctx context.Context, vm *store.VM, pid int, follow bool) (Output, error)
+	// ListDir lists the directory path with lstat.
+	ListDir(ctx context.Context, vm *store.VM, path string) (*apiv1.DirListing, error)
+	// WatchDir calls ready once the directory path is watched, then fn with
+	// each change until ctx ends (nil), fn fails, or the watch breaks.
+	WatchDir(ctx context.Context, vm *store.VM, path string, recursive bool, ready func(), fn func(apiv1.FileEvent) error) error
+}
+
+// Output is a tracked process's output being read: Copy once, then Close.
+type Output interface {
+	// Dropped is how many bytes the agent had dropped when the read began.
+	Dropped() int64
+	// Copy copies the output to stdout and stderr and returns the exit, or
+	// nil when the process still runs (a read that does not follow).
+	Copy(stdout, stderr io.Writer) (*apiv1.ExecExit, error)
+	// Close ends the read (never the process); it is idempotent.
+	Close() error
 }
 
 // Terminal is a process running on a pseudo-terminal in a sandbox. Read and
@@ -259,6 +294,60 @@ func (r *Router) Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, er
 		return nil, err
 	}
 	return o.Dial(ctx, vm, port)
+}
+
+// StartProcess implements Guest.
+func (r *Router) StartProcess(ctx context.Context, vm *store.VM, p *task.ExecParams) (int, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return 0, err
+	}
+	return o.StartProcess(ctx, vm, p)
+}
+
+// Processes implements Guest.
+func (r *Router) Processes(ctx context.Context, vm *store.VM) ([]apiv1.Process, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.Processes(ctx, vm)
+}
+
+// SignalProcess implements Guest.
+func (r *Router) SignalProcess(ctx context.Context, vm *store.VM, pid, sig int) error {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return err
+	}
+	return o.SignalProcess(ctx, vm, pid, sig)
+}
+
+// ProcessOutput implements Guest.
+func (r *Router) ProcessOutput(ctx context.Context, vm *store.VM, pid int, follow bool) (Output, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.ProcessOutput(ctx, vm, pid, follow)
+}
+
+// ListDir implements Guest.
+func (r *Router) ListDir(ctx context.Context, vm *store.VM, path string) (*apiv1.DirListing, error) {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return o.ListDir(ctx, vm, path)
+}
+
+// WatchDir implements Guest.
+func (r *Router) WatchDir(ctx context.Context, vm *store.VM, path string, recursive bool, ready func(), fn func(apiv1.FileEvent) error) error {
+	o, err := r.owner(ctx, vm)
+	if err != nil {
+		return err
+	}
+	return o.WatchDir(ctx, vm, path, recursive, ready, fn)
 }
 
 // Console implements Sandboxes.

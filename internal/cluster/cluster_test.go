@@ -125,6 +125,7 @@ func TestPlace(t *testing.T) {
 type fakeSandboxes struct {
 	ExecImpl    func(ctx context.Context, vm *store.VM, p *task.ExecParams) (*store.Execution, error)
 	PutFileImpl func(ctx context.Context, vm *store.VM, path string, r io.Reader) (int64, error)
+	Guest       // nil: these tests never call it
 }
 
 func (f *fakeSandboxes) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, _ task.ExecRecord, _ agentclient.ExecIO) (*store.Execution, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/client"
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
@@ -112,4 +113,54 @@ func (t remoteTerminal) Wait() (*agentproto.Exit, error) {
 func (r remote) Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error) {
 	conn, err := r.c.DialPort(ctx, vm.ID, port)
 	return conn, classify(err)
+}
+
+// StartProcess implements Guest.
+func (r remote) StartProcess(ctx context.Context, vm *store.VM, p *task.ExecParams) (int, error) {
+	pid, err := r.c.StartProcess(ctx, vm.ID, p)
+	return pid, classify(err)
+}
+
+// Processes implements Guest.
+func (r remote) Processes(ctx context.Context, vm *store.VM) ([]apiv1.Process, error) {
+	ps, err := r.c.Processes(ctx, vm.ID)
+	return ps, classify(err)
+}
+
+// SignalProcess implements Guest.
+func (r remote) SignalProcess(ctx context.Context, vm *store.VM, pid, sig int) error {
+	return classify(r.c.SignalProcess(ctx, vm.ID, pid, SignalName(sig)))
+}
+
+// ProcessOutput implements Guest.
+func (r remote) ProcessOutput(ctx context.Context, vm *store.VM, pid int, follow bool) (Output, error) {
+	o, err := r.c.ProcessOutput(ctx, vm.ID, pid, follow)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return remoteOutput{o}, nil
+}
+
+// remoteOutput adapts a client.OutputStream to Output.
+type remoteOutput struct{ *client.OutputStream }
+
+func (o remoteOutput) Dropped() int64 { return o.OutputStream.Dropped }
+
+func (o remoteOutput) Copy(stdout, stderr io.Writer) (*apiv1.ExecExit, error) {
+	e, err := o.OutputStream.Copy(stdout, stderr)
+	return e, classify(err)
+}
+
+// ListDir implements Guest.
+func (r remote) ListDir(ctx context.Context, vm *store.VM, path string) (*apiv1.DirListing, error) {
+	l, err := r.c.ListDir(ctx, vm.ID, path)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return l, nil
+}
+
+// WatchDir implements Guest.
+func (r remote) WatchDir(ctx context.Context, vm *store.VM, path string, recursive bool, ready func(), fn func(apiv1.FileEvent) error) error {
+	return classify(r.c.WatchDir(ctx, vm.ID, path, recursive, ready, fn))
 }

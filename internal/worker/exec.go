@@ -32,7 +32,7 @@ func agentRequest(p *task.ExecParams) *agentproto.ExecRequest {
 		env = append(env, k+"="+p.Env[k])
 	}
 	return &agentproto.ExecRequest{Argv: argv, Env: env, Cwd: p.Cwd, User: p.User,
-		TimeoutMS: int64(p.TimeoutSeconds) * 1000}
+		TimeoutMS: int64(p.TimeoutSeconds) * 1000, KeepRunning: p.KeepRunning}
 }
 
 // Exec runs p in the sandbox, streaming output to eio, and records it as an
