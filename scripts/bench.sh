@@ -14,6 +14,8 @@ go test -run '^$' -bench 'BenchmarkPortProxy' -benchtime 200x ./internal/e2e 2>&
 go test -run '^$' -bench 'BenchmarkExecAuth' -benchtime 5000x ./internal/api 2>&1 | grep -E 'round trip p50' | tail -1
 go test -run '^$' -bench 'BenchmarkExecLoad' -benchtime 1x -timeout 10m ./internal/e2e 2>&1 | grep -E 'exec load' | tail -1
 go test -run '^$' -bench 'BenchmarkCreateExecDelete' -benchtime 30x ./internal/e2e 2>&1 | grep -E '^Benchmark|create\+exec' | tail -3
+go test -run '^$' -bench 'BenchmarkCreateMany' -benchtime 1x -timeout 30m ./internal/e2e 2>&1 | grep -E '^Benchmark|creates|  ' | tail -20
+go test -run '^$' -bench 'BenchmarkDensity' -benchtime 1x -timeout 80m ./internal/e2e 2>&1 | grep -E '^Benchmark|  ' | tail -12
 go test -run '^$' -bench 'BenchmarkPoolCreate' -benchtime 20x ./internal/e2e 2>&1 | grep -E 'pool create' | tail -1
 go test -run '^$' -bench 'BenchmarkStartupWithHangingKVM' -benchtime 10x ./internal/e2e 2>&1 | grep -E 'fresh start' | tail -1
 go test -run '^$' -bench 'BenchmarkTemplateVsInstall' -benchtime 3x ./internal/e2e 2>&1 | grep -E 'from template' | tail -1

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -96,8 +97,23 @@ type createPhases struct {
 // both wall times, their ratio, and where an Aetherium create spent its
 // time (accept → queue → run → notice, and inside run the runtime's
 // machine vs the agent's handshake). Run with -benchtime 1x.
+//
+// AETHER_BENCH_QUEUE_CONCURRENCY sets aetherd's queue.concurrency (default
+// 16, of which vm:create, priority high, gets 3/12: 4 at once), to see
+// whether the queue's slots or dockerd limit the creates.
 func BenchmarkCreateMany(b *testing.B) {
-	e := newDockerEnv(b)
+	e := newEnv(b)
+	args := []string{"--runtime", "docker"}
+	if c := os.Getenv("AETHER_BENCH_QUEUE_CONCURRENCY"); c != "" {
+		cfg := filepath.Join(b.TempDir(), "aetherd.yaml")
+		if err := os.WriteFile(cfg, []byte("queue:\n  concurrency: "+c+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		args = append(args, "--config", cfg)
+	}
+	e.proc = e.add(args...)
+	e.connect(e.proc)
+	e.start()
 	docker := newDockerClient(b)
 	img := testbin.BaseImage(b)
 	for _, n := range benchCounts(b, "AETHER_BENCH_CREATE_N", 50, 200) {
@@ -300,6 +316,7 @@ func BenchmarkDensity(b *testing.B) {
 		mem0, rss0 := memAvailable(b), procRSS(b, e.cmd.Process.Pid)
 		first := e.MustCreateVM(&client.CreateVMRequest{Name: "d-0"})
 		exec1 := execSamples(b, e, first.ID, 100)
+		progress("density: exec with 1 sandbox p50 %.2fms", ms(exec1.pct(0.5)))
 		created := fanOut(b, n-1, func(i int) error {
 			acc, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: fmt.Sprintf("d-%d", i+1)})
 			if err != nil {
@@ -310,20 +327,27 @@ func BenchmarkDensity(b *testing.B) {
 			}
 			return nil
 		})
+		progress("density: %d sandboxes created in %.1fs", n, created.Seconds())
 		time.Sleep(10 * time.Second) // settle: first-touch page faults, caches
 		mem1, rss1 := memAvailable(b), procRSS(b, e.cmd.Process.Pid)
 		ours := cgroupMemory(b, docker, "io.aetherium.owner="+e.workerID)
+		progress("density: MemAvailable drop %.2f MiB/sandbox, cgroups %s, aetherd RSS %.1f MiB", float64(mem0-mem1)/float64(n)/(1<<20), ours.per(n), float64(rss1)/(1<<20))
 		cpu := procCPU(b, e.cmd.Process.Pid, 30*time.Second)
+		progress("density: aetherd idle CPU %.2f%% of a core", cpu*100)
 		pages := listPages(b, e, 50, 200)
 		execN := execSamples(b, e, first.ID, 100)
+		progress("density: list page p50 %.2fms p99 %.2fms; exec with %d p50 %.2fms", ms(pages.pct(0.5)), ms(pages.pct(0.99)), n, ms(execN.pct(0.5)))
 		delOurs := deleteAllVMs(b, e)
+		progress("density: deleted all in %.1fs", delOurs.Seconds())
 
 		raw := newRawFleet(b, docker, img, e.netName())
 		mem2 := memAvailable(b)
 		rawCreated := fanOut(b, n, raw.start)
+		progress("density: %d raw containers created in %.1fs", n, rawCreated.Seconds())
 		time.Sleep(10 * time.Second)
 		mem3 := memAvailable(b)
 		rawMem := cgroupMemory(b, docker, raw.label)
+		progress("density: raw MemAvailable drop %.2f MiB/container, cgroups %s", float64(mem2-mem3)/float64(n)/(1<<20), rawMem.per(n))
 		delRaw := raw.removeAll(b)
 
 		perOurs, perRaw := float64(mem0-mem1)/float64(n)/(1<<20), float64(mem2-mem3)/float64(n)/(1<<20)
@@ -346,6 +370,12 @@ func BenchmarkDensity(b *testing.B) {
 		b.Logf("  delete all: aetherium %.1fs, Engine API remove-force %.1fs, ratio %.3f",
 			delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
 	}
+}
+
+// progress prints a step's result at once (a benchmark's own log shows
+// only when it ends, and the density run takes many minutes).
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().UTC().Format("15:04:05 ")+format+"\n", args...)
 }
 
 // memAvailable is the host's MemAvailable in bytes.
