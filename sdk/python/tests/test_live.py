@@ -166,3 +166,34 @@ def test_concurrent_execs_share_a_client(sb):
     for t in threads:
         t.join()
     assert results == [f"{i}\n" for i in range(8)]
+
+
+def test_async_session_streams_and_concurrency(client):
+    import asyncio
+
+    from aetherium.aio import AsyncClient, AsyncSandbox
+
+    async def main():
+        ac = AsyncClient(client=client)
+        async with await AsyncSandbox.create(client=ac) as sb:
+            assert sb.info["status"] == "running"
+            # Three execs in flight at once, each in its own worker thread.
+            results = await asyncio.gather(*(sb.exec(f"sleep 1; echo {i}") for i in range(3)))
+            assert [r.stdout for r in results] == ["0\n", "1\n", "2\n"]
+            await sb.files.write("/tmp/a.txt", "async")
+            assert await sb.files.read_text("/tmp/a.txt") == "async"
+            async with await sb.exec_stream("read l; echo got $l", stdin=True) as s:
+                await s.send("x\n")
+                await s.close_stdin()
+                events = [e async for e in s]
+            assert (events[0].type, events[0].data) == ("stdout", b"got x\n")
+            assert events[-1].type == "exit" and events[-1].exit_code == 0
+            vm_id = sb.id
+        try:
+            await ac.exec(vm_id, "true")
+        except aetherium.FailedPreconditionError as e:
+            return e
+        raise AssertionError("exec in a deleted sandbox did not raise")
+
+    err = asyncio.run(main())
+    assert err.status == 409
