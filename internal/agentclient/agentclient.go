@@ -124,9 +124,27 @@ func (c *Client) open(ctx context.Context, req agentproto.Request) (*yamux.Strea
 	return st, func() { stop(); st.Close() }, nil
 }
 
+// streamRoomWait is how long an operation waits for a stream of the
+// connection's MaxStreams to end before it fails. With as many operations
+// as streams in flight, a new one otherwise failed whenever the agent's
+// close of an ended operation had not yet arrived (the 64-client exec load
+// in one sandbox); a guest that never ends operations still fails them
+// within the wait, and they do not pile up.
+const streamRoomWait = time.Second
+
+// waitStreamRoom returns the number of open streams once it is below
+// MaxStreams, or after streamRoomWait.
+func (c *Client) waitStreamRoom() int {
+	n := c.sess.NumStreams()
+	for deadline := time.Now().Add(streamRoomWait); n >= MaxStreams && time.Now().Before(deadline); n = c.sess.NumStreams() {
+		time.Sleep(time.Millisecond)
+	}
+	return n
+}
+
 // openStream starts an operation stream and sends its request.
 func (c *Client) openStream(req agentproto.Request) (*yamux.Stream, error) {
-	if n := c.sess.NumStreams(); n >= MaxStreams {
+	if n := c.waitStreamRoom(); n >= MaxStreams {
 		return nil, errdefs.Unavailable("agent holds %d operations open (at most %d): it is not ending them", n, MaxStreams)
 	}
 	st, err := c.sess.OpenStream()
