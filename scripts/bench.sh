@@ -12,7 +12,10 @@ go test -run '^$' -bench 'BenchmarkSDKExecRoundTrip' -benchtime 1x ./internal/e2
 go test -run '^$' -bench 'BenchmarkPtyEcho' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'pty keystroke echo' | tail -1
 go test -run '^$' -bench 'BenchmarkPortProxy' -benchtime 200x ./internal/e2e 2>&1 | grep -E 'via /ports/' | tail -2
 go test -run '^$' -bench 'BenchmarkExecAuth' -benchtime 5000x ./internal/api 2>&1 | grep -E 'round trip p50' | tail -1
-go test -run '^$' -bench 'BenchmarkExecLoad' -benchtime 1x -timeout 10m ./internal/e2e 2>&1 | grep -E 'exec load' | tail -1
+go test -run '^$' -bench 'BenchmarkExecLoad' -benchtime 1x -timeout 15m ./internal/e2e 2>&1 | grep -E 'exec load' | tail -4
+go test -run '^$' -bench 'BenchmarkConcurrentExecWrites' -benchtime 5x ./internal/store/sqlite 2>&1 | grep -E 'store writes' | tail -3
+go test -run '^$' -bench 'BenchmarkModeThroughput' -benchtime 1x -timeout 20m ./internal/e2e 2>&1 | grep -E 'creates|exec load' | tail -4
+go test -run '^$' -bench 'BenchmarkEventFanout' -benchtime 5x -timeout 30m ./internal/e2e 2>&1 | grep -E 'event fan-out' | tail -2
 go test -run '^$' -bench 'BenchmarkCreateExecDelete' -benchtime 30x ./internal/e2e 2>&1 | grep -E '^Benchmark|create\+exec' | tail -3
 go test -run '^$' -bench 'BenchmarkCreateMany' -benchtime 1x -timeout 30m ./internal/e2e 2>&1 | grep -E '^Benchmark|creates|  ' | tail -20
 go test -run '^$' -bench 'BenchmarkDensity' -benchtime 1x -timeout 80m ./internal/e2e 2>&1 | grep -E '^Benchmark|  ' | tail -12
