@@ -490,3 +490,33 @@ type PtyMessage struct {
 	ExitCode *int         `json:"exit_code,omitempty"`
 	Error    *ErrorDetail `json:"error,omitempty"`
 }
+
+// PreviewRequest is the body of POST /api/v1/vms/{id}/previews.
+type PreviewRequest struct {
+	// Port is the sandbox port the token opens (1-65535). Required.
+	Port int `json:"port"`
+	// TTLSeconds is the token's lifetime; 0 means 24 hours, at most 7 days.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+// Preview is a public preview token of one port of a sandbox. Token, the
+// secret, is only returned when the token is created.
+type Preview struct {
+	ID   string `json:"id"`
+	VMID string `json:"vm_id"`
+	Port int    `json:"port"`
+	// URL is the port's preview host, {port}-{sandbox}.{preview_domain}.
+	URL string `json:"url"`
+	// Token is the secret (creation only).
+	Token string `json:"token,omitempty"`
+	// TokenURL is URL with the token, which opens the preview in a browser
+	// (creation only).
+	TokenURL  string    `json:"token_url,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PreviewList is the body of GET /api/v1/vms/{id}/previews, newest first.
+type PreviewList struct {
+	Previews []*Preview `json:"previews"`
+}

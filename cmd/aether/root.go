@@ -103,6 +103,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newVMCmd(g), newExecCmd(g), newExecuteCmd(g), newTaskCmd(g), newJobCmd(g),
 		newExecutionsCmd(g), newCpCmd(g), newImageCmd(g), newHealthCmd(g), newEventsCmd(g), newTemplateCmd(g),
 		newProjectCmd(g), newKeyCmd(g), newLogsCmd(g), newShellCmd(g), newPortForwardCmd(g),
-		newPsCmd(g), newKillCmd(g), newAttachCmd(g), newLsCmd(g), newWatchCmd(g))
+		newPsCmd(g), newKillCmd(g), newAttachCmd(g), newLsCmd(g), newWatchCmd(g), newPreviewCmd(g))
 	return root
 }

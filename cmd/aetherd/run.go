@@ -259,9 +259,9 @@ func newHTTPServer(cfg *config.Config, runtimeName string, runtimeChoice func() 
 		Tools: recipes, DefaultTools: cfg.Tools.Defaults,
 		Public: cfg.Role != "worker", Local: local, InternalToken: cfg.InternalToken, Events: bus,
 		MetricsToken: cfg.API.MetricsToken, SecureCookies: cfg.API.SecureCookies, AuthCacheTTL: cfg.API.KeyCacheTTL, MaxStreams: cfg.API.MaxStreams,
-		AllowedHosts: allowedHosts(cfg),
+		AllowedHosts: allowedHosts(cfg), PreviewDomain: cfg.API.PreviewDomain,
 		RateLimits: api.RateLimits{Default: api.Rate(cfg.API.RateLimits.Default), Create: api.Rate(cfg.API.RateLimits.Create),
-			Exec: api.Rate(cfg.API.RateLimits.Exec)},
+			Exec: api.Rate(cfg.API.RateLimits.Exec), Preview: api.Rate(cfg.API.RateLimits.Preview)},
 		Logs: api.LogSource{Store: logPipe.Store(), Hub: logPipe.Hub()}, Webhooks: hooks,
 		Place: func(ctx context.Context, only string, vcpus, memoryMB int) (string, error) {
 			w, err := cluster.Place(ctx, st, cfg.WorkerDeadAfter, only, vcpus, memoryMB)

@@ -108,6 +108,9 @@ type Config struct {
 	// always allowed, and "localhost") a request's Host may carry; "*"
 	// allows any. Names not listed are refused (DNS rebinding).
 	AllowedHosts []string
+	// PreviewDomain, when set, serves {port}-{sandbox}.{PreviewDomain} as
+	// preview hosts (preview.go); empty means off. Lower case, no port.
+	PreviewDomain string
 	// MaxStreams bounds the event streams and task long-polls one key has
 	// open at once; 0 means 16, -1 no limit.
 	MaxStreams int
@@ -132,6 +135,7 @@ func (c *Config) withDefaults() {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 16
 	}
+	c.PreviewDomain = strings.ToLower(strings.Trim(c.PreviewDomain, "."))
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -201,8 +205,14 @@ func (s *Server) CloseStreams() { s.stopStreams() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	s.mux.ServeHTTP(rec, r)
-	route := r.Pattern
+	var route string
+	if label, ok := s.previewLabel(r); ok && s.cfg.Public {
+		s.servePreview(rec, r, label) // a preview host serves nothing else
+		route = "preview"
+	} else {
+		s.mux.ServeHTTP(rec, r)
+		route = r.Pattern
+	}
 	if route == "" {
 		route = "unmatched"
 	}

@@ -54,6 +54,8 @@ func (q *fakeQueue) messages() []*queue.Message {
 type fakeSandboxes struct {
 	ExecImpl      func(ctx context.Context, vm *store.VM, p *task.ExecParams, eio agentclient.ExecIO) (*store.Execution, error)
 	cluster.Guest // nil: these tests never call it
+	// DialImpl, when set, serves Dial.
+	DialImpl func(ctx context.Context, vm *store.VM, port int) (net.Conn, error)
 }
 
 func (f *fakeSandboxes) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, _ task.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
@@ -76,7 +78,10 @@ func (f *fakeSandboxes) Pty(context.Context, *store.VM, *agentproto.PtyRequest) 
 	return nil, errdefs.ErrNotImplemented
 }
 
-func (f *fakeSandboxes) Dial(context.Context, *store.VM, int) (net.Conn, error) {
+func (f *fakeSandboxes) Dial(ctx context.Context, vm *store.VM, port int) (net.Conn, error) {
+	if f.DialImpl != nil {
+		return f.DialImpl(ctx, vm, port)
+	}
 	return nil, errdefs.ErrNotImplemented
 }
 

@@ -30,6 +30,8 @@ type RateLimits struct {
 	Create Rate
 	// Exec applies to routes that run commands or move files.
 	Exec Rate
+	// Preview applies to each preview token's requests to its preview host.
+	Preview Rate
 }
 
 func (l RateLimits) of(c class) Rate {
@@ -38,6 +40,8 @@ func (l RateLimits) of(c class) Rate {
 		return l.Create
 	case classExec:
 		return l.Exec
+	case classPreview:
+		return l.Preview
 	}
 	return l.Default
 }

@@ -53,7 +53,9 @@ func (s *Server) vmPort(sb cluster.Sandboxes) http.HandlerFunc {
 			return
 		}
 		liftDeadlines(w) // downloads and WebSockets last as long as they last
-		s.portProxy(sb, vm, port, portPrefix(r)).ServeHTTP(w, r)
+		prefix := portPrefix(r)
+		s.portProxy(sb, vm, port, portRoute{path: portPath, strip: stripCredentials,
+			confine: func(h http.Header) { confineResponse(h, prefix) }}).ServeHTTP(w, r)
 	}
 }
 
@@ -80,22 +82,35 @@ func portPrefix(r *http.Request) string {
 	return strings.Join(parts[:min(len(parts), 7)], "/") + "/"
 }
 
-func (s *Server) portProxy(sb cluster.Sandboxes, vm *store.VM, port int, prefix string) *httputil.ReverseProxy {
+// portRoute is what differs between the two ways to a sandbox's port: the
+// path route (/vms/{id}/ports/{port}/…, on aetherd's origin) and preview
+// hosts (an origin of their own).
+type portRoute struct {
+	// path is the path to request inside the sandbox, and its escaped form
+	// when that differs.
+	path func(*http.Request) (path, raw string)
+	// strip removes aetherd's credentials from the outgoing request.
+	strip func(*http.Request)
+	// confine edits the sandbox's response headers.
+	confine func(http.Header)
+}
+
+func (s *Server) portProxy(sb cluster.Sandboxes, vm *store.VM, port int, route portRoute) *httputil.ReverseProxy {
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) { return sb.Dial(ctx, vm, port) }
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetXForwarded()
 			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "localhost:"+strconv.Itoa(port)
-			pr.Out.URL.Path, pr.Out.URL.RawPath = portPath(pr.In)
+			pr.Out.URL.Path, pr.Out.URL.RawPath = route.path(pr.In)
 			pr.Out.Host = pr.Out.URL.Host
-			stripCredentials(pr.Out)
+			route.strip(pr.Out)
 		},
 		// One agent stream per request: nothing idles on the agent's
 		// stream budget, and a closed request frees its stream at once.
 		Transport:     &http.Transport{DialContext: dial, DisableKeepAlives: true, DisableCompression: true},
 		FlushInterval: -1, // server-sent events and long polls stream as they come
 		ModifyResponse: func(resp *http.Response) error {
-			confineResponse(resp.Header, prefix)
+			route.confine(resp.Header)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -36,6 +36,7 @@ const (
 	classDefault class = iota
 	classCreate        // creates sandboxes, templates, images, jobs
 	classExec          // runs commands and moves files
+	classPreview       // a preview token's requests (not a route's class)
 )
 
 // body is what a route accepts as a request body.
@@ -118,6 +119,9 @@ func (s *Server) publicRoutes() []route {
 		{pattern: "GET /api/v1/vms/{id}/processes/{pid}/output", access: member, class: classExec, handler: s.processOutput(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/files/list", access: member, class: classExec, handler: s.fileList(s.sandboxes)},
 		{pattern: "GET /api/v1/vms/{id}/files/watch", access: member, class: classExec, handler: s.fileWatch(s.sandboxes)},
+		{pattern: "POST /api/v1/vms/{id}/previews", access: member, handler: s.handlePreviewCreate},
+		{pattern: "GET /api/v1/vms/{id}/previews", access: member, handler: s.handlePreviewList},
+		{pattern: "DELETE /api/v1/vms/{id}/previews/{token}", access: member, handler: s.handlePreviewDelete},
 
 		{pattern: "GET /api/v1/tasks", access: member, handler: s.handleTaskList},
 		{pattern: "GET /api/v1/tasks/{id}", access: member, handler: s.handleTaskGet},

@@ -264,6 +264,12 @@ type API struct {
 	// allows any name (behind a proxy that checks it). Names not allowed
 	// get 421: the defence against DNS rebinding.
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// PreviewDomain, when set, makes {port}-{sandbox}.{preview_domain}
+	// preview hosts: each proxies one sandbox port at the root of its own
+	// origin, to an API key of the sandbox's project or a preview token.
+	// Point a wildcard DNS record (*.preview_domain) at aetherd; use a
+	// domain that is not a parent of the API's host. Empty means off.
+	PreviewDomain string `yaml:"preview_domain"`
 	// RateLimits are per-key token buckets by route class; a rate of 0
 	// means no limit.
 	RateLimits RateLimits `yaml:"rate_limits"`
@@ -291,6 +297,8 @@ type RateLimits struct {
 	Create Rate `yaml:"create"`
 	// Exec covers exec, execute and file transfers.
 	Exec Rate `yaml:"exec"`
+	// Preview covers each preview token's requests to its preview host.
+	Preview Rate `yaml:"preview"`
 }
 
 // Rate is a token bucket.
@@ -337,7 +345,7 @@ func Default() *Config {
 		API: API{MaxConns: 1024, MaxStreams: 16, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute,
 			IdleTimeout: 2 * time.Minute, KeyCacheTTL: 5 * time.Second,
 			RateLimits: RateLimits{Default: Rate{PerSecond: 100, Burst: 200}, Create: Rate{PerSecond: 10, Burst: 50},
-				Exec: Rate{PerSecond: 1000, Burst: 2000}}},
+				Exec: Rate{PerSecond: 1000, Burst: 2000}, Preview: Rate{PerSecond: 50, Burst: 200}}},
 		Logging: Logging{MaxLineBytes: 8192, Retention: 7 * 24 * time.Hour, MaxRecords: 2_000_000, Buffer: 65536, ExecOutput: true,
 			Stdout: LogStdout{Format: "json"}, Loki: Loki{BatchSize: 1000, BatchWait: time.Second, Buffer: 100_000}},
 	}
@@ -367,6 +375,7 @@ var settings = []setting{
 	{"internal-token", "AETHER_INTERNAL_TOKEN", "shared secret between aetherd processes", func(c *Config) *string { return &c.InternalToken }},
 	{"redis-password", "AETHER_REDIS_PASSWORD", "Redis password (queue and event bus)", func(c *Config) *string { return &c.RedisPassword }},
 	{"metrics-token", "AETHER_METRICS_TOKEN", "bearer token that may read /metrics besides admin keys", func(c *Config) *string { return &c.API.MetricsToken }},
+	{"preview-domain", "AETHER_PREVIEW_DOMAIN", "serve {port}-{sandbox}.DOMAIN as preview hosts (empty: off)", func(c *Config) *string { return &c.API.PreviewDomain }},
 }
 
 // Parse parses a command's arguments (operator flags and positional
@@ -552,7 +561,8 @@ func (c *Config) Validate() error {
 	for _, r := range []struct {
 		key string
 		r   Rate
-	}{{"api.rate_limits.default", c.API.RateLimits.Default}, {"api.rate_limits.create", c.API.RateLimits.Create}, {"api.rate_limits.exec", c.API.RateLimits.Exec}} {
+	}{{"api.rate_limits.default", c.API.RateLimits.Default}, {"api.rate_limits.create", c.API.RateLimits.Create}, {"api.rate_limits.exec", c.API.RateLimits.Exec},
+		{"api.rate_limits.preview", c.API.RateLimits.Preview}} {
 		if r.r.PerSecond < 0 || r.r.Burst < 0 {
 			checks = append(checks, fmt.Errorf("config: %s: per_second and burst must not be negative", r.key))
 		}

@@ -292,6 +292,19 @@ type AuditListParams struct {
 	ProjectID string
 }
 
+// PreviewTokenInsertParams stores a preview token of one port of a sandbox.
+type PreviewTokenInsertParams struct {
+	ExpiresAt time.Time
+	// Hash is the hash of the token's secret. Required.
+	Hash string
+	// ID is the token's ID. Required.
+	ID        string
+	Port      int
+	ProjectID string
+	// VMID is the sandbox's ID. Required.
+	VMID string
+}
+
 // WebhookDeliveryInsertParams is one accepted webhook delivery.
 type WebhookDeliveryInsertParams struct {
 	// DeliveryID is the sender's ID of the delivery. Required.

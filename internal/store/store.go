@@ -137,7 +137,7 @@ type Store interface {
 	ExecutionAbandon(ctx context.Context, params *ExecutionAbandonParams) (int64, error)
 
 	// HistoryPrune deletes up to limit rows each of executions, finished
-	// tasks and jobs, audit entries and webhook deliveries older than before, and returns how
+	// tasks and jobs, audit entries, webhook deliveries and preview tokens older than before (expired, for tokens), and returns how
 	// many it deleted; call it until it returns 0. Unfinished rows stay.
 	HistoryPrune(ctx context.Context, before time.Time, limit int) (int64, error)
 
@@ -149,6 +149,19 @@ type Store interface {
 	// WebhookDeliveryDelete forgets a recorded delivery whose handling
 	// failed, so the sender's redelivery is handled. Missing is no error.
 	WebhookDeliveryDelete(ctx context.Context, params *WebhookDeliveryInsertParams) error
+
+	// PreviewTokenInsert stores a preview token (its hash) of a sandbox of
+	// the project that is not deleted; otherwise ErrNotFound.
+	PreviewTokenInsert(ctx context.Context, params *PreviewTokenInsertParams) (*PreviewToken, error)
+	// PreviewTokenByHash finds a token by the hash of its secret, expired or
+	// not (the caller checks Usable).
+	PreviewTokenByHash(ctx context.Context, hash string) (*PreviewToken, error)
+	// PreviewTokenList lists a sandbox's tokens, newest first.
+	PreviewTokenList(ctx context.Context, projectID, vmID string) ([]*PreviewToken, error)
+	// PreviewTokenDelete revokes a token of a sandbox of the project by
+	// deleting it; ErrNotFound when there is none. Marking the sandbox
+	// deleted (VMUpdate) deletes its tokens, and HistoryPrune expired ones.
+	PreviewTokenDelete(ctx context.Context, projectID, vmID, id string) error
 
 	// WorkerUpsert registers a worker or refreshes its heartbeat.
 	WorkerUpsert(ctx context.Context, params *WorkerUpsertParams) (*Worker, error)
@@ -397,6 +410,18 @@ type APIKey struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// PreviewToken opens one port of one sandbox at its preview host without an
+// API key. Only a hash of its secret is stored.
+type PreviewToken struct {
+	ID        string    `json:"id"`
+	ProjectID string    `json:"project_id"`
+	VMID      string    `json:"vm_id"`
+	Port      int       `json:"port"`
+	Hash      string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Usable reports whether the key may be used at t: not revoked, not expired.

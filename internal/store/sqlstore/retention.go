@@ -10,8 +10,8 @@ import (
 
 // HistoryPrune implements store.Store. It deletes in batches, so one call
 // never holds the database for long: executions that finished before
-// before, then finished tasks and jobs, audit entries and webhook
-// deliveries, each up to limit rows. Running commands, unfinished tasks and
+// before, then finished tasks and jobs, audit entries, webhook deliveries
+// and expired preview tokens, each up to limit rows. Running commands, unfinished tasks and
 // jobs are never touched.
 func (s *Store) HistoryPrune(ctx context.Context, before time.Time, limit int) (int64, error) {
 	cut := micros(before)
@@ -23,6 +23,7 @@ func (s *Store) HistoryPrune(ctx context.Context, before time.Time, limit int) (
 		`DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? LIMIT ?)`,
 		`DELETE FROM webhook_deliveries WHERE (integration, delivery_id) IN
 			(SELECT integration, delivery_id FROM webhook_deliveries WHERE received_at < ? LIMIT ?)`,
+		`DELETE FROM preview_tokens WHERE id IN (SELECT id FROM preview_tokens WHERE expires_at < ? LIMIT ?)`,
 	} {
 		res, err := s.db.ExecContext(ctx, q, cut, limit)
 		if err != nil {

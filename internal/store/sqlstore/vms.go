@@ -175,6 +175,11 @@ func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.V
 		}
 		return nil, errdefs.Conflict("sandbox %s is %s; it cannot become %s", p.ID, cur, *p.Status)
 	}
+	if err == nil && vm.Status == store.VMDeleted { // a deleted sandbox's preview tokens go with it
+		if _, derr := s.db.ExecContext(ctx, `DELETE FROM preview_tokens WHERE vm_id = ?`, vm.ID); derr != nil {
+			return nil, s.mapErr(derr, "sandbox "+p.ID+" preview tokens")
+		}
+	}
 	return vm, s.mapErr(err, "sandbox "+p.ID)
 }
 

@@ -322,3 +322,71 @@ func testWebhookDeliveries(t *testing.T, s store.Store) {
 		t.Fatalf("a pruned delivery is new again: %v", err)
 	}
 }
+
+func testPreviewTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, _ := createVM(t, s, "web")
+	insert := func(vmID, project string, expires time.Time) (*store.PreviewToken, error) {
+		return s.PreviewTokenInsert(ctx, &store.PreviewTokenInsertParams{ID: uuid.NewString(), ProjectID: project,
+			VMID: vmID, Port: 8000, Hash: "hash-" + uuid.NewString(), ExpiresAt: expires})
+	}
+	later := time.Now().Add(time.Hour)
+	tok, err := insert(vm.ID, store.DefaultProjectID, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := insert(vm.ID, "other-project", later); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("token of another project's sandbox: %v; want ErrNotFound", err)
+	}
+	if _, err := insert("no-such-vm", store.DefaultProjectID, later); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("token of a missing sandbox: %v; want ErrNotFound", err)
+	}
+	got, err := s.PreviewTokenByHash(ctx, tok.Hash)
+	if err != nil || got.ID != tok.ID || got.VMID != vm.ID || got.Port != 8000 || !got.ExpiresAt.Equal(later.Truncate(time.Microsecond)) {
+		t.Fatalf("PreviewTokenByHash = %+v, %v; want %+v", got, err, tok)
+	}
+	expired, err := insert(vm.ID, store.DefaultProjectID, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.PreviewTokenList(ctx, store.DefaultProjectID, vm.ID); err != nil || len(list) != 2 {
+		t.Fatalf("PreviewTokenList = %d tokens, %v; want 2", len(list), err)
+	}
+	if list, err := s.PreviewTokenList(ctx, "other-project", vm.ID); err != nil || len(list) != 0 {
+		t.Fatalf("another project lists %d tokens, %v; want 0", len(list), err)
+	}
+	if n, err := s.HistoryPrune(ctx, time.Now(), 100); err != nil || n != 1 {
+		t.Fatalf("HistoryPrune deleted %d, %v; want the expired token", n, err)
+	}
+	if _, err := s.PreviewTokenByHash(ctx, expired.Hash); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("pruned token found: %v", err)
+	}
+	if err := s.PreviewTokenDelete(ctx, "other-project", vm.ID, tok.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("another project revoked a token: %v; want ErrNotFound", err)
+	}
+	if err := s.PreviewTokenDelete(ctx, store.DefaultProjectID, vm.ID, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PreviewTokenDelete(ctx, store.DefaultProjectID, vm.ID, tok.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("revoking twice: %v; want ErrNotFound", err)
+	}
+	if _, err := s.PreviewTokenByHash(ctx, tok.Hash); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("revoked token found: %v", err)
+	}
+	// Deleting the sandbox deletes its tokens.
+	kept, err := insert(vm.ID, store.DefaultProjectID, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{store.VMRunning, store.VMDeleting, store.VMDeleted} {
+		if _, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &st}); err != nil {
+			t.Fatalf("VMUpdate to %s: %v", st, err)
+		}
+	}
+	if _, err := s.PreviewTokenByHash(ctx, kept.Hash); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("a deleted sandbox's token survived: %v", err)
+	}
+	if _, err := insert(vm.ID, store.DefaultProjectID, later); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("token of a deleted sandbox: %v; want ErrNotFound", err)
+	}
+}

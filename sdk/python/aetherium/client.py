@@ -41,6 +41,9 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "writeFile": ("PUT", "/api/v1/vms/{id}/files"),
     "readFile": ("GET", "/api/v1/vms/{id}/files"),
     "getConsole": ("GET", "/api/v1/vms/{id}/console"),
+    "createPreview": ("POST", "/api/v1/vms/{id}/previews"),
+    "listPreviews": ("GET", "/api/v1/vms/{id}/previews"),
+    "revokePreview": ("DELETE", "/api/v1/vms/{id}/previews/{token}"),
     "listTasks": ("GET", "/api/v1/tasks"),
     "getTask": ("GET", "/api/v1/tasks/{id}"),
     "createJob": ("POST", "/api/v1/jobs"),
@@ -230,6 +233,20 @@ class Client:
         """getConsole: the end of the sandbox's console log."""
         with self._call("getConsole", params={"id": vm}, query={"max_bytes": max_bytes}) as r:
             return r.read().decode("utf-8", "replace")
+
+    def create_preview(self, vm: str, port: int, *, ttl_seconds: int = 0) -> dict[str, Any]:
+        """createPreview: a public preview token of one port; the answer's
+        "url" is the preview host and "token_url" opens it in a browser
+        (its "token" is the secret, shown this once)."""
+        return self._json("createPreview", params={"id": vm}, body={"port": port, "ttl_seconds": ttl_seconds})
+
+    def list_previews(self, vm: str) -> list[dict[str, Any]]:
+        """listPreviews: the sandbox's preview tokens, without secrets."""
+        return self._json("listPreviews", params={"id": vm}).get("previews") or []
+
+    def revoke_preview(self, vm: str, token_id: str) -> None:
+        """revokePreview."""
+        self._call("revokePreview", params={"id": vm, "token": token_id}).close()
 
     # --- commands
 

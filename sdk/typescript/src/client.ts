@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { AetheriumError, TaskFailedError, TransportError, errorFor } from "./errors.js";
 import { ExecResult, ExecStream, Stdin, ndjsonEvents, stdinBody } from "./exec.js";
 import type {
-  Accepted, AetherEvent, CreateTemplate, CreateVM, Exec, Execution, Job, LogPage, LogQuery, Project, Quota, Task,
+  Accepted, AetherEvent, CreateTemplate, CreateVM, Exec, Execution, Job, LogPage, LogQuery, Preview, Project, Quota, Task,
   Template, VM,
 } from "./types.js";
 
@@ -35,6 +35,9 @@ export const OPERATIONS = {
   exec: ["POST", "/api/v1/vms/{id}/exec"],
   listExecutions: ["GET", "/api/v1/vms/{id}/executions"],
   setSandboxTimeout: ["POST", "/api/v1/vms/{id}/timeout"],
+  createPreview: ["POST", "/api/v1/vms/{id}/previews"],
+  listPreviews: ["GET", "/api/v1/vms/{id}/previews"],
+  revokePreview: ["DELETE", "/api/v1/vms/{id}/previews/{token}"],
   pauseSandbox: ["POST", "/api/v1/vms/{id}/pause"],
   resumeSandbox: ["POST", "/api/v1/vms/{id}/resume"],
   snapshotSandbox: ["POST", "/api/v1/vms/{id}/snapshot"],
@@ -318,6 +321,21 @@ export class Client {
   /** getConsole: the end of the sandbox's console log. */
   async console(vm: string, maxBytes?: number): Promise<string> {
     return (await this.call("getConsole", { params: { id: vm }, query: { max_bytes: maxBytes } })).text();
+  }
+
+  /** createPreview: a public preview token of one port; url is the preview host, token_url opens it in a browser (token is the secret, shown this once). */
+  createPreview(vm: string, port: number, opts: { ttlSeconds?: number } = {}): Promise<Preview> {
+    return this.json("createPreview", { params: { id: vm }, json: { port, ttl_seconds: opts.ttlSeconds ?? 0 } });
+  }
+
+  /** listPreviews: the sandbox's preview tokens, without secrets. */
+  async listPreviews(vm: string): Promise<Preview[]> {
+    return (await this.json<{ previews: Preview[] }>("listPreviews", { params: { id: vm } })).previews ?? [];
+  }
+
+  /** revokePreview. */
+  async revokePreview(vm: string, id: string): Promise<void> {
+    await (await this.call("revokePreview", { params: { id: vm, token: id } })).body?.cancel();
   }
 
   // --- commands

@@ -179,6 +179,18 @@ export interface Project {
   created_at: string;
 }
 
+/** A public preview token of one sandbox port (schema Preview); token and token_url only on creation. */
+export interface Preview {
+  id: string;
+  vm_id: string;
+  port: number;
+  url: string;
+  token?: string;
+  token_url?: string;
+  created_at: string;
+  expires_at: string;
+}
+
 /** One log line with its labels (schema LogRecord). */
 export interface LogRecord {
   id: number;
