@@ -89,6 +89,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is when the server said to come back (Retry-After of a
+	// 429 or 503); 0 when it did not.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -180,10 +183,14 @@ func retryAfter(method string, body io.Reader, resp *http.Response, err error, a
 func decodeError(resp *http.Response) error {
 	var body apiv1.ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(raw, &body) != nil || body.Error.Message == "" {
-		return &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(raw))}
+	var retry time.Duration
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		retry = time.Duration(s) * time.Second
 	}
-	return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
+	if json.Unmarshal(raw, &body) != nil || body.Error.Message == "" {
+		return &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(raw)), RetryAfter: retry}
+	}
+	return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, RetryAfter: retry}
 }
 
 // doJSON sends in (if non-nil) as JSON and decodes the response into out.

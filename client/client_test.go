@@ -1,10 +1,12 @@
 package client
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRetries checks which calls are sent again. The server is a stand-in
@@ -55,5 +57,30 @@ func TestRetries(t *testing.T) {
 				t.Errorf("%s: err %v after %d attempts; want error %v after %d", tc.method, err, n.Load(), tc.wantErr, tc.attempts)
 			}
 		})
+	}
+}
+
+// TestErrorRetryAfter: an error answer's Retry-After reaches the caller
+// (the CLI prints it), and an answer without one leaves it 0.
+func TestErrorRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{{"9", 9 * time.Second}, {"", 0}, {"soon", 0}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tc.header != "" {
+				w.Header().Set("Retry-After", tc.header)
+			}
+			w.WriteHeader(http.StatusServiceUnavailable) // POST: not retried
+			w.Write([]byte(`{"error":{"code":"unavailable","message":"busy"}}`))
+		}))
+		c, _ := New(srv.URL, nil)
+		err := c.doJSON(t.Context(), http.MethodPost, "/api/v1/x", map[string]string{}, nil)
+		srv.Close()
+		var e *Error
+		if !errors.As(err, &e) || e.RetryAfter != tc.want || e.Code != "unavailable" {
+			t.Errorf("Retry-After %q: %#v; want RetryAfter %s", tc.header, err, tc.want)
+		}
 	}
 }

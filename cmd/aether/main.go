@@ -2,7 +2,9 @@
 // (AETHER_SERVER, default http://127.0.0.1:8080) and holds no state. It
 // authenticates with AETHER_API_KEY, else the bootstrap key file of the
 // local aetherd ($AETHER_DATA_DIR/admin.key, else ./aether-data/admin.key).
-// A key the server refuses ends it with one line and exit code 2.
+// A key the server refuses ends it with one line and exit code 2; any other
+// error with one line and exit code 1. The line is the API's message and,
+// where one helps, what to do next (hints.go).
 package main
 
 import (
@@ -25,10 +27,10 @@ func main() {
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
 	case client.IsUnauthenticated(err):
-		fmt.Fprintln(os.Stderr, "aether:", err, "(set AETHER_API_KEY, or run on the aetherd host with its data dir in AETHER_DATA_DIR)")
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(2)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "aether:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
 }
