@@ -17,7 +17,9 @@ import (
 // never reached aetherd name it.
 func TestErrorLine(t *testing.T) {
 	t.Parallel()
-	api := func(status int, code, msg string) error { return &client.Error{Status: status, Code: code, Message: msg} }
+	api := func(status int, code, msg string) error {
+		return &client.Error{Status: status, Code: code, Message: msg}
+	}
 	tests := []struct {
 		name string
 		err  error
