@@ -16,7 +16,7 @@ import (
 var signalAllowed = map[syscall.Signal]bool{
 	syscall.SIGHUP: true, syscall.SIGINT: true, syscall.SIGQUIT: true, syscall.SIGKILL: true,
 	syscall.SIGTERM: true, syscall.SIGUSR1: true, syscall.SIGUSR2: true, syscall.SIGTSTP: true,
-	syscall.SIGCONT: true, syscall.SIGWINCH: true, syscall.SIGSTOP: true,
+	syscall.SIGCONT: true, syscall.SIGWINCH: true,
 }
 
 // procError is a process-table failure with its wire error code.

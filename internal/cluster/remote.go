@@ -67,6 +67,9 @@ func classify(err error) error {
 	case http.StatusBadRequest:
 		return errdefs.InvalidArgument("%s", e.Message)
 	case http.StatusConflict:
+		if e.Code == "conflict" { // a process that has exited
+			return errdefs.Conflict("%s", e.Message)
+		}
 		return errdefs.FailedPrecondition("%s", e.Message)
 	case http.StatusNotImplemented:
 		return fmt.Errorf("%w: %s", errdefs.ErrNotImplemented, e.Message)

@@ -2,9 +2,11 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -112,6 +114,43 @@ func TestDistributedRouting(t *testing.T) {
 			t.Errorf("get %s: %q %v", vm.Name, got.String(), err)
 		}
 	}
+	// Background processes and directories through the api process, which
+	// runs no worker: every call goes to the owner's internal routes.
+	vm := vms[0].Name
+	pid, err := c.c.StartProcess(ctx(t), vm, &task.ExecParams{Command: "echo p; exec sleep 30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := c.c.Processes(ctx(t), vm); err != nil || len(ps) != 1 || ps[0].PID != pid {
+		t.Errorf("processes of %s: %+v %v", vm, ps, err)
+	}
+	if err := c.c.SignalProcess(ctx(t), vm, pid, "TERM"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := c.c.ProcessOutput(ctx(t), vm, pid, true); err != nil {
+		t.Error(err)
+	} else if exit, err := o.Copy(io.Discard, io.Discard); err != nil || exit == nil || exit.Signal != "SIGTERM" {
+		t.Errorf("followed exit in %s: %+v %v, want SIGTERM", vm, exit, err)
+	}
+	var apiErr *client.Error
+	if err := c.c.SignalProcess(ctx(t), vm, pid, "TERM"); !errors.As(err, &apiErr) || apiErr.Code != "conflict" {
+		t.Errorf("signal after exit through the api: %v, want 409 conflict", err)
+	}
+	if l, err := c.c.ListDir(ctx(t), vm, "/tmp"); err != nil || !slices.ContainsFunc(l.Entries, func(e apiv1.DirEntry) bool { return e.Name == "f" }) {
+		t.Errorf("list /tmp in %s: %+v %v", vm, l, err)
+	}
+	wctx, stop := context.WithCancel(ctx(t))
+	ready, seen := make(chan struct{}), make(chan apiv1.FileEvent, 16)
+	go c.c.WatchDir(wctx, vm, "/tmp", false, func() { close(ready) }, func(ev apiv1.FileEvent) error { seen <- ev; return nil })
+	<-ready
+	c.MustExec(vm, "touch /tmp/watched")
+	for ev := range seen {
+		if ev.Path == "watched" {
+			break
+		}
+	}
+	stop()
+
 	// The workers' internal endpoint trusts only the shared token.
 	for _, token := range []string{"", "wrong-token-0123456789"} {
 		ic, _ := client.NewInternal("http://"+c.workers[0].addr, token, nil)

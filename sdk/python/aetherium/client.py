@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ._http import Response, Transport, seg
-from .errors import AetheriumError, TaskFailedError, TransportError
-from .exec import ExecResult, ExecStream, Stdin, exec_request
+from .errors import AetheriumError, TaskFailedError, TransportError, error_for
+from .exec import MAX_EVENT_LINE, ExecResult, ExecStream, Stdin, exec_request
 from .types import VM, Event, Execution, LogPage, Project, Task, Template
 
 __version__ = "0.1.0"
@@ -66,6 +68,11 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "listAudit": ("GET", "/api/v1/audit"),
     "listWorkers": ("GET", "/api/v1/workers"),
     "queryLogs": ("POST", "/api/v1/logs/query"),
+    "listProcesses": ("GET", "/api/v1/vms/{id}/processes"),
+    "signalProcess": ("POST", "/api/v1/vms/{id}/processes/{pid}/signal"),
+    "processOutput": ("GET", "/api/v1/vms/{id}/processes/{pid}/output"),
+    "listDirectory": ("GET", "/api/v1/vms/{id}/files/list"),
+    "watchDirectory": ("GET", "/api/v1/vms/{id}/files/watch"),
 }
 
 # NOT_COVERED are operations this SDK leaves out, with why.
@@ -252,11 +259,14 @@ class Client:
 
     def exec_stream(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
                     cwd: str | None = None, user: str | None = None, timeout: int | None = None,
-                    stdin: Stdin = None) -> ExecStream:
+                    stdin: Stdin = None, keep_running: bool = False) -> ExecStream:
         """exec: starts a command (a shell line when args is None) and
         returns its ExecStream of events. timeout is the command's, in
-        seconds. stdin: see aetherium.exec.Stdin."""
+        seconds. stdin: see aetherium.exec.Stdin. With keep_running the
+        command survives the stream being closed (see process_output)."""
         req = exec_request(command, args, env, cwd, user, timeout)
+        if keep_running:
+            req["keep_running"] = True
         return ExecStream(self._t, vm, req, stdin, None)
 
     def exec(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
@@ -290,7 +300,61 @@ class Client:
         """getJob: the job and its executions."""
         return self._json("getJob", params={"id": job_id})
 
+    # --- background processes
+
+    def start_process(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
+                      cwd: str | None = None, user: str | None = None, timeout: int | None = None) -> int:
+        """exec with background: starts the command and returns its PID at
+        once; the sandbox keeps its last 1 MiB of output (process_output)."""
+        req = {**exec_request(command, args, env, cwd, user, timeout), "background": True}
+        return self._json("exec", params={"id": vm}, body=req)["pid"]
+
+    def processes(self, vm: str) -> list[dict[str, Any]]:
+        """listProcesses: the processes started with background or keep_running (at most 256)."""
+        return self._json("listProcesses", params={"id": vm}).get("processes") or []
+
+    def signal_process(self, vm: str, pid: int, signal: str = "TERM") -> None:
+        """signalProcess: signal ("TERM", "KILL", ...) to a process started
+        through Aetherium that still runs (404 for any other PID, 409 once it exited)."""
+        self._call("signalProcess", params={"id": vm, "pid": str(pid)}, body={"signal": signal}).close()
+
+    def process_output(self, vm: str, pid: int, *, follow: bool = False) -> ProcessOutput:
+        """processOutput: the output the sandbox kept and, with follow, what
+        follows until the process exits (reattaching). exit is None while
+        it runs (without follow). Never stops the process."""
+        with self._call("processOutput", params={"id": vm, "pid": str(pid)}, query={"follow": follow or None},
+                        timeout=None) as r:
+            res = ProcessOutput(dropped=int(r.headers.get("X-Output-Dropped") or 0))
+            while raw := r.readline(MAX_EVENT_LINE + 1):
+                d = json.loads(raw)
+                if d.get("type") in ("stdout", "stderr"):
+                    chunk = base64.b64decode(d.get("data") or "")
+                    if d["type"] == "stdout":
+                        res.stdout_bytes += chunk
+                    else:
+                        res.stderr_bytes += chunk
+                elif d.get("type") == "exit":
+                    res.exit = d
+                elif d.get("type") == "error":
+                    e = d.get("error") or {}
+                    raise error_for(200, e.get("code", "internal"), e.get("message", "output failed"))
+            return res
+
     # --- files
+
+    def list_dir(self, vm: str, path: str) -> dict[str, Any]:
+        """listDirectory: {"path", "entries", "truncated"}; entries as lstat
+        sees them (symlinks not followed), at most 10,000."""
+        return self._json("listDirectory", params={"id": vm}, query={"path": path})
+
+    def watch_dir(self, vm: str, path: str, *, recursive: bool = False, timeout: float | None = None) -> EventStream:
+        """watchDirectory: changes under path from now on, as an iterator of
+        FileEvent dicts ({"op", "path", "dir"}); it is watching when this
+        returns. Close it to stop."""
+        r = self._call("watchDirectory", params={"id": vm}, query={"path": path, "recursive": recursive or None},
+                       timeout=timeout)
+        return EventStream(r)
+
 
     def write_file(self, vm: str, path: str, data: bytes | str, *, mode: int | None = None) -> dict[str, Any]:
         """writeFile: data to path in the sandbox (mode like 0o755)."""
@@ -432,9 +496,28 @@ class Client:
         return self._json("queryLogs", body=query)
 
 
+@dataclass
+class ProcessOutput:
+    """A background process's output as process_output read it."""
+
+    stdout_bytes: bytes = b""
+    stderr_bytes: bytes = b""
+    exit: dict[str, Any] | None = None
+    dropped: int = 0
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_bytes.decode("utf-8", "replace")
+
+
 class EventStream:
-    """An open GET /api/v1/events: iterate it for Event dicts. Close it (or
-    use it as a context manager) to unsubscribe."""
+    """An open Server-Sent Events stream (GET /api/v1/events, a directory
+    watch): iterate it for its JSON objects. Close it (or use it as a
+    context manager) to unsubscribe."""
 
     def __init__(self, resp: Response):
         self._resp = resp

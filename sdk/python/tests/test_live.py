@@ -51,6 +51,31 @@ def test_exec_streams_events_in_order(sb):
     assert events[-1].type == "exit" and events[-1].exit_code == 0
 
 
+def test_background_processes(client, sb):
+    pid = client.start_process(sb.id, "echo a; sleep 30")
+    assert any(p["pid"] == pid and p["running"] for p in client.processes(sb.id))
+    while client.process_output(sb.id, pid).stdout != "a\n":
+        pass  # until it has written
+    client.signal_process(sb.id, pid, "TERM")
+    out = client.process_output(sb.id, pid, follow=True)
+    assert (out.stdout, out.exit["signal"]) == ("a\n", "SIGTERM")
+    with pytest.raises(aetherium.ConflictError):
+        client.signal_process(sb.id, pid)
+    with pytest.raises(aetherium.NotFoundError):
+        client.signal_process(sb.id, 1, "KILL")
+
+
+def test_list_and_watch_a_directory(client, sb):
+    sb.exec("mkdir -p /w && printf hi >/w/f && ln -sf /etc /w/l")
+    entries = client.list_dir(sb.id, "/w")["entries"]
+    assert [(e["name"], e["type"], e.get("target")) for e in entries] == [("f", "file", None), ("l", "symlink", "/etc")]
+    with client.watch_dir(sb.id, "/w") as w:
+        sb.exec("touch /w/g")
+        for ev in w:
+            if ev == {"op": "create", "path": "g"}:
+                break
+
+
 def test_exec_args_env_cwd(sb):
     res = sb.exec("sh", ["-c", 'echo "$GREETING $(pwd)"'], env={"GREETING": "hi"}, cwd="/tmp")
     assert res.stdout == "hi /tmp\n"

@@ -4,10 +4,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { AetheriumError, TaskFailedError, TransportError, errorFor } from "./errors.js";
-import { ExecResult, ExecStream, Stdin, ndjsonEvents, stdinBody } from "./exec.js";
+import { ExecEvent, ExecResult, ExecStream, Stdin, ndjsonEvents, stdinBody } from "./exec.js";
 import type {
-  Accepted, AetherEvent, CreateTemplate, CreateVM, Exec, Execution, Job, LogPage, LogQuery, Preview, Project, Quota, Task,
-  Template, VM,
+  Accepted, AetherEvent, CreateTemplate, CreateVM, DirListing, Exec, Execution, FileEvent, Job, LogPage, LogQuery, Preview,
+  Process, Project, Quota, Task, Template, VM,
 } from "./types.js";
 
 export const VERSION = "0.1.0";
@@ -68,6 +68,11 @@ export const OPERATIONS = {
   listWorkers: ["GET", "/api/v1/workers"],
   queryLogs: ["POST", "/api/v1/logs/query"],
   streamLogs: ["GET", "/api/v1/logs/stream"],
+  listProcesses: ["GET", "/api/v1/vms/{id}/processes"],
+  signalProcess: ["POST", "/api/v1/vms/{id}/processes/{pid}/signal"],
+  processOutput: ["GET", "/api/v1/vms/{id}/processes/{pid}/output"],
+  listDirectory: ["GET", "/api/v1/vms/{id}/files/list"],
+  watchDirectory: ["GET", "/api/v1/vms/{id}/files/watch"],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type OperationId = keyof typeof OPERATIONS;
@@ -398,6 +403,46 @@ export class Client {
   /** getJob: the job and its executions. */
   getJob(id: string): Promise<{ job: Job; executions: Execution[] }> { return this.json("getJob", { params: { id } }); }
 
+  // --- background processes
+
+  /** exec with background: starts the command and returns its PID at once. */
+  async startProcess(vm: string, req: Exec): Promise<number> {
+    const r = await this.json<{ pid: number }>("exec", { params: { id: vm }, json: { ...req, background: true, keep_running: undefined } });
+    return r.pid;
+  }
+
+  /** listProcesses: the processes started with background or keep_running (at most 256). */
+  async processes(vm: string): Promise<Process[]> {
+    return (await this.json<{ processes: Process[] }>("listProcesses", { params: { id: vm } })).processes ?? [];
+  }
+
+  /** signalProcess: signal ("TERM", "KILL", ...) to a process started through Aetherium that still runs. */
+  async signalProcess(vm: string, pid: number, signal = "TERM"): Promise<void> {
+    await (await this.call("signalProcess", { params: { id: vm, pid: String(pid) }, json: { signal } })).body?.cancel();
+  }
+
+  /**
+   * processOutput: the output the sandbox kept (the last 1 MiB) and, with
+   * follow, what follows until the process exits. exit is null when the
+   * process still runs (without follow); dropped counts the bytes the
+   * sandbox no longer held. Abandoning the read never stops the process.
+   */
+  async processOutput(vm: string, pid: number, opts: { follow?: boolean; signal?: AbortSignal } = {}): Promise<{
+    stdout: string; stderr: string; exit: ExecEvent | null; dropped: number;
+  }> {
+    const resp = await this.call("processOutput", {
+      params: { id: vm, pid: String(pid) }, query: { follow: opts.follow ? 1 : undefined }, timeout: false, signal: opts.signal,
+    });
+    const dropped = Number(resp.headers.get("X-Output-Dropped") ?? 0);
+    const out: Uint8Array[] = [], err: Uint8Array[] = [];
+    let exit: ExecEvent | null = null;
+    for await (const ev of resp.body!.pipeThrough(ndjsonEvents()) as unknown as AsyncIterable<ExecEvent>) {
+      if (ev.type === "exit") exit = ev;
+      else (ev.type === "stdout" ? out : err).push(ev.data);
+    }
+    return { stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), exit, dropped };
+  }
+
   // --- files
 
   /** writeFile: data to path in the sandbox; mode like 0o755. */
@@ -427,6 +472,24 @@ export class Client {
     if (data.length > max) throw new AetheriumError(`${path} is more than maxBytes ${max}`, { code: "too_large" });
     if (size >= 0 && data.length !== size) throw new TransportError(`download of ${path} ended after ${data.length} of ${size} bytes`);
     return data;
+  }
+
+  /** listDirectory: entries as lstat sees them (symlinks not followed), at most 10,000. */
+  listDir(vm: string, path: string): Promise<DirListing> {
+    return this.json("listDirectory", { params: { id: vm }, query: { path } });
+  }
+
+  /**
+   * watchDirectory: changes under path from now on (recursive: in its
+   * subdirectories too). It is watching when the promise resolves; iterate
+   * it with for await, and close() it to stop.
+   */
+  async watchDir(vm: string, path: string, opts: { recursive?: boolean } = {}): Promise<EventStream<FileEvent>> {
+    const abort = new AbortController();
+    const resp = await this.call("watchDirectory", {
+      params: { id: vm }, query: { path, recursive: opts.recursive ? 1 : undefined }, timeout: false, signal: abort.signal,
+    });
+    return new EventStream<FileEvent>(resp.body!, abort);
   }
 
   // --- tasks and events
@@ -551,8 +614,8 @@ export class Client {
   }
 }
 
-/** EventStream is an open GET /api/v1/events; iterate it with for await. */
-export class EventStream implements AsyncIterable<AetherEvent> {
+/** EventStream is an open Server-Sent Events stream (GET /api/v1/events, a directory watch); iterate it with for await. */
+export class EventStream<T = AetherEvent> implements AsyncIterable<T> {
   private readonly body: ReadableStream<Uint8Array>;
   private readonly abort: AbortController;
 
@@ -561,7 +624,7 @@ export class EventStream implements AsyncIterable<AetherEvent> {
     this.abort = abort;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<AetherEvent> {
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
     const dec = new TextDecoder();
     let buf = "";
     let data: string[] = [];
@@ -574,7 +637,7 @@ export class EventStream implements AsyncIterable<AetherEvent> {
           if (line.startsWith("data:")) {
             data.push(line.slice(5).replace(/^ /, ""));
           } else if (line === "" && data.length) {
-            yield JSON.parse(data.join("\n")) as AetherEvent;
+            yield JSON.parse(data.join("\n")) as T;
             data = [];
           }
         }

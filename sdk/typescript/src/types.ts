@@ -52,6 +52,10 @@ export interface Exec {
   cwd?: string;
   user?: string;
   timeout_seconds?: number;
+  /** Start and answer the PID at once (use Client.startProcess). */
+  background?: boolean;
+  /** Keep the command running when the stream is abandoned; read its output with processOutput. */
+  keep_running?: boolean;
 }
 
 /** A queued request's answer (schema Accepted). */
@@ -224,4 +228,41 @@ export interface LogQuery {
 export interface LogPage {
   records: LogRecord[];
   next?: string;
+}
+
+/** A process started with background or keep_running (schema Process). */
+export interface Process {
+  pid: number;
+  argv: string[];
+  started_at: string;
+  running: boolean;
+  exit_code?: number;
+  signal?: string;
+  timed_out?: boolean;
+  output_bytes: number;
+  dropped: number;
+}
+
+/** One directory entry, as lstat sees it (schema DirEntry). */
+export interface DirEntry {
+  name: string;
+  type: "file" | "dir" | "symlink" | "other";
+  size: number;
+  mode: number;
+  mtime: string;
+  target?: string;
+}
+
+/** A directory listing (schema DirListing). */
+export interface DirListing {
+  path: string;
+  entries: DirEntry[];
+  truncated: boolean;
+}
+
+/** One change under a watched directory (schema FileEvent). */
+export interface FileEvent {
+  op: "create" | "write" | "remove" | "rename" | "overflow";
+  path: string;
+  dir?: boolean;
 }

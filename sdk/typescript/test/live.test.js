@@ -51,6 +51,28 @@ describe("against aetherd", { skip: !live && "AETHER_URL not set (no aetherd to 
     assert.equal(events.at(-1).exit_code, 0);
   });
 
+  test("background processes: start, list, read, follow, signal", async () => {
+    const pid = await client.startProcess(sb.id, { command: "echo a; sleep 30" });
+    assert.ok((await client.processes(sb.id)).some((p) => p.pid === pid && p.running));
+    while ((await client.processOutput(sb.id, pid)).stdout !== "a\n") { /* until it has written */ }
+    const following = client.processOutput(sb.id, pid, { follow: true });
+    await client.signalProcess(sb.id, pid, "TERM");
+    const out = await following;
+    assert.deepEqual([out.stdout, out.exit?.signal], ["a\n", "SIGTERM"]);
+    await assert.rejects(client.signalProcess(sb.id, pid), (e) => e.status === 409);
+    await assert.rejects(client.signalProcess(sb.id, 1, "KILL"), (e) => e instanceof NotFoundError);
+  });
+
+  test("list and watch a directory", async () => {
+    await sb.exec("mkdir -p /w && printf hi >/w/f && ln -sf /etc /w/l");
+    const l = await client.listDir(sb.id, "/w");
+    assert.deepEqual(l.entries.map((e) => [e.name, e.type, e.type === "file" ? e.size : e.target]), [["f", "file", 2], ["l", "symlink", "/etc"]]);
+    const w = await client.watchDir(sb.id, "/w");
+    await sb.exec("touch /w/g");
+    for await (const ev of w) if (ev.op === "create" && ev.path === "g") break;
+    w.close();
+  });
+
   test("exec args, env, cwd", async () => {
     const res = await sb.exec("sh", ["-c", 'echo "$GREETING $(pwd)"'], { env: { GREETING: "hi" }, cwd: "/tmp" });
     assert.equal(res.stdout, "hi /tmp\n");
