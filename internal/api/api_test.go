@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/auth"
@@ -52,14 +53,37 @@ func (q *fakeQueue) messages() []*queue.Message {
 
 // fakeSandboxes is a cluster.Sandboxes whose calls go to the Impl fields.
 type fakeSandboxes struct {
-	ExecImpl      func(ctx context.Context, vm *store.VM, p *task.ExecParams, eio agentclient.ExecIO) (*store.Execution, error)
-	cluster.Guest // nil: these tests never call it
+	ExecImpl func(ctx context.Context, vm *store.VM, p *task.ExecParams, eio agentclient.ExecIO) (*store.Execution, error)
+	unfakedGuest
 	// DialImpl, when set, serves Dial.
 	DialImpl func(ctx context.Context, vm *store.VM, port int) (net.Conn, error)
 }
 
 func (f *fakeSandboxes) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, _ task.ExecRecord, eio agentclient.ExecIO) (*store.Execution, error) {
 	return f.ExecImpl(ctx, vm, p, eio)
+}
+
+// unfakedGuest answers every cluster.Guest call as not implemented (the
+// fuzz seeds reach those routes; processes are tested end to end).
+type unfakedGuest struct{}
+
+func (unfakedGuest) StartProcess(context.Context, *store.VM, *task.ExecParams) (int, error) {
+	return 0, errdefs.ErrNotImplemented
+}
+func (unfakedGuest) Processes(context.Context, *store.VM) ([]apiv1.Process, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+func (unfakedGuest) SignalProcess(context.Context, *store.VM, int, int) error {
+	return errdefs.ErrNotImplemented
+}
+func (unfakedGuest) ProcessOutput(context.Context, *store.VM, int, bool) (cluster.Output, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+func (unfakedGuest) ListDir(context.Context, *store.VM, string) (*apiv1.DirListing, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+func (unfakedGuest) WatchDir(context.Context, *store.VM, string, bool, func(), func(apiv1.FileEvent) error) error {
+	return errdefs.ErrNotImplemented
 }
 
 func (f *fakeSandboxes) PutFile(context.Context, *store.VM, string, uint32, io.Reader) (int64, error) {
