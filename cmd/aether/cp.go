@@ -30,12 +30,15 @@ func newCpCmd(g *globals) *cobra.Command {
 			case srcRemote == dstRemote:
 				return fmt.Errorf("exactly one of SRC and DST must be VM:PATH")
 			case dstRemote:
-				in, closeIn, err := openLocal(args[0])
+				in, size, closeIn, err := openLocal(args[0])
 				if err != nil {
 					return err
 				}
 				defer closeIn()
-				n, err := c.PutFile(cmd.Context(), dstVM, dstPath, mode, in)
+				bar := newProgress("uploading "+filepath.Base(args[0]), true)
+				bar.set(0, size, "")
+				n, err := c.PutFile(cmd.Context(), dstVM, dstPath, mode, bar.reader(in))
+				bar.finish()
 				if err == nil && g.verbose {
 					fmt.Fprintf(os.Stderr, "%d bytes copied\n", n)
 				}
@@ -58,23 +61,28 @@ func splitRemote(s string) (vm, path string, ok bool) {
 	return vm, path, true
 }
 
-func openLocal(p string) (io.Reader, func(), error) {
+// openLocal opens a local file (or stdin for -) and returns its size (0:
+// unknown).
+func openLocal(p string) (io.Reader, int64, func(), error) {
 	if p == "-" {
-		return os.Stdin, func() {}, nil
+		return os.Stdin, 0, func() {}, nil
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, func() { f.Close() }, nil
 }
 
 // download writes to a temporary file renamed into place, so a failed copy
 // never leaves a truncated local file.
 func download(cmd *cobra.Command, c *client.Client, vm, path, dst string) error {
 	if dst == "-" {
-		_, err := c.GetFile(cmd.Context(), vm, path, cmd.OutOrStdout())
-		return err
+		return getFile(cmd, c, vm, path, cmd.OutOrStdout())
 	}
 	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
 		dst = filepath.Join(dst, filepath.Base(path))
@@ -84,7 +92,7 @@ func download(cmd *cobra.Command, c *client.Client, vm, path, dst string) error 
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := c.GetFile(cmd.Context(), vm, path, tmp); err != nil {
+	if err := getFile(cmd, c, vm, path, tmp); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -92,4 +100,22 @@ func download(cmd *cobra.Command, c *client.Client, vm, path, dst string) error 
 		return err
 	}
 	return os.Rename(tmp.Name(), dst)
+}
+
+// getFile downloads path into w with a progress line (on a terminal, after
+// a second). A transfer cut short is an error.
+func getFile(cmd *cobra.Command, c *client.Client, vm, path string, w io.Writer) error {
+	resp, err := c.OpenFile(cmd.Context(), vm, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	bar := newProgress("downloading "+filepath.Base(path), true)
+	bar.set(0, max(resp.ContentLength, 0), "")
+	n, err := io.Copy(w, bar.reader(resp.Body))
+	bar.finish()
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("download of %s ended after %d of %d bytes", path, n, resp.ContentLength)
+	}
+	return err
 }

@@ -81,25 +81,21 @@ func newVMCreateCmd(g *globals) *cobra.Command {
 // waitTask waits for a task, showing progress on stderr, and turns a failed
 // task into an error.
 func waitTask(cmd *cobra.Command, g *globals, c *client.Client, id, what string) (*apiv1.Task, error) {
-	start := time.Now()
-	tty := isTerminal(os.Stderr)
+	bar := newProgress(what, false) // on a terminal: a bar when the task reports steps ("2/3")
 	last := ""
 	t, err := c.WaitTask(cmd.Context(), id, func(t *apiv1.Task) {
-		line := fmt.Sprintf("%s: %s", what, t.Status)
+		note := t.Status
 		if t.Progress != "" {
-			line += " — " + t.Progress
+			note += " — " + t.Progress
 		}
-		switch {
-		case tty:
-			fmt.Fprintf(os.Stderr, "\r\033[K%s (%.0fs)", line, time.Since(start).Seconds())
-		case line != last && g.verbose:
-			fmt.Fprintln(os.Stderr, line)
+		done, total, _ := taskSteps(t.Progress)
+		bar.set(done, total, note)
+		if bar.w == nil && note != last && g.verbose {
+			fmt.Fprintln(os.Stderr, what+": "+note)
 		}
-		last = line
+		last = note
 	})
-	if tty {
-		fmt.Fprint(os.Stderr, "\r\033[K")
-	}
+	bar.finish()
 	if err != nil {
 		return nil, err
 	}
