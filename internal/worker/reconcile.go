@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/aetherium/aetherium/internal/cluster"
@@ -70,13 +71,27 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 		w.log.WarnContext(ctx, "reconcile: list machines", slog.Any("err", err))
 		return
 	}
+	// This worker's rows in two queries, not one per machine: a reconcile
+	// of 500 sandboxes made 500 lookups.
+	vms, pool, err := w.ownRows(ctx)
+	if err != nil {
+		w.log.WarnContext(ctx, "reconcile: list sandboxes", slog.Any("err", err))
+		return
+	}
+	rows := make(map[string]*store.VM, len(vms)+len(pool))
+	for _, vm := range slices.Concat(vms, pool) {
+		rows[vm.ID] = vm
+	}
 	seen := map[string]*sandbox.Info{}
 	for _, info := range infos {
 		seen[info.ID] = info
-		vm, err := w.store.VMGet(ctx, &store.VMGetParams{ProjectID: store.AllProjects, IDOrName: info.ID})
-		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			w.log.WarnContext(ctx, "reconcile: get sandbox", slog.String("sandbox_id", info.ID), slog.Any("err", err))
-			continue
+		vm := rows[info.ID]
+		if vm == nil { // deleted, or not (yet) this worker's row: ask for it
+			vm, err = w.store.VMGet(ctx, &store.VMGetParams{ProjectID: store.AllProjects, IDOrName: info.ID})
+			if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+				w.log.WarnContext(ctx, "reconcile: get sandbox", slog.String("sandbox_id", info.ID), slog.Any("err", err))
+				continue
+			}
 		}
 		if vm == nil || vm.Status == store.VMDeleted {
 			w.log.InfoContext(ctx, "reconcile: removing orphan machine", slog.String("sandbox_id", info.ID))
@@ -85,7 +100,17 @@ func (w *Worker) reconcileMachines(ctx context.Context) {
 		}
 		w.reconcileMachine(ctx, vm, info)
 	}
-	w.reconcileVanished(ctx, seen)
+	w.reconcileVanished(ctx, vms, pool, seen)
+}
+
+// ownRows lists this worker's live sandboxes and its pool sandboxes.
+func (w *Worker) ownRows(ctx context.Context) (vms, pool []*store.VM, err error) {
+	vms, err = w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID})
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err = w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID, Pooled: true})
+	return vms, pool, err
 }
 
 // reconcileMachine adopts a lost sandbox whose machine survived and restarts
@@ -121,20 +146,10 @@ func (w *Worker) reconcileMachine(ctx context.Context, vm *store.VM, info *sandb
 	warnIf(ctx, log, "reconcile: record new address", err)
 }
 
-// reconcileVanished handles this worker's sandboxes whose machine is not
-// among seen: a pool sandbox is retired (the pool refills), a running or
-// lost one is marked failed.
-func (w *Worker) reconcileVanished(ctx context.Context, seen map[string]*sandbox.Info) {
-	vms, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID})
-	if err != nil {
-		w.log.WarnContext(ctx, "reconcile: list sandboxes", slog.Any("err", err))
-		return
-	}
-	pool, err := w.store.VMList(ctx, &store.VMListParams{ProjectID: store.AllProjects, WorkerID: w.cfg.ID, Pooled: true})
-	if err != nil {
-		w.log.WarnContext(ctx, "reconcile: list pool sandboxes", slog.Any("err", err))
-		return
-	}
+// reconcileVanished handles this worker's sandboxes (vms, pool) whose
+// machine is not among seen: a pool sandbox is retired (the pool refills),
+// a running or lost one is marked failed.
+func (w *Worker) reconcileVanished(ctx context.Context, vms, pool []*store.VM, seen map[string]*sandbox.Info) {
 	for _, vm := range pool {
 		if vm.Status == store.VMPooled && seen[vm.ID] == nil {
 			w.retire(ctx, vm.ID)
