@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -297,24 +294,6 @@ func (f *Firewall) lock() func() {
 		unlock()
 		f.mu.Unlock()
 	}
-}
-
-// LockHost takes a host-wide lock named name (an flock on a file in
-// /run/lock), for state that every aetherd process on the host shares: the
-// nftables tables, a Docker network. It blocks until the lock is free and
-// returns its release. Without a lock file (a read-only /run and TMPDIR)
-// it locks nothing: callers keep their in-process mutex.
-func LockHost(name string) (unlock func()) {
-	dir := "/run/lock"
-	if _, err := os.Stat(dir); err != nil {
-		dir = os.TempDir()
-	}
-	fd, err := os.OpenFile(filepath.Join(dir, "aetherium-"+name+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return func() {}
-	}
-	syscall.Flock(int(fd.Fd()), syscall.LOCK_EX)
-	return func() { fd.Close() } // closing releases the flock
 }
 
 // policyRules are the rules of a sandbox's chain, in order.
