@@ -85,8 +85,13 @@ func (s *Store) VMGet(ctx context.Context, p *store.VMGetParams) (*store.VM, err
 
 // VMList implements store.Store.
 func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM, error) {
-	q := `SELECT ` + vmColumns + ` FROM vms WHERE (project_id = ? OR ? = '*')`
-	args := []any{p.ProjectID, p.ProjectID}
+	// One project's rows are read in order from vms_project_created; '*'
+	// (every project: the reconciler, admins) reads them all.
+	q := `SELECT ` + vmColumns + ` FROM vms WHERE project_id = ?`
+	args := []any{p.ProjectID}
+	if p.ProjectID == "*" {
+		q, args = `SELECT `+vmColumns+` FROM vms WHERE 1 = 1`, nil
+	}
 	if !p.IncludeDeleted {
 		q += ` AND status <> 'deleted'`
 	}

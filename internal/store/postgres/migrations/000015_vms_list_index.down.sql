@@ -1,0 +1,1 @@
+DROP INDEX vms_project_created;
