@@ -505,7 +505,7 @@ type Preview struct {
 	ID   string `json:"id"`
 	VMID string `json:"vm_id"`
 	Port int    `json:"port"`
-	// URL is the port's preview host, {port}-{sandbox}.{preview_domain}.
+	// URL is the port's preview host, {port}-{sandbox ID}.{preview_domain}.
 	URL string `json:"url"`
 	// Token is the secret (creation only).
 	Token string `json:"token,omitempty"`

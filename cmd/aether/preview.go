@@ -20,7 +20,7 @@ func newPreviewCmd(g *globals) *cobra.Command {
 		Use: "preview VM [PORT]", ValidArgsFunction: completeVM(g, false),
 		Short: "Print a public URL of a port of a sandbox (a preview token), list or revoke them",
 		Long: "Creates a preview token of PORT and prints the URL that opens it in a browser:\n" +
-			"{port}-{vm}.{preview domain}, served by aetherd at the root of its own origin (aetherd needs\n" +
+			"{port}-{sandbox ID}.{preview domain}, served by aetherd at the root of its own origin (aetherd needs\n" +
 			"api.preview_domain and a wildcard DNS record). Anyone with the URL reaches the port until the token\n" +
 			"expires (--ttl) or is revoked; the token is not shown again. Scripts may send the token in the\n" +
 			"X-Aether-Preview-Token header instead.",

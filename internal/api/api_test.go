@@ -198,8 +198,14 @@ func (a *testAPI) doAs(t *testing.T, key, method, path, body string) (int, strin
 // task, and returns it.
 func (a *testAPI) vm(t testing.TB, name, status string) *store.VM {
 	t.Helper()
+	return a.vmWithID(t, "id-"+name, name, status)
+}
+
+// vmWithID is vm with the sandbox's ID.
+func (a *testAPI) vmWithID(t testing.TB, id, name, status string) *store.VM {
+	t.Helper()
 	tk, err := a.st.TaskInsert(t.Context(), &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: task.KindVMCreate,
-		VM: &store.VMInsertParams{ID: "id-" + name, Name: name, Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512, WorkerID: "w1"}})
+		VM: &store.VMInsertParams{ID: id, Name: name, Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512, WorkerID: "w1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,11 @@ import (
 )
 
 // Preview hosts serve one port of one sandbox at the root of an origin of
-// its own: {port}-{sandbox}.{Config.PreviewDomain}, where sandbox is the
-// sandbox's ID or name and the port is everything before the first dash
-// (names and IDs may contain dashes, ports cannot). The request's path
+// its own: {port}-{sandbox ID}.{Config.PreviewDomain}. Only the ID names
+// the sandbox: a name is unique only within a project, so two projects'
+// sandboxes named "web" would share the origin 8000-web.… (cookies,
+// service workers, storage). "65535-" and a 36-character UUID make 42
+// characters, a valid DNS label (at most 63). The request's path
 // reaches the sandbox as it is, which apps that assume they live at "/"
 // need. A preview host serves nothing but that proxy: no API route, no
 // dashboard, and aetherd's own cookies are never set or read there (the
@@ -69,18 +71,25 @@ func (s *Server) previewLabel(r *http.Request) (label string, ok bool) {
 	return strings.CutSuffix(host, "."+s.cfg.PreviewDomain)
 }
 
-// parsePreviewLabel splits a preview host's first label, {port}-{sandbox},
-// at its first dash.
+// parsePreviewLabel splits a preview host's first label, {port}-{sandbox
+// ID}, at its first dash. The ID must be a UUID in its canonical form
+// (lower case, with dashes), so each sandbox port has exactly one origin.
 func parsePreviewLabel(label string) (port int, vm string, err error) {
 	p, vm, ok := strings.Cut(label, "-")
-	if !ok || vm == "" || strings.Contains(vm, ".") || p == "" || strings.TrimLeft(p, "0123456789") != "" || p[0] == '0' {
-		return 0, "", errdefs.NotFound("not a preview host: want {port}-{sandbox}.<preview domain>")
+	if !ok || !canonicalUUID(vm) || p == "" || strings.TrimLeft(p, "0123456789") != "" || p[0] == '0' {
+		return 0, "", errdefs.NotFound("not a preview host: want {port}-{sandbox ID}.<preview domain>")
 	}
 	port, err = strconv.Atoi(p)
 	if err != nil || port > 65535 {
 		return 0, "", errdefs.NotFound("not a preview host: port %s is not between 1 and 65535", p)
 	}
 	return port, vm, nil
+}
+
+// canonicalUUID says s is a UUID written as uuid.NewString writes one.
+func canonicalUUID(s string) bool {
+	id, err := uuid.Parse(s)
+	return err == nil && id.String() == s
 }
 
 // servePreview serves a request to a preview host.
@@ -140,11 +149,14 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 		return nil, false, s.retryLater(w, wait, "rate limit of key "+p.KeyPrefix+" exceeded; retry later")
 	}
 	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: p.ProjectID, IDOrName: ref})
+	if err == nil && vm.ID != ref { // a sandbox named like another's ID
+		return nil, true, errdefs.NotFound("sandbox %s not found", ref)
+	}
 	return vm, true, err
 }
 
-// previewToken checks a preview token's secret against the sandbox (ID or
-// name) and port of the host it came to, and takes one request from its
+// previewToken checks a preview token's secret against the sandbox ID and
+// port of the host it came to, and takes one request from its
 // rate limit. An unknown, expired or revoked token is 401; a valid token of
 // another sandbox or port is 404.
 func (s *Server) previewToken(r *http.Request, secret string, port int, ref string) (*store.VM, error) {
@@ -162,7 +174,7 @@ func (s *Server) previewToken(r *http.Request, secret string, port int, ref stri
 	if err != nil {
 		return nil, err
 	}
-	if t.Port != port || (ref != vm.ID && ref != vm.Name) {
+	if t.Port != port || ref != vm.ID {
 		return nil, errdefs.NotFound("this preview token does not open port %d of sandbox %s", port, ref)
 	}
 	if wait, ok := s.limits.allow("preview:"+t.ID, classPreview); !ok {
@@ -251,7 +263,7 @@ func newPreviewSecret() string {
 // previewURL is the preview host of a sandbox's port, reached like this
 // request reached aetherd (scheme and port).
 func (s *Server) previewURL(r *http.Request, vm *store.VM, port int) string {
-	host := strconv.Itoa(port) + "-" + vm.Name + "." + s.cfg.PreviewDomain
+	host := strconv.Itoa(port) + "-" + vm.ID + "." + s.cfg.PreviewDomain
 	if _, p, err := net.SplitHostPort(r.Host); err == nil {
 		host = net.JoinHostPort(host, p)
 	}

@@ -19,23 +19,28 @@ import (
 
 func TestParsePreviewLabel(t *testing.T) {
 	t.Parallel()
+	const id = "3f2a9c1e-0b1d-4e5f-9a7b-1c2d3e4f5a6b"
 	tests := []struct {
 		label string
 		port  int
 		vm    string
 	}{
-		{"8000-web", 8000, "web"},
-		{"3000-my-dev-app", 3000, "my-dev-app"},
-		{"80-3f2a9c1e-0b1d-4e5f-9a7b-1c2d3e4f5a6b", 80, "3f2a9c1e-0b1d-4e5f-9a7b-1c2d3e4f5a6b"},
-		{"65535-x", 65535, "x"},
-		{"web", 0, ""},
-		{"-web", 0, ""},
+		{"80-" + id, 80, id},
+		{"65535-" + id, 65535, id},
+		{"8000-web", 0, ""}, // a name is unique only within a project
+		{"3000-my-dev-app", 0, ""},
+		{"80-3F2A9C1E-0B1D-4E5F-9A7B-1C2D3E4F5A6B", 0, ""}, // previewLabel lowers the Host first
+		{"80-3f2a9c1e0b1d4e5f9a7b1c2d3e4f5a6b", 0, ""},     // one sandbox, one origin
+		{"80-{" + id + "}", 0, ""},
+		{"80-urn:uuid:" + id, 0, ""},
+		{id, 0, ""},
+		{"-" + id, 0, ""},
 		{"8000-", 0, ""},
-		{"08000-web", 0, ""},
-		{"0-web", 0, ""},
-		{"65536-web", 0, ""},
-		{"+80-web", 0, ""},
-		{"80x-web", 0, ""},
+		{"08000-" + id, 0, ""},
+		{"0-" + id, 0, ""},
+		{"65536-" + id, 0, ""},
+		{"+80-" + id, 0, ""},
+		{"80x-" + id, 0, ""},
 		{"", 0, ""},
 	}
 	for _, tt := range tests {
@@ -89,6 +94,12 @@ func (a *testAPI) createPreview(t *testing.T, key, vm string, port int) apiv1.Pr
 	return p
 }
 
+// previewVM inserts a running sandbox with a UUID, as aetherd makes them.
+func (a *testAPI) previewVM(t *testing.T, name string) *store.VM {
+	t.Helper()
+	return a.vmWithID(t, uuid.NewString(), name, store.VMRunning)
+}
+
 // previewReq serves one request to a preview host.
 func (a *testAPI) previewReq(t *testing.T, host, target string, edit func(r *http.Request)) *httptest.ResponseRecorder {
 	t.Helper()
@@ -108,11 +119,11 @@ func (a *testAPI) previewReq(t *testing.T, host, target string, edit func(r *htt
 func TestPreviewHost(t *testing.T) {
 	t.Parallel()
 	a, lastPort := newPreviewAPI(t, RateLimits{})
-	web := a.vm(t, "web", store.VMRunning)
-	a.vm(t, "other", store.VMRunning)
+	web := a.previewVM(t, "web")
+	other := a.previewVM(t, "other")
 	_, otherKey := a.project(t, "b", store.Quota{})
 	p := a.createPreview(t, a.admin, "web", 8000)
-	if p.URL != "http://8000-web.preview.test:8080/" || p.TokenURL != p.URL+"?aether_preview_token="+p.Token ||
+	if p.URL != "http://8000-"+web.ID+".preview.test:8080/" || p.TokenURL != p.URL+"?aether_preview_token="+p.Token ||
 		!strings.HasPrefix(p.Token, "aep_") || len(p.Token) < 40 {
 		t.Fatalf("created preview = %+v", p)
 	}
@@ -131,7 +142,7 @@ func TestPreviewHost(t *testing.T) {
 	bearer := func(v string) func(r *http.Request) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+v) }
 	}
-	const host = "8000-web.preview.test:8080"
+	host := "8000-" + web.ID + ".preview.test:8080"
 	tests := []struct {
 		name, host, target string
 		edit               func(r *http.Request)
@@ -149,10 +160,11 @@ func TestPreviewHost(t *testing.T) {
 			token(p.Token)(r)
 			r.Header.Set("Authorization", "Basic YXBwOmFwcA==")
 		}, http.StatusOK, previewEcho{Path: "/", Authorization: "Basic YXBwOmFwcA=="}},
-		{"sandbox by ID", "8000-" + web.ID + ".preview.test", "/", token(p.Token), http.StatusOK, previewEcho{Path: "/"}},
-		{"host in upper case", "8000-WEB.Preview.Test", "/", token(p.Token), http.StatusOK, previewEcho{Path: "/"}},
-		{"token of another port", "3000-web.preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
-		{"token of another sandbox", "8000-other.preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
+		{"host in upper case", "8000-" + strings.ToUpper(web.ID) + ".Preview.Test", "/", token(p.Token), http.StatusOK, previewEcho{Path: "/"}},
+		{"sandbox by name is no preview host", "8000-web.preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
+		{"by name with a key neither", "8000-web.preview.test", "/", bearer(a.admin), http.StatusNotFound, previewEcho{}},
+		{"token of another port", "3000-" + web.ID + ".preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
+		{"token of another sandbox", "8000-" + other.ID + ".preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
 		{"expired token", host, "/", token("aep_expired"), http.StatusUnauthorized, previewEcho{}},
 		{"revoked token", host, "/", token(revoked.Token), http.StatusUnauthorized, previewEcho{}},
 		{"unknown token", host, "/", token("aep_" + strings.Repeat("A", 43)), http.StatusUnauthorized, previewEcho{}},
@@ -163,7 +175,7 @@ func TestPreviewHost(t *testing.T) {
 			r.AddCookie(&http.Cookie{Name: SessionCookie, Value: a.admin})
 		}, http.StatusUnauthorized, previewEcho{}},
 		{"not a preview label", "web.preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
-		{"two labels", "8000-web.x.preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
+		{"two labels", "8000-" + web.ID + ".x.preview.test", "/", token(p.Token), http.StatusNotFound, previewEcho{}},
 		{"the preview domain itself", "preview.test", "/api/v1/vms", bearer(a.admin), http.StatusNotFound, previewEcho{}},
 	}
 	for _, tt := range tests {
@@ -198,10 +210,11 @@ func TestPreviewHost(t *testing.T) {
 func TestPreviewTokenInQuery(t *testing.T) {
 	t.Parallel()
 	a, _ := newPreviewAPI(t, RateLimits{})
-	a.vm(t, "web", store.VMRunning)
+	web := a.previewVM(t, "web")
 	p := a.createPreview(t, a.admin, "web", 8000)
-	rec := a.previewReq(t, "8000-web.preview.test:8080", "/app/?x=1&aether_preview_token="+p.Token, nil)
-	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "http://8000-web.preview.test:8080/app/?x=1" {
+	host := "8000-" + web.ID + ".preview.test"
+	rec := a.previewReq(t, host+":8080", "/app/?x=1&aether_preview_token="+p.Token, nil)
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "http://"+host+":8080/app/?x=1" {
 		t.Fatalf("first visit: %d, Location %q", rec.Code, rec.Header().Get("Location"))
 	}
 	c, err := http.ParseSetCookie(rec.Header().Get("Set-Cookie"))
@@ -210,11 +223,11 @@ func TestPreviewTokenInQuery(t *testing.T) {
 		t.Fatalf("cookie %+v, %v", c, err)
 	}
 	// A path that a browser would read as another host stays on this one.
-	rec = a.previewReq(t, "8000-web.preview.test", "//evil.test/?aether_preview_token="+p.Token, nil)
-	if loc := rec.Header().Get("Location"); !strings.HasPrefix(loc, "http://8000-web.preview.test/") {
+	rec = a.previewReq(t, host, "//evil.test/?aether_preview_token="+p.Token, nil)
+	if loc := rec.Header().Get("Location"); !strings.HasPrefix(loc, "http://"+host+"/") {
 		t.Fatalf("Location %q leaves the preview host", loc)
 	}
-	rec = a.previewReq(t, "8000-web.preview.test", "/?aether_preview_token=aep_wrong", nil)
+	rec = a.previewReq(t, host, "/?aether_preview_token=aep_wrong", nil)
 	if rec.Code != http.StatusUnauthorized || rec.Header().Get("Set-Cookie") != "" {
 		t.Fatalf("bad token in the query: %d, Set-Cookie %q", rec.Code, rec.Header().Get("Set-Cookie"))
 	}
@@ -224,10 +237,10 @@ func TestPreviewTokenInQuery(t *testing.T) {
 func TestPreviewTokenRateLimit(t *testing.T) {
 	t.Parallel()
 	a, _ := newPreviewAPI(t, RateLimits{Preview: Rate{PerSecond: 0.001, Burst: 2}})
-	a.vm(t, "web", store.VMRunning)
+	web := a.previewVM(t, "web")
 	p1, p2 := a.createPreview(t, a.admin, "web", 8000), a.createPreview(t, a.admin, "web", 8000)
 	get := func(tok string) int {
-		return a.previewReq(t, "8000-web.preview.test", "/", func(r *http.Request) { r.Header.Set(PreviewTokenHeader, tok) }).Code
+		return a.previewReq(t, "8000-"+web.ID+".preview.test", "/", func(r *http.Request) { r.Header.Set(PreviewTokenHeader, tok) }).Code
 	}
 	for i, want := range []int{200, 200, 429} {
 		if got := get(p1.Token); got != want {

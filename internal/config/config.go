@@ -264,7 +264,7 @@ type API struct {
 	// allows any name (behind a proxy that checks it). Names not allowed
 	// get 421: the defence against DNS rebinding.
 	AllowedHosts []string `yaml:"allowed_hosts"`
-	// PreviewDomain, when set, makes {port}-{sandbox}.{preview_domain}
+	// PreviewDomain, when set, makes {port}-{sandbox ID}.{preview_domain}
 	// preview hosts: each proxies one sandbox port at the root of its own
 	// origin, to an API key of the sandbox's project or a preview token.
 	// Point a wildcard DNS record (*.preview_domain) at aetherd; use a
@@ -375,7 +375,7 @@ var settings = []setting{
 	{"internal-token", "AETHER_INTERNAL_TOKEN", "shared secret between aetherd processes", func(c *Config) *string { return &c.InternalToken }},
 	{"redis-password", "AETHER_REDIS_PASSWORD", "Redis password (queue and event bus)", func(c *Config) *string { return &c.RedisPassword }},
 	{"metrics-token", "AETHER_METRICS_TOKEN", "bearer token that may read /metrics besides admin keys", func(c *Config) *string { return &c.API.MetricsToken }},
-	{"preview-domain", "AETHER_PREVIEW_DOMAIN", "serve {port}-{sandbox}.DOMAIN as preview hosts (empty: off)", func(c *Config) *string { return &c.API.PreviewDomain }},
+	{"preview-domain", "AETHER_PREVIEW_DOMAIN", "serve {port}-{sandbox ID}.DOMAIN as preview hosts (empty: off)", func(c *Config) *string { return &c.API.PreviewDomain }},
 }
 
 // Parse parses a command's arguments (operator flags and positional

@@ -13,7 +13,7 @@ import (
 )
 
 // TestPreviewHost reaches a service on a real sandbox's loopback through
-// its preview host, {port}-{sandbox}.preview.test, sent to aetherd on
+// its preview host, {port}-{sandbox ID}.preview.test, sent to aetherd on
 // loopback with that Host (no DNS needed): a token from `aether preview`
 // lets a script in (header) and a browser in (query → cookie → redirect);
 // the path arrives as it is and no credential reaches the service; an API
@@ -25,10 +25,10 @@ func TestPreviewHost(t *testing.T) {
 	e.proc = e.add("--runtime", "docker", "--preview-domain", "preview.test")
 	e.connect(e.proc)
 	e.start()
-	e.MustCreateVM(&client.CreateVMRequest{Name: "web"})
+	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "web"})
 	e.startHTTPD("web", "127.0.0.1", "8000")
 	_, port, _ := net.SplitHostPort(e.addr)
-	host := "8000-web.preview.test:" + port
+	host := "8000-" + vm.ID + ".preview.test:" + port
 
 	out, code := e.aether("", "preview", "web", "8000", "--ttl", "1h", "-o", "json")
 	var p apiv1.Preview
@@ -72,6 +72,10 @@ func TestPreviewHost(t *testing.T) {
 	if resp, body := get("/page", func(r *http.Request) { r.AddCookie(cookies[0]) }); resp.StatusCode != http.StatusOK ||
 		!strings.HasPrefix(body, "method=GET path=/page auth=none cookie=none") {
 		t.Errorf("with the preview cookie: %d %q", resp.StatusCode, body)
+	}
+	byName := func(r *http.Request) { withToken(r); r.Host = "8000-web.preview.test:" + port }
+	if resp, body := get("/", byName); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the sandbox's name as the preview host: %d %q; want 404 (names are unique only per project)", resp.StatusCode, body)
 	}
 	if resp, body := get("/", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("without a token: %d %q; want 401", resp.StatusCode, body)
