@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -128,7 +129,24 @@ func (pt *procTable) list() []agentproto.Process {
 		out = append(out, t.info())
 	}
 	slices.SortFunc(out, func(a, b agentproto.Process) int { return a.StartedAt.Compare(b.StartedAt) })
+	fitListing(out)
 	return out
+}
+
+// fitListing keeps a process listing within half a frame: past that, a
+// process's argv is cut to its program (at most 256 processes of at most
+// 32 arguments of 256 bytes, JSON-escaped, would not fit a frame, and the
+// listing would fail instead).
+func fitListing(ps []agentproto.Process) {
+	size := 0
+	for i := range ps {
+		b, _ := json.Marshal(ps[i])
+		if size+len(b) > agentproto.MaxPayload/2 && len(ps[i].Argv) > 0 {
+			ps[i].Argv = []string{ps[i].Argv[0][:min(len(ps[i].Argv[0]), 64)], "…"}
+			b, _ = json.Marshal(ps[i])
+		}
+		size += len(b)
+	}
 }
 
 // signal sends sig to the process group of a tracked process that still

@@ -2,6 +2,9 @@ package agent
 
 import (
 	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +81,24 @@ func TestProcTableEvictsFinishedFirst(t *testing.T) {
 	}
 	if err := add(5, true, time.Time{}); err == nil {
 		t.Errorf("start into a table of running processes succeeded")
+	}
+}
+
+// TestFitListing: the largest process table a client can make (256
+// processes, 32 arguments of 256 control bytes each, which JSON escapes
+// six-fold) still fits one frame, its first entries whole.
+func TestFitListing(t *testing.T) {
+	arg := strings.Repeat("\x01", 256)
+	ps := make([]agentproto.Process, 256)
+	for i := range ps {
+		ps[i] = agentproto.Process{PID: i + 2, Argv: slices.Repeat([]string{arg}, 32), StartedAt: time.Now()}
+	}
+	fitListing(ps)
+	b, _ := json.Marshal(agentproto.Response{Processes: ps})
+	if len(b) > agentproto.MaxPayload {
+		t.Errorf("listing of %d bytes does not fit a frame (%d)", len(b), agentproto.MaxPayload)
+	}
+	if len(ps[0].Argv) != 32 || len(ps[255].Argv) != 2 {
+		t.Errorf("first entry has %d arguments (want all 32), last %d (want its program and …)", len(ps[0].Argv), len(ps[255].Argv))
 	}
 }

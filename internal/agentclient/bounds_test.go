@@ -104,3 +104,47 @@ func TestMaxStreams(t *testing.T) {
 		t.Errorf("operation beyond MaxStreams: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestListBounds: a hostile agent answering a listing with entries of
+// near-1 MiB names is refused at the first one, and one sending endless
+// frames of small entries is cut at the byte budget (truncated), so a
+// listing never holds more than that budget of the guest's bytes.
+func TestListBounds(t *testing.T) {
+	listing := func(t *testing.T, frame func(i int) []byte) (*agentclient.DirListing, error, int) {
+		h, g := net.Pipe()
+		sent := make(chan int, 1)
+		go badGuest(g, func(st *yamux.Stream) {
+			agentproto.ReadFrame(st, 0)
+			n := 0
+			for ; n < 1000; n++ {
+				if agentproto.WriteFrame(st, agentproto.TypeData, frame(n)) != nil {
+					break
+				}
+			}
+			sent <- n
+			st.Close()
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := agentclient.Handshake(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		l, err := c.List(ctx, "/")
+		c.Close()
+		return l, err, <-sent
+	}
+	huge := `[{"name":"` + strings.Repeat("a", 1000<<10) + `","type":"file"}]`
+	if l, err, _ := listing(t, func(int) []byte { return []byte(huge) }); err == nil {
+		t.Errorf("a 1000 KiB name was accepted: %d entries", len(l.Entries))
+	}
+	small := `[` + strings.Repeat(`{"name":"x","type":"file"},`, 30000) + `{"name":"x","type":"file"}]`
+	l, err, frames := listing(t, func(int) []byte { return []byte(small) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Truncated || len(l.Entries) > agentproto.MaxListEntries || frames >= 1000 {
+		t.Errorf("endless small entries: %d entries, truncated %v, %d frames read; want a cut listing", len(l.Entries), l.Truncated, frames)
+	}
+}

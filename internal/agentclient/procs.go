@@ -152,6 +152,16 @@ type DirListing struct {
 	Truncated bool
 }
 
+// What List holds of a guest's answer: Linux's longest file name
+// (NAME_MAX) and symlink target (PATH_MAX), and 16 MiB of listing in all
+// (10,000 entries of 255-byte names take under 4 MiB), so a hostile agent
+// cannot make the host hold gigabytes with 10,000 huge entries.
+const (
+	maxNameBytes   = 255
+	maxTargetBytes = 4096
+	maxListBytes   = 16 << 20
+)
+
 // List lists the directory path (absolute) with lstat: symlinks are
 // described, not followed. A missing path is ErrNotFound, one that is not a
 // directory ErrInvalidArgument. At most agentproto.MaxListEntries entries
@@ -166,7 +176,11 @@ func (c *Client) List(ctx context.Context, path string) (*DirListing, error) {
 	}
 	defer done()
 	var l DirListing
-	for {
+	for read := 0; ; {
+		if read >= maxListBytes || len(l.Entries) >= agentproto.MaxListEntries {
+			l.Truncated = true // the agent may have more: it is not ours to hold
+			return &l, nil
+		}
 		f, err := agentproto.ReadFrame(st, 0)
 		if err != nil {
 			return nil, streamErr(ctx, err)
@@ -179,9 +193,15 @@ func (c *Client) List(ctx context.Context, path string) (*DirListing, error) {
 			l.Truncated = l.Truncated || resp.Truncated
 			return &l, nil
 		}
+		read += len(f.Payload)
 		var batch []agentproto.DirEntry
 		if err := json.Unmarshal(f.Payload, &batch); err != nil {
 			return nil, fmt.Errorf("agent sent a bad listing: %w", err)
+		}
+		for _, e := range batch {
+			if len(e.Name) > maxNameBytes || len(e.Target) > maxTargetBytes {
+				return nil, fmt.Errorf("agent sent a bad listing: an entry's name or target is longer than Linux allows")
+			}
 		}
 		room := agentproto.MaxListEntries - len(l.Entries)
 		if len(batch) > room {

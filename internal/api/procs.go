@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/aetherium/aetherium/apiv1"
 	"github.com/aetherium/aetherium/internal/cluster"
@@ -89,6 +90,10 @@ func (s *Server) processSignal(sb cluster.Sandboxes) http.HandlerFunc {
 // its exit event, as the exec that started it would have. Without follow,
 // a process that still runs ends the stream without an exit event. The
 // X-Output-Dropped header counts the bytes the agent had already dropped.
+// bufferedOutputWait bounds a read of a process's buffered output (no
+// follow).
+const bufferedOutputWait = 30 * time.Second
+
 func (s *Server) processOutput(sb cluster.Sandboxes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		vm, ok := s.lookupVM(w, r)
@@ -105,14 +110,21 @@ func (s *Server) processOutput(sb cluster.Sandboxes) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		ctx := r.Context()
 		if follow {
 			release, ok := s.takeStream(w, r)
 			if !ok {
 				return
 			}
 			defer release()
+		} else {
+			// What is buffered (1 MiB at most) takes milliseconds; a guest
+			// that stalls the read holds no stream slot, so it is cut.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, bufferedOutputWait)
+			defer cancel()
 		}
-		o, err := sb.ProcessOutput(r.Context(), vm, pid, follow)
+		o, err := sb.ProcessOutput(ctx, vm, pid, follow)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
