@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"sync"
 )
@@ -69,20 +70,33 @@ func (s *Store) durable(ctx context.Context, fn func(queryRow) error) error {
 }
 
 // commitGroup runs batch in one transaction and reports each write's
-// outcome; the caller holds the write turn.
+// outcome; the caller holds the write turn. A write whose caller gave up
+// before its turn is skipped; once started, every write runs without its
+// caller's cancellation (SQLite ends the whole transaction when a
+// statement is interrupted, which would take the others' writes with it),
+// each in a savepoint of its own, so one write's error undoes only that
+// write. If the transaction itself fails (disk full, I/O), every write of
+// the batch reports it and none is kept.
 func (s *Store) commitGroup(ctx context.Context, batch []*groupWrite) {
 	errs := make([]error, len(batch))
 	t, err := s.db.DB.BeginTx(ctx, nil)
 	if err == nil {
-		q := func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+		q := func(_ context.Context, q string, args ...any) interface{ Scan(...any) error } {
 			return t.QueryRowContext(ctx, rebind(s.db.d, q), args...)
 		}
 		for i, w := range batch {
-			if errs[i] = w.ctx.Err(); errs[i] == nil {
-				errs[i] = w.fn(q)
+			if errs[i] = w.ctx.Err(); errs[i] != nil {
+				continue
+			}
+			if err = inSavepoint(ctx, t, func() error { errs[i] = w.fn(q); return errs[i] }); err != nil {
+				break
 			}
 		}
-		err = t.Commit()
+		if err == nil {
+			err = t.Commit()
+		} else {
+			t.Rollback()
+		}
 	}
 	for i, w := range batch {
 		if err != nil {
@@ -90,4 +104,19 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupWrite) {
 		}
 		w.done <- errs[i]
 	}
+}
+
+// inSavepoint runs fn in a savepoint of t, rolled back to if fn fails. Its
+// error is only the transaction's own: that it cannot go on.
+func inSavepoint(ctx context.Context, t *sql.Tx, fn func() error) error {
+	if _, err := t.ExecContext(ctx, "SAVEPOINT group_write"); err != nil {
+		return err
+	}
+	if fn() != nil {
+		if _, err := t.ExecContext(ctx, "ROLLBACK TO group_write"); err != nil {
+			return err
+		}
+	}
+	_, err := t.ExecContext(ctx, "RELEASE group_write")
+	return err
 }
