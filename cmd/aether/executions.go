@@ -43,14 +43,7 @@ func printExecutionRows(tw *tabwriter.Writer, list []*apiv1.Execution) {
 			exit = "error"
 		}
 		cmdline := strings.Join(append([]string{e.Command}, e.Args...), " ")
-		out := strings.ReplaceAll(strings.TrimSpace(e.Stdout), "\n", "⏎")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%dms\t%s\n", e.StartedAt.Local().Format(time.TimeOnly), trunc(cmdline, 40), exit, e.DurationMS, trunc(out, 50))
+		out := printable(strings.ReplaceAll(strings.TrimSpace(e.Stdout), "\n", "⏎"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%dms\t%s\n", e.StartedAt.Local().Format(time.TimeOnly), trunc(printable(cmdline), 40), exit, e.DurationMS, trunc(out, 50))
 	}
-}
-
-func trunc(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }

@@ -17,9 +17,9 @@ import (
 // when there is one, what to do next.
 func errorLine(err error) string {
 	if h := hint(err); h != "" {
-		return "aether: " + err.Error() + " — " + h
+		return "aether: " + printable(err.Error()) + " — " + h
 	}
-	return "aether: " + err.Error()
+	return "aether: " + printable(err.Error())
 }
 
 var (

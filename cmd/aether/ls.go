@@ -41,9 +41,9 @@ func printDirRows(tw *tabwriter.Writer, entries []apiv1.DirEntry, wide bool) {
 		fmt.Fprintln(tw, "TYPE\tSIZE\tNAME")
 	}
 	for _, e := range entries {
-		name := e.Name
+		name := printable(e.Name)
 		if e.Target != "" {
-			name += " -> " + e.Target
+			name += " -> " + printable(e.Target)
 		}
 		if wide {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", modeString(e), e.Size, e.MTime.Local().Format(time.DateTime), name)

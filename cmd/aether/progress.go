@@ -105,7 +105,7 @@ func (p *progress) line(now time.Time) string {
 	elapsed := now.Sub(p.start)
 	parts := []string{p.label}
 	if p.note != "" {
-		parts[0] += ": " + truncate(p.note, maxNote)
+		parts[0] += ": " + trunc(printable(p.note), maxNote)
 	}
 	if p.total > 0 {
 		frac := min(float64(p.done)/float64(p.total), 1)
@@ -171,11 +171,4 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func truncate(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }

@@ -48,7 +48,7 @@ func printProcessRows(tw *tabwriter.Writer, list []apiv1.Process, wide bool) {
 		case p.ExitCode != nil:
 			status = fmt.Sprintf("exited (%d)", *p.ExitCode)
 		}
-		cmdline := strings.Join(p.Argv, " ")
+		cmdline := printable(strings.Join(p.Argv, " "))
 		if !wide {
 			cmdline = trunc(cmdline, 50)
 		}

@@ -43,7 +43,7 @@ func newWatchCmd(g *globals) *cobra.Command {
 				if ev.Dir {
 					suffix = "/"
 				}
-				_, err := fmt.Fprintf(w, "%-8s %s%s\n", ev.Op, ev.Path, suffix)
+				_, err := fmt.Fprintf(w, "%-8s %s%s\n", printable(ev.Op), printable(ev.Path), suffix)
 				return err
 			})
 		},
