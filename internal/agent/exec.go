@@ -44,36 +44,40 @@ func (s *Server) exec(ctx context.Context, st *stream, req *agentproto.ExecReque
 	hostGone := make(chan struct{})
 	go p.readHost(st, hostGone)
 
-	var timeout <-chan time.Time
-	if req.TimeoutMS > 0 {
-		t := time.NewTimer(time.Duration(req.TimeoutMS) * time.Millisecond)
-		defer t.Stop()
-		timeout = t.C
-	}
-	var ws syscall.WaitStatus
-	timedOut := false
-	for done := false; !done; {
-		select {
-		case ws = <-p.wait:
-			done = true
-		case <-timeout:
-			timedOut = true
-			p.kill(syscall.SIGKILL)
-			timeout = nil
-		case <-hostGone:
-			// The host cancelled (or vanished): nobody will read the output.
-			p.kill(syscall.SIGKILL)
-			hostGone = nil
-		case <-ctx.Done():
-			p.kill(syscall.SIGKILL)
-			ctx = context.Background()
-		}
-	}
+	// When the host cancels (or vanishes), nobody will read the output.
+	ws, timedOut := p.waitExit(time.Duration(req.TimeoutMS)*time.Millisecond, hostGone, ctx.Done())
 	dur := time.Since(p.started)
 	// Background children may keep the pipes open; they keep running (users
 	// start servers this way) but the stream ends after a short grace.
 	p.drain(&outWG)
 	st.writeJSON(agentproto.TypeExit, exitFrame(ws, timedOut, dur))
+}
+
+// waitExit waits for p to exit, killing it (SIGKILL to its group) at its
+// timeout (0: none) or once stop or gone closes, and says how it ended.
+func (p *process) waitExit(timeout time.Duration, stop, gone <-chan struct{}) (ws syscall.WaitStatus, timedOut bool) {
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	for {
+		select {
+		case ws = <-p.wait:
+			return ws, timedOut
+		case <-expire:
+			timedOut = true
+			p.kill(syscall.SIGKILL)
+			expire = nil
+		case <-stop:
+			p.kill(syscall.SIGKILL)
+			stop = nil
+		case <-gone:
+			p.kill(syscall.SIGKILL)
+			gone = nil
+		}
+	}
 }
 
 // startErrorCode classifies why a process could not start.

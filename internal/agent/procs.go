@@ -208,24 +208,7 @@ func (s *Server) runTracked(t *tracked, timeout time.Duration) {
 	pumps.Add(2)
 	go p.pumpRing(&pumps, t.out, agentproto.TypeStdout, p.stdout)
 	go p.pumpRing(&pumps, t.out, agentproto.TypeStderr, p.stderr)
-	var expire <-chan time.Time
-	if timeout > 0 {
-		tm := time.NewTimer(timeout)
-		defer tm.Stop()
-		expire = tm.C
-	}
-	var ws syscall.WaitStatus
-	timedOut := false
-	for done := false; !done; {
-		select {
-		case ws = <-p.wait:
-			done = true
-		case <-expire:
-			timedOut = true
-			p.kill(syscall.SIGKILL)
-			expire = nil
-		}
-	}
+	ws, timedOut := p.waitExit(timeout, nil, nil)
 	t.mu.Lock()
 	t.running, t.ended = false, time.Now()
 	t.mu.Unlock()
