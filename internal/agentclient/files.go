@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/errdefs"
 )
@@ -82,21 +84,32 @@ type FileReader struct {
 	eof  bool
 }
 
-// GetFile opens path inside the sandbox. A missing file returns ErrNotFound
-// before any data. Close the reader when done.
-func (c *Client) GetFile(ctx context.Context, path string) (*FileReader, error) {
-	st, done, err := c.open(ctx, agentproto.Request{Op: agentproto.OpFileGet, FileGet: &agentproto.FileGetRequest{Path: path}})
+// openAnswered opens an operation whose agent answers Response before any
+// data and returns that answer; ctx bounds the whole operation, whose end
+// the caller reports with done.
+func (c *Client) openAnswered(ctx context.Context, req agentproto.Request) (*yamux.Stream, *agentproto.Response, func(), error) {
+	st, done, err := c.open(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	f, err := agentproto.ReadFrame(st, 0)
 	if err != nil {
 		done()
-		return nil, streamErr(ctx, err)
+		return nil, nil, nil, streamErr(ctx, err)
 	}
 	var resp agentproto.Response
 	if err := mapRemote(f.Decode(agentproto.TypeResponse, &resp)); err != nil {
 		done()
+		return nil, nil, nil, err
+	}
+	return st, &resp, done, nil
+}
+
+// GetFile opens path inside the sandbox. A missing file returns ErrNotFound
+// before any data. Close the reader when done.
+func (c *Client) GetFile(ctx context.Context, path string) (*FileReader, error) {
+	st, resp, done, err := c.openAnswered(ctx, agentproto.Request{Op: agentproto.OpFileGet, FileGet: &agentproto.FileGetRequest{Path: path}})
+	if err != nil {
 		return nil, err
 	}
 	return &FileReader{Size: resp.Size, Mode: resp.Mode, st: st, done: done}, nil

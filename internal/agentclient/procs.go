@@ -97,18 +97,8 @@ func (c *Client) Output(ctx context.Context, pid int, follow bool) (*OutputStrea
 	if err := c.needProcs(agentproto.OpOutput); err != nil {
 		return nil, err
 	}
-	st, done, err := c.open(ctx, agentproto.Request{Op: agentproto.OpOutput, Output: &agentproto.OutputRequest{PID: pid, Follow: follow}})
+	st, resp, done, err := c.openAnswered(ctx, agentproto.Request{Op: agentproto.OpOutput, Output: &agentproto.OutputRequest{PID: pid, Follow: follow}})
 	if err != nil {
-		return nil, err
-	}
-	f, err := agentproto.ReadFrame(st, 0)
-	if err != nil {
-		done()
-		return nil, streamErr(ctx, err)
-	}
-	var resp agentproto.Response
-	if err := mapRemote(f.Decode(agentproto.TypeResponse, &resp)); err != nil {
-		done()
 		return nil, err
 	}
 	return &OutputStream{Dropped: resp.Dropped, st: st, done: done}, nil
