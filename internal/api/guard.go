@@ -82,9 +82,9 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 // acting in the project it asks for, if its role may call a route of
 // access a.
 func (s *Server) authenticate(r *http.Request, a access) (*auth.Principal, error) {
-	key, fromCookie, ok := credentials(r)
-	if !ok {
-		return nil, auth.ErrUnauthenticated
+	key, fromCookie, err := credentials(r, s.sessionCookie(r))
+	if err != nil {
+		return nil, err
 	}
 	p, err := s.auth.Authenticate(r.Context(), key)
 	if err != nil {

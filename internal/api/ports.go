@@ -151,7 +151,7 @@ func stripCredentials(r *http.Request) {
 	cookies := r.Cookies()
 	r.Header.Del("Cookie")
 	for _, c := range cookies {
-		if c.Name != SessionCookie {
+		if !isSessionCookie(c.Name) {
 			r.AddCookie(c)
 		}
 	}
@@ -180,7 +180,7 @@ func confineResponse(h http.Header, prefix string) {
 	var kept []string
 	for _, v := range h.Values("Set-Cookie") {
 		c, err := http.ParseSetCookie(v)
-		if err != nil || c.Name == SessionCookie || strings.HasPrefix(c.Name, "__Host-") || c.Valid() != nil {
+		if err != nil || isSessionCookie(c.Name) || strings.HasPrefix(c.Name, "__Host-") || c.Valid() != nil {
 			continue
 		}
 		c.Path, c.Domain = prefix, ""

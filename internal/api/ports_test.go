@@ -19,6 +19,7 @@ func TestStripCredentials(t *testing.T) {
 	r.Header.Set(ProjectHeader, "p")
 	r.Header.Set("X-CSRF-Token", "secret")
 	r.AddCookie(&http.Cookie{Name: SessionCookie, Value: "ae_key"})
+	r.AddCookie(&http.Cookie{Name: SecureSessionCookie, Value: "ae_key"})
 	r.AddCookie(&http.Cookie{Name: "app", Value: "1"})
 	stripCredentials(r)
 	for _, h := range []string{"Authorization", ProjectHeader, "X-CSRF-Token"} {

@@ -207,7 +207,7 @@ func stripPreviewCredentials(r *http.Request, byKey bool) {
 	cookies := r.Cookies()
 	r.Header.Del("Cookie")
 	for _, c := range cookies {
-		if c.Name != previewCookie && c.Name != SessionCookie {
+		if c.Name != previewCookie && !isSessionCookie(c.Name) {
 			r.AddCookie(c)
 		}
 	}
@@ -226,7 +226,7 @@ func confinePreviewResponse(h http.Header) {
 	var kept []string
 	for _, v := range h.Values("Set-Cookie") {
 		c, err := http.ParseSetCookie(v)
-		if err != nil || c.Name == previewCookie || c.Name == SessionCookie || c.Valid() != nil {
+		if err != nil || c.Name == previewCookie || isSessionCookie(c.Name) || c.Valid() != nil {
 			continue
 		}
 		c.Domain = ""

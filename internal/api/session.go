@@ -28,8 +28,15 @@ import (
 // parameter. http.CrossOriginProtection refuses cross-site mutating
 // requests before that.
 const (
-	// SessionCookie is the name of the dashboard's session cookie.
+	// SessionCookie is the name of the dashboard's session cookie over
+	// plain HTTP.
 	SessionCookie = "aether_session"
+	// SecureSessionCookie is its name when it is Secure (over TLS, or with
+	// Config.SecureCookies): browsers let only the API's own host set a
+	// __Host- cookie, so a page on a sibling host (a preview host under the
+	// same registrable domain) cannot toss one in with Domain=… to fix the
+	// browser's session to a key of its own.
+	SecureSessionCookie = "__Host-" + SessionCookie
 	// CSRFHeader carries a cookie session's CSRF token.
 	CSRFHeader = "X-CSRF-Token"
 	// csrfQuery carries it on WebSocket upgrades.
@@ -46,17 +53,47 @@ func csrfToken(key string) string {
 }
 
 // credentials returns the key a request presents: its bearer token, or
-// else its session cookie (fromCookie).
-func credentials(r *http.Request) (key string, fromCookie bool, ok bool) {
+// else its session cookie named cookie (fromCookie). Two cookies of that
+// name are refused: one was set by another host for a parent domain or a
+// longer path (cookie tossing), and a browser sends the longer path first.
+func credentials(r *http.Request, cookie string) (key string, fromCookie bool, err error) {
 	if h := r.Header.Get("Authorization"); h != "" {
-		key, ok = strings.CutPrefix(h, "Bearer ")
-		return key, false, ok
+		key, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return "", false, auth.ErrUnauthenticated
+		}
+		return key, false, nil
 	}
-	c, err := r.Cookie(SessionCookie)
-	if err != nil || c.Value == "" {
-		return "", false, false
+	var found []*http.Cookie
+	for _, c := range r.Cookies() {
+		if c.Name == cookie {
+			found = append(found, c)
+		}
 	}
-	return c.Value, true, true
+	switch {
+	case len(found) > 1:
+		return "", false, errTwoSessions
+	case len(found) == 0 || found[0].Value == "":
+		return "", false, auth.ErrUnauthenticated
+	}
+	return found[0].Value, true, nil
+}
+
+// errTwoSessions answers a request with more than one session cookie.
+var errTwoSessions = &httpError{http.StatusUnauthorized, "unauthenticated",
+	"more than one " + SessionCookie + " cookie: another site under this domain set one; clear this site's cookies and log in again"}
+
+// sessionCookie is the session cookie's name for r.
+func (s *Server) sessionCookie(r *http.Request) string {
+	if r.TLS != nil || s.cfg.SecureCookies {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
+// isSessionCookie says a cookie is aetherd's session cookie, by either name.
+func isSessionCookie(name string) bool {
+	return name == SessionCookie || name == SecureSessionCookie
 }
 
 // checkCSRF refuses a cookie-authenticated request that changes something
@@ -103,7 +140,7 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: in.Key, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: s.sessionCookie(r), Value: in.Key, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookies})
 	s.audit.record(p, r, http.StatusOK)
 	writeJSON(w, http.StatusOK, sessionOut(p, in.Key))
@@ -113,14 +150,14 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) {
 // and CSRF token. The dashboard calls it on load to know whether it is
 // logged in.
 func (s *Server) handleSessionGet(w http.ResponseWriter, r *http.Request) {
-	key, _, _ := credentials(r) // guard authenticated it
+	key, _, _ := credentials(r, s.sessionCookie(r)) // guard authenticated it
 	writeJSON(w, http.StatusOK, sessionOut(auth.FromContext(r.Context()), key))
 }
 
 // handleSessionDelete logs out: it clears the session cookie. The key
 // stays valid (revoke it with DELETE /api/v1/keys/{id}).
 func (s *Server) handleSessionDelete(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: s.sessionCookie(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookies})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -97,6 +97,12 @@ func TestSessionLogin(t *testing.T) {
 		{"cross-site login", sessionReq{method: "POST", path: "/api/v1/session", body: `{"key":"` + member + `"}`,
 			header: map[string]string{"Sec-Fetch-Site": "cross-site"}}, 403},
 		{"bogus cookie", sessionReq{method: "GET", path: "/api/v1/vms", cookie: "nonsense"}, 401},
+		{"one session cookie", sessionReq{method: "GET", path: "/api/v1/vms", header: map[string]string{
+			"Cookie": SessionCookie + "=" + member}}, 200},
+		// Another host under the same domain tossed in a cookie of its own
+		// key (Domain=parent, longer Path, so the browser sends it first).
+		{"two session cookies", sessionReq{method: "GET", path: "/api/v1/vms", header: map[string]string{
+			"Cookie": SessionCookie + "=" + member + "; " + SessionCookie + "=" + member}}, 401},
 	}
 	t.Run("the cookie is Secure over TLS", func(t *testing.T) {
 		req := httptest.NewRequestWithContext(t.Context(), "POST", "https://127.0.0.1:8080/api/v1/session", strings.NewReader(`{"key":"`+member+`"}`))
@@ -117,8 +123,35 @@ func TestSessionLogin(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		b.s.ServeHTTP(rec, req)
-		if c := rec.Result().Cookies(); rec.Code != http.StatusOK || len(c) != 1 || !c[0].Secure {
-			t.Errorf("login = %d, Set-Cookie %q; want Secure", rec.Code, rec.Header().Get("Set-Cookie"))
+		c := rec.Result().Cookies()
+		if rec.Code != http.StatusOK || len(c) != 1 || !c[0].Secure || c[0].Name != SecureSessionCookie || c[0].Path != "/" || c[0].Domain != "" {
+			t.Fatalf("login = %d, Set-Cookie %q; want Secure %s, Path=/, no Domain", rec.Code, rec.Header().Get("Set-Cookie"), SecureSessionCookie)
+		}
+		// Only the API's host can set a __Host- cookie; a cookie without
+		// the prefix may come from any host under the domain.
+		for _, tt := range []struct {
+			name, cookie string
+			want         int
+		}{
+			{"the __Host- cookie", SecureSessionCookie + "=" + k, http.StatusOK},
+			{"a tossed cookie without the prefix", SessionCookie + "=" + k, http.StatusUnauthorized},
+			{"two __Host- cookies", SecureSessionCookie + "=" + k + "; " + SecureSessionCookie + "=" + k, http.StatusUnauthorized},
+		} {
+			req := httptest.NewRequestWithContext(t.Context(), "GET", "http://127.0.0.1:8080/api/v1/vms", nil)
+			req.Header.Set("Cookie", tt.cookie)
+			rec := httptest.NewRecorder()
+			b.s.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Errorf("%s: %d %s; want %d", tt.name, rec.Code, rec.Body, tt.want)
+			}
+		}
+		req = httptest.NewRequestWithContext(t.Context(), "DELETE", "http://127.0.0.1:8080/api/v1/session", nil)
+		req.Header.Set("Cookie", SecureSessionCookie+"="+k)
+		req.Header.Set(CSRFHeader, csrfToken(k))
+		rec = httptest.NewRecorder()
+		b.s.ServeHTTP(rec, req)
+		if c := rec.Result().Cookies(); rec.Code != http.StatusNoContent || len(c) != 1 || c[0].Name != SecureSessionCookie || c[0].MaxAge >= 0 {
+			t.Errorf("logout = %d, Set-Cookie %q; want %s cleared", rec.Code, rec.Header().Get("Set-Cookie"), SecureSessionCookie)
 		}
 	})
 	for _, tt := range tests {

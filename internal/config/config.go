@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -267,8 +268,9 @@ type API struct {
 	// PreviewDomain, when set, makes {port}-{sandbox ID}.{preview_domain}
 	// preview hosts: each proxies one sandbox port at the root of its own
 	// origin, to an API key of the sandbox's project or a preview token.
-	// Point a wildcard DNS record (*.preview_domain) at aetherd; use a
-	// domain that is not a parent of the API's host. Empty means off.
+	// Point a wildcard DNS record (*.preview_domain) at aetherd. It may not
+	// be, or be a parent or child of, the API's host names (Validate); one
+	// that shares their registrable domain gets a warning. Empty means off.
 	PreviewDomain string `yaml:"preview_domain"`
 	// RateLimits are per-key token buckets by route class; a rate of 0
 	// means no limit.
@@ -602,6 +604,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Executions.Retention < 0 {
 		checks = append(checks, errors.New("config: executions.retention: must not be negative (0 keeps history forever)"))
+	}
+	if warning, err := c.API.checkPreviewDomain(c.Listen, c.Advertise); err != nil {
+		checks = append(checks, err)
+	} else if warning != "" {
+		slog.Warn(warning)
 	}
 	checks = append(checks, c.Logging.validate()...)
 	checks = append(checks, c.Integrations.validate()...)
