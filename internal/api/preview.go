@@ -156,10 +156,35 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 }
 
 // previewToken checks a preview token's secret against the sandbox ID and
-// port of the host it came to, and takes one request from its
-// rate limit. An unknown, expired or revoked token is 401; a valid token of
-// another sandbox or port is 404.
+// port of the host it came to, and takes one request from its rate limit
+// before the sandbox is read. An unknown, expired or revoked token is 401
+// and charged to the client's failed-lookup bucket (previewFails), which
+// once empty is 429 before the store is asked; a valid token of another
+// sandbox or port is 404.
 func (s *Server) previewToken(r *http.Request, secret string, port int, ref string) (*store.VM, error) {
+	addr := clientAddr(r)
+	if wait, blocked := s.previewFails.blocked(addr); blocked {
+		return nil, s.retryLater(nil, wait, "too many unknown preview tokens from this address; retry later")
+	}
+	t, err := s.previewTokenByHash(r, secret)
+	if errors.Is(err, errPreviewToken) {
+		s.previewFails.fail(addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if wait, ok := s.limits.allow("preview:"+t.ID, classPreview); !ok {
+		return nil, s.retryLater(nil, wait, "rate limit of this preview token exceeded; retry later")
+	}
+	if t.Port != port || t.VMID != ref {
+		return nil, errdefs.NotFound("this preview token does not open port %d of sandbox %s", port, ref)
+	}
+	return s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
+}
+
+// previewTokenByHash is the live token with secret; errPreviewToken when
+// there is none.
+func (s *Server) previewTokenByHash(r *http.Request, secret string) (*store.PreviewToken, error) {
 	if !strings.HasPrefix(secret, previewTokenPrefix) || len(secret) > 100 {
 		return nil, errPreviewToken
 	}
@@ -167,20 +192,7 @@ func (s *Server) previewToken(r *http.Request, secret string, port int, ref stri
 	if errors.Is(err, errdefs.ErrNotFound) || (err == nil && !time.Now().Before(t.ExpiresAt)) {
 		return nil, errPreviewToken
 	}
-	if err != nil {
-		return nil, err
-	}
-	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
-	if err != nil {
-		return nil, err
-	}
-	if t.Port != port || ref != vm.ID {
-		return nil, errdefs.NotFound("this preview token does not open port %d of sandbox %s", port, ref)
-	}
-	if wait, ok := s.limits.allow("preview:"+t.ID, classPreview); !ok {
-		return nil, s.retryLater(nil, wait, "rate limit of this preview token exceeded; retry later")
-	}
-	return vm, nil
+	return t, err
 }
 
 // errPreviewToken answers an unknown, expired or revoked preview token.

@@ -302,3 +302,49 @@ func TestPreviewRoutes(t *testing.T) {
 		t.Fatalf("preview-looking Host without a preview domain: %d", rec.Code)
 	}
 }
+
+// TestPreviewFailedTokens: unknown tokens are charged to the client's
+// address; once its bucket is empty even a valid token from there is 429
+// (refused before the store is asked) while other addresses are served;
+// the bucket refills with time (a frozen clock, moved by hand) and the map
+// of addresses stays bounded.
+func TestPreviewFailedTokens(t *testing.T) {
+	t.Parallel()
+	a, _ := newPreviewAPI(t, RateLimits{})
+	now := time.Now()
+	a.s.previewFails.now = func() time.Time { return now }
+	web := a.previewVM(t, "web")
+	p := a.createPreview(t, a.admin, "web", 8000)
+	get := func(addr, tok string) int {
+		return a.previewReq(t, "8000-"+web.ID+".preview.test", "/", func(r *http.Request) {
+			r.RemoteAddr = addr + ":40000"
+			r.Header.Set(PreviewTokenHeader, tok)
+		}).Code
+	}
+	unknown := "aep_" + strings.Repeat("B", 43)
+	for i := range previewFailBurst {
+		if code := get("192.0.2.1", unknown); code != http.StatusUnauthorized {
+			t.Fatalf("unknown token %d: %d, want 401", i+1, code)
+		}
+	}
+	if code := get("192.0.2.1", unknown); code != http.StatusTooManyRequests {
+		t.Fatalf("unknown token past the burst: %d, want 429", code)
+	}
+	if code := get("192.0.2.1", p.Token); code != http.StatusTooManyRequests {
+		t.Fatalf("valid token from the blocked address: %d, want 429", code)
+	}
+	if code := get("192.0.2.2", p.Token); code != http.StatusOK {
+		t.Fatalf("valid token from another address: %d, want 200", code)
+	}
+	now = now.Add(time.Second)
+	if code := get("192.0.2.1", p.Token); code != http.StatusOK {
+		t.Fatalf("valid token a second later: %d, want 200", code)
+	}
+	f := newPreviewFails()
+	for i := range maxPreviewFailAddrs + 10 {
+		f.fail(itoa(i))
+	}
+	if len(f.m) > maxPreviewFailAddrs {
+		t.Fatalf("%d addresses kept, want at most %d", len(f.m), maxPreviewFailAddrs)
+	}
+}
