@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -99,12 +100,17 @@ func (s *Server) servePreview(w http.ResponseWriter, r *http.Request, label stri
 		s.writeError(w, r, err)
 		return
 	}
-	vm, byKey, err := s.previewAccess(w, r, port, ref)
+	vm, byKey, expires, err := s.previewAccess(w, r, port, ref)
 	if err != nil || vm == nil { // nil, nil: previewAccess answered (a redirect)
 		if err != nil {
 			s.writeError(w, r, err)
 		}
 		return
+	}
+	if !expires.IsZero() { // a WebSocket or event stream ends with its token
+		ctx, cancel := context.WithDeadline(r.Context(), expires)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	liftDeadlines(w)
 	s.portProxy(s.sandboxes, vm, port, portRoute{
@@ -115,12 +121,13 @@ func (s *Server) servePreview(w http.ResponseWriter, r *http.Request, label stri
 }
 
 // previewAccess authenticates a preview request and returns the sandbox it
-// may reach; byKey says an API key (not a token) let it in. A token in the
-// query is answered here with its cookie and a redirect (nil, false, nil).
-func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int, ref string) (*store.VM, bool, error) {
+// may reach; byKey says an API key (not a token) let it in, expires when
+// the token that did ends. A token in the query is answered here with its
+// cookie and a redirect (nil, false, zero, nil).
+func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int, ref string) (vm *store.VM, byKey bool, expires time.Time, err error) {
 	if secret := r.URL.Query().Get(previewQuery); secret != "" {
-		if _, err := s.previewToken(r, secret, port, ref); err != nil {
-			return nil, false, err
+		if _, _, err := s.previewToken(r, secret, port, ref); err != nil {
+			return nil, false, expires, err
 		}
 		http.SetCookie(w, &http.Cookie{Name: previewCookie, Value: secret, Path: "/", HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil || s.cfg.SecureCookies})
@@ -128,31 +135,31 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 		q.Del(previewQuery)
 		to := url.URL{Scheme: previewScheme(r, s.cfg.SecureCookies), Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: q.Encode()}
 		http.Redirect(w, r, to.String(), http.StatusFound)
-		return nil, false, nil
+		return nil, false, expires, nil
 	}
 	if secret := r.Header.Get(PreviewTokenHeader); secret != "" {
-		vm, err := s.previewToken(r, secret, port, ref)
-		return vm, false, err
+		vm, expires, err = s.previewToken(r, secret, port, ref)
+		return vm, false, expires, err
 	}
 	if c, err := r.Cookie(previewCookie); err == nil && c.Value != "" {
-		vm, err := s.previewToken(r, c.Value, port, ref)
-		return vm, false, err
+		vm, expires, err = s.previewToken(r, c.Value, port, ref)
+		return vm, false, expires, err
 	}
 	if r.Header.Get("Authorization") == "" {
-		return nil, false, auth.ErrUnauthenticated
+		return nil, false, expires, auth.ErrUnauthenticated
 	}
 	p, err := s.authenticate(r, member)
 	if err != nil {
-		return nil, false, err
+		return nil, false, expires, err
 	}
 	if wait, ok := s.limits.allow(p.KeyPrefix, classDefault); !ok {
-		return nil, false, s.retryLater(w, wait, "rate limit of key "+p.KeyPrefix+" exceeded; retry later")
+		return nil, false, expires, s.retryLater(w, wait, "rate limit of key "+p.KeyPrefix+" exceeded; retry later")
 	}
-	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: p.ProjectID, IDOrName: ref})
+	vm, err = s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: p.ProjectID, IDOrName: ref})
 	if err == nil && vm.ID != ref { // a sandbox named like another's ID
-		return nil, true, errdefs.NotFound("sandbox %s not found", ref)
+		return nil, true, expires, errdefs.NotFound("sandbox %s not found", ref)
 	}
-	return vm, true, err
+	return vm, true, expires, err
 }
 
 // previewToken checks a preview token's secret against the sandbox ID and
@@ -161,25 +168,26 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 // and charged to the client's failed-lookup bucket (previewFails), which
 // once empty is 429 before the store is asked; a valid token of another
 // sandbox or port is 404.
-func (s *Server) previewToken(r *http.Request, secret string, port int, ref string) (*store.VM, error) {
+func (s *Server) previewToken(r *http.Request, secret string, port int, ref string) (*store.VM, time.Time, error) {
 	addr := clientAddr(r)
 	if wait, blocked := s.previewFails.blocked(addr); blocked {
-		return nil, s.retryLater(nil, wait, "too many unknown preview tokens from this address; retry later")
+		return nil, time.Time{}, s.retryLater(nil, wait, "too many unknown preview tokens from this address; retry later")
 	}
 	t, err := s.previewTokenByHash(r, secret)
 	if errors.Is(err, errPreviewToken) {
 		s.previewFails.fail(addr)
 	}
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if wait, ok := s.limits.allow("preview:"+t.ID, classPreview); !ok {
-		return nil, s.retryLater(nil, wait, "rate limit of this preview token exceeded; retry later")
+		return nil, time.Time{}, s.retryLater(nil, wait, "rate limit of this preview token exceeded; retry later")
 	}
 	if t.Port != port || t.VMID != ref {
-		return nil, errdefs.NotFound("this preview token does not open port %d of sandbox %s", port, ref)
+		return nil, time.Time{}, errdefs.NotFound("this preview token does not open port %d of sandbox %s", port, ref)
 	}
-	return s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
+	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
+	return vm, t.ExpiresAt, err
 }
 
 // previewTokenByHash is the live token with secret; errPreviewToken when

@@ -348,3 +348,45 @@ func TestPreviewFailedTokens(t *testing.T) {
 		t.Fatalf("%d addresses kept, want at most %d", len(f.m), maxPreviewFailAddrs)
 	}
 }
+
+// TestPreviewStreamEndsWithToken: a long-lived response through a preview
+// host (an event stream here; WebSockets share the request's context) is
+// cut when its token expires, even though the sandbox's service would
+// stream on forever. The token lives a few seconds; the only bound on the
+// wait is a failure bound, not the assertion.
+func TestPreviewStreamEndsWithToken(t *testing.T) {
+	t.Parallel()
+	upstreamDone := make(chan struct{})
+	stream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte("data: hello\n\n"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // streams until the proxy hangs up
+		close(upstreamDone)
+	}))
+	t.Cleanup(stream.Close)
+	a := newTestAPIWith(t, func(a *testAPI, cfg *Config) {
+		cfg.PreviewDomain = "preview.test"
+		a.sb.DialImpl = func(ctx context.Context, _ *store.VM, _ int) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", stream.Listener.Addr().String())
+		}
+	})
+	web := a.previewVM(t, "web")
+	if _, err := a.st.PreviewTokenInsert(t.Context(), &store.PreviewTokenInsertParams{ID: uuid.NewString(), ProjectID: store.DefaultProjectID,
+		VMID: web.ID, Port: 8000, Hash: previewHash("aep_short"), ExpiresAt: time.Now().Add(3 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		served <- a.previewReq(t, "8000-"+web.ID+".preview.test", "/events", func(r *http.Request) { r.Header.Set(PreviewTokenHeader, "aep_short") })
+	}()
+	select {
+	case rec := <-served:
+		<-upstreamDone
+		if !strings.HasPrefix(rec.Body.String(), "data: hello") {
+			t.Fatalf("stream: %d %q", rec.Code, rec.Body)
+		}
+	case <-time.After(time.Minute): // failure bound only
+		t.Fatal("the stream outlived its preview token")
+	}
+}
