@@ -54,7 +54,9 @@ func FuzzAPI(f *testing.F) {
 		}
 		rec := httptest.NewRecorder()
 		a.s.ServeHTTP(rec, req)
-		if rec.Code >= 500 && rec.Code != http.StatusNotImplemented {
+		// A 5xx after the request's own deadline is the client's timeout
+		// seen by the store (a loaded host), not a handler's fault.
+		if rec.Code >= 500 && rec.Code != http.StatusNotImplemented && ctx.Err() == nil {
 			t.Errorf("%s %s %q = %d %s", method, path, body, rec.Code, rec.Body)
 		}
 	})
