@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"syscall"
 	"testing"
 
@@ -93,6 +94,12 @@ func TestPID(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Start returns once execve has begun; the new command line shows in
+	// /proc a moment later (a window a loaded host widens). A VMM writes
+	// its pid file long after that.
+	for i := 0; i < 500 && !strings.Contains(readCmdline(cmd.Process.Pid), id); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	writePID(cmd.Process.Pid)
 	if d.PID(id) != cmd.Process.Pid {
 		t.Errorf("PID of a live process naming the sandbox = %d", d.PID(id))
@@ -152,4 +159,9 @@ func TestConsoleRing(t *testing.T) {
 	if _, err := d.Console("vm2", 8); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Console of a sandbox without a log: %v, want ErrNotFound", err)
 	}
+}
+
+func readCmdline(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return string(b)
 }
