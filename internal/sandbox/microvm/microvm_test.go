@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/sandbox"
