@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 
 	"github.com/spf13/cobra"
 )
@@ -17,9 +16,9 @@ func newAttachCmd(g *globals) *cobra.Command {
 			"exit code (128+N for a signal). Interrupting attach leaves the process running. --no-follow prints\n" +
 			"what is there and returns at once.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pid, err := strconv.Atoi(args[1])
-			if err != nil || pid < 1 {
-				return fmt.Errorf("PID %q: want a process ID from `aether ps %s`", args[1], args[0])
+			pid, err := pidArg(args)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
