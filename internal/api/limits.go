@@ -62,6 +62,34 @@ type limiterEntry struct {
 	used time.Time
 }
 
+// limiterOf returns k's bucket in m, made with mk on first use, and marks
+// it used now. Making one when m holds max buckets first drops those idle
+// for a minute; with hard, then any others until there is room (a fresh
+// bucket is full, so only for buckets whose loss costs nothing but a
+// refill). The caller holds m's lock.
+func limiterOf[K comparable](m map[K]*limiterEntry, k K, now time.Time, max int, hard bool, mk func() *rate.Limiter) *limiterEntry {
+	e, ok := m[k]
+	if !ok {
+		if len(m) >= max {
+			for k, e := range m {
+				if now.Sub(e.used) > time.Minute {
+					delete(m, k)
+				}
+			}
+			for k := range m {
+				if !hard || len(m) < max {
+					break
+				}
+				delete(m, k)
+			}
+		}
+		e = &limiterEntry{l: mk()}
+		m[k] = e
+	}
+	e.used = now
+	return e
+}
+
 // limiters are the token buckets of each (key, class). Safe for concurrent use.
 type limiters struct {
 	cfg RateLimits
@@ -85,23 +113,13 @@ func (ls *limiters) allow(prefix string, c class) (time.Duration, bool) {
 	now := ls.now()
 	k := limiterKey{prefix, c}
 	ls.mu.Lock()
-	e, ok := ls.m[k]
-	if !ok {
-		if len(ls.m) >= maxLimiters {
-			for k, e := range ls.m {
-				if now.Sub(e.used) > time.Minute {
-					delete(ls.m, k)
-				}
-			}
-		}
+	e := limiterOf(ls.m, k, now, maxLimiters, false, func() *rate.Limiter {
 		burst := r.Burst
 		if burst == 0 {
 			burst = max(1, int(r.PerSecond))
 		}
-		e = &limiterEntry{l: rate.NewLimiter(rate.Limit(r.PerSecond), burst)}
-		ls.m[k] = e
-	}
-	e.used = now
+		return rate.NewLimiter(rate.Limit(r.PerSecond), burst)
+	})
 	ls.mu.Unlock()
 	res := e.l.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {

@@ -65,30 +65,7 @@ func (f *previewFails) fail(addr string) {
 	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e, ok := f.m[addr]
-	if !ok {
-		f.evict(now)
-		e = &limiterEntry{l: rate.NewLimiter(previewFailRate, previewFailBurst)}
-		f.m[addr] = e
-	}
-	e.used = now
-	e.l.AllowN(now, 1)
-}
-
-// evict makes room for one more address; f.mu is held.
-func (f *previewFails) evict(now time.Time) {
-	if len(f.m) < maxPreviewFailAddrs {
-		return
-	}
-	for k, e := range f.m {
-		if now.Sub(e.used) > time.Minute {
-			delete(f.m, k)
-		}
-	}
-	for k := range f.m {
-		if len(f.m) < maxPreviewFailAddrs {
-			return
-		}
-		delete(f.m, k)
-	}
+	limiterOf(f.m, addr, now, maxPreviewFailAddrs, true, func() *rate.Limiter {
+		return rate.NewLimiter(previewFailRate, previewFailBurst)
+	}).l.AllowN(now, 1)
 }
