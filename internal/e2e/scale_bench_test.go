@@ -54,6 +54,12 @@ func benchCounts(b *testing.B, env string, def ...int) []int {
 // time until all finished, failing b on the first error.
 func fanOut(b *testing.B, n int, do func(i int) error) time.Duration {
 	b.Helper()
+	return fanOutWidth(b, n, scaleSubmitters, do)
+}
+
+// fanOutWidth is fanOut on width goroutines.
+func fanOutWidth(b *testing.B, n, width int, do func(i int) error) time.Duration {
+	b.Helper()
 	next := make(chan int)
 	go func() {
 		defer close(next)
@@ -64,7 +70,7 @@ func fanOut(b *testing.B, n int, do func(i int) error) time.Duration {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	start := time.Now()
-	for range scaleSubmitters {
+	for range width {
 		wg.Go(func() {
 			for i := range next {
 				if err := do(i); err != nil {
@@ -98,6 +104,8 @@ type createPhases struct {
 // time (accept → queue → run → notice, and inside run the runtime's
 // machine vs the agent's handshake). Run with -benchtime 1x.
 //
+// AETHER_BENCH_RAW_SUBMITTERS sets how many raw creates run at once
+// (default 10), to compare with as many as aetherd's queue runs.
 // AETHER_BENCH_QUEUE_CONCURRENCY sets aetherd's queue.concurrency (default
 // 16, of which vm:create, priority high, gets 3/12: 4 at once), to see
 // whether the queue's slots or dockerd limit the creates.
@@ -116,12 +124,17 @@ func BenchmarkCreateMany(b *testing.B) {
 	e.start()
 	docker := newDockerClient(b)
 	img := testbin.BaseImage(b)
+	rawWidth := scaleSubmitters
+	if w := benchCounts(b, "AETHER_BENCH_RAW_SUBMITTERS", scaleSubmitters); len(w) == 1 {
+		rawWidth = w[0]
+	}
 	for _, n := range benchCounts(b, "AETHER_BENCH_CREATE_N", 50, 200) {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				var ph createPhases
 				var mu sync.Mutex
 				prefix := "c" + uuid.NewString()[:6]
+				cpu0 := cpuSnapshot()
 				ours := fanOut(b, n, func(i int) error {
 					start := time.Now()
 					acc, err := e.c.CreateVM(b.Context(), &client.CreateVMRequest{Name: fmt.Sprintf("%s-%d", prefix, i)})
@@ -145,17 +158,20 @@ func BenchmarkCreateMany(b *testing.B) {
 					return nil
 				})
 				b.StopTimer()
+				oursCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
 				deleteAllVMs(b, e)
 				raw := newRawFleet(b, docker, img, e.netName())
-				rawTook := fanOut(b, n, raw.start)
+				cpu0 = cpuSnapshot()
+				rawTook := fanOutWidth(b, n, rawWidth, raw.start)
+				rawCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
 				raw.removeAll(b)
 				b.StartTimer()
 
 				b.ReportMetric(ours.Seconds(), "aetherium-s")
 				b.ReportMetric(rawTook.Seconds(), "engine-s")
 				b.ReportMetric(ours.Seconds()/rawTook.Seconds(), "ratio")
-				b.Logf("%d creates, %d submitters: aetherium %.2fs, Engine API create+start %.2fs, ratio %.3f",
-					n, scaleSubmitters, ours.Seconds(), rawTook.Seconds(), ours.Seconds()/rawTook.Seconds())
+				b.Logf("%d creates, %d submitters (raw %d): aetherium %.2fs, Engine API create+start %.2fs, ratio %.3f",
+					n, scaleSubmitters, rawWidth, ours.Seconds(), rawTook.Seconds(), ours.Seconds()/rawTook.Seconds())
 				for _, p := range []struct {
 					name string
 					s    samples
@@ -168,6 +184,7 @@ func BenchmarkCreateMany(b *testing.B) {
 				for _, p := range e.madePhases() {
 					b.Logf("  %-36s p50 %8.2fms p99 %8.2fms", "  run: "+p.name, ms(p.s.pct(0.5)), ms(p.s.pct(0.99)))
 				}
+				b.Logf("host CPU:\n%s", cpuTable(oursCPU, rawCPU, n))
 			}
 		})
 	}
