@@ -99,7 +99,9 @@ type Config struct {
 	// login that came over TLS to aetherd itself gets Secure).
 	SecureCookies bool
 	// AuthCacheTTL bounds how long a key is trusted without reading it
-	// again (a revocation made by another process); 0 means 5s.
+	// again (a revocation made by another process), and how often a
+	// long-lived request (a stream, a terminal) checks that its key or
+	// preview token still holds; 0 means 5s.
 	AuthCacheTTL time.Duration
 	// RateLimits are the per-key token buckets of each route class; zero
 	// rates mean no limit.
@@ -131,6 +133,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Tools == nil {
 		c.Tools, _ = tools.Load(tools.Config{})
+	}
+	if c.AuthCacheTTL == 0 {
+		c.AuthCacheTTL = 5 * time.Second
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 16

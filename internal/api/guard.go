@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"mime"
 	"net"
@@ -23,7 +24,8 @@ const ProjectHeader = "X-Aether-Project"
 // in this order: Host allowlist and cross-origin protection (every route),
 // credentials for its access (signed routes check their own), the project
 // the request acts in, the key's rate limit for its class, the request's
-// media type, and an audit entry for mutating requests. Refusals are JSON errors; an unauthenticated
+// media type, and an audit entry for mutating requests. A request that
+// outlives its key's revocation or expiry is cut (whileValid). Refusals are JSON errors; an unauthenticated
 // request gets the same 401 whatever was wrong with its key.
 func (s *Server) guard(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +59,12 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+		ctx, stop := whileValid(r.Context(), s.cfg.AuthCacheTTL, func(context.Context) error {
+			_, err := s.authenticate(r, rt.access)
+			return err
+		})
+		defer stop()
+		r = r.WithContext(auth.WithPrincipal(ctx, p))
 		if wait, ok := s.limits.allow(p.KeyPrefix, rt.class); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, wait.Round(time.Second))/time.Second)))
 			s.writeError(w, r, rateLimited("rate limit of key %s exceeded for this kind of request; retry later", p.KeyPrefix))

@@ -100,18 +100,16 @@ func (s *Server) servePreview(w http.ResponseWriter, r *http.Request, label stri
 		s.writeError(w, r, err)
 		return
 	}
-	vm, byKey, expires, err := s.previewAccess(w, r, port, ref)
+	vm, byKey, recheck, err := s.previewAccess(w, r, port, ref)
 	if err != nil || vm == nil { // nil, nil: previewAccess answered (a redirect)
 		if err != nil {
 			s.writeError(w, r, err)
 		}
 		return
 	}
-	if !expires.IsZero() { // a WebSocket or event stream ends with its token
-		ctx, cancel := context.WithDeadline(r.Context(), expires)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
+	ctx, stop := whileValid(r.Context(), s.cfg.AuthCacheTTL, recheck) // a WebSocket or event stream ends with its credential
+	defer stop()
+	r = r.WithContext(ctx)
 	liftDeadlines(w)
 	s.portProxy(s.sandboxes, vm, port, portRoute{
 		path:    func(r *http.Request) (string, string) { return r.URL.Path, r.URL.RawPath },
@@ -121,13 +119,14 @@ func (s *Server) servePreview(w http.ResponseWriter, r *http.Request, label stri
 }
 
 // previewAccess authenticates a preview request and returns the sandbox it
-// may reach; byKey says an API key (not a token) let it in, expires when
-// the token that did ends. A token in the query is answered here with its
-// cookie and a redirect (nil, false, zero, nil).
-func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int, ref string) (vm *store.VM, byKey bool, expires time.Time, err error) {
+// may reach; byKey says an API key (not a token) let it in, and recheck
+// tells whether the key or token still holds (for a request that lasts). A
+// token in the query is answered here with its cookie and a redirect (nil,
+// false, nil, nil).
+func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int, ref string) (vm *store.VM, byKey bool, recheck func(context.Context) error, err error) {
 	if secret := r.URL.Query().Get(previewQuery); secret != "" {
 		if _, _, err := s.previewToken(r, secret, port, ref); err != nil {
-			return nil, false, expires, err
+			return nil, false, nil, err
 		}
 		http.SetCookie(w, &http.Cookie{Name: previewCookie, Value: secret, Path: "/", HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil || s.cfg.SecureCookies})
@@ -135,31 +134,50 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 		q.Del(previewQuery)
 		to := url.URL{Scheme: previewScheme(r, s.cfg.SecureCookies), Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: q.Encode()}
 		http.Redirect(w, r, to.String(), http.StatusFound)
-		return nil, false, expires, nil
+		return nil, false, nil, nil
 	}
-	if secret := r.Header.Get(PreviewTokenHeader); secret != "" {
-		vm, expires, err = s.previewToken(r, secret, port, ref)
-		return vm, false, expires, err
+	secret := r.Header.Get(PreviewTokenHeader)
+	if c, err := r.Cookie(previewCookie); secret == "" && err == nil {
+		secret = c.Value
 	}
-	if c, err := r.Cookie(previewCookie); err == nil && c.Value != "" {
-		vm, expires, err = s.previewToken(r, c.Value, port, ref)
-		return vm, false, expires, err
+	if secret != "" {
+		vm, t, err := s.previewToken(r, secret, port, ref)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		return vm, false, s.previewTokenHolds(t), nil
 	}
 	if r.Header.Get("Authorization") == "" {
-		return nil, false, expires, auth.ErrUnauthenticated
+		return nil, false, nil, auth.ErrUnauthenticated
 	}
 	p, err := s.authenticate(r, member)
 	if err != nil {
-		return nil, false, expires, err
+		return nil, false, nil, err
 	}
 	if wait, ok := s.limits.allow(p.KeyPrefix, classDefault); !ok {
-		return nil, false, expires, s.retryLater(w, wait, "rate limit of key "+p.KeyPrefix+" exceeded; retry later")
+		return nil, false, nil, s.retryLater(w, wait, "rate limit of key "+p.KeyPrefix+" exceeded; retry later")
 	}
 	vm, err = s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: p.ProjectID, IDOrName: ref})
 	if err == nil && vm.ID != ref { // a sandbox named like another's ID
-		return nil, true, expires, errdefs.NotFound("sandbox %s not found", ref)
+		return nil, true, nil, errdefs.NotFound("sandbox %s not found", ref)
 	}
-	return vm, true, expires, err
+	keyHolds := func(context.Context) error { _, err := s.authenticate(r, member); return err }
+	return vm, true, keyHolds, err
+}
+
+// previewTokenHolds tells whether t is still live: neither revoked (or
+// deleted with its sandbox) nor expired.
+func (s *Server) previewTokenHolds(t *store.PreviewToken) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !time.Now().Before(t.ExpiresAt) {
+			return errPreviewToken
+		}
+		_, err := s.store.PreviewTokenByHash(ctx, t.Hash)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return errPreviewToken
+		}
+		return err
+	}
 }
 
 // previewToken checks a preview token's secret against the sandbox ID and
@@ -168,26 +186,26 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 // and charged to the client's failed-lookup bucket (previewFails), which
 // once empty is 429 before the store is asked; a valid token of another
 // sandbox or port is 404.
-func (s *Server) previewToken(r *http.Request, secret string, port int, ref string) (*store.VM, time.Time, error) {
+func (s *Server) previewToken(r *http.Request, secret string, port int, ref string) (*store.VM, *store.PreviewToken, error) {
 	addr := clientAddr(r)
 	if wait, blocked := s.previewFails.blocked(addr); blocked {
-		return nil, time.Time{}, s.retryLater(nil, wait, "too many unknown preview tokens from this address; retry later")
+		return nil, nil, s.retryLater(nil, wait, "too many unknown preview tokens from this address; retry later")
 	}
 	t, err := s.previewTokenByHash(r, secret)
 	if errors.Is(err, errPreviewToken) {
 		s.previewFails.fail(addr)
 	}
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, err
 	}
 	if wait, ok := s.limits.allow("preview:"+t.ID, classPreview); !ok {
-		return nil, time.Time{}, s.retryLater(nil, wait, "rate limit of this preview token exceeded; retry later")
+		return nil, nil, s.retryLater(nil, wait, "rate limit of this preview token exceeded; retry later")
 	}
 	if t.Port != port || t.VMID != ref {
-		return nil, time.Time{}, errdefs.NotFound("this preview token does not open port %d of sandbox %s", port, ref)
+		return nil, nil, errdefs.NotFound("this preview token does not open port %d of sandbox %s", port, ref)
 	}
 	vm, err := s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: t.ProjectID, IDOrName: t.VMID})
-	return vm, t.ExpiresAt, err
+	return vm, t, err
 }
 
 // previewTokenByHash is the live token with secret; errPreviewToken when

@@ -351,42 +351,64 @@ func TestPreviewFailedTokens(t *testing.T) {
 
 // TestPreviewStreamEndsWithToken: a long-lived response through a preview
 // host (an event stream here; WebSockets share the request's context) is
-// cut when its token expires, even though the sandbox's service would
-// stream on forever. The token lives a few seconds; the only bound on the
-// wait is a failure bound, not the assertion.
+// cut when its token expires or is revoked, even though the sandbox's
+// service would stream on forever. The only bound on the wait is a failure
+// bound, not the assertion.
 func TestPreviewStreamEndsWithToken(t *testing.T) {
 	t.Parallel()
-	upstreamDone := make(chan struct{})
-	stream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Write([]byte("data: hello\n\n"))
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // streams until the proxy hangs up
-		close(upstreamDone)
-	}))
-	t.Cleanup(stream.Close)
-	a := newTestAPIWith(t, func(a *testAPI, cfg *Config) {
-		cfg.PreviewDomain = "preview.test"
-		a.sb.DialImpl = func(ctx context.Context, _ *store.VM, _ int) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", stream.Listener.Addr().String())
-		}
-	})
-	web := a.previewVM(t, "web")
-	if _, err := a.st.PreviewTokenInsert(t.Context(), &store.PreviewTokenInsertParams{ID: uuid.NewString(), ProjectID: store.DefaultProjectID,
-		VMID: web.ID, Port: 8000, Hash: previewHash("aep_short"), ExpiresAt: time.Now().Add(3 * time.Second)}); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan *httptest.ResponseRecorder, 1)
-	go func() {
-		served <- a.previewReq(t, "8000-"+web.ID+".preview.test", "/events", func(r *http.Request) { r.Header.Set(PreviewTokenHeader, "aep_short") })
-	}()
-	select {
-	case rec := <-served:
-		<-upstreamDone
-		if !strings.HasPrefix(rec.Body.String(), "data: hello") {
-			t.Fatalf("stream: %d %q", rec.Code, rec.Body)
-		}
-	case <-time.After(time.Minute): // failure bound only
-		t.Fatal("the stream outlived its preview token")
+	for _, tt := range []struct {
+		name   string
+		life   time.Duration
+		revoke bool
+	}{{"expired", 2 * time.Second, false}, {"revoked", time.Hour, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			upstreamDone := make(chan struct{})
+			stream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Write([]byte("data: hello\n\n"))
+				w.(http.Flusher).Flush()
+				<-r.Context().Done() // streams until the proxy hangs up
+				close(upstreamDone)
+			}))
+			t.Cleanup(stream.Close)
+			a := newTestAPIWith(t, func(a *testAPI, cfg *Config) {
+				cfg.PreviewDomain = "preview.test"
+				cfg.AuthCacheTTL = 50 * time.Millisecond
+				a.sb.DialImpl = func(ctx context.Context, _ *store.VM, _ int) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, "tcp", stream.Listener.Addr().String())
+				}
+			})
+			web := a.previewVM(t, "web")
+			id := uuid.NewString()
+			if _, err := a.st.PreviewTokenInsert(t.Context(), &store.PreviewTokenInsertParams{ID: id, ProjectID: store.DefaultProjectID,
+				VMID: web.ID, Port: 8000, Hash: previewHash("aep_short"), ExpiresAt: time.Now().Add(tt.life)}); err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan *httptest.ResponseRecorder, 1)
+			go func() {
+				served <- a.previewReq(t, "8000-"+web.ID+".preview.test", "/events", func(r *http.Request) { r.Header.Set(PreviewTokenHeader, "aep_short") })
+			}()
+			if tt.revoke {
+				time.Sleep(300 * time.Millisecond) // six rechecks of a live token
+				select {
+				case rec := <-served:
+					t.Fatalf("the stream ended before its token was revoked: %d %q", rec.Code, rec.Body)
+				default:
+				}
+				if status, body := a.do(t, "DELETE", "/api/v1/vms/"+web.ID+"/previews/"+id, ""); status != http.StatusNoContent {
+					t.Fatalf("revoke: %d %s", status, body)
+				}
+			}
+			select {
+			case rec := <-served:
+				<-upstreamDone
+				if !strings.HasPrefix(rec.Body.String(), "data: hello") {
+					t.Fatalf("stream: %d %q", rec.Code, rec.Body)
+				}
+			case <-time.After(time.Minute): // failure bound only
+				t.Fatal("the stream outlived its preview token")
+			}
+		})
 	}
 }
