@@ -43,7 +43,7 @@ func Handshake(ctx context.Context, conn net.Conn) (*Client, error) {
 	conn.SetDeadline(time.Time{})
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
-	cfg.KeepAliveInterval = 10 * time.Second
+	cfg.KeepAliveInterval = keepAliveInterval
 	// What a guest can make the host hold per session is bounded: at most
 	// MaxStreams streams (an operation is refused beyond), each buffering at
 	// most one window of unread data, so 16 MiB. No close timer: yamux's
@@ -104,6 +104,15 @@ func (c *Client) Close() error { return c.sess.Close() }
 
 // Done is closed when the session has ended, by Close or a broken connection.
 func (c *Client) Done() <-chan struct{} { return c.sess.CloseChan() }
+
+// keepAliveInterval is how often the host pings an agent's session; an
+// agent that does not answer within yamux's write timeout (10 s) ends it, and
+// the next operation connects again. A dead agent's socket closes at once
+// (no ping needed); the ping finds one that is alive but stuck. Every idle
+// sandbox pays it (500 sandboxes at 10 s were 50 pings a second, each waking
+// aetherd and an agent), so 30 s: a stuck agent is found within 40 s.
+// A variable only so tests can shorten it.
+var keepAliveInterval = 30 * time.Second
 
 // MaxStreams is how many operation streams one agent connection may hold
 // open at once; an operation beyond it fails with ErrUnavailable.

@@ -148,3 +148,32 @@ func TestListBounds(t *testing.T) {
 		t.Errorf("endless small entries: %d entries, truncated %v, %d frames read; want a cut listing", len(l.Entries), l.Truncated, frames)
 	}
 }
+
+// TestStuckAgentEndsTheSession: an agent that is alive but no longer answers
+// (its socket stays open, what the host sends is read and dropped) must end
+// the host's session through the keepalive ping, so the connection cache
+// stops handing it out and the next operation connects again. A dead
+// agent's socket closes by itself; this is the case only the ping finds.
+// The guest is a test double: a real agent cannot be made to hang on cue.
+func TestStuckAgentEndsTheSession(t *testing.T) {
+	t.Parallel()
+	h, g := net.Pipe()
+	defer g.Close()
+	go func() {
+		if _, err := agentproto.ReadFrame(g, 4096); err != nil {
+			return
+		}
+		agentproto.WriteJSON(g, agentproto.TypeHello, agentproto.Hello{Version: agentproto.Version, MinVersion: agentproto.MinVersion})
+		io.Copy(io.Discard, g) // stuck: reads, never answers
+	}()
+	c, err := agentclient.Handshake(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("the session to an agent that stopped answering stayed open")
+	}
+}

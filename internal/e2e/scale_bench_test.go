@@ -319,7 +319,9 @@ func (f *rawFleet) removeAll(b *testing.B) time.Duration {
 // then in the same run N raw containers (rawFleet: same image and limits,
 // `sleep infinity` as their process) created and removed the same way. It
 // reports host memory per sandbox both ways (MemAvailable's drop, and the
-// containers' own cgroups), aetherd's RSS and its CPU over 30 idle seconds,
+// containers' own cgroups) with the kernel's counters, aetherd's RSS, the
+// CPU of aetherd, dockerd and the sandboxes over 60 idle seconds (two
+// reconciles),
 // GET /api/v1/vms page latency, exec `true` p50 with 1 sandbox and with N,
 // and the time to delete all N through the API against Engine API
 // remove-force of the raw ones. Everything it makes is removed however it
@@ -330,7 +332,7 @@ func BenchmarkDensity(b *testing.B) {
 	docker := newDockerClient(b)
 	img := testbin.BaseImage(b)
 	for b.Loop() {
-		mem0, rss0 := memAvailable(b), procRSS(b, e.cmd.Process.Pid)
+		mem0, rss0, info0 := memAvailable(b), procRSS(b, e.cmd.Process.Pid), meminfo(b)
 		first := e.MustCreateVM(&client.CreateVMRequest{Name: "d-0"})
 		exec1 := execSamples(b, e, first.ID, 100)
 		progress("density: exec with 1 sandbox p50 %.2fms", ms(exec1.pct(0.5)))
@@ -346,11 +348,13 @@ func BenchmarkDensity(b *testing.B) {
 		})
 		progress("density: %d sandboxes created in %.1fs", n, created.Seconds())
 		time.Sleep(10 * time.Second) // settle: first-touch page faults, caches
-		mem1, rss1 := memAvailable(b), procRSS(b, e.cmd.Process.Pid)
+		mem1, rss1, info1 := memAvailable(b), procRSS(b, e.cmd.Process.Pid), meminfo(b)
 		ours := cgroupMemory(b, docker, "io.aetherium.owner="+e.workerID)
 		progress("density: MemAvailable drop %.2f MiB/sandbox, cgroups %s, aetherd RSS %.1f MiB", float64(mem0-mem1)/float64(n)/(1<<20), ours.per(n), float64(rss1)/(1<<20))
-		cpu := procCPU(b, e.cmd.Process.Pid, 30*time.Second)
-		progress("density: aetherd idle CPU %.2f%% of a core", cpu*100)
+		progress("density: kernel counters per sandbox: %s", info1.less(info0).per(n))
+		idle := idleCPU(b, docker, e.cmd.Process.Pid, "io.aetherium.owner="+e.workerID, 60*time.Second)
+		cpu := idle.aetherd
+		progress("density: idle CPU over 60s, %% of a core: aetherd %.2f, dockerd %.2f, the sandboxes' containers %.2f", idle.aetherd*100, idle.dockerd*100, idle.containers*100)
 		pages := listPages(b, e, 50, 200)
 		execN := execSamples(b, e, first.ID, 100)
 		progress("density: list page p50 %.2fms p99 %.2fms; exec with %d p50 %.2fms", ms(pages.pct(0.5)), ms(pages.pct(0.99)), n, ms(execN.pct(0.5)))
@@ -358,13 +362,14 @@ func BenchmarkDensity(b *testing.B) {
 		progress("density: deleted all in %.1fs", delOurs.Seconds())
 
 		raw := newRawFleet(b, docker, img, e.netName())
-		mem2 := memAvailable(b)
+		mem2, info2 := memAvailable(b), meminfo(b)
 		rawCreated := fanOut(b, n, raw.start)
 		progress("density: %d raw containers created in %.1fs", n, rawCreated.Seconds())
 		time.Sleep(10 * time.Second)
-		mem3 := memAvailable(b)
+		mem3, info3 := memAvailable(b), meminfo(b)
 		rawMem := cgroupMemory(b, docker, raw.label)
 		progress("density: raw MemAvailable drop %.2f MiB/container, cgroups %s", float64(mem2-mem3)/float64(n)/(1<<20), rawMem.per(n))
+		progress("density: raw kernel counters per container: %s", info3.less(info2).per(n))
 		delRaw := raw.removeAll(b)
 
 		perOurs, perRaw := float64(mem0-mem1)/float64(n)/(1<<20), float64(mem2-mem3)/float64(n)/(1<<20)
@@ -379,8 +384,11 @@ func BenchmarkDensity(b *testing.B) {
 		b.Logf("  create all: aetherium %.1fs, Engine API %.1fs", created.Seconds(), rawCreated.Seconds())
 		b.Logf("  host memory (MemAvailable drop) per sandbox: aetherium %.2f MiB, raw %.2f MiB, ratio %.3f", perOurs, perRaw, perOurs/perRaw)
 		b.Logf("  container cgroups per sandbox: aetherium %s | raw %s", ours.per(n), rawMem.per(n))
-		b.Logf("  aetherd RSS %.1f MiB (%.1f MiB before; %.1f KiB per sandbox), idle CPU over 30s %.2f%% of a core",
-			float64(rss1)/(1<<20), float64(rss0)/(1<<20), float64(rss1-rss0)/float64(n)/1024, cpu*100)
+		b.Logf("  /proc/meminfo growth per sandbox: aetherium %s | raw %s", info1.less(info0).per(n), info3.less(info2).per(n))
+		b.Logf("  aetherd RSS %.1f MiB (%.1f MiB before; %.1f KiB per sandbox)",
+			float64(rss1)/(1<<20), float64(rss0)/(1<<20), float64(rss1-rss0)/float64(n)/1024)
+		b.Logf("  idle CPU over 60s, %% of a core: aetherd %.2f, dockerd %.2f, the sandboxes' containers (agents) %.2f",
+			idle.aetherd*100, idle.dockerd*100, idle.containers*100)
 		b.Logf("  GET /api/v1/vms?limit=50 pages (n=%d): p50 %.2fms p99 %.2fms", len(pages), ms(pages.pct(0.5)), ms(pages.pct(0.99)))
 		b.Logf("  exec true: with 1 sandbox p50 %.2fms p99 %.2fms; with %d p50 %.2fms p99 %.2fms",
 			ms(exec1.pct(0.5)), ms(exec1.pct(0.99)), n, ms(execN.pct(0.5)), ms(execN.pct(0.99)))
@@ -425,23 +433,66 @@ func procField(b *testing.B, path, key string) int64 {
 	return 0
 }
 
-// procCPU is the share of a core the process used over d.
-func procCPU(b *testing.B, pid int, d time.Duration) float64 {
-	ticks := func() int64 {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			b.Fatal(err)
-		}
-		// Fields after the command's closing parenthesis: utime and stime
-		// are the 12th and 13th.
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		return u + s
+// idleShare is what aetherd, dockerd and the sandboxes' containers used of
+// a core over the same idle window.
+type idleShare struct{ aetherd, dockerd, containers float64 }
+
+// idleCPU measures aetherd (pid), dockerd and the containers carrying label
+// (their cpuacct cgroups, v1 cgroupfs; zero elsewhere) over d.
+func idleCPU(b *testing.B, docker *dockerclient.Client, pid int, label string, d time.Duration) idleShare {
+	cs, err := docker.ContainerList(b.Context(), containertypes.ListOptions{Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil {
+		b.Fatal(err)
 	}
-	t0, start := ticks(), time.Now()
+	containersNS := func() (sum int64) {
+		for _, c := range cs {
+			v, _ := os.ReadFile("/sys/fs/cgroup/cpu,cpuacct/docker/" + c.ID + "/cpuacct.usage")
+			n, _ := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+			sum += n
+		}
+		return sum
+	}
+	snap0, c0, start := cpuSnapshot(), containersNS(), time.Now()
 	time.Sleep(d)
-	return float64(ticks()-t0) / 100 / time.Since(start).Seconds() // USER_HZ is 100
+	share, c1, secs := cpuShare(snap0, cpuSnapshot(), pid), containersNS(), time.Since(start).Seconds()
+	return idleShare{
+		aetherd:    share["aetherd (+ nft)"].Seconds() / secs,
+		dockerd:    share["dockerd (host-wide)"].Seconds() / secs,
+		containers: float64(c1-c0) / 1e9 / secs,
+	}
+}
+
+// kernelCounters are the /proc/meminfo fields (kB) that say where a
+// container's memory beyond its processes' lives.
+var kernelCounters = []string{"AnonPages", "Shmem", "Slab", "SUnreclaim", "KernelStack", "PageTables", "Percpu"}
+
+// memCounters holds kernelCounters' values, in kernelCounters' order.
+type memCounters []int64
+
+// meminfo reads kernelCounters now.
+func meminfo(b *testing.B) memCounters {
+	m := make(memCounters, len(kernelCounters))
+	for i, k := range kernelCounters {
+		m[i] = procField(b, "/proc/meminfo", k+":")
+	}
+	return m
+}
+
+func (m memCounters) less(o memCounters) memCounters {
+	d := make(memCounters, len(m))
+	for i := range m {
+		d[i] = m[i] - o[i]
+	}
+	return d
+}
+
+// per formats the counters divided by n, in KiB.
+func (m memCounters) per(n int) string {
+	var parts []string
+	for i, k := range kernelCounters {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, float64(m[i])/float64(n)))
+	}
+	return strings.Join(parts, ", ") + " KiB"
 }
 
 // cgroupUse sums the memory cgroups (v1, cgroupfs driver) of containers.
