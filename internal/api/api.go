@@ -156,9 +156,10 @@ type Server struct {
 	cop       *http.CrossOriginProtection
 	hosts     map[string]bool
 	limits    *limiters
-	// previewFails limits failed preview-token lookups by client address.
-	previewFails *previewFails
-	audit        *auditor
+	// previewFails and keyFails limit failed preview-token and API-key
+	// lookups by client address (addrfails.go).
+	previewFails, keyFails *addrFails
+	audit                  *auditor
 	// streams counts each key's open event streams and long-polls; execs
 	// each project's running interactive execs (Quota.Execs).
 	streamSlots, execSlots slots
@@ -180,7 +181,7 @@ func New(cfg Config, st store.Store, q task.Enqueuer, sb cluster.Sandboxes) (*Se
 		return nil, errors.New("api: Place, Events and Logs are required with Public")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), store: st, queue: q, sandboxes: sb,
-		metrics: newMetrics(cfg.Registry), cop: http.NewCrossOriginProtection(), limits: newLimiters(cfg.RateLimits), previewFails: newPreviewFails(),
+		metrics: newMetrics(cfg.Registry), cop: http.NewCrossOriginProtection(), limits: newLimiters(cfg.RateLimits), previewFails: newAddrFails(), keyFails: newAddrFails(),
 		hosts: map[string]bool{"localhost": true}}
 	s.quotas.st = st
 	for _, h := range cfg.AllowedHosts {

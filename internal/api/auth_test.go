@@ -115,3 +115,58 @@ func TestRoles(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownKeysPerAddress: API keys that cost a store lookup and fail are
+// charged to the client's address; past the burst, the next unknown key
+// from there is 429 without a lookup, while answers the auth cache holds
+// (a key already known good, or a bad key already looked up) are served
+// as before, other addresses are unaffected, and the bucket refills with
+// time (a frozen clock, moved by hand).
+func TestUnknownKeysPerAddress(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t)
+	now := time.Now()
+	a.s.keyFails.now = func() time.Time { return now }
+	get := func(addr, key string) int {
+		req := httptest.NewRequestWithContext(t.Context(), "GET", "/api/v1/vms", nil)
+		req.Host, req.RemoteAddr = "127.0.0.1:8080", addr+":40000"
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		a.s.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	member := a.key(t, store.DefaultProjectID, store.RoleMember, nil)
+	if code := get("192.0.2.9", member); code != http.StatusOK { // now in the auth cache
+		t.Fatalf("member key: %d", code)
+	}
+	uncached := a.key(t, store.DefaultProjectID, store.RoleMember, nil)
+	var first string
+	for i := range failBurst {
+		unknown, _, _ := auth.NewKey()
+		if i == 0 {
+			first = unknown
+		}
+		if code := get("192.0.2.1", unknown); code != http.StatusUnauthorized {
+			t.Fatalf("unknown key %d: %d, want 401", i+1, code)
+		}
+	}
+	unknown, _, _ := auth.NewKey()
+	for _, tt := range []struct {
+		name, addr, key string
+		want            int
+	}{
+		{"a new unknown key past the burst", "192.0.2.1", unknown, http.StatusTooManyRequests},
+		{"a valid key the cache does not hold, from there", "192.0.2.1", uncached, http.StatusTooManyRequests},
+		{"an unknown key already looked up (cached)", "192.0.2.1", first, http.StatusUnauthorized},
+		{"a cached valid key from the blocked address", "192.0.2.1", member, http.StatusOK},
+		{"a new unknown key from another address", "192.0.2.2", unknown, http.StatusUnauthorized},
+	} {
+		if code := get(tt.addr, tt.key); code != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, code, tt.want)
+		}
+	}
+	now = now.Add(time.Second)
+	if code := get("192.0.2.1", uncached); code != http.StatusOK {
+		t.Errorf("valid key a second later: %d, want 200", code)
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"mime"
 	"net"
 	"net/http"
@@ -93,7 +94,7 @@ func (s *Server) authenticate(r *http.Request, a access) (*auth.Principal, error
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.auth.Authenticate(r.Context(), key)
+	p, err := s.authKey(r, key)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +120,25 @@ func (s *Server) authenticate(r *http.Request, a access) (*auth.Principal, error
 	acting := *p
 	acting.ProjectID = proj.ID
 	return &acting, nil
+}
+
+// authKey authenticates a presented API key: from the auth cache when it
+// can, else from the store, charging a failure to the client's address
+// (addrfails.go); an address with no failures left gets 429 instead of a
+// store lookup.
+func (s *Server) authKey(r *http.Request, key string) (*auth.Principal, error) {
+	if p, hit, err := s.auth.Cached(key); hit {
+		return p, err
+	}
+	addr := clientAddr(r)
+	if wait, blocked := s.keyFails.blocked(addr); blocked {
+		return nil, s.retryLater(nil, wait, "too many unknown API keys from this address; retry later")
+	}
+	p, err := s.auth.Authenticate(r.Context(), key)
+	if errors.Is(err, auth.ErrUnauthenticated) {
+		s.keyFails.fail(addr)
+	}
+	return p, err
 }
 
 // project is the project the request acts in: its principal's (guard puts

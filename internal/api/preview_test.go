@@ -322,7 +322,7 @@ func TestPreviewFailedTokens(t *testing.T) {
 		}).Code
 	}
 	unknown := "aep_" + strings.Repeat("B", 43)
-	for i := range previewFailBurst {
+	for i := range failBurst {
 		if code := get("192.0.2.1", unknown); code != http.StatusUnauthorized {
 			t.Fatalf("unknown token %d: %d, want 401", i+1, code)
 		}
@@ -340,12 +340,12 @@ func TestPreviewFailedTokens(t *testing.T) {
 	if code := get("192.0.2.1", p.Token); code != http.StatusOK {
 		t.Fatalf("valid token a second later: %d, want 200", code)
 	}
-	f := newPreviewFails()
-	for i := range maxPreviewFailAddrs + 10 {
+	f := newAddrFails()
+	for i := range maxFailAddrs + 10 {
 		f.fail(itoa(i))
 	}
-	if len(f.m) > maxPreviewFailAddrs {
-		t.Fatalf("%d addresses kept, want at most %d", len(f.m), maxPreviewFailAddrs)
+	if len(f.m) > maxFailAddrs {
+		t.Fatalf("%d addresses kept, want at most %d", len(f.m), maxFailAddrs)
 	}
 }
 

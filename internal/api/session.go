@@ -135,7 +135,7 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.InvalidArgument("key: required"))
 		return
 	}
-	p, err := s.auth.Authenticate(r.Context(), in.Key)
+	p, err := s.authKey(r, in.Key)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

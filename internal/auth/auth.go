@@ -151,6 +151,30 @@ func (a *Authenticator) Authenticate(ctx context.Context, presented string) (*Pr
 	if err != nil {
 		return nil, err
 	}
+	return a.principal(k, presented)
+}
+
+// Cached is Authenticate answered without the store: hit is false when
+// the answer needs it (the key's row is not cached or is stale). A
+// malformed key is a hit: it never costs a query.
+func (a *Authenticator) Cached(presented string) (p *Principal, hit bool, err error) {
+	prefix, ok := PrefixOf(presented)
+	if !ok {
+		return nil, true, ErrUnauthenticated
+	}
+	a.mu.Lock()
+	c, ok := a.cache[prefix]
+	a.mu.Unlock()
+	if !ok || a.now().Sub(c.fetched) >= a.ttl {
+		return nil, false, nil
+	}
+	p, err = a.principal(c.key, presented)
+	return p, true, err
+}
+
+// principal is the principal of presented if k (nil: no such key) is its
+// usable key.
+func (a *Authenticator) principal(k *store.APIKey, presented string) (*Principal, error) {
 	if k == nil || subtle.ConstantTimeCompare([]byte(Hash(presented)), []byte(k.Hash)) != 1 || !k.Usable(a.now()) {
 		return nil, ErrUnauthenticated
 	}
