@@ -142,9 +142,9 @@ func TestPtyClose(t *testing.T) {
 		t.Fatalf("read %q: %v %v", line, err, serr)
 	}
 	p.Close()
-	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d still runs 10s after the terminal closed", pid)
+			t.Fatalf("process %d still runs 30s after the terminal closed", pid)
 		}
 	}
 }

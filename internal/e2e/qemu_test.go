@@ -102,7 +102,7 @@ func TestQEMULifecycle(t *testing.T) {
 	e.MustExec("micro", `setsid perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 7000, Listen => 5, ReuseAddr => 1) or die;
 		while ($c = $s->accept) { print $c "guest says hi\n"; close $c }' >/dev/null 2>&1 &`)
 	var reply []byte
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(reply) == 0; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && len(reply) == 0; time.Sleep(100 * time.Millisecond) {
 		if conn, err := net.DialTimeout("tcp", vm.IPAddress+":7000", 2*time.Second); err == nil {
 			reply, _ = io.ReadAll(conn)
 			conn.Close()

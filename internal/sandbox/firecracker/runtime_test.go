@@ -238,7 +238,7 @@ func wantState(t *testing.T, rt sandbox.Runtime, id, want string) {
 
 func waitFile(t *testing.T, path, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if b, _ := os.ReadFile(path); strings.Contains(string(b), want) {
 			return
 		}
