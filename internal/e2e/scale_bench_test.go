@@ -446,7 +446,7 @@ func idleCPU(b *testing.B, docker *dockerclient.Client, pid int, label string, d
 	}
 	containersNS := func() (sum int64) {
 		for _, c := range cs {
-			v, _ := os.ReadFile("/sys/fs/cgroup/cpu,cpuacct/docker/" + c.ID + "/cpuacct.usage")
+			v, _ := os.ReadFile("/sys/fs/cgroup/cpuacct/docker/" + c.ID + "/cpuacct.usage")
 			n, _ := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
 			sum += n
 		}
