@@ -83,7 +83,7 @@ func newWatcher(root string, recursive bool) (*watcher, error) {
 	}
 	w := &watcher{ino: os.NewFile(uintptr(ifd), "inotify"), root: rfd, recursive: recursive,
 		dirs: make(map[int32]string), seen: make(map[agentproto.FileEvent]bool), wake: make(chan struct{}, 1)}
-	if err := w.addTree(""); err != nil {
+	if err := w.addTree("", false); err != nil {
 		w.close()
 		return nil, &os.PathError{Op: "watch", Path: root, Err: err}
 	}
@@ -115,12 +115,15 @@ func (w *watcher) openBeneath(rel string) (int, error) {
 
 // addTree watches rel and, when recursive, every directory beneath it, at
 // most agentproto.MaxWatches in all; beyond that it queues an overflow event.
-func (w *watcher) addTree(rel string) error {
+// With announce (a directory that just appeared), it queues a create event
+// for every entry it finds beneath rel: they were made, or moved in, before
+// their directory was watched, and inotify will never tell of them.
+func (w *watcher) addTree(rel string, announce bool) error {
 	queue := []string{rel}
 	for len(queue) > 0 {
 		dir := queue[0]
 		queue = queue[1:]
-		subdirs, err := w.addDir(dir)
+		subdirs, err := w.addDir(dir, announce)
 		if err != nil {
 			if dir == rel {
 				return err
@@ -133,8 +136,9 @@ func (w *watcher) addTree(rel string) error {
 }
 
 // addDir watches one directory and returns its subdirectories (recursive
-// watches only; symlinks are not directories here).
-func (w *watcher) addDir(rel string) ([]string, error) {
+// watches only; symlinks are not directories here), announcing each entry
+// when asked (addTree).
+func (w *watcher) addDir(rel string, announce bool) ([]string, error) {
 	w.mu.Lock()
 	full := len(w.dirs) >= agentproto.MaxWatches
 	w.mu.Unlock()
@@ -164,8 +168,12 @@ func (w *watcher) addDir(rel string) ([]string, error) {
 	for {
 		des, err := dir.ReadDir(256)
 		for _, de := range des {
-			if de.Type().IsDir() { // d_type: a symlink is never IsDir
-				subdirs = append(subdirs, path.Join(rel, de.Name()))
+			entry, isDir := path.Join(rel, de.Name()), de.Type().IsDir() // d_type: a symlink is never IsDir
+			if isDir {
+				subdirs = append(subdirs, entry)
+			}
+			if announce {
+				w.queue(agentproto.FileEvent{Op: agentproto.EventCreate, Path: entry, Dir: isDir})
 			}
 		}
 		if err != nil || len(des) == 0 {
@@ -223,9 +231,6 @@ func (w *watcher) handle(wd int32, mask uint32, name string) {
 	switch {
 	case mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
 		op = agentproto.EventCreate
-		if isDir && w.recursive {
-			w.addTree(rel)
-		}
 	case mask&unix.IN_MODIFY != 0:
 		op = agentproto.EventWrite
 	case mask&unix.IN_DELETE != 0:
@@ -242,6 +247,9 @@ func (w *watcher) handle(wd int32, mask uint32, name string) {
 		return
 	}
 	w.queue(agentproto.FileEvent{Op: op, Path: rel, Dir: isDir})
+	if op == agentproto.EventCreate && isDir && w.recursive {
+		w.addTree(rel, true) // after its own event: a new tree reads top down
+	}
 }
 
 // queue adds ev to the pending batch, once per batch, dropping it for an

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aetherium/aetherium/internal/agentclient"
 	"github.com/aetherium/aetherium/internal/agentproto"
@@ -221,12 +222,17 @@ func TestWatch(t *testing.T) {
 	// next waits for the event want, failing on any event about the outside tree.
 	next := func(want agentproto.FileEvent) {
 		t.Helper()
-		for ev := range events {
-			if strings.Contains(ev.Path, "secret") {
-				t.Errorf("event from beyond a symlink: %+v", ev)
-			}
-			if ev == want {
-				return
+		for {
+			select {
+			case ev := <-events:
+				if strings.Contains(ev.Path, "secret") {
+					t.Errorf("event from beyond a symlink: %+v", ev)
+				}
+				if ev == want {
+					return
+				}
+			case <-time.After(time.Minute): // failure bound only
+				t.Fatalf("no event %+v", want)
 			}
 		}
 	}
@@ -245,6 +251,17 @@ func TestWatch(t *testing.T) {
 	next(agentproto.FileEvent{Op: agentproto.EventCreate, Path: "sub/c"})
 	os.Remove(filepath.Join(dir, "sub", "b"))
 	next(agentproto.FileEvent{Op: agentproto.EventRemove, Path: "sub/b"})
+	// A tree that arrives whole (moved in, or made faster than its new
+	// directories get their watches) is reported entry by entry.
+	elsewhere := t.TempDir()
+	os.MkdirAll(filepath.Join(elsewhere, "tree", "deep"), 0o755)
+	os.WriteFile(filepath.Join(elsewhere, "tree", "deep", "y"), nil, 0o644)
+	os.Rename(filepath.Join(elsewhere, "tree"), filepath.Join(dir, "tree"))
+	next(agentproto.FileEvent{Op: agentproto.EventCreate, Path: "tree", Dir: true})
+	next(agentproto.FileEvent{Op: agentproto.EventCreate, Path: "tree/deep", Dir: true})
+	next(agentproto.FileEvent{Op: agentproto.EventCreate, Path: "tree/deep/y"})
+	os.WriteFile(filepath.Join(dir, "tree", "deep", "z"), nil, 0o644) // and watched from then on
+	next(agentproto.FileEvent{Op: agentproto.EventCreate, Path: "tree/deep/z"})
 	cancel()
 	if err := <-res; err != nil {
 		t.Errorf("Watch ended with %v, want nil after cancel", err)
