@@ -14,9 +14,10 @@ import (
 // procTicks is one process's CPU in clock ticks (its own and its reaped
 // children's), keyed by pid and start time so a reused pid is a new process.
 type procTicks struct {
-	comm  string
-	start int64
-	ticks int64
+	comm     string
+	start    int64
+	ticks    int64 // its own and its reaped children's
+	children int64 // its reaped children's
 }
 
 // cpuSnapshot reads every process's CPU from /proc.
@@ -43,19 +44,18 @@ func cpuSnapshot() map[int]procTicks {
 		if len(f) < 20 {
 			continue
 		}
-		var t int64
-		for _, i := range []int{11, 12, 13, 14} {
-			v, _ := strconv.ParseInt(f[i], 10, 64)
-			t += v
+		var t [4]int64
+		for i := range t {
+			t[i], _ = strconv.ParseInt(f[11+i], 10, 64)
 		}
 		st, _ := strconv.ParseInt(f[19], 10, 64)
-		out[pid] = procTicks{comm: s[open+1 : end], start: st, ticks: t}
+		out[pid] = procTicks{comm: s[open+1 : end], start: st, ticks: t[0] + t[1] + t[2] + t[3], children: t[2] + t[3]}
 	}
 	return out
 }
 
 // cpuShare is the CPU used between two snapshots, by who used it: this
-// aetherd (its own and its reaped children's, the nft runs), this
+// aetherd, its reaped children (the nft runs), this
 // benchmark's process, dockerd, containerd and the shims (host-wide:
 // other tests' containers count too), and everything else. A process
 // alive at both counts its growth; one started between them, all of it;
@@ -63,10 +63,11 @@ func cpuSnapshot() map[int]procTicks {
 // its shim, nft under aetherd).
 func cpuShare(before, after map[int]procTicks, aetherd int) map[string]time.Duration {
 	out := map[string]time.Duration{}
+	tick := 10 * time.Millisecond // USER_HZ is 100
 	for pid, a := range after {
-		d := a.ticks
+		d, kids := a.ticks, a.children
 		if b, ok := before[pid]; ok && b.start == a.start {
-			d -= b.ticks
+			d, kids = d-b.ticks, kids-b.children
 		}
 		if d <= 0 {
 			continue
@@ -74,13 +75,15 @@ func cpuShare(before, after map[int]procTicks, aetherd int) map[string]time.Dura
 		who := "everything else"
 		switch {
 		case pid == aetherd:
-			who = "aetherd (+ nft)"
+			who = "aetherd"
+			d -= kids
+			out["aetherd's children (nft)"] += time.Duration(kids) * tick
 		case pid == os.Getpid():
 			who = "benchmark client"
 		case a.comm == "dockerd" || a.comm == "containerd" || strings.HasPrefix(a.comm, "containerd-shim"):
 			who = a.comm + " (host-wide)"
 		}
-		out[who] += time.Duration(d) * 10 * time.Millisecond // USER_HZ is 100
+		out[who] += time.Duration(d) * tick
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/aetherium/aetherium/internal/egress"
+	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/network"
 	"github.com/aetherium/aetherium/internal/testbin"
 )
@@ -455,5 +457,113 @@ func TestFirewallBatchesConcurrentChanges(t *testing.T) {
 	})
 	if got := sandboxes(); len(got) != 0 {
 		t.Errorf("after removing all: chains %v", got)
+	}
+}
+
+// TestClaimGivesEachSandboxItsOwnAddress: the sandboxes map is the host's
+// allocation table for Docker sandboxes' static addresses (issue 13: the
+// rules go in before the container starts, so Create needs no inspect). A
+// freed address is not given again at once; two firewalls on one table
+// (two aetherd processes sharing a network) claiming 24 addresses at once
+// from a /27 get distinct ones, none reserved, each pointing at its
+// claimer's chain; a full pool refuses the next claim; a second claim of
+// one sandbox moves its entry.
+func TestClaimGivesEachSandboxItsOwnAddress(t *testing.T) {
+	if !testbin.InNetns(t) {
+		return
+	}
+	ctx := context.Background()
+	var fws [2]*network.Firewall
+	for i := range fws {
+		fw, err := network.NewFirewall(network.FirewallConfig{Table: "aetclaim", Interfaces: []string{"aetclaim0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fw.Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fws[i] = fw
+	}
+	t.Cleanup(func() { fws[0].Teardown(ctx) })
+	pool := netip.MustParsePrefix("10.96.0.0/27") // 30 addresses besides reserved
+	reserved := []netip.Addr{pool.Addr(), pool.Addr().Next()}
+	claim := func(fw *network.Firewall, id string) (netip.Addr, error) {
+		return fw.Claim(ctx, &network.Rule{ID: id}, pool, reserved...)
+	}
+	mapped := func() string {
+		t.Helper()
+		out, err := exec.Command("nft", "list", "map", "inet", "aetclaim", "sandboxes").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return regexp.MustCompile(` comment "claimed \d+"`).ReplaceAllString(string(out), "")
+	}
+
+	x, err := claim(fws[0], "x")
+	if err != nil || x != netip.MustParseAddr("10.96.0.2") {
+		t.Fatalf("first claim: %s, %v; want 10.96.0.2", x, err)
+	}
+	if err := fws[0].Remove(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if y, err := claim(fws[0], "y"); err != nil || y != x.Next() {
+		t.Fatalf("claim after freeing %s: %s, %v; want %s (a freed address waits its turn)", x, y, err, x.Next())
+	}
+	if err := fws[0].Remove(ctx, "y"); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	got := map[netip.Addr]string{}
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() {
+			id := fmt.Sprintf("c%02d", i)
+			a, err := claim(fws[i%2], id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Errorf("claim %s: %v", id, err)
+			case got[a] != "":
+				t.Errorf("claim %s got %s, already %s's", id, a, got[a])
+			case !pool.Contains(a) || slices.Contains(reserved, a):
+				t.Errorf("claim %s got %s: outside %s or reserved", id, a, pool)
+			}
+			got[a] = id
+		})
+	}
+	wg.Wait()
+	m := mapped()
+	for a, id := range got {
+		if !strings.Contains(m, fmt.Sprintf("%s : jump sb-%s", a, id)) {
+			t.Errorf("map lacks %s → sb-%s:\n%s", a, id, m)
+		}
+	}
+
+	for i := range 6 {
+		if _, err := claim(fws[1], fmt.Sprintf("d%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, err := claim(fws[0], "full"); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("claim from a full pool: %s, %v; want ErrUnavailable", a, err)
+	}
+
+	var moved netip.Addr
+	for a, id := range got {
+		if id == "c00" {
+			moved = a
+		}
+	}
+	if err := fws[1].Remove(ctx, "d3"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := claim(fws[1], "c00")
+	if err != nil || b == moved {
+		t.Fatalf("second claim of c00 (at %s) with one address free: %s, %v", moved, b, err)
+	}
+	if m := mapped(); strings.Contains(m, moved.String()+" : jump") || !strings.Contains(m, b.String()+" : jump sb-c00") {
+		t.Errorf("after c00 moved from %s to %s:\n%s", moved, b, m)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,10 +59,13 @@ type Firewall struct {
 
 	queueMu sync.Mutex
 	queued  []*change // waiting for the next batch (see commit)
+
+	claimNext netip.Addr // where the next Claim starts looking (under mu)
 }
 
-// change is one Apply or Remove waiting for its batch: script writes its
-// part of an nft transaction from the maps' entries as they are.
+// change is one Apply, Claim or Remove waiting for its batch: script writes
+// its part of an nft transaction from the maps' entries as they are (with
+// those the batch's earlier changes add).
 type change struct {
 	script func(cur []entry) string
 	remove bool // idempotent: without the tables there is nothing to do
@@ -182,10 +186,12 @@ func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
 	if !r.Addr.Is4() {
 		return errdefs.InvalidArgument("firewall: sandbox %s: address %s is not IPv4", r.ID, r.Addr)
 	}
-	return f.commit(ctx, &change{script: func(cur []entry) string { return f.applyScript(cur, r) }})
+	return f.commit(ctx, &change{script: func(cur []entry) string { return f.applyScript(cur, r, "") }})
 }
 
-func (f *Firewall) applyScript(cur []entry, r *Rule) string {
+// applyScript writes r's chain and entries; comment, when not "", goes on
+// its sandboxes-map element.
+func (f *Firewall) applyScript(cur []entry, r *Rule, comment string) string {
 	t, chain := f.cfg.Table, "sb-"+r.ID
 	var b strings.Builder
 	fmt.Fprintf(&b, "add chain inet %[1]s %[2]s\nflush chain inet %[1]s %[2]s\n", t, chain)
@@ -197,7 +203,10 @@ func (f *Firewall) applyScript(cur []entry, r *Rule) string {
 			fmt.Fprintf(&b, "delete element inet %s sandboxes { %s }\n", t, e.key)
 		}
 	}
-	fmt.Fprintf(&b, "add element inet %s sandboxes { %s : jump %s }\n", t, r.Addr, chain)
+	if comment != "" {
+		comment = fmt.Sprintf(" comment %q", comment)
+	}
+	fmt.Fprintf(&b, "add element inet %s sandboxes { %s%s : jump %s }\n", t, r.Addr, comment, chain)
 	if f.cfg.Ports && r.Port != "" {
 		port := "port-" + r.ID
 		mac := r.MAC.String()
@@ -220,6 +229,93 @@ func (f *Firewall) applyScript(cur []entry, r *Rule) string {
 		fmt.Fprintf(&b, "add element bridge %s ports { %q : jump %s }\n", t, r.Port, port)
 	}
 	return b.String()
+}
+
+// Claim installs a sandbox's chain and points a free address of pool at it,
+// in one transaction, and returns the address: free means no sandbox of any
+// process sharing the table has an entry for it, so the sandboxes map is the
+// host's allocation table for pool, and two claims never get one address
+// (they read and write the map under the table's lock; without the host
+// lock, nft refuses the second of two equal keys). Addresses in reserved
+// (the network's own, its gateway) are never given; the search starts after
+// the previous claim's address, so a freed address is not reused at once
+// (a new sandbox inherits no conntrack entry of the last one there).
+// r.Addr is ignored. An entry of the same sandbox elsewhere is replaced.
+// It fails with errdefs.ErrUnavailable when pool has no free address.
+func (f *Firewall) Claim(ctx context.Context, r *Rule, pool netip.Prefix, reserved ...netip.Addr) (netip.Addr, error) {
+	if !pool.Addr().Is4() {
+		return netip.Addr{}, errdefs.InvalidArgument("firewall: pool %s is not IPv4", pool)
+	}
+	pool = pool.Masked()
+	var got netip.Addr
+	c := &change{script: func(cur []entry) string {
+		got = f.pick(cur, pool, reserved)
+		if !got.IsValid() {
+			return ""
+		}
+		rule := *r
+		rule.Addr = got
+		return f.applyScript(cur, &rule, claimComment(time.Now()))
+	}}
+	if err := f.commit(ctx, c); err != nil {
+		return netip.Addr{}, err
+	}
+	if !got.IsValid() {
+		return netip.Addr{}, errdefs.Unavailable("firewall: no free address in %s for sandbox %s", pool, r.ID)
+	}
+	return got, nil
+}
+
+// A claimed address's element carries the time of its claim, so Prune
+// spares the claims of creates under way (their containers do not exist
+// yet) for claimGrace.
+const (
+	claimPrefix = "claimed "
+	claimGrace  = 2 * time.Minute
+)
+
+func claimComment(t time.Time) string { return claimPrefix + strconv.FormatInt(t.Unix(), 10) }
+
+// claimedLately reports whether comment records a claim within claimGrace.
+func claimedLately(comment string) bool {
+	s, ok := strings.CutPrefix(comment, claimPrefix)
+	if !ok {
+		return false
+	}
+	sec, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && time.Since(time.Unix(sec, 0)) < claimGrace
+}
+
+// pick is the first address of pool from claimNext on (wrapping) that no
+// entry of cur and nothing in reserved holds; the zero Addr if none. It
+// runs under mu (inside a batch).
+func (f *Firewall) pick(cur []entry, pool netip.Prefix, reserved []netip.Addr) netip.Addr {
+	taken := make(map[string]bool, len(cur)+len(reserved))
+	for _, e := range cur {
+		if e.family == "inet" {
+			taken[e.key] = true
+		}
+	}
+	for _, a := range reserved {
+		taken[a.String()] = true
+	}
+	start := f.claimNext
+	if !pool.Contains(start) {
+		start = pool.Addr()
+	}
+	a := start
+	for {
+		if !taken[a.String()] {
+			f.claimNext = a.Next()
+			return a
+		}
+		if a = a.Next(); !pool.Contains(a) {
+			a = pool.Addr()
+		}
+		if a == start {
+			return netip.Addr{}
+		}
+	}
 }
 
 // commit runs c in one nft transaction with the changes queued beside it
@@ -269,9 +365,28 @@ func (f *Firewall) run(ctx context.Context, batch []*change) error {
 	}
 	var b strings.Builder
 	for _, c := range batch {
-		b.WriteString(c.script(cur))
+		script := c.script(cur)
+		b.WriteString(script)
+		cur = append(cur, added(script)...)
 	}
 	return nft(ctx, b.String())
+}
+
+// added are the sandboxes-map entries a script adds, so a later change of
+// the same batch sees them taken.
+func added(script string) []entry {
+	var out []entry
+	for _, line := range strings.Split(script, "\n") {
+		if rest, ok := strings.CutPrefix(line, "add element inet "); ok {
+			if _, el, ok := strings.Cut(rest, " sandboxes { "); ok {
+				key, _, _ := strings.Cut(el, " ")
+				if _, target, ok := strings.Cut(strings.TrimSuffix(el, " }"), " : jump "); ok {
+					out = append(out, entry{family: "inet", key: key, target: target})
+				}
+			}
+		}
+	}
+	return out
 }
 
 func allRemoves(batch []*change) bool {
@@ -337,7 +452,8 @@ func (f *Firewall) removeScript(cur []entry, id string) string {
 	return b.String()
 }
 
-// Prune removes the entries of every sandbox for which keep returns false.
+// Prune removes the entries of every sandbox for which keep returns false,
+// but those that claimed their address (Claim) within the last two minutes.
 func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
 	defer f.lock()()
 	if !f.exists(ctx) {
@@ -353,7 +469,7 @@ func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
 	}
 	var b strings.Builder
 	for _, id := range chains {
-		if !keep(id) {
+		if !keep(id) && !claimedFor(cur, id) {
 			b.WriteString(f.removeScript(cur, id))
 		}
 	}
@@ -361,6 +477,17 @@ func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
 		return nil
 	}
 	return nft(ctx, b.String())
+}
+
+// claimedFor reports whether sandbox id claimed its address within
+// claimGrace: its container may not exist yet.
+func claimedFor(cur []entry, id string) bool {
+	for _, e := range cur {
+		if e.family == "inet" && e.target == "sb-"+id && claimedLately(e.comment) {
+			return true
+		}
+	}
+	return false
 }
 
 // Sandboxes lists the IDs of the sandboxes that have a chain.
@@ -381,7 +508,7 @@ func (f *Firewall) exists(ctx context.Context) bool {
 }
 
 // entry is one element of the sandboxes or ports map.
-type entry struct{ family, key, target string }
+type entry struct{ family, key, target, comment string }
 
 // entries lists both maps' elements.
 func (f *Firewall) entries(ctx context.Context) ([]entry, error) {
@@ -407,11 +534,19 @@ func (f *Firewall) entries(ctx context.Context) ([]entry, error) {
 			}
 			for _, el := range o.Map.Elem {
 				var key string
+				var commented struct { // an element with a comment
+					Elem struct{ Val, Comment string } `json:"elem"`
+				}
 				var v struct {
 					Jump struct{ Target string } `json:"jump"`
 				}
-				if json.Unmarshal(el[0], &key) == nil && json.Unmarshal(el[1], &v) == nil {
+				if json.Unmarshal(el[1], &v) != nil {
+					continue
+				}
+				if json.Unmarshal(el[0], &key) == nil {
 					out = append(out, entry{family: m[0], key: key, target: v.Jump.Target})
+				} else if json.Unmarshal(el[0], &commented) == nil {
+					out = append(out, entry{family: m[0], key: commented.Elem.Val, target: v.Jump.Target, comment: commented.Elem.Comment})
 				}
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,12 @@ type Runtime struct {
 
 	netMu    sync.Mutex
 	netReady bool // the network and firewall are set up
+	// static is the half of the subnet whose addresses Create claims
+	// (network.Firewall.Claim) and gives containers itself; Docker hands
+	// out only the other half (the network's IP range). Invalid on a
+	// network made before there was a range: Docker picks every address.
+	static   netip.Prefix
+	reserved []netip.Addr // in static, never given: the network's address, the gateway
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -227,9 +234,14 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 			r.cfg.Logger.WarnContext(ctx, "docker: prune workload pids groups", slog.Any("err", err))
 		}
 	})
-	_, err = r.createContainer(ctx, spec, dir, allow, iso)
+	addr, err := r.claim(ctx, spec, allow)
+	if err != nil {
+		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID))
+	}
+	runtimeID, err := r.createContainer(ctx, spec, dir, allow, iso, addr)
 	for wait := 50 * time.Millisecond; errors.Is(err, errdefs.ErrConflict); wait = min(2*wait, time.Second) {
-		// A previous attempt created it (at-least-once delivery): adopt it.
+		// A previous attempt created it (at-least-once delivery): adopt it
+		// (its egress rules follow the address it has).
 		info, aerr := r.startAndInspect(ctx, spec.ID)
 		if !errors.Is(aerr, errdefs.ErrNotFound) {
 			return info, aerr
@@ -242,14 +254,52 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
-		_, err = r.createContainer(ctx, spec, dir, allow, iso)
+		runtimeID, err = r.createContainer(ctx, spec, dir, allow, iso, addr)
 	}
 	if err != nil {
 		// No container to run in it (Start makes it again for one that
 		// exists after all).
-		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID))
+		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID), r.unclaim(ctx, spec.ID, addr))
 	}
-	return r.startAndInspect(ctx, spec.ID)
+	if !addr.IsValid() {
+		return r.startAndInspect(ctx, spec.ID)
+	}
+	// The rules for the claimed address are in place: start it, no
+	// inspection needed.
+	reattached, err := r.startContainer(ctx, spec.ID)
+	if err != nil {
+		return nil, r.mapErr(err, spec.ID)
+	}
+	if reattached { // the network was made again: Docker chose the address
+		return r.startAndInspect(ctx, spec.ID)
+	}
+	return &sandbox.Info{ID: spec.ID, RuntimeID: runtimeID, State: sandbox.StateRunning, Image: spec.Image,
+		CreatedAt: time.Now(), Address: addr.String()}, nil
+}
+
+// claim takes a sandbox's address from the static half of the network and
+// installs its egress rules for it, before its container exists (so the
+// guest never runs without them, and the start needs no inspection); the
+// zero Addr without a network or on a network without the static half.
+func (r *Runtime) claim(ctx context.Context, spec *sandbox.Spec, allow []netip.Prefix) (netip.Addr, error) {
+	if r.fw == nil || spec.Egress.Mode == egress.None {
+		return netip.Addr{}, nil
+	}
+	r.netMu.Lock()
+	static, reserved := r.static, r.reserved
+	r.netMu.Unlock()
+	if !static.IsValid() {
+		return netip.Addr{}, nil
+	}
+	return r.fw.Claim(ctx, &network.Rule{ID: spec.ID, Policy: spec.Egress, Allow: allow}, static, reserved...)
+}
+
+// unclaim frees a claimed address whose container was never made.
+func (r *Runtime) unclaim(ctx context.Context, id string, addr netip.Addr) error {
+	if !addr.IsValid() {
+		return nil
+	}
+	return r.fw.Remove(context.WithoutCancel(ctx), id)
 }
 
 // Labels recording a sandbox's egress policy and its resolved allowlist,
@@ -273,8 +323,10 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	defer network.LockHost("docker-network-" + r.cfg.Network)()
 	n, err := r.cli.NetworkInspect(ctx, r.cfg.Network, dnetwork.InspectOptions{})
 	if client.IsErrNotFound(err) {
+		static, dynamic := halves(r.cfg.Subnet)
 		_, err = r.cli.NetworkCreate(ctx, r.cfg.Network, dnetwork.CreateOptions{Driver: "bridge",
-			IPAM: &dnetwork.IPAM{Config: []dnetwork.IPAMConfig{{Subnet: r.cfg.Subnet.String()}}},
+			IPAM: &dnetwork.IPAM{Config: []dnetwork.IPAMConfig{{Subnet: r.cfg.Subnet.String(), IPRange: dynamic.String(),
+				Gateway: static.Addr().Next().String()}}},
 			Options: map[string]string{"com.docker.network.bridge.name": r.cfg.Network,
 				"com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.enable_ip_masquerade": "true"},
 			Labels: map[string]string{LabelManaged: "true"}})
@@ -289,6 +341,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	if n.Options["com.docker.network.bridge.enable_icc"] != "false" || len(n.IPAM.Config) != 1 || n.IPAM.Config[0].Subnet != r.cfg.Subnet.String() {
 		return errdefs.FailedPrecondition("docker: network %s exists without inter-container traffic off or with another subnet than %s; remove it", r.cfg.Network, r.cfg.Subnet)
 	}
+	r.static, r.reserved = staticHalf(r.cfg.Subnet, n.IPAM.Config[0])
 	if err := r.fw.Setup(ctx); err != nil {
 		return err
 	}
@@ -303,8 +356,71 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	if err := r.fw.Prune(ctx, func(id string) bool { return live[id] }); err != nil {
 		return err
 	}
+	if err := r.keepClaims(ctx, cs); err != nil {
+		return err
+	}
 	r.netReady = true
 	return nil
+}
+
+// keepClaims installs the rules of containers that hold an address of the
+// static half but have none (the tables were lost, as at a reboot, while
+// the containers stayed): until then a Claim could give their address to
+// another sandbox, and they could not start again.
+func (r *Runtime) keepClaims(ctx context.Context, cs []container.Summary) error {
+	if !r.static.IsValid() {
+		return nil
+	}
+	have, err := r.fw.Sandboxes(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cs {
+		id := c.Labels[LabelSandbox]
+		if c.NetworkSettings == nil || c.NetworkSettings.Networks[r.cfg.Network] == nil || slices.Contains(have, id) {
+			continue
+		}
+		ipam := c.NetworkSettings.Networks[r.cfg.Network].IPAMConfig
+		if ipam == nil {
+			continue
+		}
+		if addr, err := netip.ParseAddr(ipam.IPv4Address); err == nil && r.static.Contains(addr) {
+			rule, err := ruleOf(id, addr, c.Labels)
+			if err == nil {
+				err = r.fw.Apply(ctx, rule)
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// halves splits the sandbox subnet: the lower half for the addresses Create
+// claims, the upper for Docker to choose from (the network's IP range).
+func halves(subnet netip.Prefix) (static, dynamic netip.Prefix) {
+	subnet = subnet.Masked()
+	static = netip.PrefixFrom(subnet.Addr(), subnet.Bits()+1)
+	upper := subnet.Addr().As4()
+	host := 32 - subnet.Bits() - 1 // host bits of a half
+	upper[3-host/8] |= 1 << (host % 8)
+	return static, netip.PrefixFrom(netip.AddrFrom4(upper), subnet.Bits()+1)
+}
+
+// staticHalf is the part of the network's subnet Create may claim
+// addresses in, and the addresses there it must not give: only on a
+// network whose IP range is the upper half (a network made before had
+// none; there Docker chooses every address and Create inspects for it).
+func staticHalf(subnet netip.Prefix, ipam dnetwork.IPAMConfig) (netip.Prefix, []netip.Addr) {
+	static, dynamic := halves(subnet)
+	if subnet.Bits() > 28 || ipam.IPRange != dynamic.String() {
+		return netip.Prefix{}, nil
+	}
+	reserved := []netip.Addr{static.Addr(), static.Addr().Next()} // the network's address; Docker's default gateway
+	if gw, err := netip.ParseAddr(ipam.Gateway); err == nil {
+		reserved = append(reserved, gw)
+	}
+	return static, reserved
 }
 
 // applyEgress installs a started sandbox's policy for the address Docker
@@ -326,20 +442,31 @@ func (r *Runtime) applyEgress(ctx context.Context, id string, c *container.Inspe
 	if !addr.Is4() {
 		return fmt.Errorf("docker: sandbox %s has no address on %s", id, r.cfg.Network)
 	}
-	policy, err := egress.Parse(c.Config.Labels[labelEgress])
+	rule, err := ruleOf(id, addr, c.Config.Labels)
 	if err != nil {
 		return err
 	}
+	return r.fw.Apply(ctx, rule)
+}
+
+// ruleOf is a sandbox's egress rule for addr from its container's labels.
+func ruleOf(id string, addr netip.Addr, labels map[string]string) (*network.Rule, error) {
+	policy, err := egress.Parse(labels[labelEgress])
+	if err != nil {
+		return nil, err
+	}
 	var allow []netip.Prefix
-	for _, a := range strings.Fields(c.Config.Labels[labelAllow]) {
+	for _, a := range strings.Fields(labels[labelAllow]) {
 		if p, err := netip.ParsePrefix(a); err == nil {
 			allow = append(allow, p)
 		}
 	}
-	return r.fw.Apply(ctx, &network.Rule{ID: id, Addr: addr, Policy: policy, Allow: allow})
+	return &network.Rule{ID: id, Addr: addr, Policy: policy, Allow: allow}, nil
 }
 
-func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string, allow []netip.Prefix, iso Isolation) (string, error) {
+// createContainer creates the sandbox's container; addr, when valid, is
+// its address on the network (claimed), else Docker chooses one at start.
+func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir string, allow []netip.Prefix, iso Isolation, addr netip.Addr) (string, error) {
 	mode := r.cfg.Network
 	if spec.Egress.Mode == egress.None {
 		mode = "none"
@@ -396,11 +523,16 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 		},
 		StorageOpt: r.storageOpt(),
 	}
-	resp, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, containerName(spec.ID))
+	var endpoints *dnetwork.NetworkingConfig
+	if addr.IsValid() {
+		endpoints = &dnetwork.NetworkingConfig{EndpointsConfig: map[string]*dnetwork.EndpointSettings{
+			mode: {IPAMConfig: &dnetwork.EndpointIPAMConfig{IPv4Address: addr.String()}}}}
+	}
+	resp, err := r.cli.ContainerCreate(ctx, cfg, host, endpoints, nil, containerName(spec.ID))
 	if host.StorageOpt != nil && quotaRefused(err) {
 		r.noQuota.Store(true) // no quota in this storage driver: DiskOverruns watches instead
 		host.StorageOpt = nil
-		resp, err = r.cli.ContainerCreate(ctx, cfg, host, nil, nil, containerName(spec.ID))
+		resp, err = r.cli.ContainerCreate(ctx, cfg, host, endpoints, nil, containerName(spec.ID))
 	}
 	if client.IsErrNotFound(err) {
 		return "", errdefs.FailedPrecondition("image %q is not present on this Docker host; build it with `aether image build` or pull it", spec.Image)
@@ -473,11 +605,7 @@ func (r *Runtime) start(ctx context.Context, id string) (*container.InspectRespo
 	if err := r.ensureWorkloadGroup(id); err != nil {
 		return nil, err
 	}
-	err := r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{})
-	if r.networkGone(err) {
-		err = r.reattachNetwork(ctx, id)
-	}
-	if err != nil {
+	if _, err := r.startContainer(ctx, id); err != nil {
 		return nil, r.mapErr(err, id)
 	}
 	c, err := r.cli.ContainerInspect(ctx, containerName(id))
@@ -485,6 +613,16 @@ func (r *Runtime) start(ctx context.Context, id string) (*container.InspectRespo
 		return nil, r.mapErr(err, id)
 	}
 	return &c, r.applyEgress(ctx, id, &c)
+}
+
+// startContainer starts the container, joining it to the network again
+// (reattached) when someone removed the network.
+func (r *Runtime) startContainer(ctx context.Context, id string) (reattached bool, err error) {
+	err = r.cli.ContainerStart(ctx, containerName(id), container.StartOptions{})
+	if r.networkGone(err) {
+		return true, r.reattachNetwork(ctx, id)
+	}
+	return false, err
 }
 
 // networkGone reports whether err is dockerd's answer to starting a
