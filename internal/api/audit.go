@@ -13,10 +13,13 @@ import (
 // auditQueue bounds entries waiting to be written.
 const auditQueue = 4096
 
+// auditBatch bounds the entries written at once (see auditor.writeQueued).
+const auditBatch = 256
+
 // auditor writes an audit entry for each mutating request: key prefix,
 // project, action (the route pattern, which includes the method), object
-// (the path's id or name) and status. Entries are written by one goroutine,
-// off the request path, so an exec does not wait for an insert; when the
+// (the path's id or name) and status. Entries are written off the request
+// path, so an exec does not wait for an insert; when the
 // store falls behind by auditQueue entries, further ones are logged and
 // dropped rather than stalling the API.
 type auditor struct {
@@ -49,26 +52,41 @@ func (a *auditor) add(ctx context.Context, e *store.AuditInsertParams) {
 
 // run writes entries until done, then what is still queued.
 func (a *auditor) run(done <-chan struct{}) {
-	write := func(e *store.AuditInsertParams) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := a.st.AuditInsert(ctx, e); err != nil {
-			a.log.Warn("write audit entry", slog.String("action", e.Action), slog.String("key_prefix", e.KeyPrefix), slog.Any("err", err))
-		}
-	}
 	for {
 		select {
 		case e := <-a.ch:
-			write(e)
+			a.writeQueued(e)
 		case <-done:
 			for {
 				select {
 				case e := <-a.ch:
-					write(e)
+					a.writeQueued(e)
 				default:
 					return
 				}
 			}
 		}
+	}
+}
+
+// writeQueued writes e and the entries queued behind it (up to
+// auditBatch) in one call, in order, so the store commits them together
+// (one flush) instead of one after another.
+func (a *auditor) writeQueued(e *store.AuditInsertParams) {
+	batch := []*store.AuditInsertParams{e}
+	for len(batch) < auditBatch {
+		select {
+		case e := <-a.ch:
+			batch = append(batch, e)
+			continue
+		default:
+		}
+		break
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.st.AuditInsert(ctx, batch...); err != nil {
+		a.log.Warn("write audit entries", slog.Int("entries", len(batch)), slog.String("first_action", e.Action),
+			slog.String("key_prefix", e.KeyPrefix), slog.Any("err", err))
 	}
 }

@@ -468,8 +468,10 @@ type Tenancy interface {
 	// APIKeyCount counts usable keys (not revoked, not expired).
 	APIKeyCount(ctx context.Context) (int, error)
 
-	// AuditInsert appends an entry.
-	AuditInsert(ctx context.Context, params *AuditInsertParams) error
+	// AuditInsert appends entries, in their order; it returns once they
+	// are durable. A store that commits writes in groups may hold them back
+	// a little (SQLite: up to 100 ms) to commit them with another write.
+	AuditInsert(ctx context.Context, entries ...*AuditInsertParams) error
 	// AuditList lists entries, newest first.
 	AuditList(ctx context.Context, params *AuditListParams) ([]*AuditEntry, error)
 }

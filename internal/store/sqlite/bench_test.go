@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +35,9 @@ func BenchmarkConcurrentExecWrites(b *testing.B) {
 	}{{"group-commit", true, true}, {"turns", true, false}, {"busy-handler", false, false}}
 	stores := make([]*benchExecStore, len(variants))
 	for i, v := range variants {
-		stores[i] = benchStore(b, v.serialize, v.group)
+		d := sqlite.Dialect
+		d.SerializeWrites, d.GroupCommit = v.serialize, v.group
+		stores[i] = benchStore(b, d)
 	}
 	lat := make([][]time.Duration, len(variants))
 	took := make([]time.Duration, len(variants))
@@ -58,13 +61,92 @@ func BenchmarkConcurrentExecWrites(b *testing.B) {
 }
 
 type benchExecStore struct {
-	s  *sqlstore.Store
-	vm *store.VM
+	s      *sqlstore.Store
+	vm     *store.VM
+	audits sync.WaitGroup
 }
 
-// benchStore opens a migrated store in a temp dir, with or without
-// SerializeWrites and GroupCommit, holding one sandbox.
-func benchStore(b *testing.B, serialize, group bool) *benchExecStore {
+// BenchmarkExecStoreWork is the store's part of one exec, one at a time:
+// the sandbox lookup by ID, the start marker, the durable finish and the
+// audit entry (synchronous=FULL). It compares, in the same run and
+// alternating, the store as aetherd opens it (statements kept prepared:
+// Dialect.PrepareStatements) with the same store parsing every statement
+// anew. The audit entry is written as aetherd's auditor does, after the
+// exec and waited for by nobody. Reported: p50 / p99 of one exec's store
+// work (lookup, marker, finish), and the process's CPU time (user +
+// system) per exec, audit entry included.
+func BenchmarkExecStoreWork(b *testing.B) {
+	const perRound = 50
+	variants := []struct {
+		name    string
+		prepare bool
+	}{{"prepared", true}, {"unprepared", false}}
+	stores := make([]*benchExecStore, len(variants))
+	for i, v := range variants {
+		d := sqlite.Dialect
+		d.PrepareStatements = v.prepare
+		stores[i] = benchStore(b, d)
+	}
+	lat := make([][]time.Duration, len(variants))
+	cpu := make([]time.Duration, len(variants))
+	for b.Loop() {
+		for i, s := range stores {
+			c0 := cpuTime(b)
+			for range perRound {
+				t0 := time.Now()
+				s.exec(b)
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+			s.audits.Wait()
+			cpu[i] += cpuTime(b) - c0
+		}
+	}
+	for i, v := range variants {
+		slices.Sort(lat[i])
+		p50, p99 := lat[i][len(lat[i])/2], lat[i][len(lat[i])*99/100]
+		perExec := cpu[i] / time.Duration(len(lat[i]))
+		b.ReportMetric(float64(p50.Microseconds())/1000, v.name+"-p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, v.name+"-p99-ms")
+		b.ReportMetric(float64(perExec.Microseconds()), v.name+"-cpu-us/exec")
+		b.Logf("one exec's store work, %s: p50 %v p99 %v, CPU %v per exec (n=%d)", v.name, p50, p99, perExec, len(lat[i]))
+	}
+}
+
+// cpuTime is the CPU time (user + system) this process used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// exec does the store work of one exec of `true`.
+func (bs *benchExecStore) exec(b *testing.B) {
+	ctx := context.Background()
+	vm, err := bs.s.VMGet(ctx, &store.VMGetParams{ProjectID: bs.vm.ProjectID, IDOrName: bs.vm.ID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := bs.s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: vm.ProjectID, VMID: vm.ID, Command: "true"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	code := 0
+	if _, err := bs.s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: e.ID, ExitCode: &code}); err != nil {
+		b.Fatal(err)
+	}
+	bs.audits.Go(func() { // as aetherd's auditor: after the answer, nobody waiting
+		if err := bs.s.AuditInsert(ctx, &store.AuditInsertParams{KeyPrefix: "ae_bench", ProjectID: vm.ProjectID,
+			Action: "POST /api/v1/vms/{id}/exec", Object: vm.ID, Status: 200}); err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+// benchStore opens a migrated store in a temp dir with dialect d, holding
+// one sandbox.
+func benchStore(b *testing.B, d sqlstore.Dialect) *benchExecStore {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "aether.db")
 	s, err := sqlite.Open(ctx, path, sqlite.SyncFull)
@@ -80,8 +162,6 @@ func benchStore(b *testing.B, serialize, group bool) *benchExecStore {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := sqlite.Dialect
-	d.SerializeWrites, d.GroupCommit = serialize, group
 	s = sqlstore.New(db, d, marker)
 	b.Cleanup(func() { s.Close() })
 	id := uuid.NewString()

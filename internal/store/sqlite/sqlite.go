@@ -27,11 +27,13 @@ var migrations embed.FS
 
 // Dialect is SQLite's: ? placeholders, its unique-constraint message,
 // writes that take turns in the process (one writer at a time anyway), and
-// the exec path's durable writes committed in groups.
+// the exec path's durable writes committed in groups, statements kept
+// prepared.
 var Dialect = sqlstore.Dialect{
-	IsUnique:        func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
-	SerializeWrites: true,
-	GroupCommit:     true,
+	IsUnique:          func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
+	SerializeWrites:   true,
+	GroupCommit:       true,
+	PrepareStatements: true,
 }
 
 // Synchronous modes for OpenDB (SQLite's PRAGMA synchronous).

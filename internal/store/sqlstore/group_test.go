@@ -3,8 +3,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -13,8 +18,20 @@ import (
 // caller's context is already done when its statement runs still commits
 // (SQLite would otherwise interrupt the statement and end the whole
 // transaction, losing the other writes), and a write that fails after
-// writing part of its change is undone alone.
+// writing part of its change is undone alone; alone in its batch too. With
+// and without prepared statements (the writes then run through
+// Tx.StmtContext).
 func TestCommitGroupIsolatesWrites(t *testing.T) {
+	t.Parallel()
+	for _, prepare := range []bool{false, true} {
+		t.Run(fmt.Sprint("prepare=", prepare), func(t *testing.T) {
+			t.Parallel()
+			testCommitGroupIsolatesWrites(t, Dialect{SerializeWrites: true, GroupCommit: true, PrepareStatements: prepare})
+		})
+	}
+}
+
+func testCommitGroupIsolatesWrites(t *testing.T, d Dialect) {
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "g.db")+"?_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +40,7 @@ func TestCommitGroupIsolatesWrites(t *testing.T) {
 	if _, err := db.Exec(`CREATE TABLE t (n INTEGER PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	s := New(db, Dialect{SerializeWrites: true, GroupCommit: true}, nil)
+	s := New(db, d, nil)
 	insert := func(ctx context.Context, n int) func(queryRow) error {
 		return func(q queryRow) error {
 			var got int
@@ -38,6 +55,21 @@ func TestCommitGroupIsolatesWrites(t *testing.T) {
 			return err
 		}
 		return insert(bg, 1)(q) // 1 is taken: a constraint error after 3 was written
+	}
+	alone := &groupWrite{ctx: bg, fn: insert(bg, 5), done: make(chan error, 1)}
+	s.commitGroup(bg, []*groupWrite{alone})
+	if err := <-alone.done; err != nil {
+		t.Fatalf("a write alone: %v", err)
+	}
+	alone = &groupWrite{ctx: bg, fn: func(q queryRow) error {
+		if err := insert(bg, 6)(q); err != nil {
+			return err
+		}
+		return insert(bg, 5)(q) // 5 is taken
+	}, done: make(chan error, 1)}
+	s.commitGroup(bg, []*groupWrite{alone})
+	if err := <-alone.done; err == nil {
+		t.Errorf("a failing write alone: no error")
 	}
 	batch := []*groupWrite{
 		{ctx: bg, fn: insert(bg, 1)},
@@ -66,7 +98,71 @@ func TestCommitGroupIsolatesWrites(t *testing.T) {
 		rows.Scan(&n)
 		ns = append(ns, n)
 	}
-	if len(ns) != 3 || ns[0] != 1 || ns[1] != 2 || ns[2] != 4 {
-		t.Errorf("committed rows %v, want [1 2 4]", ns)
+	if !slices.Equal(ns, []int{1, 2, 4, 5}) {
+		t.Errorf("committed rows %v, want [1 2 4 5]", ns)
+	}
+}
+
+// TestDurableWithinRidesAlong: a lingering durable write (an audit entry)
+// is committed by the next durable write's transaction, not by a flush of
+// its own; one whose caller gives up while it lingers is withdrawn, never
+// written.
+func TestDurableWithinRidesAlong(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "g.db")+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (n INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	s := New(db, Dialect{SerializeWrites: true, GroupCommit: true, PrepareStatements: true}, nil)
+	insert := func(n int) func(queryRow) error {
+		return func(q queryRow) error {
+			var got int
+			return q(context.Background(), `INSERT INTO t (n) VALUES (?) RETURNING n`, n).Scan(&got)
+		}
+	}
+	pending := func(n int) {
+		for {
+			s.group.mu.Lock()
+			l := len(s.group.pending)
+			s.group.mu.Unlock()
+			if l == n {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	count := func(n int) (c int) {
+		db.QueryRow(`SELECT count(*) FROM t WHERE n = ?`, n).Scan(&c)
+		return c
+	}
+	lingered := make(chan error, 1)
+	go func() { lingered <- s.durableWithin(context.Background(), time.Hour, insert(1)) }()
+	pending(1)
+	if err := s.durable(context.Background(), insert(2)); err != nil {
+		t.Fatal(err)
+	}
+	if count(1) != 1 {
+		t.Fatal("the lingering write was not committed with the next durable write")
+	}
+	if err := <-lingered; err != nil {
+		t.Errorf("lingering write: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { lingered <- s.durableWithin(ctx, time.Hour, insert(3)) }()
+	pending(1)
+	cancel()
+	if err := <-lingered; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled while lingering: %v, want context.Canceled", err)
+	}
+	if err := s.durable(context.Background(), insert(4)); err != nil {
+		t.Fatal(err)
+	}
+	if count(3) != 0 || count(4) != 1 {
+		t.Errorf("rows 3, 4: %d, %d; want the withdrawn write absent", count(3), count(4))
 	}
 }

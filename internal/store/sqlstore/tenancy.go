@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -149,12 +150,23 @@ func (s *Store) APIKeyCount(ctx context.Context) (int, error) {
 	return n, s.mapErr(err, "count api keys")
 }
 
+// auditLinger is how long an audit entry waits to be committed with
+// another durable write (see Store.durableWithin): the auditor writes it
+// after its request was answered, so nobody waits on it, and with execs
+// running the next one's finish commits it.
+const auditLinger = 100 * time.Millisecond
+
 // AuditInsert implements store.Store.
-func (s *Store) AuditInsert(ctx context.Context, p *store.AuditInsertParams) error {
-	err := s.durable(ctx, func(q queryRow) error {
-		var id int64
-		return q(ctx, `INSERT INTO audit_log (at, key_prefix, project_id, action, object, status) VALUES (?,?,?,?,?,?) RETURNING id`,
-			now(), p.KeyPrefix, p.ProjectID, p.Action, p.Object, p.Status).Scan(&id)
+func (s *Store) AuditInsert(ctx context.Context, entries ...*store.AuditInsertParams) error {
+	err := s.durableWithin(ctx, auditLinger, func(q queryRow) error {
+		for _, p := range entries {
+			var id int64
+			if err := q(ctx, `INSERT INTO audit_log (at, key_prefix, project_id, action, object, status) VALUES (?,?,?,?,?,?) RETURNING id`,
+				now(), p.KeyPrefix, p.ProjectID, p.Action, p.Object, p.Status).Scan(&id); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return s.mapErr(err, "audit entry")
 }

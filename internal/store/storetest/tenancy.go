@@ -122,18 +122,24 @@ func testAPIKeys(t *testing.T, s store.Store) {
 
 func testAudit(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	for i := range 5 {
+	entry := func(i int) *store.AuditInsertParams {
 		project := store.DefaultProjectID
 		if i%2 == 1 {
 			project = "p2"
 		}
-		if err := s.AuditInsert(ctx, &store.AuditInsertParams{KeyPrefix: "ae_abc", ProjectID: project,
-			Action: "POST /api/v1/vms", Object: fmt.Sprintf("vm-%d", i), Status: 202}); err != nil {
+		return &store.AuditInsertParams{KeyPrefix: "ae_abc", ProjectID: project,
+			Action: "POST /api/v1/vms", Object: fmt.Sprintf("vm-%d", i), Status: 202}
+	}
+	for i := range 3 {
+		if err := s.AuditInsert(ctx, entry(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := s.AuditInsert(ctx, entry(3), entry(4)); err != nil { // several at once keep their order
+		t.Fatal(err)
+	}
 	all, err := s.AuditList(ctx, &store.AuditListParams{})
-	if err != nil || len(all) != 5 || all[0].Object != "vm-4" || all[0].At.IsZero() {
+	if err != nil || len(all) != 5 || all[0].Object != "vm-4" || all[1].Object != "vm-3" || all[0].At.IsZero() {
 		t.Fatalf("AuditList = %d entries (first %+v), %v; want 5, newest first", len(all), all[0], err)
 	}
 	page, _ := s.AuditList(ctx, &store.AuditListParams{ProjectID: store.DefaultProjectID, Limit: 2})
