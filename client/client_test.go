@@ -2,11 +2,15 @@ package client
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aetherium/aetherium/apiv1"
 )
 
 // TestRetries checks which calls are sent again. The server is a stand-in
@@ -82,5 +86,45 @@ func TestErrorRetryAfter(t *testing.T) {
 		if !errors.As(err, &e) || e.RetryAfter != tc.want || e.Code != "unavailable" {
 			t.Errorf("Retry-After %q: %#v; want RetryAfter %s", tc.header, err, tc.want)
 		}
+	}
+}
+
+// TestExecReusesConnection: sequential execs share one kept-alive
+// connection. Regression: Exec returned at the end event without reading
+// the response's last chunk, so closing the body closed the connection and
+// every exec paid a new one (a TLS handshake over https) whenever that
+// chunk had not arrived with the event. The server is a stand-in streaming
+// like aetherd's exec (NDJSON events, each flushed), which cannot be made
+// to hold the last chunk back on demand.
+func TestExecReusesConnection(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Write([]byte(`{"type":"stdout","data":"aGkK"}` + "\n"))
+		w.(http.Flusher).Flush()
+		w.Write([]byte(`{"type":"exit","exit_code":0}` + "\n"))
+		w.(http.Flusher).Flush()
+		// The last chunk comes a moment after the exit event, as when
+		// aetherd's handler still has work after sending it.
+		time.Sleep(20 * time.Millisecond)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c, _ := New(srv.URL, nil)
+	for range 5 {
+		var out strings.Builder
+		exit, err := c.Exec(t.Context(), "vm", &apiv1.ExecRequest{Command: "echo hi"}, nil, &out, nil)
+		if err != nil || exit.ExitCode == nil || *exit.ExitCode != 0 || out.String() != "hi\n" {
+			t.Fatalf("exec: %+v %q %v", exit, out.String(), err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 sequential execs opened %d connections, want 1", n)
 	}
 }

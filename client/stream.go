@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,7 +34,14 @@ func (c *Client) Exec(ctx context.Context, vm string, req *apiv1.ExecRequest, st
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return readExecEvents(resp.Body, stdout, stderr, false)
+	exit, err := readExecEvents(resp.Body, stdout, stderr, false)
+	var apiErr *Error
+	if err == nil || errors.As(err, &apiErr) {
+		// Read the response's end, which follows the last event, so the
+		// connection is kept for the next call instead of closed.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	}
+	return exit, err
 }
 
 func write(w io.Writer, p []byte) {
