@@ -61,6 +61,7 @@ type Firewall struct {
 	queued  []*change // waiting for the next batch (see commit)
 
 	claimNext netip.Addr // where the next Claim starts looking (under mu)
+	known     []entry    // the sandboxes map after this process's last transaction; nil: unknown (under mu)
 }
 
 // change is one Apply, Claim or Remove waiting for its batch: script writes
@@ -69,6 +70,7 @@ type Firewall struct {
 type change struct {
 	script func(cur []entry) string
 	remove bool // idempotent: without the tables there is nothing to do
+	claim  bool // may start from known (see run)
 	done   chan error
 }
 
@@ -152,6 +154,7 @@ add rule inet %[1]s egress drop
 		fmt.Fprintf(&b, "add rule inet %[1]s input iifname %[2]s ct state established,related accept\n", t, ifaces)
 		fmt.Fprintf(&b, "add rule inet %[1]s input iifname %[2]s drop\n", t, ifaces)
 	}
+	f.forget()
 	if f.cfg.Ports {
 		fmt.Fprintf(&b, `table bridge %[1]s {
 	map ports { type ifname : verdict; }
@@ -248,7 +251,7 @@ func (f *Firewall) Claim(ctx context.Context, r *Rule, pool netip.Prefix, reserv
 	}
 	pool = pool.Masked()
 	var got netip.Addr
-	c := &change{script: func(cur []entry) string {
+	c := &change{claim: true, script: func(cur []entry) string {
 		got = f.pick(cur, pool, reserved)
 		if !got.IsValid() {
 			return ""
@@ -354,29 +357,64 @@ func (f *Firewall) commit(ctx context.Context, c *change) error {
 	return <-c.done // filled by this batch or the one that took c
 }
 
-// run lists the maps once and applies the changes in one transaction.
+// run lists the maps once and applies the changes in one transaction. A
+// batch of claims only starts from what this process knows of the map
+// (known) and lists nothing: the kernel refuses to add an address another
+// process took meanwhile (an element of the same key with another chain),
+// and then the batch runs again from a fresh listing.
 func (f *Firewall) run(ctx context.Context, batch []*change) error {
-	cur, err := f.entries(ctx)
-	if err != nil {
-		if allRemoves(batch) && !f.exists(ctx) {
-			return nil // never set up: nothing to remove
+	cached := f.known != nil && allClaims(batch)
+	cur := f.known
+	if !cached {
+		var err error
+		if cur, err = f.entries(ctx); err != nil {
+			f.known = nil
+			if allRemoves(batch) && !f.exists(ctx) {
+				return nil // never set up: nothing to remove
+			}
+			return err
 		}
-		return err
 	}
 	var b strings.Builder
 	for _, c := range batch {
 		script := c.script(cur)
 		b.WriteString(script)
-		cur = append(cur, added(script)...)
+		cur = applied(cur, script)
 	}
-	return nft(ctx, b.String())
+	if err := nft(ctx, b.String()); err != nil {
+		f.known = nil
+		if cached {
+			return f.run(ctx, batch)
+		}
+		return err
+	}
+	if !f.cfg.Ports { // only the sandboxes map is followed
+		f.known = cur
+	}
+	return nil
 }
 
-// added are the sandboxes-map entries a script adds, so a later change of
-// the same batch sees them taken.
-func added(script string) []entry {
-	var out []entry
+func allClaims(batch []*change) bool {
+	for _, c := range batch {
+		if !c.claim {
+			return false
+		}
+	}
+	return true
+}
+
+// applied is the sandboxes map's entries after script: cur without the
+// elements it deletes, with those it adds (so a later change of the same
+// batch, or the next batch of claims, sees them).
+func applied(cur []entry, script string) []entry {
+	out := slices.Clone(cur)
 	for _, line := range strings.Split(script, "\n") {
+		if rest, ok := strings.CutPrefix(line, "delete element inet "); ok {
+			if _, el, ok := strings.Cut(rest, " sandboxes { "); ok {
+				key := strings.TrimSuffix(el, " }")
+				out = slices.DeleteFunc(out, func(e entry) bool { return e.family == "inet" && e.key == key })
+			}
+		}
 		if rest, ok := strings.CutPrefix(line, "add element inet "); ok {
 			if _, el, ok := strings.Cut(rest, " sandboxes { "); ok {
 				key, _, _ := strings.Cut(el, " ")
@@ -456,6 +494,7 @@ func (f *Firewall) removeScript(cur []entry, id string) string {
 // but those that claimed their address (Claim) within the last two minutes.
 func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
 	defer f.lock()()
+	f.known = nil
 	if !f.exists(ctx) {
 		return nil
 	}
@@ -490,11 +529,20 @@ func claimedFor(cur []entry, id string) bool {
 	return false
 }
 
+// forget drops what this process knows of the sandboxes map: the tables
+// are being changed outside a batch.
+func (f *Firewall) forget() {
+	f.mu.Lock()
+	f.known = nil
+	f.mu.Unlock()
+}
+
 // Sandboxes lists the IDs of the sandboxes that have a chain.
 func (f *Firewall) Sandboxes(ctx context.Context) ([]string, error) { return f.chains(ctx) }
 
 // Teardown deletes the tables. For tests and uninstalling.
 func (f *Firewall) Teardown(ctx context.Context) error {
+	f.forget()
 	script := fmt.Sprintf("add table inet %[1]s\ndelete table inet %[1]s\n", f.cfg.Table)
 	if f.cfg.Ports {
 		script += fmt.Sprintf("add table bridge %[1]s\ndelete table bridge %[1]s\n", f.cfg.Table)
