@@ -131,3 +131,53 @@ func TestClaimsAcrossRuntimes(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimsSurviveLostTables (issue 13): a stopped sandbox keeps its
+// claimed address in Docker, but its rules go when the nftables tables do
+// (a reboot). A runtime starting afresh puts them back before it claims, so
+// a new sandbox gets another address and the stopped one starts again
+// (without keepClaims the new one takes the address and that start fails
+// with "Address already in use").
+func TestClaimsSurviveLostTables(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (nftables)")
+	}
+	img := testbin.BaseImage(t)
+	network := "aet" + uuid.NewString()[:8]
+	subnet := netip.MustParsePrefix(fmt.Sprintf("10.204.%d.0/24", os.Getpid()%250))
+	t.Cleanup(func() { cleanupNetwork(network) })
+	newRT := func() *docker.Runtime {
+		rt, err := docker.New(docker.Config{AgentPath: testbin.Build(t, "aether-agent"), StateDir: filepath.Join(t.TempDir(), "sandboxes"),
+			Owner: "test-" + uuid.NewString()[:8], Network: network, Subnet: subnet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	ctx := context.Background()
+	old, id := newRT(), uuid.NewString()
+	t.Cleanup(func() { old.Delete(ctx, id) })
+	first, err := old.Create(ctx, &sandbox.Spec{ID: id, Image: img, Egress: egress.Policy{Mode: egress.Internet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nft", "delete", "table", "inet", network).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	rt, id2 := newRT(), uuid.NewString()
+	t.Cleanup(func() { rt.Delete(ctx, id2) })
+	second, err := rt.Create(ctx, &sandbox.Spec{ID: id2, Image: img, Egress: egress.Policy{Mode: egress.Internet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Address == first.Address {
+		t.Errorf("a new sandbox got the stopped sandbox's address %s", first.Address)
+	}
+	if err := old.Start(ctx, id); err != nil {
+		t.Errorf("the stopped sandbox (at %s) does not start again: %v", first.Address, err)
+	}
+}
