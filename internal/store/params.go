@@ -63,7 +63,10 @@ type VMUpdateParams struct {
 	// IfStatus, with Status, narrows the move further: the row must be in
 	// one of these statuses (the one the caller read), else ErrConflict.
 	// Empty means any status VMTransitions allows.
-	IfStatus       []string
+	IfStatus []string
+	// LastActiveAt records activity. An update of it alone may be written
+	// without waiting for the disk (SQLite synchronous=NORMAL, PostgreSQL
+	// synchronous_commit=off): a power loss may lose the newest value.
 	LastActiveAt   *time.Time
 	RuntimeID      *string
 	Status         *string

@@ -2,17 +2,20 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
+	"github.com/aetherium/aetherium/internal/store/sqlstore"
 	"github.com/aetherium/aetherium/internal/store/storetest"
 )
 
@@ -112,5 +115,45 @@ func TestGroupCommit(t *testing.T) {
 	audit, err := s.AuditList(ctx, &store.AuditListParams{ProjectID: store.DefaultProjectID, Limit: 2 * n})
 	if len(list) != n || len(audit) != n || err != nil {
 		t.Errorf("after reopen: %d executions, %d audit entries (%v), want %d each", len(list), len(audit), err, n)
+	}
+}
+
+// TestActivityTouchSkipsTheFlush: an update of a sandbox's last activity
+// alone goes through the pool whose commits do not wait for the disk (the
+// exec path touches a sandbox with an idle timeout twice per exec), any
+// other update through the waiting pool. The waiting pool is opened read
+// only here, so a write through it fails.
+func TestActivityTouchSkipsTheFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "aether.db")
+	s, err := sqlite.Open(ctx, path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	if _, err := s.TaskInsert(ctx, &store.TaskInsertParams{ProjectID: store.DefaultProjectID, Type: "vm:create", Priority: "high",
+		VM: &store.VMInsertParams{ID: id, Name: "touch", Image: "img", Runtime: "docker", VCPUs: 1, MemoryMB: 512}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	readOnly, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker, err := sqlite.OpenDB(path, sqlite.SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = sqlstore.New(readOnly, sqlite.Dialect, marker)
+	defer s.Close()
+	at := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	vm, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: id, LastActiveAt: &at})
+	if err != nil || vm.LastActiveAt == nil || !vm.LastActiveAt.Equal(at) {
+		t.Fatalf("touch: %+v, %v", vm, err)
+	}
+	msg := "x"
+	if _, err := s.VMUpdate(ctx, &store.VMUpdateParams{ID: id, LastActiveAt: &at, Error: &msg}); err == nil {
+		t.Error("an update of more than the activity went through the pool that does not wait for the disk")
 	}
 }

@@ -83,6 +83,16 @@ func (s *Store) VMGet(ctx context.Context, p *store.VMGetParams) (*store.VM, err
 	return vm, s.mapErr(err, "sandbox "+p.IDOrName)
 }
 
+// activityOnly reports whether p records activity and nothing else: the
+// exec path's touch of a sandbox with an idle timeout, twice per exec. It
+// is written without waiting for the disk (see Store.marker): a power loss
+// may roll last_active_at back to an earlier touch, so the sandbox may
+// expire early, as after a failed touch; a crash of aetherd keeps it.
+func activityOnly(p *store.VMUpdateParams) bool {
+	return p.LastActiveAt != nil && p.Error == nil && p.ExpiresAt == nil && p.IPAddress == nil && p.RuntimeID == nil &&
+		p.Status == nil && p.ToolsInstalled == nil && p.WorkerID == nil
+}
+
 // VMList implements store.Store.
 func (s *Store) VMList(ctx context.Context, p *store.VMListParams) ([]*store.VM, error) {
 	// One project's rows are read in order from vms_project_created; '*'
@@ -172,7 +182,11 @@ func (s *Store) VMUpdate(ctx context.Context, p *store.VMUpdateParams) (*store.V
 			args = append(args, f)
 		}
 	}
-	vm, err := scanVM(s.db.QueryRowContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+where+` RETURNING `+vmColumns, args...))
+	pool := s.db
+	if activityOnly(p) {
+		pool = s.marker
+	}
+	vm, err := scanVM(pool.QueryRowContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+where+` RETURNING `+vmColumns, args...))
 	if errors.Is(err, sql.ErrNoRows) && p.Status != nil {
 		var cur string
 		if gerr := s.db.QueryRowContext(ctx, `SELECT status FROM vms WHERE id = ?`, p.ID).Scan(&cur); gerr != nil {
