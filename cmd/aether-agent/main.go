@@ -44,18 +44,9 @@ func run() error {
 	fs := flag.NewFlagSet("aether-agent", flag.ContinueOnError)
 	listen := fs.String("listen", "unix:/run/aether/agent.sock", "where to serve: unix:PATH, vsock:PORT or serial:NAME|DEVICE")
 	workloadTasks := fs.String("workload-tasks", "", "a cgroup v1 tasks file every command starts in (the Docker runtime's pids group for the workload)")
-	procs := fs.Int("procs", 0, "how many threads run the agent's Go code at once (GOMAXPROCS): the sandbox's vCPUs; 0 keeps Go's default")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
-	}
-	if *procs > 0 {
-		// Go rounds a CPU quota below 2 up to 2 Ps; each P keeps its own
-		// allocation caches and threads, about 0.25 MiB of an idle agent's
-		// 1.2 MiB. The agent waits on pipes and sockets, so as many Ps as
-		// the sandbox has CPUs is enough. Not through the environment:
-		// commands inherit it.
-		runtime.GOMAXPROCS(*procs)
 	}
 	if *showVersion {
 		fmt.Println(version)

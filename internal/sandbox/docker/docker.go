@@ -486,7 +486,7 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 	if pids < 0 {
 		pids = 0
 	}
-	entrypoint := []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName, "--procs", fmt.Sprint(vcpus)}
+	entrypoint := []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName}
 	binds := []string{r.cfg.AgentPath + ":" + agentPath + ":ro", dir + ":" + socketDir}
 	if group := r.workloadGroup(spec.ID); group != "" {
 		pids, _ = pidsSplit(pids) // the container's cgroup holds only the agent
