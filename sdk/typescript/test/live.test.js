@@ -3,6 +3,7 @@
 // AETHER_API_KEY (an admin key) set; without them these tests are skipped.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { connect, createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 
 import {
@@ -167,6 +168,29 @@ describe("against aetherd", { skip: !live && "AETHER_URL not set (no aetherd to 
     const patient = new Client({ apiKey: key });
     for (let i = 0; i < 60; i++) await patient.listTemplates();
     assert.ok(patient.retries > 0);
+  });
+
+  test("sequential execs reuse their connection", async () => {
+    // A TCP proxy in front of aetherd counts the connections the client opens.
+    const target = new URL(process.env.AETHER_URL);
+    let conns = 0;
+    const proxy = createServer((c) => {
+      conns++;
+      const up = connect(Number(target.port), target.hostname);
+      c.pipe(up).pipe(c);
+      c.on("error", () => up.destroy());
+      up.on("error", () => c.destroy());
+    });
+    await new Promise((ok) => proxy.listen(0, "127.0.0.1", ok));
+    try {
+      const via = new Client({ baseUrl: `http://127.0.0.1:${proxy.address().port}` });
+      for (let i = 0; i < 10; i++) assert.equal((await via.exec(sb.id, { command: `echo ${i}` })).stdout, `${i}\n`);
+      // Node's pool may open a second connection while the first is being
+      // released; an exec that dropped its connection would open ten.
+      assert.ok(conns <= 2, `10 sequential execs opened ${conns} connections`);
+    } finally {
+      proxy.close();
+    }
   });
 
   test("concurrent execs share a client", async () => {
