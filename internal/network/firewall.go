@@ -363,13 +363,13 @@ func (f *Firewall) commit(ctx context.Context, c *change) error {
 // process took meanwhile (an element of the same key with another chain),
 // and then the batch runs again from a fresh listing.
 func (f *Firewall) run(ctx context.Context, batch []*change) error {
-	cached := f.known != nil && allClaims(batch)
+	cached := f.known != nil && every(batch, func(c *change) bool { return c.claim })
 	cur := f.known
 	if !cached {
 		var err error
 		if cur, err = f.entries(ctx); err != nil {
 			f.known = nil
-			if allRemoves(batch) && !f.exists(ctx) {
+			if every(batch, func(c *change) bool { return c.remove }) && !f.exists(ctx) {
 				return nil // never set up: nothing to remove
 			}
 			return err
@@ -394,13 +394,9 @@ func (f *Firewall) run(ctx context.Context, batch []*change) error {
 	return nil
 }
 
-func allClaims(batch []*change) bool {
-	for _, c := range batch {
-		if !c.claim {
-			return false
-		}
-	}
-	return true
+// every reports whether each change of batch is one that is.
+func every(batch []*change, is func(*change) bool) bool {
+	return !slices.ContainsFunc(batch, func(c *change) bool { return !is(c) })
 }
 
 // applied is the sandboxes map's entries after script: cur without the
@@ -425,15 +421,6 @@ func applied(cur []entry, script string) []entry {
 		}
 	}
 	return out
-}
-
-func allRemoves(batch []*change) bool {
-	for _, c := range batch {
-		if !c.remove {
-			return false
-		}
-	}
-	return true
 }
 
 // lock serializes reading the tables and writing a transaction built from
