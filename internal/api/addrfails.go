@@ -3,6 +3,7 @@ package api
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -40,12 +41,19 @@ func newAddrFails() *addrFails {
 	return &addrFails{now: time.Now, m: map[string]*limiterEntry{}}
 }
 
-// clientAddr is the address a request came from, without its port.
+// clientAddr is the address a request came from, without its port; an
+// IPv6 address is its /64, which one client usually holds whole.
 func clientAddr(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		h = r.RemoteAddr
 	}
-	return r.RemoteAddr
+	if ip, err := netip.ParseAddr(h); err == nil && ip.Is6() && !ip.Is4In6() {
+		if pfx, err := ip.Prefix(64); err == nil {
+			return pfx.String()
+		}
+	}
+	return h
 }
 
 // blocked says addr has no failed lookup left, and how long until it has.
@@ -62,6 +70,23 @@ func (f *addrFails) blocked(addr string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration((1 - tokens) / failRate * float64(time.Second)), true
+}
+
+// take charges a lookup to addr before it is made, so concurrent lookups
+// cannot overdraw the bucket; refund gives it back once the lookup found a
+// good key. ok is false, with the wait, when the bucket is empty.
+func (f *addrFails) take(addr string) (refund func(), wait time.Duration, ok bool) {
+	now := f.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res := limiterOf(f.m, addr, now, maxFailAddrs, true, func() *rate.Limiter {
+		return rate.NewLimiter(failRate, failBurst)
+	}).l.ReserveN(now, 1)
+	if wait = res.DelayFrom(now); wait > 0 {
+		res.CancelAt(now)
+		return nil, wait, false
+	}
+	return func() { res.CancelAt(f.now()) }, 0, true
 }
 
 // fail charges one failed lookup to addr.

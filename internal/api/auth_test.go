@@ -2,9 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,54 +118,74 @@ func TestRoles(t *testing.T) {
 	}
 }
 
-// TestUnknownKeysPerAddress: API keys that cost a store lookup and fail are
-// charged to the client's address; past the burst, the next unknown key
-// from there is 429 without a lookup, while answers the auth cache holds
-// (a key already known good, or a bad key already looked up) are served
-// as before, other addresses are unaffected, and the bucket refills with
+// TestUnknownKeysPerAddress: lookups of keys the auth cache does not know
+// are charged to the client's address (an IPv6 /64) before they are made;
+// past the burst, the next such key from there is 429 without a lookup —
+// however many arrive at once — while keys the cache knows (fresh, or a
+// stale row of the same key) are served as before, a good key's lookup is
+// refunded, other addresses are unaffected, and the bucket refills with
 // time (a frozen clock, moved by hand).
 func TestUnknownKeysPerAddress(t *testing.T) {
 	t.Parallel()
-	a := newTestAPI(t)
+	a := newTestAPIWith(t, func(_ *testAPI, cfg *Config) { cfg.AuthCacheTTL = 100 * time.Millisecond })
 	now := time.Now()
 	a.s.keyFails.now = func() time.Time { return now }
 	get := func(addr, key string) int {
 		req := httptest.NewRequestWithContext(t.Context(), "GET", "/api/v1/vms", nil)
-		req.Host, req.RemoteAddr = "127.0.0.1:8080", addr+":40000"
+		req.Host, req.RemoteAddr = "127.0.0.1:8080", net.JoinHostPort(addr, "40000")
 		req.Header.Set("Authorization", "Bearer "+key)
 		rec := httptest.NewRecorder()
 		a.s.ServeHTTP(rec, req)
 		return rec.Code
 	}
 	member := a.key(t, store.DefaultProjectID, store.RoleMember, nil)
-	if code := get("192.0.2.9", member); code != http.StatusOK { // now in the auth cache
-		t.Fatalf("member key: %d", code)
+	for range failBurst + 5 { // good keys' lookups are refunded
+		if code := get("192.0.2.1", member); code != http.StatusOK {
+			t.Fatalf("member key: %d", code)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	uncached := a.key(t, store.DefaultProjectID, store.RoleMember, nil)
-	var first string
-	for i := range failBurst {
-		unknown, _, _ := auth.NewKey()
-		if i == 0 {
-			first = unknown
-		}
-		if code := get("192.0.2.1", unknown); code != http.StatusUnauthorized {
-			t.Fatalf("unknown key %d: %d, want 401", i+1, code)
-		}
+	codes := make(chan int, 3*failBurst)
+	var wg sync.WaitGroup
+	for range 3 * failBurst { // at once: none may overdraw the bucket
+		wg.Go(func() {
+			unknown, _, _ := auth.NewKey()
+			codes <- get("192.0.2.1", unknown)
+		})
 	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[http.StatusUnauthorized] > failBurst || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != 3*failBurst {
+		t.Fatalf("%d unknown keys at once: %v; want at most %d looked up (401), the rest 429", 3*failBurst, count, failBurst)
+	}
+	time.Sleep(150 * time.Millisecond) // the member key's row is stale now
 	unknown, _, _ := auth.NewKey()
 	for _, tt := range []struct {
 		name, addr, key string
 		want            int
 	}{
 		{"a new unknown key past the burst", "192.0.2.1", unknown, http.StatusTooManyRequests},
-		{"a valid key the cache does not hold, from there", "192.0.2.1", uncached, http.StatusTooManyRequests},
-		{"an unknown key already looked up (cached)", "192.0.2.1", first, http.StatusUnauthorized},
-		{"a cached valid key from the blocked address", "192.0.2.1", member, http.StatusOK},
+		{"a valid key the cache never held, from there", "192.0.2.1", uncached, http.StatusTooManyRequests},
+		{"a known key whose row went stale, from there", "192.0.2.1", member, http.StatusOK},
+		{"the same /64", "2001:db8:1:2::1", unknown, http.StatusUnauthorized},
 		{"a new unknown key from another address", "192.0.2.2", unknown, http.StatusUnauthorized},
 	} {
 		if code := get(tt.addr, tt.key); code != tt.want {
 			t.Errorf("%s: %d, want %d", tt.name, code, tt.want)
 		}
+	}
+	for range failBurst {
+		k, _, _ := auth.NewKey()
+		get("2001:db8:1:2::1", k)
+	}
+	fresh, _, _ := auth.NewKey()
+	if code := get("2001:db8:1:2:ffff::9", fresh); code != http.StatusTooManyRequests {
+		t.Errorf("another address of an emptied /64: %d, want 429", code)
 	}
 	now = now.Add(time.Second)
 	if code := get("192.0.2.1", uncached); code != http.StatusOK {

@@ -60,8 +60,8 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		ctx, stop := whileValid(r.Context(), s.cfg.AuthCacheTTL, func(context.Context) error {
-			_, err := s.authenticate(r, rt.access)
+		ctx, stop := whileValid(r.Context(), s.cfg.AuthCacheTTL, p.ExpiresAt, func(context.Context) error {
+			_, err := s.authenticateBy(r, rt.access, s.recheckKey)
 			return err
 		})
 		defer stop()
@@ -90,11 +90,18 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 // acting in the project it asks for, if its role may call a route of
 // access a.
 func (s *Server) authenticate(r *http.Request, a access) (*auth.Principal, error) {
+	return s.authenticateBy(r, a, s.authKey)
+}
+
+// authenticateBy is authenticate with the key checked by check: authKey
+// for a request's first check, recheckKey for the rechecks of one that
+// lasts.
+func (s *Server) authenticateBy(r *http.Request, a access, check func(*http.Request, string) (*auth.Principal, error)) (*auth.Principal, error) {
 	key, fromCookie, err := credentials(r, s.sessionCookie(r))
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.authKey(r, key)
+	p, err := check(r, key)
 	if err != nil {
 		return nil, err
 	}
@@ -123,22 +130,36 @@ func (s *Server) authenticate(r *http.Request, a access) (*auth.Principal, error
 }
 
 // authKey authenticates a presented API key: from the auth cache when it
-// can, else from the store, charging a failure to the client's address
-// (addrfails.go); an address with no failures left gets 429 instead of a
-// store lookup.
+// can; else from the store, where a key not seen before (not a refresh of
+// a cached row of this very key) is a guess charged to the client's
+// address first (addrfails.go) and refunded once it proves good. An
+// address with no lookups left gets 429 instead of a store lookup; keys
+// the cache knows, fresh or stale, are never refused that way.
 func (s *Server) authKey(r *http.Request, key string) (*auth.Principal, error) {
-	if p, hit, err := s.auth.Cached(key); hit {
-		return p, err
+	p, hit, known, err := s.auth.Cached(key)
+	if hit || known {
+		if hit {
+			return p, err
+		}
+		return s.auth.Authenticate(r.Context(), key)
 	}
-	addr := clientAddr(r)
-	if wait, blocked := s.keyFails.blocked(addr); blocked {
+	refund, wait, ok := s.keyFails.take(clientAddr(r))
+	if !ok {
 		return nil, s.retryLater(nil, wait, "too many unknown API keys from this address; retry later")
 	}
-	p, err := s.auth.Authenticate(r.Context(), key)
-	if errors.Is(err, auth.ErrUnauthenticated) {
-		s.keyFails.fail(addr)
+	p, err = s.auth.Authenticate(r.Context(), key)
+	if err == nil || !errors.Is(err, auth.ErrUnauthenticated) {
+		refund()
 	}
 	return p, err
+}
+
+// recheckKey checks a key again for a request that lasts (whileValid),
+// never charged to an address: such lookups are bounded by the open
+// requests, and a client emptying its own bucket must not keep a revoked
+// key's stream open.
+func (s *Server) recheckKey(r *http.Request, key string) (*auth.Principal, error) {
+	return s.auth.Authenticate(r.Context(), key)
 }
 
 // project is the project the request acts in: its principal's (guard puts

@@ -100,14 +100,14 @@ func (s *Server) servePreview(w http.ResponseWriter, r *http.Request, label stri
 		s.writeError(w, r, err)
 		return
 	}
-	vm, byKey, recheck, err := s.previewAccess(w, r, port, ref)
+	vm, byKey, cred, err := s.previewAccess(w, r, port, ref)
 	if err != nil || vm == nil { // nil, nil: previewAccess answered (a redirect)
 		if err != nil {
 			s.writeError(w, r, err)
 		}
 		return
 	}
-	ctx, stop := whileValid(r.Context(), s.cfg.AuthCacheTTL, recheck) // a WebSocket or event stream ends with its credential
+	ctx, stop := whileValid(r.Context(), s.cfg.AuthCacheTTL, cred.until, cred.holds) // a WebSocket or event stream ends with its credential
 	defer stop()
 	r = r.WithContext(ctx)
 	liftDeadlines(w)
@@ -118,15 +118,21 @@ func (s *Server) servePreview(w http.ResponseWriter, r *http.Request, label stri
 	}).ServeHTTP(w, r)
 }
 
+// credential is what let a request in, for whileValid: when it expires
+// (zero: never), and how to tell it still holds.
+type credential struct {
+	until time.Time
+	holds func(context.Context) error
+}
+
 // previewAccess authenticates a preview request and returns the sandbox it
-// may reach; byKey says an API key (not a token) let it in, and recheck
-// tells whether the key or token still holds (for a request that lasts). A
-// token in the query is answered here with its cookie and a redirect (nil,
-// false, nil, nil).
-func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int, ref string) (vm *store.VM, byKey bool, recheck func(context.Context) error, err error) {
+// may reach; byKey says an API key (not a token) let it in, cred is that key
+// or token (for a request that lasts). A token in the query is answered
+// here with its cookie and a redirect (nil, false, zero, nil).
+func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int, ref string) (vm *store.VM, byKey bool, cred credential, err error) {
 	if secret := r.URL.Query().Get(previewQuery); secret != "" {
 		if _, _, err := s.previewToken(r, secret, port, ref); err != nil {
-			return nil, false, nil, err
+			return nil, false, cred, err
 		}
 		http.SetCookie(w, &http.Cookie{Name: previewCookie, Value: secret, Path: "/", HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil || s.cfg.SecureCookies})
@@ -134,7 +140,7 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 		q.Del(previewQuery)
 		to := url.URL{Scheme: previewScheme(r, s.cfg.SecureCookies), Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: q.Encode()}
 		http.Redirect(w, r, to.String(), http.StatusFound)
-		return nil, false, nil, nil
+		return nil, false, cred, nil
 	}
 	secret := r.Header.Get(PreviewTokenHeader)
 	if c, err := r.Cookie(previewCookie); secret == "" && err == nil {
@@ -143,26 +149,26 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 	if secret != "" {
 		vm, t, err := s.previewToken(r, secret, port, ref)
 		if err != nil {
-			return nil, false, nil, err
+			return nil, false, cred, err
 		}
-		return vm, false, s.previewTokenHolds(t), nil
+		return vm, false, credential{t.ExpiresAt, s.previewTokenHolds(t)}, nil
 	}
 	if r.Header.Get("Authorization") == "" {
-		return nil, false, nil, auth.ErrUnauthenticated
+		return nil, false, cred, auth.ErrUnauthenticated
 	}
 	p, err := s.authenticate(r, member)
 	if err != nil {
-		return nil, false, nil, err
+		return nil, false, cred, err
 	}
 	if wait, ok := s.limits.allow(p.KeyPrefix, classDefault); !ok {
-		return nil, false, nil, s.retryLater(w, wait, "rate limit of key "+p.KeyPrefix+" exceeded; retry later")
+		return nil, false, cred, s.retryLater(w, wait, "rate limit of key "+p.KeyPrefix+" exceeded; retry later")
 	}
 	vm, err = s.store.VMGet(r.Context(), &store.VMGetParams{ProjectID: p.ProjectID, IDOrName: ref})
 	if err == nil && vm.ID != ref { // a sandbox named like another's ID
-		return nil, true, nil, errdefs.NotFound("sandbox %s not found", ref)
+		return nil, true, cred, errdefs.NotFound("sandbox %s not found", ref)
 	}
-	keyHolds := func(context.Context) error { _, err := s.authenticate(r, member); return err }
-	return vm, true, keyHolds, err
+	keyHolds := func(context.Context) error { _, err := s.authenticateBy(r, member, s.recheckKey); return err }
+	return vm, true, credential{p.ExpiresAt, keyHolds}, err
 }
 
 // previewTokenHolds tells whether t is still live: neither revoked (or

@@ -15,7 +15,8 @@ import (
 // or preview token that opened it was revoked, expired or deleted.
 var errCredentialEnded = errors.New("the credential of this request was revoked or expired")
 
-// whileValid returns a context that ends when parent does or when check,
+// whileValid returns a context that ends when parent does, at until (the
+// credential's expiry; zero means none), or when check,
 // run every interval while the request lasts, reports that the request's
 // credential no longer holds. A request shorter than interval never runs
 // check; one that lasts (an event stream, a terminal, a port's WebSocket)
@@ -24,7 +25,11 @@ var errCredentialEnded = errors.New("the credential of this request was revoked 
 // the store cannot answer keeps the request, so an outage of the store does
 // not cut every open terminal. stop releases the timer; call it when the
 // request ends.
-func whileValid(parent context.Context, interval time.Duration, check func(context.Context) error) (ctx context.Context, stop func()) {
+func whileValid(parent context.Context, interval time.Duration, until time.Time, check func(context.Context) error) (ctx context.Context, stop func()) {
+	endAtUntil := func() {}
+	if !until.IsZero() {
+		parent, endAtUntil = context.WithDeadlineCause(parent, until, errCredentialEnded)
+	}
 	ctx, cancel := context.WithCancelCause(parent)
 	var (
 		mu    sync.Mutex
@@ -47,6 +52,7 @@ func whileValid(parent context.Context, interval time.Duration, check func(conte
 	mu.Unlock()
 	return ctx, func() {
 		cancel(nil)
+		endAtUntil()
 		mu.Lock()
 		timer.Stop()
 		mu.Unlock()

@@ -27,7 +27,7 @@ func TestWhileValid(t *testing.T) {
 	var answer atomic.Pointer[error]
 	down := error(errors.New("database is locked"))
 	answer.Store(&down)
-	ctx, stop := whileValid(t.Context(), 10*time.Millisecond, func(context.Context) error {
+	ctx, stop := whileValid(t.Context(), 10*time.Millisecond, time.Time{}, func(context.Context) error {
 		calls.Add(1)
 		return *answer.Load()
 	})
@@ -50,20 +50,36 @@ func TestWhileValid(t *testing.T) {
 	}
 
 	var short atomic.Int32
-	_, stop = whileValid(t.Context(), 20*time.Millisecond, func(context.Context) error { short.Add(1); return nil })
+	_, stop = whileValid(t.Context(), 20*time.Millisecond, time.Time{}, func(context.Context) error { short.Add(1); return nil })
 	stop()
 	time.Sleep(60 * time.Millisecond)
 	if n := short.Load(); n != 0 {
 		t.Fatalf("a finished request's check ran %d times", n)
 	}
+
+	// A credential that expires ends the context then, though every check
+	// in between passed.
+	ctx, stop = whileValid(t.Context(), time.Hour, time.Now().Add(50*time.Millisecond), func(context.Context) error { return nil })
+	defer stop()
+	select {
+	case <-ctx.Done():
+		if !errors.Is(context.Cause(ctx), errCredentialEnded) {
+			t.Fatalf("cause at expiry %v", context.Cause(ctx))
+		}
+	case <-time.After(time.Minute): // failure bound only
+		t.Fatal("the context outlived its credential's expiry")
+	}
 }
 
 // TestStreamEndsWithRevokedKey: an event stream opened with a key lives on
 // while the key holds (several recheck intervals) and ends once an admin
-// revokes the key, instead of streaming to a revoked client forever.
+// revokes the key, instead of streaming to a revoked client forever, even
+// when its address has no unknown-key lookups left.
 func TestStreamEndsWithRevokedKey(t *testing.T) {
 	t.Parallel()
 	a := newTestAPIWith(t, func(_ *testAPI, cfg *Config) { cfg.AuthCacheTTL = 50 * time.Millisecond })
+	frozen := time.Now()
+	a.s.keyFails.now = func() time.Time { return frozen }
 	key, prefix, hash := auth.NewKey()
 	id := uuid.NewString()
 	if _, err := a.st.APIKeyInsert(t.Context(), &store.APIKeyInsertParams{ID: id, ProjectID: store.DefaultProjectID,
@@ -83,6 +99,13 @@ func TestStreamEndsWithRevokedKey(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // six rechecks of a valid key
 	a.s.cfg.Events.Publish(t.Context(), &events.Event{Kind: events.KindVM, Status: "running", VMID: "still-open", ProjectID: store.DefaultProjectID})
 	readEvent(t, br)
+	// The key's holder empties its own address's bucket (random keys):
+	// the rechecks must not depend on it (its clock is frozen: no refill).
+	for {
+		if _, _, ok := a.s.keyFails.take("127.0.0.1"); !ok {
+			break
+		}
+	}
 	if status, body := a.do(t, "DELETE", "/api/v1/keys/"+id, ""); status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", status, body)
 	}

@@ -20,6 +20,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,8 @@ type Principal struct {
 	ProjectID string
 	// Role is store.RoleAdmin or store.RoleMember.
 	Role string
+	// ExpiresAt is when the key expires; zero means never.
+	ExpiresAt time.Time
 }
 
 // Admin reports whether p may do everything.
@@ -155,21 +158,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, presented string) (*Pr
 }
 
 // Cached is Authenticate answered without the store: hit is false when
-// the answer needs it (the key's row is not cached or is stale). A
-// malformed key is a hit: it never costs a query.
-func (a *Authenticator) Cached(presented string) (p *Principal, hit bool, err error) {
+// the answer needs it (the key's row is not cached or is stale); then
+// known says a stale row of this very key is cached (its hash matches),
+// so the lookup refreshes a key once seen, not a guess. A malformed key is
+// a hit: it never costs a query.
+func (a *Authenticator) Cached(presented string) (p *Principal, hit, known bool, err error) {
 	prefix, ok := PrefixOf(presented)
 	if !ok {
-		return nil, true, ErrUnauthenticated
+		return nil, true, false, ErrUnauthenticated
 	}
 	a.mu.Lock()
 	c, ok := a.cache[prefix]
 	a.mu.Unlock()
-	if !ok || a.now().Sub(c.fetched) >= a.ttl {
-		return nil, false, nil
+	if !ok {
+		return nil, false, false, nil
+	}
+	if a.now().Sub(c.fetched) >= a.ttl {
+		return nil, false, c.key != nil && subtle.ConstantTimeCompare([]byte(Hash(presented)), []byte(c.key.Hash)) == 1, nil
 	}
 	p, err = a.principal(c.key, presented)
-	return p, true, err
+	return p, true, false, err
 }
 
 // principal is the principal of presented if k (nil: no such key) is its
@@ -178,7 +186,11 @@ func (a *Authenticator) principal(k *store.APIKey, presented string) (*Principal
 	if k == nil || subtle.ConstantTimeCompare([]byte(Hash(presented)), []byte(k.Hash)) != 1 || !k.Usable(a.now()) {
 		return nil, ErrUnauthenticated
 	}
-	return &Principal{KeyID: k.ID, KeyPrefix: k.Prefix, ProjectID: k.ProjectID, Role: k.Role}, nil
+	p := &Principal{KeyID: k.ID, KeyPrefix: k.Prefix, ProjectID: k.ProjectID, Role: k.Role}
+	if k.ExpiresAt != nil {
+		p.ExpiresAt = *k.ExpiresAt
+	}
+	return p, nil
 }
 
 func (a *Authenticator) lookup(ctx context.Context, prefix string) (*store.APIKey, error) {
@@ -196,12 +208,29 @@ func (a *Authenticator) lookup(ctx context.Context, prefix string) (*store.APIKe
 		return nil, err
 	}
 	a.mu.Lock()
-	if len(a.cache) > 10000 { // bounded: unknown prefixes cannot grow it forever
-		clear(a.cache)
+	if len(a.cache) >= maxCached {
+		a.evict()
 	}
 	a.cache[prefix] = cached{key: k, fetched: a.now()}
 	a.mu.Unlock()
 	return k, nil
+}
+
+// maxCached bounds the cache: unknown prefixes cannot grow it forever.
+const maxCached = 10000
+
+// evict makes room in the full cache: stale rows first, then rows of
+// unknown prefixes, and only then everything, so a flood of unknown keys
+// does not push out the rows of keys in use. a.mu is held.
+func (a *Authenticator) evict() {
+	now := a.now()
+	maps.DeleteFunc(a.cache, func(_ string, c cached) bool { return now.Sub(c.fetched) >= a.ttl })
+	if len(a.cache) >= maxCached {
+		maps.DeleteFunc(a.cache, func(_ string, c cached) bool { return c.key == nil })
+	}
+	if len(a.cache) >= maxCached {
+		clear(a.cache)
+	}
 }
 
 // Forget drops a key from the cache, so a revocation through this process

@@ -141,3 +141,41 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 	}
 }
+
+// TestCachedAndEviction: Cached answers fresh rows without the store, says
+// a stale row of the presented key is known (a refresh, not a guess) and a
+// stale row of another secret is not; a full cache drops stale rows and
+// unknown prefixes before the rows of keys in use.
+func TestCachedAndEviction(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	clk := &clock{t: time.Now()}
+	a := auth.NewAuthenticator(s, auth.AuthenticatorConfig{CacheTTL: time.Minute, Now: clk.now})
+	good := addKey(t, s, store.RoleMember, nil)
+	prefix, _ := auth.PrefixOf(good)
+	forged := prefix + "_" + strings.Repeat("A", 43)
+	if _, hit, _, _ := a.Cached(good); hit {
+		t.Fatal("a key never looked up is a cache hit")
+	}
+	if _, err := a.Authenticate(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	if p, hit, _, err := a.Cached(good); !hit || err != nil || p.Role != store.RoleMember {
+		t.Fatalf("fresh row: %+v %v %v", p, hit, err)
+	}
+	clk.t = clk.t.Add(2 * time.Minute)
+	if _, hit, known, _ := a.Cached(good); hit || !known {
+		t.Errorf("stale row of the key: hit %v known %v; want a miss of a known key", hit, known)
+	}
+	if _, hit, known, _ := a.Cached(forged); hit || known {
+		t.Errorf("stale row, another secret: hit %v known %v; want an unknown miss", hit, known)
+	}
+	a.Authenticate(context.Background(), good) // fresh again
+	for range 10_001 {
+		unknown, _, _ := auth.NewKey()
+		a.Authenticate(context.Background(), unknown)
+	}
+	if _, hit, _, err := a.Cached(good); !hit || err != nil {
+		t.Errorf("after 10,001 unknown keys the key in use was evicted: hit %v, %v", hit, err)
+	}
+}
