@@ -277,6 +277,11 @@ const (
 	claimGrace  = 2 * time.Minute
 )
 
+// ClaimHold is how long a claimer may take from Claim to its container's
+// start: well inside claimGrace, so no Prune frees an address whose
+// container is still being made (and another sandbox claims it).
+const ClaimHold = claimGrace - 30*time.Second
+
 func claimComment(t time.Time) string { return claimPrefix + strconv.FormatInt(t.Unix(), 10) }
 
 // claimedLately reports whether comment records a claim within claimGrace.

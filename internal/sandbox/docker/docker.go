@@ -238,6 +238,11 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID))
 	}
+	if addr.IsValid() { // made and started within the claim's hold, or not at all
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, network.ClaimHold)
+		defer cancel()
+	}
 	runtimeID, err := r.createContainer(ctx, spec, dir, allow, iso, addr)
 	for wait := 50 * time.Millisecond; errors.Is(err, errdefs.ErrConflict); wait = min(2*wait, time.Second) {
 		// A previous attempt created it (at-least-once delivery): adopt it
@@ -259,7 +264,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		// No container to run in it (Start makes it again for one that
 		// exists after all).
-		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID), r.unclaim(ctx, spec.ID, addr))
+		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID), r.unclaim(context.WithoutCancel(ctx), spec.ID, addr))
 	}
 	if !addr.IsValid() {
 		return r.startAndInspect(ctx, spec.ID)
