@@ -136,19 +136,18 @@ func (s *Server) authenticateBy(r *http.Request, a access, check func(*http.Requ
 // address with no lookups left gets 429 instead of a store lookup; keys
 // the cache knows, fresh or stale, are never refused that way.
 func (s *Server) authKey(r *http.Request, key string) (*auth.Principal, error) {
-	p, hit, known, err := s.auth.Cached(key)
-	if hit || known {
-		if hit {
-			return p, err
-		}
-		return s.auth.Authenticate(r.Context(), key)
+	switch p, hit, known, err := s.auth.Cached(key); {
+	case hit:
+		return p, err
+	case known:
+		return s.recheckKey(r, key)
 	}
 	refund, wait, ok := s.keyFails.take(clientAddr(r))
 	if !ok {
 		return nil, s.retryLater(nil, wait, "too many unknown API keys from this address; retry later")
 	}
-	p, err = s.auth.Authenticate(r.Context(), key)
-	if err == nil || !errors.Is(err, auth.ErrUnauthenticated) {
+	p, err := s.auth.Authenticate(r.Context(), key)
+	if !errors.Is(err, auth.ErrUnauthenticated) {
 		refund()
 	}
 	return p, err

@@ -175,13 +175,7 @@ func (s *Server) previewAccess(w http.ResponseWriter, r *http.Request, port int,
 // deleted with its sandbox) nor expired.
 func (s *Server) previewTokenHolds(t *store.PreviewToken) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if !time.Now().Before(t.ExpiresAt) {
-			return errPreviewToken
-		}
-		_, err := s.store.PreviewTokenByHash(ctx, t.Hash)
-		if errors.Is(err, errdefs.ErrNotFound) {
-			return errPreviewToken
-		}
+		_, err := s.liveToken(ctx, t.Hash)
 		return err
 	}
 }
@@ -220,7 +214,13 @@ func (s *Server) previewTokenByHash(r *http.Request, secret string) (*store.Prev
 	if !strings.HasPrefix(secret, previewTokenPrefix) || len(secret) > 100 {
 		return nil, errPreviewToken
 	}
-	t, err := s.store.PreviewTokenByHash(r.Context(), previewHash(secret))
+	return s.liveToken(r.Context(), previewHash(secret))
+}
+
+// liveToken is the unexpired token whose secret hashes to hash;
+// errPreviewToken when there is none.
+func (s *Server) liveToken(ctx context.Context, hash string) (*store.PreviewToken, error) {
+	t, err := s.store.PreviewTokenByHash(ctx, hash)
 	if errors.Is(err, errdefs.ErrNotFound) || (err == nil && !time.Now().Before(t.ExpiresAt)) {
 		return nil, errPreviewToken
 	}

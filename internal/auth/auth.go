@@ -174,7 +174,7 @@ func (a *Authenticator) Cached(presented string) (p *Principal, hit, known bool,
 		return nil, false, false, nil
 	}
 	if a.now().Sub(c.fetched) >= a.ttl {
-		return nil, false, c.key != nil && subtle.ConstantTimeCompare([]byte(Hash(presented)), []byte(c.key.Hash)) == 1, nil
+		return nil, false, c.key != nil && matches(c.key, presented), nil
 	}
 	p, err = a.principal(c.key, presented)
 	return p, true, false, err
@@ -183,7 +183,7 @@ func (a *Authenticator) Cached(presented string) (p *Principal, hit, known bool,
 // principal is the principal of presented if k (nil: no such key) is its
 // usable key.
 func (a *Authenticator) principal(k *store.APIKey, presented string) (*Principal, error) {
-	if k == nil || subtle.ConstantTimeCompare([]byte(Hash(presented)), []byte(k.Hash)) != 1 || !k.Usable(a.now()) {
+	if k == nil || !matches(k, presented) || !k.Usable(a.now()) {
 		return nil, ErrUnauthenticated
 	}
 	p := &Principal{KeyID: k.ID, KeyPrefix: k.Prefix, ProjectID: k.ProjectID, Role: k.Role}
@@ -191,6 +191,11 @@ func (a *Authenticator) principal(k *store.APIKey, presented string) (*Principal
 		p.ExpiresAt = *k.ExpiresAt
 	}
 	return p, nil
+}
+
+// matches reports, in constant time, whether presented is k's secret.
+func matches(k *store.APIKey, presented string) bool {
+	return subtle.ConstantTimeCompare([]byte(Hash(presented)), []byte(k.Hash)) == 1
 }
 
 func (a *Authenticator) lookup(ctx context.Context, prefix string) (*store.APIKey, error) {

@@ -264,7 +264,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 	if err != nil {
 		// No container to run in it (Start makes it again for one that
 		// exists after all).
-		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID), r.unclaim(context.WithoutCancel(ctx), spec.ID, addr))
+		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID), r.unclaim(ctx, spec.ID, addr))
 	}
 	if !addr.IsValid() {
 		return r.startAndInspect(ctx, spec.ID)
