@@ -10,13 +10,14 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Credentials that cost a store lookup and failed (unknown, expired or
-// revoked preview tokens; API keys whose row was not cached) are charged
-// to a bucket of the client's address, one set of buckets per kind: a
-// client whose bucket is empty gets 429 before its next credential is
-// looked up, so random aep_ tokens or ae_ keys cannot turn aetherd into a
-// store-load amplifier. A known key answered from the auth cache is never
-// refused this way (authKey), so a client sharing an address with an
+// Lookups of credentials the process cannot answer without the store
+// (preview tokens; API keys the auth cache does not know) are charged to
+// a bucket of the client's address before they are made, one set of
+// buckets per kind, and refunded when the credential proves good: a client
+// whose bucket is empty gets 429 before its next such credential is looked
+// up, however many arrive at once, so random aep_ tokens or ae_ keys cannot
+// turn aetherd into a store-load amplifier. A key the auth cache knows is
+// never refused this way (authKey), so a client sharing an address with an
 // attacker keeps working once its key is cached. Behind a reverse proxy
 // every client shares the proxy's address, and the bucket becomes one
 // global limit of failed lookups.
@@ -28,7 +29,7 @@ const (
 	maxFailAddrs = 4096
 )
 
-// addrFails are failed-lookup buckets by client address. Safe for
+// addrFails are lookup buckets by client address. Safe for
 // concurrent use.
 type addrFails struct {
 	now func() time.Time
@@ -56,25 +57,9 @@ func clientAddr(r *http.Request) string {
 	return h
 }
 
-// blocked says addr has no failed lookup left, and how long until it has.
-func (f *addrFails) blocked(addr string) (time.Duration, bool) {
-	now := f.now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	e, ok := f.m[addr]
-	if !ok {
-		return 0, false
-	}
-	tokens := e.l.TokensAt(now)
-	if tokens >= 1 {
-		return 0, false
-	}
-	return time.Duration((1 - tokens) / failRate * float64(time.Second)), true
-}
-
 // take charges a lookup to addr before it is made, so concurrent lookups
 // cannot overdraw the bucket; refund gives it back once the lookup found a
-// good key. ok is false, with the wait, when the bucket is empty.
+// good credential. ok is false, with the wait, when the bucket is empty.
 func (f *addrFails) take(addr string) (refund func(), wait time.Duration, ok bool) {
 	now := f.now()
 	f.mu.Lock()
@@ -87,14 +72,4 @@ func (f *addrFails) take(addr string) (refund func(), wait time.Duration, ok boo
 		return nil, wait, false
 	}
 	return func() { res.CancelAt(f.now()) }, 0, true
-}
-
-// fail charges one failed lookup to addr.
-func (f *addrFails) fail(addr string) {
-	now := f.now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	limiterOf(f.m, addr, now, maxFailAddrs, true, func() *rate.Limiter {
-		return rate.NewLimiter(failRate, failBurst)
-	}).l.AllowN(now, 1)
 }

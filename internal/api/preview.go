@@ -182,18 +182,18 @@ func (s *Server) previewTokenHolds(t *store.PreviewToken) func(context.Context) 
 
 // previewToken checks a preview token's secret against the sandbox ID and
 // port of the host it came to, and takes one request from its rate limit
-// before the sandbox is read. An unknown, expired or revoked token is 401
-// and charged to the client's failed-lookup bucket (previewFails), which
-// once empty is 429 before the store is asked; a valid token of another
-// sandbox or port is 404.
+// before the sandbox is read. Its lookup is charged to the client's bucket
+// (previewFails) first and refunded unless the token is unknown, expired
+// or revoked (401), so an empty bucket is 429 before the store is asked; a
+// valid token of another sandbox or port is 404.
 func (s *Server) previewToken(r *http.Request, secret string, port int, ref string) (*store.VM, *store.PreviewToken, error) {
-	addr := clientAddr(r)
-	if wait, blocked := s.previewFails.blocked(addr); blocked {
+	refund, wait, ok := s.previewFails.take(clientAddr(r))
+	if !ok {
 		return nil, nil, s.retryLater(nil, wait, "too many unknown preview tokens from this address; retry later")
 	}
 	t, err := s.previewTokenByHash(r, secret)
-	if errors.Is(err, errPreviewToken) {
-		s.previewFails.fail(addr)
+	if !errors.Is(err, errPreviewToken) {
+		refund()
 	}
 	if err != nil {
 		return nil, nil, err

@@ -321,6 +321,11 @@ func TestPreviewFailedTokens(t *testing.T) {
 			r.Header.Set(PreviewTokenHeader, tok)
 		}).Code
 	}
+	for i := range 2 * failBurst { // a valid token's lookups are refunded
+		if code := get("192.0.2.1", p.Token); code != http.StatusOK {
+			t.Fatalf("valid token %d: %d, want 200", i+1, code)
+		}
+	}
 	unknown := "aep_" + strings.Repeat("B", 43)
 	for i := range failBurst {
 		if code := get("192.0.2.1", unknown); code != http.StatusUnauthorized {
@@ -342,7 +347,7 @@ func TestPreviewFailedTokens(t *testing.T) {
 	}
 	f := newAddrFails()
 	for i := range maxFailAddrs + 10 {
-		f.fail(itoa(i))
+		f.take(itoa(i))
 	}
 	if len(f.m) > maxFailAddrs {
 		t.Fatalf("%d addresses kept, want at most %d", len(f.m), maxFailAddrs)
