@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -32,14 +31,8 @@ func TestCommitGroupIsolatesWrites(t *testing.T) {
 }
 
 func testCommitGroupIsolatesWrites(t *testing.T, d Dialect) {
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "g.db")+"?_pragma=journal_mode(WAL)&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openSQLite(t, filepath.Join(t.TempDir(), "g.db"), `CREATE TABLE t (n INTEGER PRIMARY KEY)`)
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE t (n INTEGER PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
 	s := New(db, d, nil)
 	insert := func(ctx context.Context, n int) func(queryRow) error {
 		return func(q queryRow) error {
@@ -109,14 +102,8 @@ func testCommitGroupIsolatesWrites(t *testing.T, d Dialect) {
 // written.
 func TestDurableWithinRidesAlong(t *testing.T) {
 	t.Parallel()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "g.db")+"?_pragma=journal_mode(WAL)&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openSQLite(t, filepath.Join(t.TempDir(), "g.db"), `CREATE TABLE t (n INTEGER PRIMARY KEY)`)
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE t (n INTEGER PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
 	s := New(db, Dialect{SerializeWrites: true, GroupCommit: true, PrepareStatements: true}, nil)
 	insert := func(n int) func(queryRow) error {
 		return func(q queryRow) error {

@@ -16,16 +16,24 @@ import (
 func openStmtStore(t *testing.T) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.db")
+	db := openSQLite(t, path, `CREATE TABLE t (a TEXT, b TEXT); INSERT INTO t VALUES ('a1', 'b1')`)
+	s := New(db, Dialect{SerializeWrites: true, PrepareStatements: true}, nil)
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+// openSQLite opens a SQLite file at path as the store opens one (WAL,
+// immediate write transactions) and runs schema in it.
+func openSQLite(t *testing.T, path, schema string) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`CREATE TABLE t (a TEXT, b TEXT); INSERT INTO t VALUES ('a1', 'b1')`); err != nil {
+	if _, err := db.Exec(schema); err != nil {
 		t.Fatal(err)
 	}
-	s := New(db, Dialect{SerializeWrites: true, PrepareStatements: true}, nil)
-	t.Cleanup(func() { s.Close() })
-	return s, path
+	return db
 }
 
 func readAB(t *testing.T, s *Store) (string, string) {
