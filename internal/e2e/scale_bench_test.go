@@ -107,7 +107,7 @@ type createPhases struct {
 // AETHER_BENCH_RAW_SUBMITTERS sets how many raw creates run at once
 // (default 10), to compare with as many as aetherd's queue runs.
 // AETHER_BENCH_QUEUE_CONCURRENCY sets aetherd's queue.concurrency (default
-// 16, of which vm:create, priority high, gets 3/12: 4 at once), to see
+// 16, of which vm:create, priority high, may hold 8: queue.Caps), to see
 // whether the queue's slots or dockerd limit the creates.
 func BenchmarkCreateMany(b *testing.B) {
 	e := newEnv(b)

@@ -15,7 +15,8 @@ import (
 )
 
 // Priorities, highest first. Queues are served by weight, not strictly: a
-// flood of critical work slows low-priority work but does not starve it.
+// flood of critical work slows low-priority work but does not starve it
+// (see Slots and Caps).
 const (
 	PriorityCritical = "critical"
 	PriorityHigh     = "high"

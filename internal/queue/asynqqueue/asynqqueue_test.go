@@ -18,7 +18,7 @@ func TestConformance(t *testing.T) {
 	queuetest.Run(t, func(t *testing.T) queuetest.Opener {
 		r := testbin.StartRedis(t)
 		return func(t *testing.T, workerID string) queue.Queue {
-			q, err := asynqqueue.New(asynqqueue.Config{Addr: r.Addr, WorkerID: workerID, Concurrency: 4, Logger: quiet, ShutdownTimeout: 200 * 1e6})
+			q, err := asynqqueue.New(asynqqueue.Config{Addr: r.Addr, WorkerID: workerID, Concurrency: queuetest.Concurrency, Logger: quiet, ShutdownTimeout: 200 * 1e6})
 			if err != nil {
 				t.Fatal(err)
 			}

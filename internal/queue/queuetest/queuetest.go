@@ -13,8 +13,11 @@ import (
 	"github.com/aetherium/aetherium/internal/queue"
 )
 
+// Concurrency is the handler concurrency an Opener's queues must have.
+const Concurrency = 4
+
 // Opener opens a queue on one backend for the worker workerID (empty: a
-// worker without own messages). Calling it again opens the same backend
+// worker without own messages), with Concurrency handlers. Calling it again opens the same backend
 // anew, as a restarted process (or another worker) would.
 type Opener func(t *testing.T, workerID string) queue.Queue
 
@@ -32,6 +35,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Opener) {
 		{"TimeoutCancelsHandler", testTimeout},
 		{"StopRedeliversInterrupted", testRedeliver},
 		{"RoutesToOwningWorker", testRouting},
+		{"BurstUsesEverySlot", testBurst},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,5 +253,28 @@ func testRouting(t *testing.T, open Opener) {
 		ra.none(t, 500*time.Millisecond)
 	case <-time.After(10 * time.Second):
 		t.Fatal("unrouted message not delivered")
+	}
+}
+
+// testBurst: a burst of the highest priority routed to one worker (a
+// fleet's deletes) runs Concurrency at once. The embedded queue once gave
+// each River queue its weight's share of half the slots, 1 of 4 here.
+func testBurst(t *testing.T, open Opener) {
+	hold := make(chan struct{})
+	r := newRecorder(func(ctx context.Context, d *queue.Delivery) error {
+		select {
+		case <-hold:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	q := startAs(t, open, "worker-a", r)
+	defer close(hold)
+	for range Concurrency {
+		enqueue(t, q, &queue.Message{ID: uuid.NewString(), Type: "delete", Priority: queue.PriorityCritical, Worker: "worker-a"})
+	}
+	for range Concurrency {
+		r.wait(t, 10*time.Second)
 	}
 }

@@ -33,9 +33,11 @@ type Config struct {
 	// any worker and those routed to WorkerID. Empty means only the former.
 	WorkerID string
 	// Concurrency is the total number of handlers running at once, shared
-	// among priorities by Weights. 0 means 16.
+	// among priorities by Weights (queue.Slots). 0 means 16.
 	Concurrency int
-	// Weights is each priority's share of Concurrency. Nil means queue.DefaultWeights.
+	// Weights is each priority's share of Concurrency when several wait, and
+	// sets how many one priority may hold (queue.Caps). Nil means
+	// queue.DefaultWeights.
 	Weights map[string]int
 	// PollInterval is how often idle workers look for jobs they were not told
 	// about: retries coming due and jobs inserted by another process. Jobs
@@ -103,6 +105,7 @@ func (taskArgs) Kind() string { return "aether_task" }
 type taskWorker struct {
 	river.WorkerDefaults[taskArgs]
 	handler queue.Handler
+	slots   *queue.Slots
 }
 
 func (w *taskWorker) Timeout(job *river.Job[taskArgs]) time.Duration {
@@ -117,8 +120,16 @@ func (w *taskWorker) NextRetry(job *river.Job[taskArgs]) time.Time {
 	return time.Now().Add(d + rand.N(d/4+1))
 }
 
+// Work runs the handler once the job holds one of the worker's slots: River
+// limits running jobs per queue only, and a priority's shared and own queue
+// share its slots.
 func (w *taskWorker) Work(ctx context.Context, job *river.Job[taskArgs]) error {
-	err := w.handler(ctx, &queue.Delivery{ID: job.Args.ID, Type: job.Args.Type, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts})
+	release, err := w.slots.Acquire(ctx, queue.PriorityOf(job.Queue))
+	if err != nil {
+		return err
+	}
+	defer release()
+	err = w.handler(ctx, &queue.Delivery{ID: job.Args.ID, Type: job.Args.Type, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts})
 	if err != nil && queue.IsPermanent(err) {
 		return river.JobCancel(err)
 	}
@@ -158,16 +169,15 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate queue %s: %w", cfg.Path, err)
 	}
-	q := &Queue{cfg: cfg, db: db, worker: &taskWorker{}}
+	q := &Queue{cfg: cfg, db: db, worker: &taskWorker{slots: queue.NewSlots(cfg.Concurrency, cfg.Weights)}}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, q.worker)
-	total := 0
-	for _, p := range queue.Priorities {
-		total += cfg.Weights[p]
-	}
+	// Each River queue may fetch as many jobs as its priority may run; the
+	// slots bound them all together to Concurrency.
+	caps := queue.Caps(cfg.Concurrency, cfg.Weights)
 	queues := map[string]river.QueueConfig{}
-	for name, w := range queue.ConsumedQueues(cfg.WorkerID, cfg.Weights) {
-		queues[name] = river.QueueConfig{MaxWorkers: max(1, cfg.Concurrency*w/total)}
+	for name := range queue.ConsumedQueues(cfg.WorkerID, cfg.Weights) {
+		queues[name] = river.QueueConfig{MaxWorkers: caps[queue.PriorityOf(name)]}
 	}
 	q.client, err = river.NewClient(driver, &river.Config{
 		FetchCooldown:        time.Millisecond, // debounce of insert-triggered fetches

@@ -19,7 +19,7 @@ func TestConformance(t *testing.T) {
 	queuetest.Run(t, func(t *testing.T) queuetest.Opener {
 		path := filepath.Join(t.TempDir(), "queue.db")
 		return func(t *testing.T, workerID string) queue.Queue {
-			q, err := sqlitequeue.New(context.Background(), sqlitequeue.Config{Path: path, WorkerID: workerID, Concurrency: 4, Logger: quiet})
+			q, err := sqlitequeue.New(context.Background(), sqlitequeue.Config{Path: path, WorkerID: workerID, Concurrency: queuetest.Concurrency, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
