@@ -36,6 +36,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Opener) {
 		{"StopRedeliversInterrupted", testRedeliver},
 		{"RoutesToOwningWorker", testRouting},
 		{"BurstUsesEverySlot", testBurst},
+		{"WaitingForASlotKeepsTheTimeout", testSlotWait},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,5 +277,46 @@ func testBurst(t *testing.T, open Opener) {
 	}
 	for range Concurrency {
 		r.wait(t, 10*time.Second)
+	}
+}
+
+// testSlotWait: a message's timeout counts from when its handler starts,
+// not from when the backend took it and it waited for a handler slot. The
+// embedded queue fetches a priority's shared and own queue separately and
+// shares the slots after (queue.Slots); it once started the timeout at the
+// fetch, so a task queued behind a full worker failed before it ran.
+func testSlotWait(t *testing.T, open Opener) {
+	hold := make(chan struct{})
+	timedCtx := make(chan error, 1)
+	r := newRecorder(func(ctx context.Context, d *queue.Delivery) error {
+		if d.Type == "timed" {
+			timedCtx <- ctx.Err()
+			return nil
+		}
+		select {
+		case <-hold:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	q := startAs(t, open, "worker-a", r)
+	for range Concurrency { // every slot, from the shared queue
+		enqueue(t, q, &queue.Message{ID: uuid.NewString(), Type: "hold", Priority: queue.PriorityCritical})
+	}
+	for range Concurrency {
+		r.wait(t, 10*time.Second)
+	}
+	enqueue(t, q, &queue.Message{ID: uuid.NewString(), Type: "timed", Priority: queue.PriorityCritical,
+		Worker: "worker-a", Timeout: 300 * time.Millisecond})
+	time.Sleep(time.Second) // the timed message waits for a slot longer than its timeout
+	close(hold)
+	select {
+	case err := <-timedCtx:
+		if err != nil {
+			t.Errorf("the timed handler started with its context already ended (%v): the slot wait counted against its timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timed message was never handled")
 	}
 }

@@ -108,7 +108,13 @@ type taskWorker struct {
 	slots   *queue.Slots
 }
 
-func (w *taskWorker) Timeout(job *river.Job[taskArgs]) time.Duration {
+// Timeout implements river.Worker: none of River's own (-1). Work applies
+// the task's timeout once the job holds a slot, so time spent waiting for
+// one never uses up the task's own.
+func (w *taskWorker) Timeout(*river.Job[taskArgs]) time.Duration { return -1 }
+
+// taskTimeout is how long a task may run once it holds a slot.
+func taskTimeout(job *river.Job[taskArgs]) time.Duration {
 	if job.Args.TimeoutMS > 0 {
 		return time.Duration(job.Args.TimeoutMS) * time.Millisecond
 	}
@@ -129,6 +135,8 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[taskArgs]) error {
 		return err
 	}
 	defer release()
+	ctx, cancel := context.WithTimeout(ctx, taskTimeout(job))
+	defer cancel()
 	err = w.handler(ctx, &queue.Delivery{ID: job.Args.ID, Type: job.Args.Type, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts})
 	if err != nil && queue.IsPermanent(err) {
 		return river.JobCancel(err)
