@@ -16,9 +16,15 @@ const MaxExecTimeout = 24 * time.Hour
 //
 // When Args is empty, Command is run by /bin/sh -c, so pipes and quoting work.
 // Otherwise Command is the program and Args its arguments, with no shell.
+// Shell overrides the first rule: false runs Command as a program even
+// with no Args.
 type ExecRequest struct {
 	Command string   `json:"command"`
 	Args    []string `json:"args,omitempty"`
+	// Shell says whether Command is a shell line for /bin/sh -c: nil means
+	// "when Args is empty"; false runs Command as the program (with Args,
+	// if any) and no shell; true with Args is invalid.
+	Shell *bool `json:"shell,omitempty"`
 	// Env adds variables to the command's environment.
 	Env map[string]string `json:"env,omitempty"`
 	// Cwd is an absolute directory; empty means the agent's default.
@@ -39,6 +45,14 @@ type ExecRequest struct {
 	KeepRunning bool `json:"keep_running,omitempty"`
 }
 
+// UsesShell reports whether Command runs as a /bin/sh -c line (see Shell).
+func (p *ExecRequest) UsesShell() bool {
+	if p.Shell != nil {
+		return *p.Shell
+	}
+	return len(p.Args) == 0
+}
+
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate reports the first invalid field as ErrInvalidArgument naming it.
@@ -48,6 +62,8 @@ func (p *ExecRequest) Validate() error {
 		return errdefs.InvalidArgument("command: must not be empty")
 	case p.TimeoutSeconds < 0 || time.Duration(p.TimeoutSeconds)*time.Second > MaxExecTimeout:
 		return errdefs.InvalidArgument("timeout_seconds: must be between 0 and %d", int(MaxExecTimeout.Seconds()))
+	case p.Shell != nil && *p.Shell && len(p.Args) > 0:
+		return errdefs.InvalidArgument("shell: a shell line takes no args (put them in command, or set shell to false)")
 	case p.Background && p.KeepRunning:
 		return errdefs.InvalidArgument("background and keep_running: set at most one")
 	case p.Cwd != "" && !path.IsAbs(p.Cwd):

@@ -21,6 +21,7 @@ type execFlags struct {
 	cwd     string
 	user    string
 	timeout int
+	noShell bool
 }
 
 func (f *execFlags) register(cmd *cobra.Command) {
@@ -28,6 +29,7 @@ func (f *execFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.cwd, "workdir", "w", "", "working directory inside the sandbox")
 	cmd.Flags().StringVarP(&f.user, "user", "u", "", "user to run as")
 	cmd.Flags().IntVarP(&f.timeout, "timeout", "t", 0, "kill the command after this many seconds (0: no limit)")
+	cmd.Flags().BoolVar(&f.noShell, "no-shell", false, "run a lone COMMAND as the program, not as a /bin/sh -c line")
 }
 
 // prepare returns the API client and the request for `-- cmd args`.
@@ -41,9 +43,13 @@ func (f *execFlags) prepare(g *globals, argv []string) (*client.Client, *task.Ex
 }
 
 // request builds the API request from `-- cmd args`: one word is run by the
-// shell (so "a | b" works), several are a program and its arguments.
+// shell (so "a | b" works) unless --no-shell, several are a program and its
+// arguments.
 func (f *execFlags) request(argv []string) (*task.ExecParams, error) {
 	req := &task.ExecParams{Command: argv[0], Args: argv[1:], Cwd: f.cwd, User: f.user, TimeoutSeconds: f.timeout}
+	if f.noShell {
+		req.Shell = new(false)
+	}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {

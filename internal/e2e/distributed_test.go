@@ -160,6 +160,12 @@ func TestDistributedRouting(t *testing.T) {
 			t.Errorf("internal exec with token %q: %v, want 401", token, err)
 		}
 	}
+	// "shell":false survives the forwarding to the owner.
+	putWeirdProgram(t, c.c, vm)
+	var out bytes.Buffer
+	if res, err := c.c.Exec(ctx(t), vm, &task.ExecParams{Command: weirdProgram, Shell: new(false)}, nil, &out, &out); err != nil || *res.ExitCode != 0 || out.String() != "ran\n" {
+		t.Errorf("exec shell:false through the api: %q %+v %v, want ran", out.String(), res, err)
+	}
 	owner := c.ownerOf(vms[0])
 	ic, _ := client.NewInternal("http://"+owner.addr, testToken, nil)
 	if res, err := ic.Exec(ctx(t), vms[0].ID, &task.ExecParams{Command: "true"}, nil, nil, nil); err != nil || *res.ExitCode != 0 {

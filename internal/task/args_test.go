@@ -24,6 +24,10 @@ func TestExecParamsValidate(t *testing.T) {
 		{name: "timeout over a day", p: ExecParams{Command: "ls", TimeoutSeconds: 86401}, wantErr: "timeout_seconds"},
 		{name: "relative cwd", p: ExecParams{Command: "ls", Cwd: "tmp"}, wantErr: "cwd"},
 		{name: "bad env name", p: ExecParams{Command: "ls", Env: map[string]string{"1A": "x"}}, wantErr: "env"},
+		{name: "no shell, no args", p: ExecParams{Command: "true", Shell: new(false)}},
+		{name: "no shell with args", p: ExecParams{Command: "ls", Args: []string{"-l"}, Shell: new(false)}},
+		{name: "shell line", p: ExecParams{Command: "ls | wc", Shell: new(true)}},
+		{name: "shell with args", p: ExecParams{Command: "ls", Args: []string{"-l"}, Shell: new(true)}, wantErr: "shell"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,11 +20,11 @@ import (
 	"github.com/aetherium/aetherium/internal/task"
 )
 
-// agentRequest is p as the agent runs it: through /bin/sh -c when p has no
-// Args, with the environment sorted.
+// agentRequest is p as the agent runs it: through /bin/sh -c when p asks for
+// a shell (p.UsesShell), with the environment sorted.
 func agentRequest(p *task.ExecParams) *agentproto.ExecRequest {
 	argv := append([]string{p.Command}, p.Args...)
-	if len(p.Args) == 0 {
+	if p.UsesShell() {
 		argv = []string{"/bin/sh", "-c", p.Command}
 	}
 	env := make([]string, 0, len(p.Env))

@@ -259,12 +259,13 @@ class Client:
 
     def exec_stream(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
                     cwd: str | None = None, user: str | None = None, timeout: int | None = None,
-                    stdin: Stdin = None, keep_running: bool = False) -> ExecStream:
-        """exec: starts a command (a shell line when args is None) and
-        returns its ExecStream of events. timeout is the command's, in
-        seconds. stdin: see aetherium.exec.Stdin. With keep_running the
-        command survives the stream being closed (see process_output)."""
-        req = exec_request(command, args, env, cwd, user, timeout)
+                    stdin: Stdin = None, keep_running: bool = False, shell: bool | None = None) -> ExecStream:
+        """exec: starts a command (a shell line when args is None, unless
+        shell=False, which runs command as the program) and returns its
+        ExecStream of events. timeout is the command's, in seconds. stdin:
+        see aetherium.exec.Stdin. With keep_running the command survives the
+        stream being closed (see process_output)."""
+        req = exec_request(command, args, env, cwd, user, timeout, shell)
         if keep_running:
             req["keep_running"] = True
         return ExecStream(self._t, vm, req, stdin, None)
@@ -272,21 +273,22 @@ class Client:
     def exec(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
              cwd: str | None = None, user: str | None = None, timeout: int | None = None, stdin: Stdin = None,
              on_stdout: Callable[[bytes], None] | None = None, on_stderr: Callable[[bytes], None] | None = None,
-             max_output: int = 16 << 20) -> ExecResult:
+             max_output: int = 16 << 20, shell: bool | None = None) -> ExecResult:
         """exec, to the end: output goes to the callbacks as it comes and is
         kept (up to max_output bytes per stream) in the result. A non-zero
         exit is a result, not an error. Interactive stdin (True) needs
         exec_stream."""
         if stdin is True:
             raise ValueError("stdin=True is for exec_stream(), which can send() to it")
-        with self.exec_stream(vm, command, args, env=env, cwd=cwd, user=user, timeout=timeout, stdin=stdin) as s:
+        with self.exec_stream(vm, command, args, env=env, cwd=cwd, user=user, timeout=timeout, stdin=stdin,
+                              shell=shell) as s:
             return s.result(on_stdout, on_stderr, max_output)
 
     def submit_execute(self, vm: str, command: str, args: list[str] | None = None, **kw: Any) -> dict[str, Any]:
         """submitExecute: queue a command (async); its task's result holds the output."""
         return self._json("submitExecute", params={"id": vm},
                           body=exec_request(command, args, kw.get("env"), kw.get("cwd"), kw.get("user"),
-                                            kw.get("timeout")))
+                                            kw.get("timeout"), kw.get("shell")))
 
     def list_executions(self, vm: str) -> list[Execution]:
         """listExecutions, every page, oldest first."""
@@ -303,10 +305,11 @@ class Client:
     # --- background processes
 
     def start_process(self, vm: str, command: str, args: list[str] | None = None, *, env: dict[str, str] | None = None,
-                      cwd: str | None = None, user: str | None = None, timeout: int | None = None) -> int:
+                      cwd: str | None = None, user: str | None = None, timeout: int | None = None,
+                      shell: bool | None = None) -> int:
         """exec with background: starts the command and returns its PID at
         once; the sandbox keeps its last 1 MiB of output (process_output)."""
-        req = {**exec_request(command, args, env, cwd, user, timeout), "background": True}
+        req = {**exec_request(command, args, env, cwd, user, timeout, shell), "background": True}
         return self._json("exec", params={"id": vm}, body=req)["pid"]
 
     def processes(self, vm: str) -> list[dict[str, Any]]:

@@ -66,11 +66,15 @@ class ExecResult:
 
 
 def exec_request(command: str, args: list[str] | None, env: dict[str, str] | None, cwd: str | None,
-                 user: str | None, timeout: int | None) -> dict[str, Any]:
+                 user: str | None, timeout: int | None, shell: bool | None = None) -> dict[str, Any]:
+    """The Exec body. shell None means a shell line when args is empty;
+    False runs command as the program even with no args."""
     req: dict[str, Any] = {"command": command}
     for k, v in (("args", args), ("env", env), ("cwd", cwd), ("user", user), ("timeout_seconds", timeout)):
         if v:
             req[k] = v
+    if shell is not None:
+        req["shell"] = shell
     return req
 
 

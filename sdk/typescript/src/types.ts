@@ -44,10 +44,12 @@ export interface CreateVM {
   egress?: string;
 }
 
-/** A command (schema Exec): a shell line when args is absent. */
+/** A command (schema Exec): a shell line when args is absent, unless shell is false. */
 export interface Exec {
   command: string;
   args?: string[];
+  /** false runs command as the program even with no args (no /bin/sh -c); true with args is a 400. */
+  shell?: boolean;
   env?: Record<string, string>;
   cwd?: string;
   user?: string;
