@@ -262,14 +262,7 @@ func testRouting(t *testing.T, open Opener) {
 // each River queue its weight's share of half the slots, 1 of 4 here.
 func testBurst(t *testing.T, open Opener) {
 	hold := make(chan struct{})
-	r := newRecorder(func(ctx context.Context, d *queue.Delivery) error {
-		select {
-		case <-hold:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
+	r := newRecorder(func(ctx context.Context, d *queue.Delivery) error { return held(ctx, hold) })
 	q := startAs(t, open, "worker-a", r)
 	defer close(hold)
 	for range Concurrency {
@@ -293,12 +286,7 @@ func testSlotWait(t *testing.T, open Opener) {
 			timedCtx <- ctx.Err()
 			return nil
 		}
-		select {
-		case <-hold:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return held(ctx, hold)
 	})
 	q := startAs(t, open, "worker-a", r)
 	for range Concurrency { // every slot, from the shared queue
@@ -318,5 +306,15 @@ func testSlotWait(t *testing.T, open Opener) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the timed message was never handled")
+	}
+}
+
+// held is a handler's work that lasts until hold closes or ctx ends.
+func held(ctx context.Context, hold <-chan struct{}) error {
+	select {
+	case <-hold:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
