@@ -88,10 +88,37 @@ func fanOutWidth(b *testing.B, n, width int, do func(i int) error) time.Duration
 	return took
 }
 
-// createPhases are where one sandbox's create spent its time, from its
-// task's timestamps and the worker's "sandbox made" log line.
-type createPhases struct {
-	accept, queue, run, notice samples // POST answered; task picked up; task ran; client saw it
+// taskPhases are where sandbox tasks (creates or deletes) spent their time,
+// from their tasks' timestamps.
+type taskPhases struct {
+	mu                         sync.Mutex
+	accept, queue, run, notice samples // request answered; task picked up; task ran; client saw it
+}
+
+// add records one task's phases: accepted is how long its request took,
+// seen when the client saw it finish.
+func (ph *taskPhases) add(t *apiv1.Task, accepted time.Duration, seen time.Time) {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	ph.accept = append(ph.accept, accepted)
+	if t.StartedAt != nil && t.CompletedAt != nil {
+		ph.queue = append(ph.queue, t.StartedAt.Sub(t.CreatedAt))
+		ph.run = append(ph.run, t.CompletedAt.Sub(*t.StartedAt))
+		ph.notice = append(ph.notice, seen.Sub(*t.CompletedAt))
+	}
+}
+
+// log prints the phases' p50 and p99, then the worker's own phases.
+func (ph *taskPhases) log(b *testing.B, worker []phase) {
+	for _, p := range []phase{{"accept (request answered)", ph.accept}, {"queue (created → started)", ph.queue},
+		{"run (started → completed)", ph.run}, {"notice (completed → client saw it)", ph.notice}} {
+		if len(p.s) > 0 {
+			b.Logf("  %-36s p50 %8.2fms p99 %8.2fms", p.name, ms(p.s.pct(0.5)), ms(p.s.pct(0.99)))
+		}
+	}
+	for _, p := range worker {
+		b.Logf("  %-36s p50 %8.2fms p99 %8.2fms", "  run: "+p.name, ms(p.s.pct(0.5)), ms(p.s.pct(0.99)))
+	}
 }
 
 // BenchmarkCreateMany creates N sandboxes with 10 submitters through
@@ -131,8 +158,7 @@ func BenchmarkCreateMany(b *testing.B) {
 	for _, n := range benchCounts(b, "AETHER_BENCH_CREATE_N", 50, 200) {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				var ph createPhases
-				var mu sync.Mutex
+				var ph taskPhases
 				prefix := "c" + uuid.NewString()[:6]
 				cpu0 := cpuSnapshot()
 				ours := fanOut(b, n, func(i int) error {
@@ -146,25 +172,19 @@ func BenchmarkCreateMany(b *testing.B) {
 					if err != nil || t.Status != store.TaskSucceeded {
 						return fmt.Errorf("create %d: %+v %v", i, t, err)
 					}
-					seen := time.Now()
-					mu.Lock()
-					defer mu.Unlock()
-					ph.accept = append(ph.accept, accepted)
-					if t.StartedAt != nil && t.CompletedAt != nil {
-						ph.queue = append(ph.queue, t.StartedAt.Sub(t.CreatedAt))
-						ph.run = append(ph.run, t.CompletedAt.Sub(*t.StartedAt))
-						ph.notice = append(ph.notice, seen.Sub(*t.CompletedAt))
-					}
+					ph.add(t, accepted, time.Now())
 					return nil
 				})
 				b.StopTimer()
 				oursCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
-				deleteAllVMs(b, e)
+				made := e.logPhases(madeLine, "machine (runtime Create)", "ready (agent handshake)", "store (status writes)")
+				delOurs, delPh := deleteAllVMs(b, e)
+				removed := e.logPhases(removedLine, "machine (runtime Delete)", "store (status write)")
 				raw := newRawFleet(b, docker, img, e.netName())
 				cpu0 = cpuSnapshot()
 				rawTook := fanOutWidth(b, n, rawWidth, raw.start)
 				rawCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
-				raw.removeAll(b)
+				delRaw := raw.removeAll(b)
 				b.StartTimer()
 
 				b.ReportMetric(ours.Seconds(), "aetherium-s")
@@ -172,72 +192,80 @@ func BenchmarkCreateMany(b *testing.B) {
 				b.ReportMetric(ours.Seconds()/rawTook.Seconds(), "ratio")
 				b.Logf("%d creates, %d submitters (raw %d): aetherium %.2fs, Engine API create+start %.2fs, ratio %.3f",
 					n, scaleSubmitters, rawWidth, ours.Seconds(), rawTook.Seconds(), ours.Seconds()/rawTook.Seconds())
-				for _, p := range []struct {
-					name string
-					s    samples
-				}{{"accept (POST answered)", ph.accept}, {"queue (created → started)", ph.queue},
-					{"run (started → completed)", ph.run}, {"notice (completed → client saw it)", ph.notice}} {
-					if len(p.s) > 0 {
-						b.Logf("  %-36s p50 %8.2fms p99 %8.2fms", p.name, ms(p.s.pct(0.5)), ms(p.s.pct(0.99)))
-					}
-				}
-				for _, p := range e.madePhases() {
-					b.Logf("  %-36s p50 %8.2fms p99 %8.2fms", "  run: "+p.name, ms(p.s.pct(0.5)), ms(p.s.pct(0.99)))
-				}
+				ph.log(b, made)
 				b.Logf("host CPU:\n%s", cpuTable(oursCPU, rawCPU, n))
+				b.ReportMetric(delOurs.Seconds()/delRaw.Seconds(), "delete-ratio")
+				b.Logf("%d deletes, %d submitters each: aetherium %.2fs, Engine API remove-force %.2fs, ratio %.3f",
+					n, scaleSubmitters, delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
+				delPh.log(b, removed)
 			}
 		})
 	}
 }
 
-// madeLine matches the worker's "sandbox made" log line's phase durations.
-var madeLine = regexp.MustCompile(`msg="sandbox made".*?machine=(\S+) ready=(\S+) store=(\S+)`)
+// madeLine and removedLine match the worker's "sandbox made" and "sandbox
+// removed" log lines' phase durations.
+var (
+	madeLine    = regexp.MustCompile(`msg="sandbox made".*?machine=(\S+) ready=(\S+) store=(\S+)`)
+	removedLine = regexp.MustCompile(`msg="sandbox removed".*?machine=(\S+) store=(\S+)`)
+)
 
-// madePhases reads the worker's per-create phase durations from its log
-// and forgets them, so the next round starts afresh.
-func (e *testEnv) madePhases() []struct {
+// phase is one named set of durations.
+type phase struct {
 	name string
 	s    samples
-} {
+}
+
+// logPhases reads the durations line's groups match in the worker's log,
+// one phase per name in group order, and forgets the log, so the next
+// round starts afresh. Nil when no line matched.
+func (e *testEnv) logPhases(line *regexp.Regexp, names ...string) []phase {
 	text := e.log.Take()
-	var machine, ready, st samples
-	for _, m := range madeLine.FindAllStringSubmatch(text, -1) {
-		for i, s := range []*samples{&machine, &ready, &st} {
+	out := make([]phase, len(names))
+	for i, n := range names {
+		out[i].name = n
+	}
+	for _, m := range line.FindAllStringSubmatch(text, -1) {
+		for i := range names {
 			if d, err := time.ParseDuration(m[i+1]); err == nil {
-				*s = append(*s, d)
+				out[i].s = append(out[i].s, d)
 			}
 		}
 	}
-	if len(machine) == 0 {
+	if len(out[0].s) == 0 {
 		return nil
 	}
-	return []struct {
-		name string
-		s    samples
-	}{{"machine (runtime Create)", machine}, {"ready (agent handshake)", ready}, {"store (status writes)", st}}
+	return out
 }
 
 // netName is the Docker network aetherd's sandboxes join.
 func (e *testEnv) netName() string { return "aether-docker" }
 
 // deleteAllVMs deletes every sandbox of e through the API, 10 at a time,
-// and waits until each delete finished. It returns the wall time.
-func deleteAllVMs(b *testing.B, e *testEnv) time.Duration {
+// and waits until each delete finished. It returns the wall time and where
+// the deletes spent it.
+func deleteAllVMs(b *testing.B, e *testEnv) (time.Duration, *taskPhases) {
 	b.Helper()
 	vms, err := e.c.ListVMs(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
-	return fanOut(b, len(vms), func(i int) error {
+	var ph taskPhases
+	took := fanOut(b, len(vms), func(i int) error {
+		start := time.Now()
 		acc, err := e.c.DeleteVM(b.Context(), vms[i].ID)
 		if err != nil {
 			return err
 		}
-		if t, err := e.c.WaitTask(b.Context(), acc.TaskID, nil); err != nil || t.Status != store.TaskSucceeded {
+		accepted := time.Since(start)
+		t, err := e.c.WaitTask(b.Context(), acc.TaskID, nil)
+		if err != nil || t.Status != store.TaskSucceeded {
 			return fmt.Errorf("delete %s: %+v %v", vms[i].ID, t, err)
 		}
+		ph.add(t, accepted, time.Now())
 		return nil
 	})
+	return took, &ph
 }
 
 // rawFleet is the baseline: plain containers made through the Docker
@@ -358,7 +386,9 @@ func BenchmarkDensity(b *testing.B) {
 		pages := listPages(b, e, 50, 200)
 		execN := execSamples(b, e, first.ID, 100)
 		progress("density: list page p50 %.2fms p99 %.2fms; exec with %d p50 %.2fms", ms(pages.pct(0.5)), ms(pages.pct(0.99)), n, ms(execN.pct(0.5)))
-		delOurs := deleteAllVMs(b, e)
+		e.log.Take() // only the deletes' lines from here
+		delOurs, delPh := deleteAllVMs(b, e)
+		removed := e.logPhases(removedLine, "machine (runtime Delete)", "store (status write)")
 		progress("density: deleted all in %.1fs", delOurs.Seconds())
 
 		raw := newRawFleet(b, docker, img, e.netName())
@@ -394,6 +424,7 @@ func BenchmarkDensity(b *testing.B) {
 			ms(exec1.pct(0.5)), ms(exec1.pct(0.99)), n, ms(execN.pct(0.5)), ms(execN.pct(0.99)))
 		b.Logf("  delete all: aetherium %.1fs, Engine API remove-force %.1fs, ratio %.3f",
 			delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
+		delPh.log(b, removed)
 	}
 }
 

@@ -567,3 +567,59 @@ func TestClaimGivesEachSandboxItsOwnAddress(t *testing.T) {
 		t.Errorf("after c00 moved from %s to %s:\n%s", moved, b, m)
 	}
 }
+
+// TestFirewallRemoveFromKnownMap: a Remove starts from the map this process
+// knows and runs one nft process, not a listing and then a script (issue
+// 13: deleting 500 sandboxes waited on both for each batch). When the map
+// changed behind this process's back (another aetherd's Prune deleted the
+// element), the Remove still succeeds from a fresh listing.
+func TestFirewallRemoveFromKnownMap(t *testing.T) {
+	if !testbin.InNetns(t) {
+		return
+	}
+	ctx := context.Background()
+	real, err := exec.LookPath("nft")
+	if err != nil {
+		t.Skip("nft not installed")
+	}
+	dir := t.TempDir()
+	runs := dir + "/runs"
+	wrapper := "#!/bin/sh\necho \"$*\" >> " + runs + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(dir+"/nft", []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	fw, err := network.NewFirewall(network.FirewallConfig{Table: "aetknown", Interfaces: []string{"aetknown0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Teardown(ctx) })
+	for i, id := range []string{"x", "y"} {
+		if err := fw.Apply(ctx, &network.Rule{ID: id, Addr: netip.AddrFrom4([4]byte{10, 95, 0, byte(10 + i)})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nftRuns := func() int {
+		b, _ := os.ReadFile(runs)
+		os.Remove(runs)
+		return strings.Count(string(b), "\n")
+	}
+	nftRuns()
+	if err := fw.Remove(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := nftRuns(); n != 1 {
+		t.Errorf("Remove ran nft %d times, want 1 (from the known map)", n)
+	}
+	mustRun(t, real, "delete", "element", "inet", "aetknown", "sandboxes", "{ 10.95.0.11 }") // another process's Prune
+	if err := fw.Remove(ctx, "y"); err != nil {
+		t.Fatalf("Remove after the map changed behind it: %v", err)
+	}
+	ids, err := fw.Sandboxes(ctx)
+	if err != nil || len(ids) != 0 {
+		t.Errorf("after removing both: chains %v, %v", ids, err)
+	}
+}

@@ -70,7 +70,7 @@ type Firewall struct {
 type change struct {
 	script func(cur []entry) string
 	remove bool // idempotent: without the tables there is nothing to do
-	claim  bool // may start from known (see run)
+	claim  bool // may start from known (see run); so may a remove
 	done   chan error
 }
 
@@ -363,12 +363,14 @@ func (f *Firewall) commit(ctx context.Context, c *change) error {
 }
 
 // run lists the maps once and applies the changes in one transaction. A
-// batch of claims only starts from what this process knows of the map
-// (known) and lists nothing: the kernel refuses to add an address another
-// process took meanwhile (an element of the same key with another chain),
-// and then the batch runs again from a fresh listing.
+// batch of claims and removes only starts from what this process knows of
+// the map (known) and lists nothing: the kernel refuses to add an address
+// another process took meanwhile (an element of the same key with another
+// chain), to delete an element another process deleted (Prune), and to
+// delete a chain an element it did not know of still jumps to; then the
+// batch runs again from a fresh listing.
 func (f *Firewall) run(ctx context.Context, batch []*change) error {
-	cached := f.known != nil && every(batch, func(c *change) bool { return c.claim })
+	cached := f.known != nil && every(batch, func(c *change) bool { return c.claim || c.remove })
 	cur := f.known
 	if !cached {
 		var err error
