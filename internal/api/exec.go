@@ -30,6 +30,18 @@ type eventStream struct {
 }
 
 func (es *eventStream) send(ev *apiv1.ExecEvent) error {
+	if err := es.end(ev); err != nil {
+		return err
+	}
+	return es.rc.Flush()
+}
+
+// end writes the stream's last event without flushing it: the handler
+// returns right after, and net/http sends it with the response's end in one
+// write (for a command without output, the whole response), so the client
+// reads the exit and the end of the body together instead of waiting for a
+// second write.
+func (es *eventStream) end(ev *apiv1.ExecEvent) error {
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	if !es.started {
@@ -37,10 +49,7 @@ func (es *eventStream) send(ev *apiv1.ExecEvent) error {
 		es.w.Header().Set("Content-Type", "application/x-ndjson")
 		es.w.WriteHeader(http.StatusOK)
 	}
-	if err := es.enc.Encode(ev); err != nil {
-		return err
-	}
-	return es.rc.Flush()
+	return es.enc.Encode(ev)
 }
 
 type streamWriter struct {
@@ -124,11 +133,11 @@ func (s *Server) handleVMExec(w http.ResponseWriter, r *http.Request, sb cluster
 			return
 		}
 		_, detail := errorDetailOf(err)
-		es.send(&apiv1.ExecEvent{Type: apiv1.ExecError, Error: &detail})
+		es.end(&apiv1.ExecEvent{Type: apiv1.ExecError, Error: &detail})
 		return
 	}
 	s.metrics.execs.WithLabelValues("exit").Inc()
-	es.send(&apiv1.ExecEvent{Type: apiv1.ExecEnd, ExecExit: apiv1.ExecExit{ExitCode: e.ExitCode, Signal: e.Signal,
+	es.end(&apiv1.ExecEvent{Type: apiv1.ExecEnd, ExecExit: apiv1.ExecExit{ExitCode: e.ExitCode, Signal: e.Signal,
 		TimedOut: e.TimedOut, DurationMS: e.DurationMS, ExecutionID: e.ID}})
 }
 
