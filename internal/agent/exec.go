@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -139,12 +141,9 @@ func (p *process) drain(pumps *sync.WaitGroup) {
 }
 
 func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
-	path, err := exec.LookPath(req.Argv[0])
-	if err != nil {
-		return nil, err
-	}
 	p := &process{}
 	var childIn, childOut, childErr *os.File
+	var err error
 	if req.Stdin {
 		if childIn, p.stdin, err = os.Pipe(); err != nil {
 			return nil, err
@@ -163,7 +162,7 @@ func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
 		return nil, err
 	}
 	defer childErr.Close()
-	sp := spawn{path: path, argv: req.Argv, env: append(baseEnv(), req.Env...), cwd: req.Cwd, user: req.User,
+	sp := spawn{argv: req.Argv, env: append(baseEnv(), req.Env...), cwd: req.Cwd, user: req.User,
 		files: []*os.File{childIn, childOut, childErr}, attr: &syscall.SysProcAttr{Setpgid: true}}
 	if err := s.start(p, &sp); err != nil {
 		p.closeAll()
@@ -174,8 +173,7 @@ func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
 
 // spawn is what start needs to run a program.
 type spawn struct {
-	path  string
-	argv  []string
+	argv  []string // argv[0] is found by program
 	env   []string
 	cwd   string // "" means "/"
 	user  string // "" means the agent's
@@ -201,9 +199,13 @@ func (s *Server) start(p *process, sp *spawn) error {
 	if cwd == "" {
 		cwd = "/"
 	}
+	path, err := program(sp.argv[0], cwd, sp.env)
+	if err != nil {
+		return err
+	}
 	pattr := &os.ProcAttr{Dir: cwd, Env: sp.env, Files: sp.files, Sys: attr}
 	start := func() (int, error) {
-		proc, err := os.StartProcess(sp.path, sp.argv, pattr)
+		proc, err := os.StartProcess(path, sp.argv, pattr)
 		if err != nil {
 			return 0, err
 		}
@@ -214,7 +216,6 @@ func (s *Server) start(p *process, sp *spawn) error {
 	if s.cfg.WorkloadTasks != nil {
 		start = forkInGroup(s.cfg.WorkloadTasks, start)
 	}
-	var err error
 	p.wait, err = s.reaper.start(start)
 	if err != nil {
 		return err
@@ -293,6 +294,37 @@ func (p *process) closeStdin() {
 			p.stdin.Close()
 		}
 	})
+}
+
+// program finds the file the command name stands for as the command's own
+// environment would: a name with a slash is a path, relative to the
+// command's directory cwd (not the agent's); a bare name is searched for in
+// the PATH of the command's environment env (its last PATH= wins; the
+// agent's own PATH may differ), relative entries again from cwd.
+func program(name, cwd string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return exec.LookPath(inDir(cwd, name))
+	}
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if p, err := exec.LookPath(inDir(cwd, filepath.Join(dir, name))); err == nil {
+			return p, nil
+		}
+	}
+	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
+}
+
+// inDir is p, made absolute from dir when it is relative.
+func inDir(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
 }
 
 func lookupUser(name string) (*syscall.Credential, error) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -66,10 +65,6 @@ func (s *Server) pty(ctx context.Context, st *stream, req *agentproto.PtyRequest
 // new session whose controlling terminal it is. The agent keeps the master
 // (p.stdin and p.stdout).
 func (s *Server) startPty(req *agentproto.PtyRequest) (*process, error) {
-	path, err := exec.LookPath(req.Argv[0])
-	if err != nil {
-		return nil, err
-	}
 	master, tty, err := openPty()
 	if err != nil {
 		return nil, err
@@ -88,7 +83,7 @@ func (s *Server) startPty(req *agentproto.PtyRequest) (*process, error) {
 	if !slices.ContainsFunc(req.Env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
 		env = append(env, "TERM=xterm-256color")
 	}
-	sp := spawn{path: path, argv: req.Argv, env: env, cwd: req.Cwd, user: req.User,
+	sp := spawn{argv: req.Argv, env: env, cwd: req.Cwd, user: req.User,
 		files: []*os.File{tty, tty, tty}, attr: &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}}
 	if err := s.start(p, &sp); err != nil {
 		master.Close()

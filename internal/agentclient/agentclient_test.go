@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -256,5 +257,31 @@ func TestGuestOpenedStreamsEndTheSession(t *testing.T) {
 	case <-c.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the session survived a guest opening streams toward the host")
+	}
+}
+
+// TestExecFindsProgramAsItsEnvironmentWould: a relative program path is
+// taken from the command's cwd and a bare name from its environment's PATH,
+// not the agent's (a "shell":false exec of ./run.sh in /app, or of a tool on
+// a PATH the request sets, ran nothing and answered not found).
+func TestExecFindsProgramAsItsEnvironmentWould(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "run-me"), []byte("#!/bin/sh\necho ran \"$0\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, req := range map[string]*agentproto.ExecRequest{
+		"relative to cwd":   {Argv: []string{"./run-me"}, Cwd: dir},
+		"on the env PATH":   {Argv: []string{"run-me"}, Env: []string{"PATH=/nonexistent:" + dir}},
+		"relative PATH dir": {Argv: []string{"run-me"}, Cwd: filepath.Dir(dir), Env: []string{"PATH=" + filepath.Base(dir)}},
+	} {
+		out, _, exit, err := run(t, c, req, nil)
+		if err != nil || exit.ExitCode != 0 || !strings.HasPrefix(out, "ran ") {
+			t.Errorf("%s: out %q exit %+v err %v", name, out, exit, err)
+		}
+	}
+	if _, _, _, err := run(t, c, &agentproto.ExecRequest{Argv: []string{"run-me"}, Env: []string{"PATH=/nonexistent"}}, nil); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("a name on no PATH directory: err = %v, want ErrNotFound", err)
 	}
 }

@@ -622,4 +622,19 @@ func TestFirewallRemoveFromKnownMap(t *testing.T) {
 	if err != nil || len(ids) != 0 {
 		t.Errorf("after removing both: chains %v, %v", ids, err)
 	}
+
+	// Another process prunes z and gives its address to its own sandbox w:
+	// a Remove of z from the known map must not delete w's entry.
+	if err := fw.Apply(ctx, &network.Rule{ID: "z", Addr: netip.AddrFrom4([4]byte{10, 95, 0, 12})}); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, real, "delete element inet aetknown sandboxes { 10.95.0.12 }; add chain inet aetknown sb-w; "+
+		"add element inet aetknown sandboxes { 10.95.0.12 : jump sb-w }")
+	if err := fw.Remove(ctx, "z"); err != nil {
+		t.Fatalf("Remove of a sandbox whose address another took: %v", err)
+	}
+	out, err := exec.Command(real, "list", "map", "inet", "aetknown", "sandboxes").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "10.95.0.12 : jump sb-w") {
+		t.Errorf("w's entry is gone after z's Remove (%v):\n%s", err, out)
+	}
 }

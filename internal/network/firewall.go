@@ -202,7 +202,10 @@ func (f *Firewall) applyScript(cur []entry, r *Rule, comment string) string {
 		fmt.Fprintf(&b, "add rule inet %s %s %s\n", t, chain, rule)
 	}
 	for _, e := range cur {
-		if e.family == "inet" && (e.target == chain || e.key == r.Addr.String()) {
+		switch {
+		case e.family == "inet" && e.target == chain:
+			deleteSandboxElement(&b, t, e)
+		case e.family == "inet" && e.key == r.Addr.String():
 			fmt.Fprintf(&b, "delete element inet %s sandboxes { %s }\n", t, e.key)
 		}
 	}
@@ -471,7 +474,7 @@ func (f *Firewall) removeScript(cur []entry, id string) string {
 	for _, e := range cur {
 		switch {
 		case e.family == "inet" && e.target == "sb-"+id:
-			fmt.Fprintf(&b, "delete element inet %s sandboxes { %s }\n", t, e.key)
+			deleteSandboxElement(&b, t, e)
 		case e.family == "bridge" && e.target == "port-"+id:
 			fmt.Fprintf(&b, "delete element bridge %s ports { %q }\n", t, e.key)
 		}
@@ -482,6 +485,18 @@ func (f *Firewall) removeScript(cur []entry, id string) string {
 		fmt.Fprintf(&b, "add chain bridge %[1]s port-%[2]s\nflush chain bridge %[1]s port-%[2]s\ndelete chain bridge %[1]s port-%[2]s\n", t, id)
 	}
 	return b.String()
+}
+
+// deleteSandboxElement writes the deletion of a sandbox's own element e of
+// the sandboxes map. It first adds e again as it was read: the kernel
+// deletes an element by its key alone, but refuses to add one whose key
+// holds another verdict, so when another process has given the address to
+// another sandbox since this process read the map (claims and removes start
+// from what it knows), the transaction fails and reruns from a fresh
+// listing instead of deleting that sandbox's entry.
+func deleteSandboxElement(b *strings.Builder, table string, e entry) {
+	fmt.Fprintf(b, "add element inet %[1]s sandboxes { %[2]s : jump %[3]s }\ndelete element inet %[1]s sandboxes { %[2]s }\n",
+		table, e.key, e.target)
 }
 
 // Prune removes the entries of every sandbox for which keep returns false,

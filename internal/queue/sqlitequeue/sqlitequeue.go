@@ -106,12 +106,14 @@ type taskWorker struct {
 	river.WorkerDefaults[taskArgs]
 	handler queue.Handler
 	slots   *queue.Slots
+	limit   time.Duration // Config.MaxTimeout
 }
 
-// Timeout implements river.Worker: none of River's own (-1). Work applies
-// the task's timeout once the job holds a slot, so time spent waiting for
-// one never uses up the task's own.
-func (w *taskWorker) Timeout(*river.Job[taskArgs]) time.Duration { return -1 }
+// Timeout implements river.Worker: River's bound on a job is the longest
+// task timeout (Config.MaxTimeout), which its stuck-job rescuer also goes
+// by (-1 would turn the rescuer off). Work applies the task's own timeout
+// once the job holds a slot, so time spent waiting for one never uses it up.
+func (w *taskWorker) Timeout(*river.Job[taskArgs]) time.Duration { return w.limit }
 
 // taskTimeout is how long a task may run once it holds a slot.
 func taskTimeout(job *river.Job[taskArgs]) time.Duration {
@@ -177,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate queue %s: %w", cfg.Path, err)
 	}
-	q := &Queue{cfg: cfg, db: db, worker: &taskWorker{slots: queue.NewSlots(cfg.Concurrency, cfg.Weights)}}
+	q := &Queue{cfg: cfg, db: db, worker: &taskWorker{slots: queue.NewSlots(cfg.Concurrency, cfg.Weights), limit: cfg.MaxTimeout}}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, q.worker)
 	// Each River queue may fetch as many jobs as its priority may run; the
