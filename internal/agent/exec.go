@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/aetherium/aetherium/internal/agentproto"
 )
 
@@ -130,7 +132,7 @@ func (p *process) drain(pumps *sync.WaitGroup) {
 			return
 		case <-tick.C:
 			idle := time.Since(time.Unix(0, p.lastIO.Load()))
-			if p.sending.Load() == 0 && idle >= pipeDrainGrace {
+			if p.sending.Load() == 0 && idle >= pipeDrainGrace && !p.unread() {
 				p.stdout.Close()
 				p.stderr.Close()
 				<-drained
@@ -138,6 +140,26 @@ func (p *process) drain(pumps *sync.WaitGroup) {
 			}
 		}
 	}
+}
+
+// unread reports whether output still waits in a pipe: a pump that did not
+// get a core for pipeDrainGrace (a loaded guest) has not read it yet, and
+// closing the pipe then would lose it. Output of a process that exited is
+// all in its pipes, so only a background child's later writes can be cut.
+func (p *process) unread() bool {
+	for _, f := range []*os.File{p.stdout, p.stderr} {
+		if f == nil {
+			continue
+		}
+		n := 0
+		if rc, err := f.SyscallConn(); err == nil { // not Fd(): that would make f blocking
+			rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+		}
+		if n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) startProcess(req *agentproto.ExecRequest) (*process, error) {
