@@ -398,14 +398,7 @@ func TestFirewallBatchesConcurrentChanges(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	fw, err := network.NewFirewall(network.FirewallConfig{Table: "aetbatch", Interfaces: []string{"aetbatch0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fw.Teardown(ctx) })
+	fw := setUpFirewall(t, "aetbatch")
 	at := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 97, 0, byte(10 + i)}) }
 	each := func(n int, do func(i int) error) {
 		t.Helper()
@@ -473,18 +466,8 @@ func TestClaimGivesEachSandboxItsOwnAddress(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	var fws [2]*network.Firewall
-	for i := range fws {
-		fw, err := network.NewFirewall(network.FirewallConfig{Table: "aetclaim", Interfaces: []string{"aetclaim0"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fw.Setup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		fws[i] = fw
-	}
-	t.Cleanup(func() { fws[0].Teardown(ctx) })
+	// Two processes' firewalls on one table.
+	fws := [2]*network.Firewall{setUpFirewall(t, "aetclaim"), setUpFirewall(t, "aetclaim")}
 	pool := netip.MustParsePrefix("10.96.0.0/27") // 30 addresses besides reserved
 	reserved := []netip.Addr{pool.Addr(), pool.Addr().Next()}
 	claim := func(fw *network.Firewall, id string) (netip.Addr, error) {
@@ -589,14 +572,7 @@ func TestFirewallRemoveFromKnownMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
-	fw, err := network.NewFirewall(network.FirewallConfig{Table: "aetknown", Interfaces: []string{"aetknown0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fw.Teardown(ctx) })
+	fw := setUpFirewall(t, "aetknown")
 	for i, id := range []string{"x", "y"} {
 		if err := fw.Apply(ctx, &network.Rule{ID: id, Addr: netip.AddrFrom4([4]byte{10, 95, 0, byte(10 + i)})}); err != nil {
 			t.Fatal(err)
@@ -637,4 +613,19 @@ func TestFirewallRemoveFromKnownMap(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "10.95.0.12 : jump sb-w") {
 		t.Errorf("w's entry is gone after z's Remove (%v):\n%s", err, out)
 	}
+}
+
+// setUpFirewall sets up the tables named table for the interface table+"0"
+// and tears them down when the test ends.
+func setUpFirewall(t *testing.T, table string) *network.Firewall {
+	t.Helper()
+	fw, err := network.NewFirewall(network.FirewallConfig{Table: table, Interfaces: []string{table + "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Teardown(context.Background()) })
+	return fw
 }
