@@ -3,8 +3,6 @@ package network
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -64,11 +62,11 @@ type Firewall struct {
 	known     []entry    // the sandboxes map after this process's last transaction; nil: unknown (under mu)
 }
 
-// change is one Apply, Claim or Remove waiting for its batch: script writes
-// its part of an nft transaction from the maps' entries as they are (with
-// those the batch's earlier changes add).
+// change is one Apply, Claim or Remove waiting for its batch: do adds its
+// part to the batch's transaction, from the maps' entries as the batch's
+// earlier changes leave them (tx.cur).
 type change struct {
-	script func(cur []entry) string
+	do     func(tx *txn) error
 	remove bool // idempotent: without the tables there is nothing to do
 	claim  bool // may start from known (see run); so may a remove
 	done   chan error
@@ -189,52 +187,59 @@ func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
 	if !r.Addr.Is4() {
 		return errdefs.InvalidArgument("firewall: sandbox %s: address %s is not IPv4", r.ID, r.Addr)
 	}
-	return f.commit(ctx, &change{script: func(cur []entry) string { return f.applyScript(cur, r, "") }})
+	if err := f.checkPort(r); err != nil {
+		return err
+	}
+	return f.commit(ctx, &change{do: func(tx *txn) error { return f.apply(tx, r, "") }})
 }
 
-// applyScript writes r's chain and entries; comment, when not "", goes on
-// its sandboxes-map element.
-func (f *Firewall) applyScript(cur []entry, r *Rule, comment string) string {
-	t, chain := f.cfg.Table, "sb-"+r.ID
-	var b strings.Builder
-	fmt.Fprintf(&b, "add chain inet %[1]s %[2]s\nflush chain inet %[1]s %[2]s\n", t, chain)
-	for _, rule := range policyRules(r.Policy, r.Allow) {
-		fmt.Fprintf(&b, "add rule inet %s %s %s\n", t, chain, rule)
+// checkPort refuses a port binding the bridge table cannot hold.
+func (f *Firewall) checkPort(r *Rule) error {
+	if !f.cfg.Ports || r.Port == "" {
+		return nil
 	}
-	for _, e := range cur {
+	if len(r.MAC) != 6 {
+		return errdefs.InvalidArgument("firewall: sandbox %s: MAC %q is not 6 bytes", r.ID, r.MAC)
+	}
+	if _, err := elementKey(entry{family: "bridge", key: r.Port}); err != nil {
+		return errdefs.InvalidArgument("%v", err)
+	}
+	return nil
+}
+
+// apply writes r's chain and entries; comment, when not "", goes on its
+// sandboxes-map element.
+func (f *Firewall) apply(tx *txn, r *Rule, comment string) error {
+	chain := "sb-" + r.ID
+	tx.replaceChain(tx.inet, chain, policyRules(r.Policy, r.Allow))
+	for _, e := range slices.Clone(tx.cur) {
+		var err error
 		switch {
 		case e.family == "inet" && e.target == chain:
-			deleteSandboxElement(&b, t, e)
+			err = tx.deleteSandboxElement(e)
 		case e.family == "inet" && e.key == r.Addr.String():
-			fmt.Fprintf(&b, "delete element inet %s sandboxes { %s }\n", t, e.key)
+			err = tx.deleteElement(e)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if comment != "" {
-		comment = fmt.Sprintf(" comment %q", comment)
+	if err := tx.addElement(entry{family: "inet", key: r.Addr.String(), target: chain, comment: comment}); err != nil {
+		return err
 	}
-	fmt.Fprintf(&b, "add element inet %s sandboxes { %s%s : jump %s }\n", t, r.Addr, comment, chain)
-	if f.cfg.Ports && r.Port != "" {
-		port := "port-" + r.ID
-		mac := r.MAC.String()
-		fmt.Fprintf(&b, "add chain bridge %[1]s %[2]s\nflush chain bridge %[1]s %[2]s\n", t, port)
-		for _, rule := range []string{
-			"ether saddr != " + mac + " drop",
-			"ether type arp arp saddr ether != " + mac + " drop",
-			"ether type arp arp saddr ip != " + r.Addr.String() + " drop",
-			"ether type ip ip saddr != " + r.Addr.String() + " drop",
-			"ether type { ip, arp } accept",
-			"drop",
-		} {
-			fmt.Fprintf(&b, "add rule bridge %s %s %s\n", t, port, rule)
-		}
-		for _, e := range cur {
-			if e.family == "bridge" && (e.target == port || e.key == r.Port) {
-				fmt.Fprintf(&b, "delete element bridge %s ports { %q }\n", t, e.key)
+	if !f.cfg.Ports || r.Port == "" {
+		return nil
+	}
+	port := "port-" + r.ID
+	tx.replaceChain(tx.bridge, port, portRules(r.MAC, r.Addr))
+	for _, e := range slices.Clone(tx.cur) {
+		if e.family == "bridge" && (e.target == port || e.key == r.Port) {
+			if err := tx.deleteElement(e); err != nil {
+				return err
 			}
 		}
-		fmt.Fprintf(&b, "add element bridge %s ports { %q : jump %s }\n", t, r.Port, port)
 	}
-	return b.String()
+	return tx.addElement(entry{family: "bridge", key: r.Port, target: port})
 }
 
 // Claim installs a sandbox's chain and points a free address of pool at it,
@@ -242,26 +247,30 @@ func (f *Firewall) applyScript(cur []entry, r *Rule, comment string) string {
 // process sharing the table has an entry for it, so the sandboxes map is the
 // host's allocation table for pool, and two claims never get one address
 // (they read and write the map under the table's lock; without the host
-// lock, nft refuses the second of two equal keys). Addresses in reserved
-// (the network's own, its gateway) are never given; the search starts after
-// the previous claim's address, so a freed address is not reused at once
-// (a new sandbox inherits no conntrack entry of the last one there).
-// r.Addr is ignored. An entry of the same sandbox elsewhere is replaced.
-// It fails with errdefs.ErrUnavailable when pool has no free address.
+// lock, the kernel refuses the second of two equal keys). Addresses in
+// reserved (the network's own, its gateway) are never given; the search
+// starts after the previous claim's address, so a freed address is not
+// reused at once (a new sandbox inherits no conntrack entry of the last one
+// there). r.Addr is ignored. An entry of the same sandbox elsewhere is
+// replaced. It fails with errdefs.ErrUnavailable when pool has no free
+// address.
 func (f *Firewall) Claim(ctx context.Context, r *Rule, pool netip.Prefix, reserved ...netip.Addr) (netip.Addr, error) {
 	if !pool.Addr().Is4() {
 		return netip.Addr{}, errdefs.InvalidArgument("firewall: pool %s is not IPv4", pool)
 	}
+	if err := f.checkPort(r); err != nil {
+		return netip.Addr{}, err
+	}
 	pool = pool.Masked()
 	var got netip.Addr
-	c := &change{claim: true, script: func(cur []entry) string {
-		got = f.pick(cur, pool, reserved)
+	c := &change{claim: true, do: func(tx *txn) error {
+		got = f.pick(tx.cur, pool, reserved)
 		if !got.IsValid() {
-			return ""
+			return nil
 		}
 		rule := *r
 		rule.Addr = got
-		return f.applyScript(cur, &rule, claimComment(time.Now()))
+		return f.apply(tx, &rule, claimComment(time.Now()))
 	}}
 	if err := f.commit(ctx, c); err != nil {
 		return netip.Addr{}, err
@@ -329,12 +338,12 @@ func (f *Firewall) pick(cur []entry, pool netip.Prefix, reserved []netip.Addr) n
 	}
 }
 
-// commit runs c in one nft transaction with the changes queued beside it
-// (one listing of the maps and one nft run for the lot, not two per
+// commit runs c in one transaction with the changes queued beside it (one
+// listing of the maps at most and one transaction for the lot, not one per
 // sandbox: with 500 sandboxes a create or delete waited on every other's
-// nft processes in turn). Whoever holds the lock runs everything queued;
-// if the batch fails, each change runs on its own, so one change's error
-// is never another's.
+// in turn). Whoever holds the lock runs everything queued; if the batch
+// fails, each change runs on its own, so one change's error is never
+// another's.
 func (f *Firewall) commit(ctx context.Context, c *change) error {
 	c.done = make(chan error, 1)
 	f.queueMu.Lock()
@@ -346,20 +355,16 @@ func (f *Firewall) commit(ctx context.Context, c *change) error {
 	f.queued = nil
 	f.queueMu.Unlock()
 	if len(batch) > 0 {
-		// The batch is several callers' work: one caller's cancellation
-		// must not end it.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		err := f.run(bctx, batch)
+		err := f.run(batch)
 		if err != nil && len(batch) > 1 {
 			for _, b := range batch {
-				b.done <- f.run(bctx, []*change{b})
+				b.done <- f.run([]*change{b})
 			}
 		} else {
 			for _, b := range batch {
 				b.done <- err
 			}
 		}
-		cancel()
 	}
 	unlock()
 	return <-c.done // filled by this batch or the one that took c
@@ -372,34 +377,37 @@ func (f *Firewall) commit(ctx context.Context, c *change) error {
 // chain), to delete an element another process deleted (Prune), and to
 // delete a chain an element it did not know of still jumps to; then the
 // batch runs again from a fresh listing.
-func (f *Firewall) run(ctx context.Context, batch []*change) error {
+func (f *Firewall) run(batch []*change) error {
 	cached := f.known != nil && every(batch, func(c *change) bool { return c.claim || c.remove })
 	cur := f.known
 	if !cached {
 		var err error
-		if cur, err = f.entries(ctx); err != nil {
+		if cur, err = listEntries(f.cfg.Table, f.cfg.Ports); err != nil {
 			f.known = nil
-			if every(batch, func(c *change) bool { return c.remove }) && !f.exists(ctx) {
+			if every(batch, func(c *change) bool { return c.remove }) && !tableExists(f.cfg.Table) {
 				return nil // never set up: nothing to remove
 			}
 			return err
 		}
 	}
-	var b strings.Builder
-	for _, c := range batch {
-		script := c.script(cur)
-		b.WriteString(script)
-		cur = applied(cur, script)
+	tx, err := f.newTxn(cur)
+	if err != nil {
+		return err
 	}
-	if err := nft(ctx, b.String()); err != nil {
+	for _, c := range batch {
+		if err := c.do(tx); err != nil {
+			return err
+		}
+	}
+	if err := tx.commit(); err != nil {
 		f.known = nil
 		if cached {
-			return f.run(ctx, batch)
+			return f.run(batch)
 		}
 		return err
 	}
 	if !f.cfg.Ports { // only the sandboxes map is followed
-		f.known = cur
+		f.known = tx.cur
 	}
 	return nil
 }
@@ -407,30 +415,6 @@ func (f *Firewall) run(ctx context.Context, batch []*change) error {
 // every reports whether each change of batch is one that is.
 func every(batch []*change, is func(*change) bool) bool {
 	return !slices.ContainsFunc(batch, func(c *change) bool { return !is(c) })
-}
-
-// applied is the sandboxes map's entries after script: cur without the
-// elements it deletes, with those it adds (so a later change of the same
-// batch, or the next batch of claims, sees them).
-func applied(cur []entry, script string) []entry {
-	out := slices.Clone(cur)
-	for _, line := range strings.Split(script, "\n") {
-		if rest, ok := strings.CutPrefix(line, "delete element inet "); ok {
-			if _, el, ok := strings.Cut(rest, " sandboxes { "); ok {
-				key := strings.TrimSuffix(el, " }")
-				out = slices.DeleteFunc(out, func(e entry) bool { return e.family == "inet" && e.key == key })
-			}
-		}
-		if rest, ok := strings.CutPrefix(line, "add element inet "); ok {
-			if _, el, ok := strings.Cut(rest, " sandboxes { "); ok {
-				key, _, _ := strings.Cut(el, " ")
-				if _, target, ok := strings.Cut(strings.TrimSuffix(el, " }"), " : jump "); ok {
-					out = append(out, entry{family: "inet", key: key, target: target})
-				}
-			}
-		}
-	}
-	return out
 }
 
 // lock serializes reading the tables and writing a transaction built from
@@ -446,57 +430,30 @@ func (f *Firewall) lock() func() {
 	}
 }
 
-// policyRules are the rules of a sandbox's chain, in order.
-func policyRules(p egress.Policy, allow []netip.Prefix) []string {
-	dns := "ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 accept"
-	switch {
-	case p.Mode == egress.None:
-		return []string{"drop"}
-	case p.Mode == egress.Internet || p.IsZero():
-		return []string{dns, "ip daddr @deny4 drop", "accept"}
-	}
-	rules := []string{dns}
-	if len(allow) > 0 {
-		rules = append(rules, "ip daddr { "+prefixList(allow)+" } accept")
-	}
-	return append(rules, "drop")
-}
-
 // Remove deletes a sandbox's entries and chains. Idempotent: without the
 // tables (never set up) there is nothing to remove.
 func (f *Firewall) Remove(ctx context.Context, id string) error {
-	return f.commit(ctx, &change{remove: true, script: func(cur []entry) string { return f.removeScript(cur, id) }})
+	return f.commit(ctx, &change{remove: true, do: func(tx *txn) error { return f.remove(tx, id) }})
 }
 
-func (f *Firewall) removeScript(cur []entry, id string) string {
-	t := f.cfg.Table
-	var b strings.Builder
-	for _, e := range cur {
+func (f *Firewall) remove(tx *txn, id string) error {
+	for _, e := range slices.Clone(tx.cur) {
+		var err error
 		switch {
 		case e.family == "inet" && e.target == "sb-"+id:
-			deleteSandboxElement(&b, t, e)
+			err = tx.deleteSandboxElement(e)
 		case e.family == "bridge" && e.target == "port-"+id:
-			fmt.Fprintf(&b, "delete element bridge %s ports { %q }\n", t, e.key)
+			err = tx.deleteElement(e)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	// add, flush, delete: deletes whether or not the chain was there.
-	fmt.Fprintf(&b, "add chain inet %[1]s sb-%[2]s\nflush chain inet %[1]s sb-%[2]s\ndelete chain inet %[1]s sb-%[2]s\n", t, id)
+	tx.deleteChain(tx.inet, "sb-"+id)
 	if f.cfg.Ports {
-		fmt.Fprintf(&b, "add chain bridge %[1]s port-%[2]s\nflush chain bridge %[1]s port-%[2]s\ndelete chain bridge %[1]s port-%[2]s\n", t, id)
+		tx.deleteChain(tx.bridge, "port-"+id)
 	}
-	return b.String()
-}
-
-// deleteSandboxElement writes the deletion of a sandbox's own element e of
-// the sandboxes map. It first adds e again as it was read: the kernel
-// deletes an element by its key alone, but refuses to add one whose key
-// holds another verdict, so when another process has given the address to
-// another sandbox since this process read the map (claims and removes start
-// from what it knows), the transaction fails and reruns from a fresh
-// listing instead of deleting that sandbox's entry.
-func deleteSandboxElement(b *strings.Builder, table string, e entry) {
-	fmt.Fprintf(b, "add element inet %[1]s sandboxes { %[2]s : jump %[3]s }\ndelete element inet %[1]s sandboxes { %[2]s }\n",
-		table, e.key, e.target)
+	return nil
 }
 
 // Prune removes the entries of every sandbox for which keep returns false,
@@ -504,38 +461,35 @@ func deleteSandboxElement(b *strings.Builder, table string, e entry) {
 func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
 	defer f.lock()()
 	f.known = nil
-	if !f.exists(ctx) {
+	if !tableExists(f.cfg.Table) {
 		return nil
 	}
-	chains, err := f.chains(ctx)
+	ids, err := sandboxChains(f.cfg.Table)
 	if err != nil {
 		return err
 	}
-	cur, err := f.entries(ctx)
+	cur, err := listEntries(f.cfg.Table, f.cfg.Ports)
 	if err != nil {
 		return err
 	}
-	var b strings.Builder
-	for _, id := range chains {
-		if !keep(id) && !claimedFor(cur, id) {
-			b.WriteString(f.removeScript(cur, id))
-		}
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	return nft(ctx, b.String())
-}
-
-// claimedFor reports whether sandbox id claimed its address within
-// claimGrace: its container may not exist yet.
-func claimedFor(cur []entry, id string) bool {
+	claimed := make(map[string]bool)
 	for _, e := range cur {
-		if e.family == "inet" && e.target == "sb-"+id && claimedLately(e.comment) {
-			return true
+		if e.family == "inet" && claimedLately(e.comment) {
+			claimed[strings.TrimPrefix(e.target, "sb-")] = true
 		}
 	}
-	return false
+	tx, err := f.newTxn(cur)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !keep(id) && !claimed[id] {
+			if err := f.remove(tx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.commit()
 }
 
 // forget drops what this process knows of the sandboxes map: the tables
@@ -547,7 +501,9 @@ func (f *Firewall) forget() {
 }
 
 // Sandboxes lists the IDs of the sandboxes that have a chain.
-func (f *Firewall) Sandboxes(ctx context.Context) ([]string, error) { return f.chains(ctx) }
+func (f *Firewall) Sandboxes(ctx context.Context) ([]string, error) {
+	return sandboxChains(f.cfg.Table)
+}
 
 // Teardown deletes the tables. For tests and uninstalling.
 func (f *Firewall) Teardown(ctx context.Context) error {
@@ -559,78 +515,8 @@ func (f *Firewall) Teardown(ctx context.Context) error {
 	return nft(ctx, script)
 }
 
-// exists reports whether the inet table is there.
-func (f *Firewall) exists(ctx context.Context) bool {
-	return exec.CommandContext(ctx, "nft", "list", "table", "inet", f.cfg.Table).Run() == nil
-}
-
 // entry is one element of the sandboxes or ports map.
 type entry struct{ family, key, target, comment string }
-
-// entries lists both maps' elements.
-func (f *Firewall) entries(ctx context.Context) ([]entry, error) {
-	var out []entry
-	maps := [][2]string{{"inet", "sandboxes"}}
-	if f.cfg.Ports {
-		maps = append(maps, [2]string{"bridge", "ports"})
-	}
-	for _, m := range maps {
-		var doc struct {
-			Nftables []struct {
-				Map *struct {
-					Elem [][2]json.RawMessage `json:"elem"`
-				} `json:"map"`
-			} `json:"nftables"`
-		}
-		if err := nftJSON(ctx, &doc, "list", "map", m[0], f.cfg.Table, m[1]); err != nil {
-			return nil, err
-		}
-		for _, o := range doc.Nftables {
-			if o.Map == nil {
-				continue
-			}
-			for _, el := range o.Map.Elem {
-				var key string
-				var commented struct { // an element with a comment
-					Elem struct{ Val, Comment string } `json:"elem"`
-				}
-				var v struct {
-					Jump struct{ Target string } `json:"jump"`
-				}
-				if json.Unmarshal(el[1], &v) != nil {
-					continue
-				}
-				if json.Unmarshal(el[0], &key) == nil {
-					out = append(out, entry{family: m[0], key: key, target: v.Jump.Target})
-				} else if json.Unmarshal(el[0], &commented) == nil {
-					out = append(out, entry{family: m[0], key: commented.Elem.Val, target: v.Jump.Target, comment: commented.Elem.Comment})
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// chains lists the sandbox IDs of sb-* chains.
-func (f *Firewall) chains(ctx context.Context) ([]string, error) {
-	var doc struct {
-		Nftables []struct {
-			Chain *struct{ Name, Table string } `json:"chain"`
-		} `json:"nftables"`
-	}
-	if err := nftJSON(ctx, &doc, "list", "chains", "inet"); err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, o := range doc.Nftables {
-		if o.Chain != nil && o.Chain.Table == f.cfg.Table {
-			if id, ok := strings.CutPrefix(o.Chain.Name, "sb-"); ok && !slices.Contains(ids, id) {
-				ids = append(ids, id)
-			}
-		}
-	}
-	return ids, nil
-}
 
 func nft(ctx context.Context, script string) error {
 	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
@@ -642,18 +528,6 @@ func nft(ctx context.Context, script string) error {
 		return fmt.Errorf("firewall: nft: %v: %s\nscript:\n%s", err, bytes.TrimSpace(out), script)
 	}
 	return nil
-}
-
-func nftJSON(ctx context.Context, v any, args ...string) error {
-	out, err := exec.CommandContext(ctx, "nft", append([]string{"-j"}, args...)...).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("firewall: nft %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(ee.Stderr))
-		}
-		return fmt.Errorf("firewall: nft: %w", err)
-	}
-	return json.Unmarshal(out, v)
 }
 
 func prefixList(ps []netip.Prefix) string {
