@@ -8,6 +8,7 @@ go test -run '^$' -bench 'BenchmarkThroughput' -benchtime 3000x ./internal/queue
 go test -run '^$' -bench 'BenchmarkPickup' -benchtime 1000x ./internal/queue/asynqqueue 2>&1 | grep -E 'pickup latency' | tail -1
 go test -run '^$' -bench 'BenchmarkExecHop' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'exec via' | tail -1
 go test -run '^$' -bench 'BenchmarkExecRoundTrip' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|exec true' | tail -2
+AETHER_BENCH_STORE_SYNCHRONOUS=normal go test -run '^$' -bench 'BenchmarkExecRoundTrip' -benchtime 300x ./internal/e2e 2>&1 | grep -E '^Benchmark|exec true' | tail -2
 go test -run '^$' -bench 'BenchmarkSDKExecRoundTrip' -benchtime 1x ./internal/e2e 2>&1 | grep -E '"lang"' | tail -2
 go test -run '^$' -bench 'BenchmarkPtyEcho' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'pty keystroke echo' | tail -1
 go test -run '^$' -bench 'BenchmarkPortProxy' -benchtime 200x ./internal/e2e 2>&1 | grep -E 'via /ports/' | tail -2

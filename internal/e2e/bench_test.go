@@ -60,9 +60,16 @@ func report(b *testing.B, name string, ours, raw samples) {
 // attribution it also times, in the same iterations, the agent's own exec of
 // what aetherd asks of it, both ways, over a second connection the benchmark
 // opens to the sandbox's agent socket: what Aetherium adds is the API exec
-// minus that.
+// minus that. AETHER_BENCH_STORE_SYNCHRONOUS=normal runs aetherd with
+// store.synchronous: normal (an exec's record survives a process crash at
+// once and a power loss from the next durable write on; the default, full,
+// fsyncs it before the response ends).
 func BenchmarkExecRoundTrip(b *testing.B) {
-	e := newDockerEnv(b)
+	var args []string
+	if s := os.Getenv("AETHER_BENCH_STORE_SYNCHRONOUS"); s != "" {
+		args = configArgs(b, "store:\n  synchronous: "+s+"\n")
+	}
+	e := newDockerEnv(b, args...)
 	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "bench"})
 	container := "aether-" + vm.ID
 	docker := newDockerClient(b)
@@ -116,6 +123,16 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 		b.Logf("the agent's own exec of %s (direct connection): p50 %.2fms p99 %.2fms; Aetherium adds p50 %.2fms",
 			d.name, ms(d.self.pct(0.5)), ms(d.self.pct(0.99)), ms(d.api.pct(0.5)-d.self.pct(0.5)))
 	}
+}
+
+// configArgs writes yaml to an aetherd config file and returns the flags
+// that load it.
+func configArgs(b *testing.B, yaml string) []string {
+	cfg := filepath.Join(b.TempDir(), "aetherd.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return []string{"--config", cfg}
 }
 
 // dialAgent opens a connection of its own to the agent of sandbox id of

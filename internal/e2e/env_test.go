@@ -75,10 +75,10 @@ type testEnv struct {
 	c     *client.Client
 }
 
-func newDockerEnv(t testing.TB) *testEnv {
+func newDockerEnv(t testing.TB, extra ...string) *testEnv {
 	t.Helper()
 	e := newEnv(t)
-	e.proc = e.add("--runtime", "docker")
+	e.proc = e.add(append([]string{"--runtime", "docker"}, extra...)...)
 	e.connect(e.proc)
 	e.start()
 	return e

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -137,18 +136,11 @@ func (ph *taskPhases) log(b *testing.B, worker []phase) {
 // 16, of which vm:create, priority high, may hold 8: queue.Caps), to see
 // whether the queue's slots or dockerd limit the creates.
 func BenchmarkCreateMany(b *testing.B) {
-	e := newEnv(b)
-	args := []string{"--runtime", "docker"}
+	var args []string
 	if c := os.Getenv("AETHER_BENCH_QUEUE_CONCURRENCY"); c != "" {
-		cfg := filepath.Join(b.TempDir(), "aetherd.yaml")
-		if err := os.WriteFile(cfg, []byte("queue:\n  concurrency: "+c+"\n"), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		args = append(args, "--config", cfg)
+		args = configArgs(b, "queue:\n  concurrency: "+c+"\n")
 	}
-	e.proc = e.add(args...)
-	e.connect(e.proc)
-	e.start()
+	e := newDockerEnv(b, args...)
 	docker := newDockerClient(b)
 	img := testbin.BaseImage(b)
 	rawWidth := scaleSubmitters
