@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	_ "modernc.org/sqlite"
 
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
@@ -69,9 +71,9 @@ type benchExecStore struct {
 // BenchmarkExecStoreWork is the store's part of one exec, one at a time:
 // the sandbox lookup by ID, the start marker, the durable finish and the
 // audit entry (synchronous=FULL). It compares, in the same run and
-// alternating, the store as aetherd opens it (statements kept prepared:
-// Dialect.PrepareStatements) with the same store parsing every statement
-// anew. The audit entry is written as aetherd's auditor does, after the
+// alternating, the store as aetherd opens it (statements kept prepared by
+// its connections: OpenDB) with the same store over the bare driver,
+// which parses every statement anew. The audit entry is written as aetherd's auditor does, after the
 // exec and waited for by nobody. Reported: p50 / p99 of one exec's store
 // work (lookup, marker, finish), and the process's CPU time (user +
 // system) per exec, audit entry included.
@@ -83,9 +85,11 @@ func BenchmarkExecStoreWork(b *testing.B) {
 	}{{"prepared", true}, {"unprepared", false}}
 	stores := make([]*benchExecStore, len(variants))
 	for i, v := range variants {
-		d := sqlite.Dialect
-		d.PrepareStatements = v.prepare
-		stores[i] = benchStore(b, d)
+		open := sqlite.OpenDB
+		if !v.prepare {
+			open = openBare
+		}
+		stores[i] = benchStoreOpen(b, sqlite.Dialect, open)
 	}
 	lat := make([][]time.Duration, len(variants))
 	cpu := make([]time.Duration, len(variants))
@@ -147,6 +151,18 @@ func (bs *benchExecStore) exec(b *testing.B) {
 // benchStore opens a migrated store in a temp dir with dialect d, holding
 // one sandbox.
 func benchStore(b *testing.B, d sqlstore.Dialect) *benchExecStore {
+	return benchStoreOpen(b, d, sqlite.OpenDB)
+}
+
+// openBare opens path as OpenDB does but through the bare driver, whose
+// connections prepare nothing.
+func openBare(path, sync string) (*sql.DB, error) {
+	return sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"+
+		"&_pragma=synchronous("+sync+")&_txlock=immediate")
+}
+
+// benchStoreOpen is benchStore over databases opened by open.
+func benchStoreOpen(b *testing.B, d sqlstore.Dialect, open func(path, sync string) (*sql.DB, error)) *benchExecStore {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "aether.db")
 	s, err := sqlite.Open(ctx, path, sqlite.SyncFull)
@@ -154,11 +170,11 @@ func benchStore(b *testing.B, d sqlstore.Dialect) *benchExecStore {
 		b.Fatal(err)
 	}
 	s.Close()
-	db, err := sqlite.OpenDB(path, sqlite.SyncFull)
+	db, err := open(path, sqlite.SyncFull)
 	if err != nil {
 		b.Fatal(err)
 	}
-	marker, err := sqlite.OpenDB(path, sqlite.SyncNormal)
+	marker, err := open(path, sqlite.SyncNormal)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	modernc "modernc.org/sqlite"
 
 	"github.com/aetherium/aetherium/internal/store/sqlstore"
 )
@@ -27,13 +27,11 @@ var migrations embed.FS
 
 // Dialect is SQLite's: ? placeholders, its unique-constraint message,
 // writes that take turns in the process (one writer at a time anyway), and
-// the exec path's durable writes committed in groups, statements kept
-// prepared.
+// the exec path's durable writes committed in groups.
 var Dialect = sqlstore.Dialect{
-	IsUnique:          func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
-	SerializeWrites:   true,
-	GroupCommit:       true,
-	PrepareStatements: true,
+	IsUnique:        func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
+	SerializeWrites: true,
+	GroupCommit:     true,
 }
 
 // Synchronous modes for OpenDB (SQLite's PRAGMA synchronous).
@@ -73,7 +71,8 @@ func Open(ctx context.Context, path, sync string) (*sqlstore.Store, error) {
 // OpenDB opens a SQLite database with the pragmas every Aetherium database
 // uses: WAL, a busy timeout instead of immediate SQLITE_BUSY, foreign keys, and
 // write transactions that take the write lock at BEGIN (so two writers queue
-// instead of deadlocking on a lock upgrade).
+// instead of deadlocking on a lock upgrade). Its connections keep the
+// statements they run prepared (cachingConnector).
 func OpenDB(path, sync string) (*sql.DB, error) {
 	if sync == "" {
 		sync = SyncFull
@@ -86,11 +85,11 @@ func OpenDB(path, sync string) (*sql.DB, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	c, err := modernc.NewConnector("file:" + path + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return db, nil
+	return sql.OpenDB(cachingConnector{c}), nil
 }
 
 // Migrate returns a golang-migrate instance for the store's schema, for the

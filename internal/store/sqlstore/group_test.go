@@ -2,8 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -17,20 +17,10 @@ import (
 // caller's context is already done when its statement runs still commits
 // (SQLite would otherwise interrupt the statement and end the whole
 // transaction, losing the other writes), and a write that fails after
-// writing part of its change is undone alone; alone in its batch too. With
-// and without prepared statements (the writes then run through
-// Tx.StmtContext).
+// writing part of its change is undone alone; alone in its batch too.
 func TestCommitGroupIsolatesWrites(t *testing.T) {
 	t.Parallel()
-	for _, prepare := range []bool{false, true} {
-		t.Run(fmt.Sprint("prepare=", prepare), func(t *testing.T) {
-			t.Parallel()
-			testCommitGroupIsolatesWrites(t, Dialect{SerializeWrites: true, GroupCommit: true, PrepareStatements: prepare})
-		})
-	}
-}
-
-func testCommitGroupIsolatesWrites(t *testing.T, d Dialect) {
+	d := Dialect{SerializeWrites: true, GroupCommit: true}
 	db := openSQLite(t, filepath.Join(t.TempDir(), "g.db"), `CREATE TABLE t (n INTEGER PRIMARY KEY)`)
 	defer db.Close()
 	s := New(db, d, nil)
@@ -104,7 +94,7 @@ func TestDurableWithinRidesAlong(t *testing.T) {
 	t.Parallel()
 	db := openSQLite(t, filepath.Join(t.TempDir(), "g.db"), `CREATE TABLE t (n INTEGER PRIMARY KEY)`)
 	defer db.Close()
-	s := New(db, Dialect{SerializeWrites: true, GroupCommit: true, PrepareStatements: true}, nil)
+	s := New(db, Dialect{SerializeWrites: true, GroupCommit: true}, nil)
 	insert := func(n int) func(queryRow) error {
 		return func(q queryRow) error {
 			var got int
@@ -152,4 +142,18 @@ func TestDurableWithinRidesAlong(t *testing.T) {
 	if count(3) != 0 || count(4) != 1 {
 		t.Errorf("rows 3, 4: %d, %d; want the withdrawn write absent", count(3), count(4))
 	}
+}
+
+// openSQLite opens a SQLite file at path as the store opens one (WAL,
+// immediate write transactions) and runs schema in it.
+func openSQLite(t *testing.T, path, schema string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

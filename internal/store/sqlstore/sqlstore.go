@@ -45,11 +45,6 @@ type Dialect struct {
 	// one transaction: one flush to disk for them all (see Store.durable).
 	// It needs SerializeWrites.
 	GroupCommit bool
-	// PrepareStatements keeps each statement prepared (per pooled
-	// connection) after its first use instead of parsing its SQL on every
-	// call (see stmtCache). For SQLite, whose driver parses every
-	// unprepared call anew; pgx caches prepared statements itself.
-	PrepareStatements bool
 }
 
 // Store is a store.Store over database/sql. It is safe for concurrent use.
@@ -79,16 +74,7 @@ func New(sqlDB *sql.DB, d Dialect, marker *sql.DB) *Store {
 	if d.SerializeWrites {
 		w = make(writeTurn, 1)
 	}
-	s := &Store{db: db{DB: sqlDB, d: d, w: w}, marker: db{DB: marker, d: d, w: w}}
-	if d.PrepareStatements {
-		s.db.stmts = &stmtCache{}
-		if marker != sqlDB {
-			s.marker.stmts = &stmtCache{}
-		} else {
-			s.marker.stmts = s.db.stmts
-		}
-	}
-	return s
+	return &Store{db: db{DB: sqlDB, d: d, w: w}, marker: db{DB: marker, d: d, w: w}}
 }
 
 // writeTurn is the lock of Dialect.SerializeWrites: a channel holding a
@@ -125,23 +111,20 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close implements store.Store.
 func (s *Store) Close() error {
-	s.marker.stmts.close()
-	s.db.stmts.close()
 	if s.marker.DB != s.db.DB {
 		s.marker.DB.Close()
 	}
 	return s.db.DB.Close()
 }
 
-// db and tx rebind placeholders and translate errors for the dialect, and
-// run statements prepared where the dialect keeps them
-// (Dialect.PrepareStatements); db's writes and transactions take the write
-// turn (Dialect.SerializeWrites).
+// db and tx rebind placeholders and translate errors for the dialect; db's
+// writes and transactions take the write turn (Dialect.SerializeWrites).
+// Statements are kept prepared below: by the SQLite connections
+// (sqlite.OpenDB), by pgx.
 type db struct {
 	*sql.DB
-	d     Dialect
-	w     writeTurn
-	stmts *stmtCache
+	d Dialect
+	w writeTurn
 }
 
 type tx struct {
@@ -176,19 +159,11 @@ func (d db) QueryRowContext(ctx context.Context, q string, args ...any) *row {
 			return &row{err: err}
 		}
 	}
-	q = rebind(d.d, q)
-	if st := d.stmts.get(ctx, d.DB, q); st != nil {
-		return &row{Row: st.QueryRowContext(ctx, args...), done: done}
-	}
-	return &row{Row: d.DB.QueryRowContext(ctx, q, args...), done: done}
+	return &row{Row: d.DB.QueryRowContext(ctx, rebind(d.d, q), args...), done: done}
 }
 
 func (d db) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	q = rebind(d.d, q)
-	if st := d.stmts.get(ctx, d.DB, q); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return d.DB.QueryContext(ctx, q, args...)
+	return d.DB.QueryContext(ctx, rebind(d.d, q), args...)
 }
 
 func (d db) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -199,11 +174,7 @@ func (d db) ExecContext(ctx context.Context, q string, args ...any) (sql.Result,
 		}
 		defer done()
 	}
-	q = rebind(d.d, q)
-	if st := d.stmts.get(ctx, d.DB, q); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return d.DB.ExecContext(ctx, q, args...)
+	return d.DB.ExecContext(ctx, rebind(d.d, q), args...)
 }
 
 // BeginTx begins a write transaction (SQLite: BEGIN IMMEDIATE), holding
@@ -243,21 +214,11 @@ func (t tx) Rollback() error {
 }
 
 func (t tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	q = rebind(t.d, q)
-	if st := t.db.stmts.get(ctx, t.db.DB, q); st != nil {
-		// Tx.StmtContext reuses the statement where it is already
-		// prepared on the transaction's connection.
-		return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return t.Tx.QueryRowContext(ctx, q, args...)
+	return t.Tx.QueryRowContext(ctx, rebind(t.d, q), args...)
 }
 
 func (t tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	q = rebind(t.d, q)
-	if st := t.db.stmts.get(ctx, t.db.DB, q); st != nil {
-		return t.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return t.Tx.ExecContext(ctx, q, args...)
+	return t.Tx.ExecContext(ctx, rebind(t.d, q), args...)
 }
 
 func rebind(d Dialect, q string) string {
