@@ -66,6 +66,7 @@ type Firewall struct {
 // part to the batch's transaction, from the maps' entries as the batch's
 // earlier changes leave them (tx.cur).
 type change struct {
+	name   string // what it does to whom, for errors
 	do     func(tx *txn) error
 	remove bool // idempotent: without the tables there is nothing to do
 	claim  bool // may start from known (see run); so may a remove
@@ -187,14 +188,20 @@ func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
 	if !r.Addr.Is4() {
 		return errdefs.InvalidArgument("firewall: sandbox %s: address %s is not IPv4", r.ID, r.Addr)
 	}
-	if err := f.checkPort(r); err != nil {
+	if err := f.check(r); err != nil {
 		return err
 	}
-	return f.commit(ctx, &change{do: func(tx *txn) error { return f.apply(tx, r, "") }})
+	return f.commit(ctx, &change{name: "apply " + r.ID, do: func(tx *txn) error { return f.apply(tx, r, "") }})
 }
 
-// checkPort refuses a port binding the bridge table cannot hold.
-func (f *Firewall) checkPort(r *Rule) error {
+// check refuses an allowlist the rules cannot hold (IPv4 only) and a port
+// binding the bridge table cannot hold.
+func (f *Firewall) check(r *Rule) error {
+	for _, p := range r.Allow {
+		if !p.Addr().Is4() {
+			return errdefs.InvalidArgument("firewall: sandbox %s: allowlist prefix %s is not IPv4", r.ID, p)
+		}
+	}
 	if !f.cfg.Ports || r.Port == "" {
 		return nil
 	}
@@ -258,12 +265,12 @@ func (f *Firewall) Claim(ctx context.Context, r *Rule, pool netip.Prefix, reserv
 	if !pool.Addr().Is4() {
 		return netip.Addr{}, errdefs.InvalidArgument("firewall: pool %s is not IPv4", pool)
 	}
-	if err := f.checkPort(r); err != nil {
+	if err := f.check(r); err != nil {
 		return netip.Addr{}, err
 	}
 	pool = pool.Masked()
 	var got netip.Addr
-	c := &change{claim: true, do: func(tx *txn) error {
+	c := &change{name: "claim " + r.ID, claim: true, do: func(tx *txn) error {
 		got = f.pick(tx.cur, pool, reserved)
 		if !got.IsValid() {
 			return nil
@@ -338,23 +345,26 @@ func (f *Firewall) pick(cur []entry, pool netip.Prefix, reserved []netip.Addr) n
 	}
 }
 
+// maxBatch bounds the changes of one transaction: a change is up to a few
+// dozen netlink messages (an allowlist's rules, a port's chain), and the
+// kernel acknowledges each, so an unbounded batch outgrew the socket's
+// buffers under a burst (the send failed, or the acks were lost after the
+// kernel applied it).
+const maxBatch = 16
+
 // commit runs c in one transaction with the changes queued beside it (one
-// listing of the maps at most and one transaction for the lot, not one per
-// sandbox: with 500 sandboxes a create or delete waited on every other's
-// in turn). Whoever holds the lock runs everything queued; if the batch
-// fails, each change runs on its own, so one change's error is never
-// another's.
+// listing of the maps at most and one transaction for up to maxBatch, not
+// one per sandbox: with 500 sandboxes a create or delete waited on every
+// other's in turn). Whoever holds the lock runs what is queued, from the
+// front, until c has run; if a batch fails, each of its changes runs on its
+// own, so one change's error is never another's.
 func (f *Firewall) commit(ctx context.Context, c *change) error {
 	c.done = make(chan error, 1)
 	f.queueMu.Lock()
 	f.queued = append(f.queued, c)
 	f.queueMu.Unlock()
 	unlock := f.lock()
-	f.queueMu.Lock()
-	batch := f.queued
-	f.queued = nil
-	f.queueMu.Unlock()
-	if len(batch) > 0 {
+	for batch := f.next(c); len(batch) > 0; batch = f.next(c) {
 		err := f.run(batch)
 		if err != nil && len(batch) > 1 {
 			for _, b := range batch {
@@ -367,16 +377,30 @@ func (f *Firewall) commit(ctx context.Context, c *change) error {
 		}
 	}
 	unlock()
-	return <-c.done // filled by this batch or the one that took c
+	return <-c.done // filled by a batch of this caller or of the one that took c
+}
+
+// next takes up to maxBatch changes from the front of the queue while c is
+// still queued; none once c was taken.
+func (f *Firewall) next(c *change) []*change {
+	f.queueMu.Lock()
+	defer f.queueMu.Unlock()
+	if !slices.Contains(f.queued, c) {
+		return nil
+	}
+	n := min(len(f.queued), maxBatch)
+	batch := slices.Clone(f.queued[:n])
+	f.queued = slices.Delete(f.queued, 0, n)
+	return batch
 }
 
 // run lists the maps once and applies the changes in one transaction. A
 // batch of claims and removes only starts from what this process knows of
 // the map (known) and lists nothing: the kernel refuses to add an address
 // another process took meanwhile (an element of the same key with another
-// chain), to delete an element another process deleted (Prune), and to
-// delete a chain an element it did not know of still jumps to; then the
-// batch runs again from a fresh listing.
+// chain, which the guard before deleting a sandbox's own element also
+// meets), and to delete a chain an element it did not know of still jumps
+// to; then the batch runs again from a fresh listing.
 func (f *Firewall) run(batch []*change) error {
 	cached := f.known != nil && every(batch, func(c *change) bool { return c.claim || c.remove })
 	cur := f.known
@@ -384,10 +408,13 @@ func (f *Firewall) run(batch []*change) error {
 		var err error
 		if cur, err = listEntries(f.cfg.Table, f.cfg.Ports); err != nil {
 			f.known = nil
-			if every(batch, func(c *change) bool { return c.remove }) && !tableExists(f.cfg.Table) {
+			switch {
+			case tableExists(f.cfg.Table):
+				return err
+			case every(batch, func(c *change) bool { return c.remove }):
 				return nil // never set up: nothing to remove
 			}
-			return err
+			return errdefs.FailedPrecondition("firewall: table inet %s is missing (not set up)", f.cfg.Table)
 		}
 	}
 	tx, err := f.newTxn(cur)
@@ -399,7 +426,7 @@ func (f *Firewall) run(batch []*change) error {
 			return err
 		}
 	}
-	if err := tx.commit(); err != nil {
+	if err := tx.commit(batchNames(batch)); err != nil {
 		f.known = nil
 		if cached {
 			return f.run(batch)
@@ -410,6 +437,23 @@ func (f *Firewall) run(batch []*change) error {
 		f.known = tx.cur
 	}
 	return nil
+}
+
+// batchNames lists what the changes of batch do.
+func batchNames(batch []*change) string {
+	names := make([]string, len(batch))
+	for i, c := range batch {
+		names[i] = c.name
+	}
+	return list(names)
+}
+
+// list joins names, the first eight of them and a count of the rest.
+func list(names []string) string {
+	if len(names) > 8 {
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:8], ", "), len(names)-8)
+	}
+	return strings.Join(names, ", ")
 }
 
 // every reports whether each change of batch is one that is.
@@ -433,7 +477,7 @@ func (f *Firewall) lock() func() {
 // Remove deletes a sandbox's entries and chains. Idempotent: without the
 // tables (never set up) there is nothing to remove.
 func (f *Firewall) Remove(ctx context.Context, id string) error {
-	return f.commit(ctx, &change{remove: true, do: func(tx *txn) error { return f.remove(tx, id) }})
+	return f.commit(ctx, &change{name: "remove " + id, remove: true, do: func(tx *txn) error { return f.remove(tx, id) }})
 }
 
 func (f *Firewall) remove(tx *txn, id string) error {
@@ -478,18 +522,28 @@ func (f *Firewall) Prune(ctx context.Context, keep func(id string) bool) error {
 			claimed[strings.TrimPrefix(e.target, "sb-")] = true
 		}
 	}
-	tx, err := f.newTxn(cur)
-	if err != nil {
-		return err
-	}
+	var gone []string
 	for _, id := range ids {
 		if !keep(id) && !claimed[id] {
+			gone = append(gone, id)
+		}
+	}
+	for chunk := range slices.Chunk(gone, maxBatch) {
+		tx, err := f.newTxn(cur)
+		if err != nil {
+			return err
+		}
+		for _, id := range chunk {
 			if err := f.remove(tx, id); err != nil {
 				return err
 			}
 		}
+		if err := tx.commit("prune " + list(chunk)); err != nil {
+			return err
+		}
+		cur = tx.cur
 	}
-	return tx.commit()
+	return nil
 }
 
 // forget drops what this process knows of the sandboxes map: the tables

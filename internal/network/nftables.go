@@ -1,12 +1,15 @@
 package network
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -32,7 +35,7 @@ type txn struct {
 }
 
 func (f *Firewall) newTxn(cur []entry) (*txn, error) {
-	c, err := nftables.New()
+	c, err := dial()
 	if err != nil {
 		return nil, fmt.Errorf("firewall: netlink: %w", err)
 	}
@@ -41,15 +44,44 @@ func (f *Firewall) newTxn(cur []entry) (*txn, error) {
 		bridge: &nftables.Table{Name: f.cfg.Table, Family: nftables.TableFamilyBridge}}, nil
 }
 
-// commit sends the transaction.
-func (tx *txn) commit() error {
+// commit sends the transaction; what names the changes in an error.
+func (tx *txn) commit(what string) error {
 	if err := tx.c.Flush(); err != nil {
-		return fmt.Errorf("firewall: nftables transaction: %w", err)
+		return fmt.Errorf("firewall: nftables transaction (%s): %w", what, err)
 	}
 	return nil
 }
 
-// table is the entry's family's table, and its map.
+// sockBuffer is the netlink socket's send and receive buffer: room for a
+// batch of maxBatch changes and the kernel's acknowledgement of each of
+// their messages (the default 208 KiB overflowed with fifty), as nft sizes
+// its own.
+const sockBuffer = 8 << 20
+
+// dial opens an nftables connection whose socket has sockBuffer and gives
+// up after a minute: a netlink call holds the host's lock.
+func dial() (*nftables.Conn, error) {
+	return nftables.New(nftables.WithSockOptions(func(c *netlink.Conn) error {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+				if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, sockBuffer); e != nil && serr == nil {
+					serr = fmt.Errorf("firewall: netlink socket buffer: %w", e)
+				}
+			}
+		})
+		if err = errors.Join(err, serr); err != nil {
+			return err
+		}
+		return c.SetDeadline(time.Now().Add(time.Minute))
+	}))
+}
+
+// mapOf is the map of an entry's family.
 func (tx *txn) mapOf(family string) *nftables.Set {
 	if family == "bridge" {
 		return &nftables.Set{Table: tx.bridge, Name: "ports"}
@@ -136,7 +168,7 @@ func (tx *txn) deleteChain(t *nftables.Table, name string) {
 
 // listEntries lists both maps' elements (ports only with withPorts).
 func listEntries(table string, withPorts bool) ([]entry, error) {
-	c, err := nftables.New()
+	c, err := dial()
 	if err != nil {
 		return nil, fmt.Errorf("firewall: netlink: %w", err)
 	}
@@ -153,7 +185,8 @@ func listEntries(table string, withPorts bool) ([]entry, error) {
 		for _, el := range els {
 			e := entry{family: familyName(m.Table.Family), comment: el.Comment, target: jumpTarget(el.Val)}
 			if e.family == "bridge" {
-				e.key = string(el.Key[:max(0, strings.IndexByte(string(el.Key), 0))])
+				name, _, _ := bytes.Cut(el.Key, []byte{0})
+				e.key = string(name)
 			} else if a, ok := netip.AddrFromSlice(el.Key); ok {
 				e.key = a.String()
 			}
@@ -196,7 +229,7 @@ func jumpTarget(data []byte) string {
 
 // tableExists reports whether the inet table is there.
 func tableExists(table string) bool {
-	c, err := nftables.New()
+	c, err := dial()
 	if err != nil {
 		return false
 	}
@@ -206,7 +239,7 @@ func tableExists(table string) bool {
 
 // sandboxChains lists the sandbox IDs of the inet table's sb-* chains.
 func sandboxChains(table string) ([]string, error) {
-	c, err := nftables.New()
+	c, err := dial()
 	if err != nil {
 		return nil, fmt.Errorf("firewall: netlink: %w", err)
 	}
