@@ -18,6 +18,7 @@ type procTicks struct {
 	start    int64
 	ticks    int64 // its own and its reaped children's
 	children int64 // its reaped children's
+	kernel   bool  // a kernel thread (netns and cgroup teardown run in kworkers)
 }
 
 // cpuSnapshot reads every process's CPU from /proc.
@@ -49,7 +50,9 @@ func cpuSnapshot() map[int]procTicks {
 			t[i], _ = strconv.ParseInt(f[11+i], 10, 64)
 		}
 		st, _ := strconv.ParseInt(f[19], 10, 64)
-		out[pid] = procTicks{comm: s[open+1 : end], start: st, ticks: t[0] + t[1] + t[2] + t[3], children: t[2] + t[3]}
+		flags, _ := strconv.ParseUint(f[6], 10, 64)
+		out[pid] = procTicks{comm: s[open+1 : end], start: st, ticks: t[0] + t[1] + t[2] + t[3], children: t[2] + t[3],
+			kernel: flags&0x00200000 != 0} // PF_KTHREAD
 	}
 	return out
 }
@@ -57,7 +60,7 @@ func cpuSnapshot() map[int]procTicks {
 // cpuShare is the CPU used between two snapshots, by who used it: this
 // aetherd, its reaped children (the nft runs), this
 // benchmark's process, dockerd, containerd and the shims (host-wide:
-// other tests' containers count too), and everything else. A process
+// other tests' containers count too), kernel threads, and everything else. A process
 // alive at both counts its growth; one started between them, all of it;
 // one that ended between them only where its parent reaped it (runc under
 // its shim, nft under aetherd).
@@ -82,14 +85,17 @@ func cpuShare(before, after map[int]procTicks, aetherd int) map[string]time.Dura
 			who = "benchmark client"
 		case a.comm == "dockerd" || a.comm == "containerd" || strings.HasPrefix(a.comm, "containerd-shim"):
 			who = a.comm + " (host-wide)"
+		case a.kernel:
+			who = "kernel threads"
 		}
 		out[who] += time.Duration(d) * tick
 	}
 	return out
 }
 
-// cpuTable formats two cpuShare results per item, side by side.
-func cpuTable(ours, raw map[string]time.Duration, n int) string {
+// cpuTable formats two cpuShare results per item (op: "create", "delete"),
+// side by side.
+func cpuTable(op string, ours, raw map[string]time.Duration, n int) string {
 	var whos []string
 	for w := range ours {
 		whos = append(whos, w)
@@ -102,7 +108,7 @@ func cpuTable(ours, raw map[string]time.Duration, n int) string {
 	slices.SortFunc(whos, func(a, b string) int { return cmp.Compare(a, b) })
 	var b strings.Builder
 	per := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(n) }
-	fmt.Fprintf(&b, "  CPU per create (ms)            aetherium     engine\n")
+	fmt.Fprintf(&b, "  %-30s aetherium     engine\n", "CPU per "+op+" (ms)")
 	for _, w := range whos {
 		fmt.Fprintf(&b, "  %-28s %10.1f %10.1f\n", w, per(ours[w]), per(raw[w]))
 	}

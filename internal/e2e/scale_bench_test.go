@@ -171,13 +171,17 @@ func BenchmarkCreateMany(b *testing.B) {
 				b.StopTimer()
 				oursCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
 				made := e.logPhases(madeLine, "machine (runtime Create)", "ready (agent handshake)", "store (status writes)")
+				cpu0 = cpuSnapshot()
 				delOurs, delPh := deleteAllVMs(b, e)
+				delOursCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
 				removed := e.logPhases(removedLine, "machine (runtime Delete)", "store (status write)")
 				raw := newRawFleet(b, docker, img, e.netName())
 				cpu0 = cpuSnapshot()
 				rawTook := fanOutWidth(b, n, rawWidth, raw.start)
 				rawCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
+				cpu0 = cpuSnapshot()
 				delRaw := raw.removeAll(b)
+				delRawCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
 				b.StartTimer()
 
 				b.ReportMetric(ours.Seconds(), "aetherium-s")
@@ -186,11 +190,12 @@ func BenchmarkCreateMany(b *testing.B) {
 				b.Logf("%d creates, %d submitters (raw %d): aetherium %.2fs, Engine API create+start %.2fs, ratio %.3f",
 					n, scaleSubmitters, rawWidth, ours.Seconds(), rawTook.Seconds(), ours.Seconds()/rawTook.Seconds())
 				ph.log(b, made)
-				b.Logf("host CPU:\n%s", cpuTable(oursCPU, rawCPU, n))
+				b.Logf("host CPU:\n%s", cpuTable("create", oursCPU, rawCPU, n))
 				b.ReportMetric(delOurs.Seconds()/delRaw.Seconds(), "delete-ratio")
 				b.Logf("%d deletes, %d submitters each: aetherium %.2fs, Engine API remove-force %.2fs, ratio %.3f",
 					n, scaleSubmitters, delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
 				delPh.log(b, removed)
+				b.Logf("host CPU:\n%s", cpuTable("delete", delOursCPU, delRawCPU, n))
 			}
 		})
 	}
