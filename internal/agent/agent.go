@@ -51,6 +51,10 @@ type Config struct {
 	// MaxProcessOutput bounds the output kept per background process, in
 	// bytes. Zero means agentproto.MaxProcessOutput.
 	MaxProcessOutput int
+	// IdleTrim is how long the server waits with no stream open before it
+	// returns its free heap to the OS (see trimmer). Zero means 5s;
+	// negative never.
+	IdleTrim time.Duration
 }
 
 func (c *Config) withDefaults() {
@@ -69,6 +73,9 @@ func (c *Config) withDefaults() {
 	if c.MaxProcessOutput == 0 {
 		c.MaxProcessOutput = agentproto.MaxProcessOutput
 	}
+	if c.IdleTrim == 0 {
+		c.IdleTrim = 5 * time.Second
+	}
 }
 
 // Server serves the agent protocol. It is safe for concurrent use.
@@ -78,13 +85,14 @@ type Server struct {
 	reaper *reaper
 	procs  *procTable
 	execs  atomic.Int64
+	trim   *trimmer
 }
 
 // New returns a Server and starts its child reaper.
 func New(cfg Config) *Server {
 	cfg.withDefaults()
 	return &Server{cfg: cfg, log: cfg.Logger.With("component", "agent"), reaper: startReaper(),
-		procs: newProcTable(cfg.MaxProcesses)}
+		procs: newProcTable(cfg.MaxProcesses), trim: newTrimmer(cfg.IdleTrim)}
 }
 
 // Serve accepts connections on l until ctx is done or l fails.
@@ -143,7 +151,11 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 			}
 			return err
 		}
-		go s.serveStream(ctx, st)
+		s.trim.begin()
+		go func() {
+			defer s.trim.end()
+			s.serveStream(ctx, st)
+		}()
 	}
 }
 
