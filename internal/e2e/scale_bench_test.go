@@ -136,6 +136,11 @@ func (ph *taskPhases) log(b *testing.B, worker []phase) {
 // AETHER_BENCH_QUEUE_CONCURRENCY sets aetherd's queue.concurrency (default
 // 16, of which vm:create, priority high, may hold 8: queue.Caps), to see
 // whether the queue's slots or dockerd limit the creates.
+// AETHER_BENCH_INTERLEAVE_DELETES=1 makes the raw fleet before our deletes
+// (its creates then run beside our N idle sandboxes) and alternates the two
+// sides' deletes (deleteInterleaved), so load that drifts over the minutes
+// hits both alike; by default our deletes run first, then the raw creates
+// and removes.
 func BenchmarkCreateMany(b *testing.B) {
 	var args []string
 	if c := os.Getenv("AETHER_BENCH_QUEUE_CONCURRENCY"); c != "" {
@@ -148,6 +153,7 @@ func BenchmarkCreateMany(b *testing.B) {
 	if w := benchCounts(b, "AETHER_BENCH_RAW_SUBMITTERS", scaleSubmitters); len(w) == 1 {
 		rawWidth = w[0]
 	}
+	interleave := os.Getenv("AETHER_BENCH_INTERLEAVE_DELETES") == "1"
 	for _, n := range benchCounts(b, "AETHER_BENCH_CREATE_N", 50, 200) {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			for b.Loop() {
@@ -171,17 +177,28 @@ func BenchmarkCreateMany(b *testing.B) {
 				b.StopTimer()
 				oursCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
 				made := e.logPhases(madeLine, "machine (runtime Create)", "ready (agent handshake)", "store (status writes)")
-				cpu0 = cpuSnapshot()
-				delOurs, delPh := deleteAllVMs(b, e)
-				delOursCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
-				removed := e.logPhases(removedLine, "machine (runtime Delete)", "store (status write)")
+				var delOurs, delRaw, rawTook time.Duration
+				var delPh *taskPhases
+				var delOursCPU, delRawCPU, rawCPU map[string]time.Duration
 				raw := newRawFleet(b, docker, img, e.netName())
-				cpu0 = cpuSnapshot()
-				rawTook := fanOutWidth(b, n, rawWidth, raw.start)
-				rawCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
-				cpu0 = cpuSnapshot()
-				delRaw := raw.removeAll(b)
-				delRawCPU := cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
+				createRaw := func() {
+					cpu0 = cpuSnapshot()
+					rawTook = fanOutWidth(b, n, rawWidth, raw.start)
+					rawCPU = cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
+				}
+				if interleave {
+					createRaw()
+					delOurs, delRaw, delPh, delOursCPU, delRawCPU = deleteInterleaved(b, e, raw)
+				} else {
+					cpu0 = cpuSnapshot()
+					delOurs, delPh = deleteAllVMs(b, e)
+					delOursCPU = cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
+					createRaw()
+					cpu0 = cpuSnapshot()
+					delRaw = raw.removeAll(b)
+					delRawCPU = cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid)
+				}
+				removed := e.logPhases(removedLine, "machine (runtime Delete)", "store (status write)")
 				b.StartTimer()
 
 				b.ReportMetric(ours.Seconds(), "aetherium-s")
@@ -192,8 +209,8 @@ func BenchmarkCreateMany(b *testing.B) {
 				ph.log(b, made)
 				b.Logf("host CPU:\n%s", cpuTable("create", oursCPU, rawCPU, n))
 				b.ReportMetric(delOurs.Seconds()/delRaw.Seconds(), "delete-ratio")
-				b.Logf("%d deletes, %d submitters each: aetherium %.2fs, Engine API remove-force %.2fs, ratio %.3f",
-					n, scaleSubmitters, delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
+				b.Logf("%d deletes, %d submitters each (interleaved: %v): aetherium %.2fs, Engine API remove-force %.2fs, ratio %.3f",
+					n, scaleSubmitters, interleave, delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
 				delPh.log(b, removed)
 				b.Logf("host CPU:\n%s", cpuTable("delete", delOursCPU, delRawCPU, n))
 			}
@@ -249,7 +266,14 @@ func deleteAllVMs(b *testing.B, e *testEnv) (time.Duration, *taskPhases) {
 		b.Fatal(err)
 	}
 	var ph taskPhases
-	took := fanOut(b, len(vms), func(i int) error {
+	return deleteVMs(b, e, vms, &ph), &ph
+}
+
+// deleteVMs deletes vms through the API, 10 at a time, each waited for,
+// adds their phases to ph and returns the wall time.
+func deleteVMs(b *testing.B, e *testEnv, vms []*apiv1.VM, ph *taskPhases) time.Duration {
+	b.Helper()
+	return fanOut(b, len(vms), func(i int) error {
 		start := time.Now()
 		acc, err := e.c.DeleteVM(b.Context(), vms[i].ID)
 		if err != nil {
@@ -263,7 +287,50 @@ func deleteAllVMs(b *testing.B, e *testEnv) (time.Duration, *taskPhases) {
 		ph.add(t, accepted, time.Now())
 		return nil
 	})
-	return took, &ph
+}
+
+// deleteChunk is how many deletes deleteInterleaved runs on one side
+// before it turns to the other: two waves of 10 in flight.
+const deleteChunk = 2 * scaleSubmitters
+
+// deleteInterleaved deletes every sandbox of e through the API (as
+// deleteAllVMs) and force-removes every container of raw (as removeAll),
+// in alternating chunks of deleteChunk, ours first in even pairs and raw
+// first in odd ones (ABBA), each chunk 10 at a time. It returns each
+// side's summed wall time, where our deletes spent theirs, and each side's
+// host CPU. Back to back, the two halves' ratio at N=50 went from 0.99 to
+// 1.38 between two runs minutes apart.
+func deleteInterleaved(b *testing.B, e *testEnv, raw *rawFleet) (ours, engine time.Duration, ph *taskPhases, oursCPU, rawCPU map[string]time.Duration) {
+	b.Helper()
+	vms, err := e.c.ListVMs(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := raw.list(b)
+	ph = &taskPhases{}
+	oursCPU, rawCPU = map[string]time.Duration{}, map[string]time.Duration{}
+	side := func(cpu map[string]time.Duration, total *time.Duration, del func() time.Duration) {
+		cpu0 := cpuSnapshot()
+		*total += del()
+		for who, d := range cpuShare(cpu0, cpuSnapshot(), e.cmd.Process.Pid) {
+			cpu[who] += d
+		}
+	}
+	for pair := 0; len(vms) > 0 || len(ids) > 0; pair++ {
+		a, c := min(deleteChunk, len(vms)), min(deleteChunk, len(ids))
+		oursChunk, rawChunk := vms[:a], ids[:c]
+		vms, ids = vms[a:], ids[c:]
+		delOurs := func() { side(oursCPU, &ours, func() time.Duration { return deleteVMs(b, e, oursChunk, ph) }) }
+		delRaw := func() { side(rawCPU, &engine, func() time.Duration { return raw.remove(b, rawChunk) }) }
+		if pair%2 == 0 {
+			delOurs()
+			delRaw()
+		} else {
+			delRaw()
+			delOurs()
+		}
+	}
+	return ours, engine, ph, oursCPU, rawCPU
 }
 
 // rawFleet is the baseline: plain containers made through the Docker
@@ -325,14 +392,29 @@ func (f *rawFleet) start(i int) error {
 // removeAll force-removes every container of the fleet, 10 at a time, and
 // returns the wall time.
 func (f *rawFleet) removeAll(b *testing.B) time.Duration {
-	ctx := context.Background()
-	cs, err := f.docker.ContainerList(ctx, containertypes.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", f.label))})
+	return f.remove(b, f.list(b))
+}
+
+// list returns the ids of the fleet's containers.
+func (f *rawFleet) list(b *testing.B) []string {
+	cs, err := f.docker.ContainerList(context.Background(), containertypes.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", f.label))})
 	if err != nil {
 		b.Error(err)
-		return 0
+		return nil
 	}
-	return fanOut(b, len(cs), func(i int) error {
-		err := f.docker.ContainerRemove(ctx, cs[i].ID, containertypes.RemoveOptions{Force: true})
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	return ids
+}
+
+// remove force-removes the containers ids, 10 at a time, and returns the
+// wall time.
+func (f *rawFleet) remove(b *testing.B, ids []string) time.Duration {
+	ctx := context.Background()
+	return fanOut(b, len(ids), func(i int) error {
+		err := f.docker.ContainerRemove(ctx, ids[i], containertypes.RemoveOptions{Force: true})
 		if err != nil && !errors.Is(err, context.Canceled) && !dockerclient.IsErrNotFound(err) {
 			return err
 		}
