@@ -434,10 +434,13 @@ func (f *rawFleet) remove(b *testing.B, ids []string) time.Duration {
 // with 1 (one sandbox before the N and another after they are gone, so the
 // minutes between the two counts drift out), and the time to delete all N
 // through the API against Engine API
-// remove-force of the raw ones. Everything it makes is removed however it
-// ends (newEnv's and rawFleet's cleanups). Run with -benchtime 1x.
+// remove-force of the raw ones (AETHER_BENCH_INTERLEAVE_DELETES=1: the raw
+// fleet is made while ours still runs, and the two sides' deletes alternate
+// in chunks, as in BenchmarkCreateMany). Everything it makes is removed
+// however it ends (newEnv's and rawFleet's cleanups). Run with -benchtime 1x.
 func BenchmarkDensity(b *testing.B) {
 	n := benchCounts(b, "AETHER_BENCH_DENSITY_N", 500)[0]
+	interleave := os.Getenv("AETHER_BENCH_INTERLEAVE_DELETES") == "1"
 	e := newDockerEnv(b)
 	docker := newDockerClient(b)
 	img := testbin.BaseImage(b)
@@ -468,8 +471,30 @@ func BenchmarkDensity(b *testing.B) {
 		pages := listPages(b, e, 50, 200)
 		execN := execSamples(b, e, first.ID, 100)
 		progress("density: list page p50 %.2fms p99 %.2fms; exec with %d p50 %.2fms", ms(pages.pct(0.5)), ms(pages.pct(0.99)), n, ms(execN.pct(0.5)))
+		raw := newRawFleet(b, docker, img, e.netName())
+		var mem2, mem3 int64
+		var info2, info3 memCounters
+		var rawMem cgroupUse
+		var rawCreated time.Duration
+		makeRaw := func() {
+			mem2, info2 = memAvailable(b), meminfo(b)
+			rawCreated = fanOut(b, n, raw.start)
+			progress("density: %d raw containers created in %.1fs", n, rawCreated.Seconds())
+			time.Sleep(10 * time.Second)
+			mem3, info3 = memAvailable(b), meminfo(b)
+			rawMem = cgroupMemory(b, docker, raw.label)
+			progress("density: raw MemAvailable drop %.2f MiB/container, cgroups %s", float64(mem2-mem3)/float64(n)/(1<<20), rawMem.per(n))
+			progress("density: raw kernel counters per container: %s", info3.less(info2).per(n))
+		}
 		e.log.Take() // only the deletes' lines from here
-		delOurs, delPh := deleteAllVMs(b, e)
+		var delOurs, delRaw time.Duration
+		var delPh *taskPhases
+		if interleave {
+			makeRaw()
+			delOurs, delRaw, delPh, _, _ = deleteInterleaved(b, e, raw)
+		} else {
+			delOurs, delPh = deleteAllVMs(b, e)
+		}
 		removed := e.logPhases(removedLine, "machine (runtime Delete)", "store (status write)")
 		progress("density: deleted all in %.1fs", delOurs.Seconds())
 		after := e.MustCreateVM(&client.CreateVMRequest{Name: "d-after"})
@@ -482,17 +507,10 @@ func BenchmarkDensity(b *testing.B) {
 		progress("density: exec with 1 sandbox again p50 %.2fms", ms(exec1after.pct(0.5)))
 		exec1before := exec1
 		exec1 = append(slices.Clone(exec1before), exec1after...)
-
-		raw := newRawFleet(b, docker, img, e.netName())
-		mem2, info2 := memAvailable(b), meminfo(b)
-		rawCreated := fanOut(b, n, raw.start)
-		progress("density: %d raw containers created in %.1fs", n, rawCreated.Seconds())
-		time.Sleep(10 * time.Second)
-		mem3, info3 := memAvailable(b), meminfo(b)
-		rawMem := cgroupMemory(b, docker, raw.label)
-		progress("density: raw MemAvailable drop %.2f MiB/container, cgroups %s", float64(mem2-mem3)/float64(n)/(1<<20), rawMem.per(n))
-		progress("density: raw kernel counters per container: %s", info3.less(info2).per(n))
-		delRaw := raw.removeAll(b)
+		if !interleave {
+			makeRaw()
+			delRaw = raw.removeAll(b)
+		}
 
 		perOurs, perRaw := float64(mem0-mem1)/float64(n)/(1<<20), float64(mem2-mem3)/float64(n)/(1<<20)
 		b.ReportMetric(perOurs, "MiB/sandbox")
@@ -514,8 +532,8 @@ func BenchmarkDensity(b *testing.B) {
 		b.Logf("  GET /api/v1/vms?limit=50 pages (n=%d): p50 %.2fms p99 %.2fms", len(pages), ms(pages.pct(0.5)), ms(pages.pct(0.99)))
 		b.Logf("  exec true: with 1 sandbox p50 %.2fms p99 %.2fms (before the %d %.2fms, after %.2fms); with %d p50 %.2fms p99 %.2fms",
 			ms(exec1.pct(0.5)), ms(exec1.pct(0.99)), n, ms(exec1before.pct(0.5)), ms(exec1after.pct(0.5)), n, ms(execN.pct(0.5)), ms(execN.pct(0.99)))
-		b.Logf("  delete all: aetherium %.1fs, Engine API remove-force %.1fs, ratio %.3f",
-			delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
+		b.Logf("  delete all (interleaved: %v): aetherium %.1fs, Engine API remove-force %.1fs, ratio %.3f",
+			interleave, delOurs.Seconds(), delRaw.Seconds(), delOurs.Seconds()/delRaw.Seconds())
 		delPh.log(b, removed)
 	}
 }
