@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,10 +29,6 @@ import (
 var version = "dev"
 
 func main() {
-	// The main goroutine keeps the main thread: agent.forkInGroup moves the
-	// thread it runs on into the workload's cgroup and ends it, which Go
-	// cannot do to the main thread (it would stay there, parked).
-	runtime.LockOSThread()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "aether-agent:", err)
 		os.Exit(1)

@@ -15,29 +15,48 @@ import (
 // outside it: start runs on an OS thread of its own that first moves itself
 // (one thread, not the agent) into the group, and the thread is discarded
 // afterwards (its goroutine exits locked), so the agent never runs in the
-// group. The main thread cannot end that way: cmd/aether-agent keeps it for
-// its main goroutine. Threads the runtime needs meanwhile are cloned by its template
-// thread, not by a locked one. Moving in succeeds even when the group is
-// full; the fork then fails with EAGAIN, which is the limit working.
+// group. The main thread cannot end that way (Go parks it for good
+// instead, which would leave it, and /proc/1/cgroup, in the group), so
+// forkOnOwnThread never forks there. Threads the runtime needs meanwhile
+// are cloned by its template thread, not by a locked one. Moving in
+// succeeds even when the group is full; the fork then fails with EAGAIN,
+// which is the limit working.
 func forkInGroup(tasks *os.File, start func() (int, error)) func() (int, error) {
 	return func() (int, error) {
-		type result struct {
-			pid int
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-			if err := joinGroup(tasks); err != nil {
-				done <- result{0, err}
-				return
-			}
-			pid, err := start()
-			done <- result{pid, err}
-		}()
+		done := make(chan forkResult, 1)
+		go forkOnOwnThread(tasks, start, done)
 		r := <-done
 		return r.pid, r.err
 	}
+}
+
+type forkResult struct {
+	pid int
+	err error
+}
+
+// forkOnOwnThread locks its goroutine to the thread it runs on, never to
+// unlock it, joins the group and forks. On the main thread it instead holds
+// that thread while another goroutine, which then cannot run there, does
+// the work. So the agent's main goroutine need not keep the main thread,
+// and an idle agent has no template thread (the first command starts it):
+// one thread fewer.
+func forkOnOwnThread(tasks *os.File, start func() (int, error), done chan<- forkResult) {
+	runtime.LockOSThread()
+	if syscall.Gettid() == syscall.Getpid() {
+		elsewhere := make(chan forkResult, 1)
+		go forkOnOwnThread(tasks, start, elsewhere)
+		r := <-elsewhere
+		runtime.UnlockOSThread()
+		done <- r
+		return
+	}
+	if err := joinGroup(tasks); err != nil {
+		done <- forkResult{0, err}
+		return
+	}
+	pid, err := start()
+	done <- forkResult{pid, err}
 }
 
 // joinGroup moves the calling thread into the group of a cgroup v1 tasks file.

@@ -22,9 +22,10 @@ const trimAbove = 1 << 20
 // trim is a forced collection (debug.FreeOSMemory) plus a scavenge, once
 // per idle period, so an idle agent costs no CPU.
 type trimmer struct {
-	open  atomic.Int64 // streams being served
-	timer *time.Timer
-	after time.Duration
+	open   atomic.Int64 // streams being served
+	served atomic.Int64 // streams ever opened
+	timer  *time.Timer
+	after  time.Duration
 }
 
 // newTrimmer returns a trimmer that trims after d without open streams;
@@ -40,7 +41,10 @@ func newTrimmer(d time.Duration) *trimmer {
 
 // begin marks a stream open; end marks it served and, when it was the last,
 // arms the trim.
-func (t *trimmer) begin() { t.open.Add(1) }
+func (t *trimmer) begin() {
+	t.open.Add(1)
+	t.served.Add(1)
+}
 
 func (t *trimmer) end() {
 	if t.open.Add(-1) == 0 && t.timer != nil {
@@ -48,8 +52,13 @@ func (t *trimmer) end() {
 	}
 }
 
+// trim returns free heap unless a stream is open, or the agent has served
+// no more than the host's connect check (one health stream): then there is
+// nothing to return, and even reading the heap's size would cost memory
+// (runtime/metrics allocates about 19 KiB on first use; ReadMemStats's
+// flush of the allocation caches cost an idle agent 0.29 MiB of rss).
 func (t *trimmer) trim() {
-	if t.open.Load() > 0 || heapHeld() < trimAbove {
+	if t.open.Load() > 0 || t.served.Load() < 2 || heapHeld() < trimAbove {
 		return
 	}
 	debug.FreeOSMemory()

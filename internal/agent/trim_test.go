@@ -61,6 +61,9 @@ func TestIdleAgentReturnsFreeHeap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if _, err := c.Health(ctx); err != nil { // the host's connect check, as sandbox.Connect does
+		t.Fatal(err)
+	}
 	before := forcedGCs()
 	exit, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"head", "-c", "4194304", "/dev/zero"}}, agentclient.ExecIO{Stdout: io.Discard})
 	if err != nil || exit.ExitCode != 0 {
