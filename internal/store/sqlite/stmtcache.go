@@ -5,12 +5,24 @@ import (
 	"database/sql/driver"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // maxStmts bounds one connection's prepared statements. Our queries and
 // River's are fixed texts or a few variants of each, well under this; past
-// it, the oldest statement not in use is closed.
+// it, the least recently used statement not in use is closed.
 const maxStmts = 256
+
+// A text longer than maxStmtText or with more than maxStmtParams
+// parameters runs unprepared: those are multi-row inserts and IN lists
+// whose size the data decides (the logs' batches of a sandbox's output
+// lines, River's job ID lists), one text per size, and a prepared
+// multi-row insert holds up to a few hundred KiB. River's longest fixed
+// query is 3.7 KiB.
+const (
+	maxStmtText   = 8 << 10
+	maxStmtParams = 64
+)
 
 // cachingConnector opens connections that keep the statements they run
 // prepared, by their SQL text: the driver parses every unprepared call
@@ -44,30 +56,39 @@ type cachedStmt struct {
 	busy bool
 }
 
-// stmt is q's prepared statement, prepared on first use; nil means run q
-// unprepared (it is busy, the cache is full of busy statements, or it did
-// not prepare: running it reports the error).
-func (c *cachingConn) stmt(ctx context.Context, q string) *cachedStmt {
+// stmt is q's prepared statement, prepared on first use; nil without an
+// error means run q unprepared (it is busy, too big to keep, or the cache
+// is full of busy statements).
+func (c *cachingConn) stmt(ctx context.Context, q string) (*cachedStmt, error) {
 	if s, ok := c.stmts[q]; ok {
 		if s.busy {
-			return nil
+			return nil, nil
 		}
-		return s
+		c.touch(q)
+		return s, nil
 	}
-	if len(c.order) >= maxStmts && !c.evict() {
-		return nil
+	if len(q) > maxStmtText || strings.Count(q, "?") > maxStmtParams || len(c.order) >= maxStmts && !c.evict() {
+		return nil, nil
 	}
 	st, err := c.conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	s := &cachedStmt{Stmt: st}
 	c.stmts[q] = s
 	c.order = append(c.order, q)
-	return s
+	return s, nil
 }
 
-// evict closes the oldest statement not in use; false if all are.
+// touch moves q to the back of the order: most recently used.
+func (c *cachingConn) touch(q string) {
+	if i := slices.Index(c.order, q); i >= 0 && i < len(c.order)-1 {
+		c.order = append(slices.Delete(c.order, i, i+1), q)
+	}
+}
+
+// evict closes the least recently used statement not in use; false if
+// all are.
 func (c *cachingConn) evict() bool {
 	for i, q := range c.order {
 		if s := c.stmts[q]; !s.busy {
@@ -81,7 +102,10 @@ func (c *cachingConn) evict() bool {
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	s := c.stmt(ctx, q)
+	s, err := c.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
 	if s == nil {
 		return c.conn.(driver.QueryerContext).QueryContext(ctx, q, args)
 	}
@@ -94,7 +118,10 @@ func (c *cachingConn) QueryContext(ctx context.Context, q string, args []driver.
 }
 
 func (c *cachingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	s := c.stmt(ctx, q)
+	s, err := c.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
 	if s == nil {
 		return c.conn.(driver.ExecerContext).ExecContext(ctx, q, args)
 	}

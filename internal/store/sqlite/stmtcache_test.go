@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -122,19 +123,36 @@ func TestStatementsAfterSchemaChange(t *testing.T) {
 	}
 }
 
-// TestStatementsBound: past maxStmts texts the oldest statement is closed,
-// and the connection keeps at most maxStmts.
+// TestStatementsBound: past maxStmts texts the least recently used
+// statement is closed, and the connection keeps at most maxStmts; a text
+// whose size the data decides (a multi-row insert, a long IN list) runs
+// unprepared and is not kept.
 func TestStatementsBound(t *testing.T) {
 	db, _, conn := openCached(t)
+	readAB(t, db)
+	hot := conn().stmts[`SELECT a, b FROM t WHERE a != ?`]
 	for i := range maxStmts + 10 {
 		var n int
 		if err := db.QueryRow(fmt.Sprintf(`SELECT %d`, i)).Scan(&n); err != nil || n != i {
 			t.Fatalf("SELECT %d: %d %v", i, n, err)
 		}
+		readAB(t, db) // used all along: kept
 	}
 	c := conn()
-	if len(c.stmts) != maxStmts || len(c.order) != maxStmts || c.stmts[`SELECT 0`] != nil || c.stmts[fmt.Sprintf(`SELECT %d`, maxStmts+9)] == nil {
-		t.Errorf("kept %d statements (%d in order), want the newest %d", len(c.stmts), len(c.order), maxStmts)
+	if len(c.stmts) != maxStmts || len(c.order) != maxStmts || c.stmts[`SELECT 0`] != nil ||
+		c.stmts[fmt.Sprintf(`SELECT %d`, maxStmts+9)] == nil || c.stmts[`SELECT a, b FROM t WHERE a != ?`] != hot {
+		t.Errorf("kept %d statements (%d in order), want the newest %d and the one used all along, never closed", len(c.stmts), len(c.order), maxStmts)
+	}
+	rows := strings.Repeat("(?, ?), ", maxStmtParams/2) + "(?, ?)"
+	args := make([]any, maxStmtParams+2)
+	for i := range args {
+		args[i] = fmt.Sprint(i)
+	}
+	if _, err := db.Exec(`INSERT INTO t VALUES `+rows, args...); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := conn().stmts[`INSERT INTO t VALUES `+rows]; ok {
+		t.Errorf("a %d-parameter insert was kept", len(args))
 	}
 }
 

@@ -79,7 +79,12 @@ func (s *Store) durableWithin(ctx context.Context, linger time.Duration, fn func
 	batch := s.group.pending
 	s.group.pending = nil
 	s.group.mu.Unlock()
-	s.commitGroup(context.WithoutCancel(ctx), batch)
+	// Not cancelled by the caller, but cancellable: the driver clears a
+	// connection's mark of an earlier call's cancelled lock wait only for a
+	// call whose context can end, and that mark would interrupt this one.
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	s.commitGroup(gctx, batch)
 	return <-w.done
 }
 
