@@ -12,6 +12,7 @@ AETHER_BENCH_STORE_SYNCHRONOUS=normal go test -run '^$' -bench 'BenchmarkExecRou
 go test -run '^$' -bench 'BenchmarkSDKExecRoundTrip' -benchtime 1x ./internal/e2e 2>&1 | grep -E '"lang"' | tail -2
 go test -run '^$' -bench 'BenchmarkPtyEcho' -benchtime 300x ./internal/e2e 2>&1 | grep -E 'pty keystroke echo' | tail -1
 go test -run '^$' -bench 'BenchmarkPortProxy' -benchtime 200x ./internal/e2e 2>&1 | grep -E 'via /ports/' | tail -2
+go test -run '^$' -bench 'BenchmarkFirewallChange' -benchtime 200x ./internal/network 2>&1 | grep -E 'apply \+ remove' | tail -1
 go test -run '^$' -bench 'BenchmarkExecAuth' -benchtime 5000x ./internal/api 2>&1 | grep -E 'round trip p50' | tail -1
 go test -run '^$' -bench 'BenchmarkExecLoad' -benchtime 1x -timeout 15m ./internal/e2e 2>&1 | grep -E 'exec load' | tail -4
 go test -run '^$' -bench 'BenchmarkConcurrentExecWrites' -benchtime 5x ./internal/store/sqlite 2>&1 | grep -E 'store writes' | tail -3
