@@ -499,11 +499,7 @@ func BenchmarkDensity(b *testing.B) {
 		progress("density: deleted all in %.1fs", delOurs.Seconds())
 		after := e.MustCreateVM(&client.CreateVMRequest{Name: "d-after"})
 		exec1after := execSamples(b, e, after.ID, 100)
-		if acc, err := e.c.DeleteVM(b.Context(), after.ID); err != nil {
-			b.Fatal(err)
-		} else if t, err := e.c.WaitTask(b.Context(), acc.TaskID, nil); err != nil || t.Status != store.TaskSucceeded {
-			b.Fatalf("delete d-after: %+v %v", t, err)
-		}
+		deleteVMs(b, e, []*apiv1.VM{after}, &taskPhases{})
 		progress("density: exec with 1 sandbox again p50 %.2fms", ms(exec1after.pct(0.5)))
 		exec1before := exec1
 		exec1 = append(slices.Clone(exec1before), exec1after...)

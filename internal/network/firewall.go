@@ -191,7 +191,7 @@ func (f *Firewall) Apply(ctx context.Context, r *Rule) error {
 	if err := f.check(r); err != nil {
 		return err
 	}
-	return f.commit(ctx, &change{name: "apply " + r.ID, do: func(tx *txn) error { return f.apply(tx, r, "") }})
+	return f.commit(&change{name: "apply " + r.ID, do: func(tx *txn) error { return f.apply(tx, r, "") }})
 }
 
 // check refuses an allowlist the rules cannot hold (IPv4 only) and a port
@@ -279,7 +279,7 @@ func (f *Firewall) Claim(ctx context.Context, r *Rule, pool netip.Prefix, reserv
 		rule.Addr = got
 		return f.apply(tx, &rule, claimComment(time.Now()))
 	}}
-	if err := f.commit(ctx, c); err != nil {
+	if err := f.commit(c); err != nil {
 		return netip.Addr{}, err
 	}
 	if !got.IsValid() {
@@ -358,7 +358,7 @@ const maxBatch = 16
 // other's in turn). Whoever holds the lock runs what is queued, from the
 // front, until c has run; if a batch fails, each of its changes runs on its
 // own, so one change's error is never another's.
-func (f *Firewall) commit(ctx context.Context, c *change) error {
+func (f *Firewall) commit(c *change) error {
 	c.done = make(chan error, 1)
 	f.queueMu.Lock()
 	f.queued = append(f.queued, c)
@@ -477,7 +477,7 @@ func (f *Firewall) lock() func() {
 // Remove deletes a sandbox's entries and chains. Idempotent: without the
 // tables (never set up) there is nothing to remove.
 func (f *Firewall) Remove(ctx context.Context, id string) error {
-	return f.commit(ctx, &change{name: "remove " + id, remove: true, do: func(tx *txn) error { return f.remove(tx, id) }})
+	return f.commit(&change{name: "remove " + id, remove: true, do: func(tx *txn) error { return f.remove(tx, id) }})
 }
 
 func (f *Firewall) remove(tx *txn, id string) error {

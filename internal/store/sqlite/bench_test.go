@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	_ "modernc.org/sqlite"
 
 	"github.com/aetherium/aetherium/internal/store"
 	"github.com/aetherium/aetherium/internal/store/sqlite"
@@ -87,7 +86,7 @@ func BenchmarkExecStoreWork(b *testing.B) {
 	for i, v := range variants {
 		open := sqlite.OpenDB
 		if !v.prepare {
-			open = openBare
+			open = sqlite.OpenBare
 		}
 		stores[i] = benchStoreOpen(b, sqlite.Dialect, open)
 	}
@@ -152,13 +151,6 @@ func (bs *benchExecStore) exec(b *testing.B) {
 // one sandbox.
 func benchStore(b *testing.B, d sqlstore.Dialect) *benchExecStore {
 	return benchStoreOpen(b, d, sqlite.OpenDB)
-}
-
-// openBare opens path as OpenDB does but through the bare driver, whose
-// connections prepare nothing.
-func openBare(path, sync string) (*sql.DB, error) {
-	return sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"+
-		"&_pragma=synchronous("+sync+")&_txlock=immediate")
 }
 
 // benchStoreOpen is benchStore over databases opened by open.

@@ -74,22 +74,31 @@ func Open(ctx context.Context, path, sync string) (*sqlstore.Store, error) {
 // instead of deadlocking on a lock upgrade). Its connections keep the
 // statements they run prepared (cachingConnector).
 func OpenDB(path, sync string) (*sql.DB, error) {
+	name, err := dsn(path, sync)
+	if err != nil {
+		return nil, err
+	}
+	c, err := modernc.NewConnector(name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return sql.OpenDB(cachingConnector{c}), nil
+}
+
+// dsn is the driver's name for path with OpenDB's pragmas.
+func dsn(path, sync string) (string, error) {
 	if sync == "" {
 		sync = SyncFull
 	}
 	if sync != SyncFull && sync != SyncNormal {
-		return nil, fmt.Errorf("sqlite: synchronous %q is not FULL or NORMAL", sync)
+		return "", fmt.Errorf("sqlite: synchronous %q is not FULL or NORMAL", sync)
 	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(" + sync + ")"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	c, err := modernc.NewConnector("file:" + path + "?" + q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return sql.OpenDB(cachingConnector{c}), nil
+	return "file:" + path + "?" + q.Encode(), nil
 }
 
 // Migrate returns a golang-migrate instance for the store's schema, for the
