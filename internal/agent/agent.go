@@ -41,7 +41,7 @@ type Config struct {
 	// WorkloadTasks, when set, is an open cgroup v1 `tasks` file every
 	// command starts in: the Docker runtime bind-mounts the one of a pids
 	// group of the host's with less room than the container, so a fork bomb
-	// fills that group and the agent keeps pids to run (see forkInGroup).
+	// fills that group and the agent keeps pids to run (see forker).
 	// It is opened once, before any command runs (OpenWorkloadTasks): the
 	// guest can rename or replace the path afterwards, never the file.
 	WorkloadTasks *os.File
@@ -83,6 +83,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	reaper *reaper
+	forker *forker // nil without cfg.WorkloadTasks
 	procs  *procTable
 	execs  atomic.Int64
 	trim   *trimmer
@@ -91,8 +92,12 @@ type Server struct {
 // New returns a Server and starts its child reaper.
 func New(cfg Config) *Server {
 	cfg.withDefaults()
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "agent"), reaper: startReaper(),
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "agent"), reaper: startReaper(),
 		procs: newProcTable(cfg.MaxProcesses), trim: newTrimmer(cfg.IdleTrim)}
+	if cfg.WorkloadTasks != nil {
+		s.forker = newForker(cfg.WorkloadTasks)
+	}
+	return s
 }
 
 // Serve accepts connections on l until ctx is done or l fails.

@@ -5,29 +5,30 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// forkInGroup wraps start (which forks one child) so that the child is born
-// in the cgroup v1 group whose `tasks` file is at tasks, with no moment
-// outside it: start runs on an OS thread of its own that first moves itself
-// (one thread, not the agent) into the group, and the thread is discarded
-// afterwards (its goroutine exits locked), so the agent never runs in the
-// group. The main thread cannot end that way (Go parks it for good
-// instead, which would leave it, and /proc/1/cgroup, in the group), so
-// forkOnOwnThread never forks there. Threads the runtime needs meanwhile
-// are cloned by its template thread, not by a locked one. Moving in
-// succeeds even when the group is full; the fork then fails with EAGAIN,
-// which is the limit working.
-func forkInGroup(tasks *os.File, start func() (int, error)) func() (int, error) {
-	return func() (int, error) {
-		done := make(chan forkResult, 1)
-		go forkOnOwnThread(tasks, start, done)
-		r := <-done
-		return r.pid, r.err
-	}
+// forker forks every command from one OS thread of its own that joined the
+// cgroup v1 group whose `tasks` file is tasks, so that each child is born in
+// the group with no moment outside it, and the agent (every other thread)
+// never runs there. The thread joins once, on the first fork, and stays:
+// a thread made and joined per command cost the agent a clone and an exit
+// on every exec. It is one task of the group's pids. Moving in succeeds
+// even when the group is full; the fork then fails with EAGAIN, which is the
+// limit working. Threads the runtime needs meanwhile are cloned by its
+// template thread, not by the locked one.
+type forker struct {
+	tasks *os.File
+	once  sync.Once
+	jobs  chan forkJob
+}
+
+type forkJob struct {
+	start func() (int, error)
+	done  chan<- forkResult
 }
 
 type forkResult struct {
@@ -35,28 +36,53 @@ type forkResult struct {
 	err error
 }
 
-// forkOnOwnThread locks its goroutine to the thread it runs on, never to
-// unlock it, joins the group and forks. On the main thread it instead holds
-// that thread while another goroutine, which then cannot run there, does
-// the work. So the agent's main goroutine need not keep the main thread,
-// and an idle agent has no template thread (the first command starts it):
-// one thread fewer.
-func forkOnOwnThread(tasks *os.File, start func() (int, error), done chan<- forkResult) {
+func newForker(tasks *os.File) *forker {
+	return &forker{tasks: tasks, jobs: make(chan forkJob)}
+}
+
+// wrap returns start made to run on the forker's thread.
+func (f *forker) wrap(start func() (int, error)) func() (int, error) {
+	return func() (int, error) {
+		f.once.Do(func() { go f.run(nil) })
+		done := make(chan forkResult, 1)
+		f.jobs <- forkJob{start, done}
+		r := <-done
+		return r.pid, r.err
+	}
+}
+
+// run locks its goroutine to the thread it runs on, never to unlock it,
+// and serves forks there; ready, when not nil, is closed once it serves.
+// On the main thread it instead holds that thread while another goroutine,
+// which then cannot run there, takes over, and returns: Go would park the
+// main thread for good under a goroutine that exits locked, and a main
+// thread in the group would put /proc/1/cgroup there. So the agent's main
+// goroutine need not keep the main thread, and an idle agent has no
+// template thread (the first command starts it): one thread fewer.
+func (f *forker) run(ready chan<- struct{}) {
 	runtime.LockOSThread()
 	if syscall.Gettid() == syscall.Getpid() {
-		elsewhere := make(chan forkResult, 1)
-		go forkOnOwnThread(tasks, start, elsewhere)
-		r := <-elsewhere
+		elsewhere := make(chan struct{})
+		go f.run(elsewhere)
+		<-elsewhere
 		runtime.UnlockOSThread()
-		done <- r
 		return
 	}
-	if err := joinGroup(tasks); err != nil {
-		done <- forkResult{0, err}
-		return
+	if ready != nil {
+		close(ready)
 	}
-	pid, err := start()
-	done <- forkResult{pid, err}
+	joined := false
+	for j := range f.jobs {
+		if !joined {
+			if err := joinGroup(f.tasks); err != nil {
+				j.done <- forkResult{0, err}
+				continue
+			}
+			joined = true
+		}
+		pid, err := j.start()
+		j.done <- forkResult{pid, err}
+	}
 }
 
 // joinGroup moves the calling thread into the group of a cgroup v1 tasks file.

@@ -11,14 +11,14 @@ import (
 )
 
 // The test binary's main goroutine keeps the main thread, so TestMain can
-// call forkOnOwnThread there (tests themselves run on other goroutines).
+// start a forker there (tests themselves run on other goroutines).
 func init() { runtime.LockOSThread() }
 
-// fromMainThread is what forkOnOwnThread did when called on the main
-// thread: the thread id it wrote to the tasks file, the thread start ran on.
+// fromMainThread is what a forker started on the main thread did with two
+// forks: what it wrote to the tasks file, the threads they ran on.
 var fromMainThread struct {
 	joined  string
-	started int
+	started [2]int
 	err     error
 }
 
@@ -43,11 +43,18 @@ func forkFromMainThread() {
 		return
 	}
 	defer tasks.Close()
-	done := make(chan forkResult, 1)
-	forkOnOwnThread(tasks, func() (int, error) { return syscall.Gettid(), nil }, done)
-	r := <-done
+	f := newForker(tasks)
+	f.once.Do(func() { f.run(nil) }) // here, on the main thread
+	for i := range fromMainThread.started {
+		tid, err := f.wrap(func() (int, error) { return syscall.Gettid(), nil })()
+		if err != nil {
+			fromMainThread.err = err
+			return
+		}
+		fromMainThread.started[i] = tid
+	}
 	b, _ := os.ReadFile(tasks.Name())
-	fromMainThread.joined, fromMainThread.started, fromMainThread.err = string(b), r.pid, r.err
+	fromMainThread.joined = string(b)
 }
 
 // TestForkNeverOnTheMainThread: a fork may be asked for on the main thread,
@@ -61,7 +68,21 @@ func TestForkNeverOnTheMainThread(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	main := os.Getpid()
-	if r.started == main || strings.TrimSpace(r.joined) == strconv.Itoa(main) || r.joined == "" {
-		t.Errorf("called on the main thread (%d): joined the group as %q, started on %d; want another thread for both", main, r.joined, r.started)
+	if r.started[0] == main || strings.TrimSpace(r.joined) == strconv.Itoa(main) || r.joined == "" {
+		t.Errorf("started on the main thread (%d): joined the group as %q, forked on %d; want another thread for both", main, r.joined, r.started[0])
+	}
+}
+
+// TestForkerJoinsOnce: every fork runs on the one thread that joined the
+// group, which joined once (a thread per fork cost a clone and an exit on
+// every exec).
+func TestForkerJoinsOnce(t *testing.T) {
+	t.Parallel()
+	r := fromMainThread
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.started[0] != r.started[1] || r.joined != strconv.Itoa(r.started[0]) {
+		t.Errorf("two forks ran on threads %v and wrote %q to the tasks file; want one thread, joined once", r.started, r.joined)
 	}
 }

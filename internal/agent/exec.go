@@ -235,8 +235,8 @@ func (s *Server) start(p *process, sp *spawn) error {
 		proc.Release() // the reaper waits, not os.Process
 		return p.pid, nil
 	}
-	if s.cfg.WorkloadTasks != nil {
-		start = forkInGroup(s.cfg.WorkloadTasks, start)
+	if s.forker != nil {
+		start = s.forker.wrap(start)
 	}
 	p.wait, err = s.reaper.start(start)
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 // with a cgroup v1 pids hierarchy each sandbox gets a pids group of its own
 // (pidsV1Root/aetherium/<id>, made by aetherd) with PidsLimit − reserve
 // pids; its `tasks` file is bind-mounted into the container, and the agent
-// forks every command from a thread that joined it (agent.forkInGroup).
+// forks every command from a thread that joined it (agent.forker).
 // The container's own pids cgroup, where only the agent runs, is limited
 // to the reserve. Together a sandbox never holds more than PidsLimit.
 //
