@@ -38,7 +38,10 @@ func main() {
 func run() error {
 	fs := flag.NewFlagSet("aether-agent", flag.ContinueOnError)
 	listen := fs.String("listen", "unix:/run/aether/agent.sock", "where to serve: unix:PATH, vsock:PORT or serial:NAME|DEVICE")
-	workloadTasks := fs.String("workload-tasks", "", "a cgroup v1 tasks file every command starts in (the Docker runtime's pids group for the workload)")
+	workloadGroup := fs.Bool("workload-group", false, "start every command from a thread the host moves into a cgroup v1 pids group of its own (the Docker runtime's workload group); refuse commands until it is there")
+	// Containers made by an older aetherd pass a tasks file to join; the
+	// host joins the thread now, and the file is never opened.
+	oldTasks := fs.String("workload-tasks", "", "deprecated: as --workload-group")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -54,14 +57,7 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var tasks *os.File
-	if *workloadTasks != "" {
-		var err error
-		if tasks, err = agent.OpenWorkloadTasks(*workloadTasks); err != nil {
-			return err // fail closed: commands must not start outside the group
-		}
-	}
-	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadTasks: tasks})
+	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadGroup: *workloadGroup || *oldTasks != ""})
 	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
 	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
 		return serveSerial(ctx, srv, dev, log)

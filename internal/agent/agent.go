@@ -38,13 +38,12 @@ type Config struct {
 	// starts in (a microVM's agent puts a memory limit on it, so a workload
 	// that exhausts memory is killed there instead of starving the agent).
 	WorkloadCgroup *os.File
-	// WorkloadTasks, when set, is an open cgroup v1 `tasks` file every
-	// command starts in: the Docker runtime bind-mounts the one of a pids
-	// group of the host's with less room than the container, so a fork bomb
-	// fills that group and the agent keeps pids to run (see forker).
-	// It is opened once, before any command runs (OpenWorkloadTasks): the
-	// guest can rename or replace the path afterwards, never the file.
-	WorkloadTasks *os.File
+	// WorkloadGroup makes every command start from one thread that the host
+	// moves into a cgroup v1 pids group of its own after the handshake (the
+	// Docker runtime's workload group, with less room than the container,
+	// so a fork bomb fills that group and the agent keeps pids to run); see
+	// forker. Commands are refused until the thread is there.
+	WorkloadGroup bool
 	// MaxProcesses bounds the table of background processes. Zero means
 	// agentproto.MaxProcesses.
 	MaxProcesses int
@@ -83,7 +82,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	reaper *reaper
-	forker *forker // nil without cfg.WorkloadTasks
+	forker *forker // nil without cfg.WorkloadGroup
 	procs  *procTable
 	execs  atomic.Int64
 	trim   *trimmer
@@ -94,8 +93,8 @@ func New(cfg Config) *Server {
 	cfg.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "agent"), reaper: startReaper(),
 		procs: newProcTable(cfg.MaxProcesses), trim: newTrimmer(cfg.IdleTrim)}
-	if cfg.WorkloadTasks != nil {
-		s.forker = newForker(cfg.WorkloadTasks)
+	if cfg.WorkloadGroup {
+		s.forker = startForker(inOwnPidsGroup)
 	}
 	return s
 }
@@ -181,9 +180,11 @@ func (s *Server) handshake(conn net.Conn) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	return agentproto.WriteJSON(conn, agentproto.TypeHello, agentproto.Hello{
-		Version: v, MinVersion: agentproto.MinVersion, Agent: s.cfg.Version, PID1: os.Getpid() == 1, Hostname: host,
-	})
+	answer := agentproto.Hello{Version: v, MinVersion: agentproto.MinVersion, Agent: s.cfg.Version, PID1: os.Getpid() == 1, Hostname: host}
+	if s.forker != nil {
+		answer.ForkerTID = s.forker.tid
+	}
+	return agentproto.WriteJSON(conn, agentproto.TypeHello, answer)
 }
 
 // stream serializes frame writes on one yamux stream: exec writes stdout,

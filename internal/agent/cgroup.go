@@ -4,26 +4,28 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"sync"
+	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
-// forker forks every command from one OS thread of its own that joined the
-// cgroup v1 group whose `tasks` file is tasks, so that each child is born in
-// the group with no moment outside it, and the agent (every other thread)
-// never runs there. The thread joins once, on the first fork, and stays:
-// a thread made and joined per command cost the agent a clone and an exit
-// on every exec. It is one task of the group's pids. Moving in succeeds
-// even when the group is full; the fork then fails with EAGAIN, which is the
-// limit working. Threads the runtime needs meanwhile are cloned by its
-// template thread, not by the locked one.
+// forker forks every command from one OS thread of its own, which the
+// host moves into the sandbox's workload pids group (cgroup v1) once the
+// handshake told it the thread's id (agentproto.Hello.ForkerTID), so that
+// each child is born in the group with no moment outside it, and the agent
+// (every other thread) never runs there. No tasks file is ever inside the
+// sandbox: a root workload that could write one could also move the
+// agent's own threads into the group it fills, and a full group leaves the
+// Go runtime unable to make a thread. Until the thread is in another pids
+// group than the agent's, commands are refused (fail closed). The thread
+// stays for the agent's life (a thread per command cost a clone and an exit
+// on every exec); it is one task of the group's pids. A full group fails
+// the fork with EAGAIN, which is the limit working. Threads the runtime
+// needs meanwhile are cloned by its template thread, not by the locked one.
 type forker struct {
-	tasks *os.File
-	once  sync.Once
-	jobs  chan forkJob
+	tid  int // the thread's id, in the agent's pid namespace
+	jobs chan forkJob
+	// joined reports whether the calling thread is in the workload group.
+	joined func() (bool, error)
 }
 
 type forkJob struct {
@@ -36,14 +38,18 @@ type forkResult struct {
 	err error
 }
 
-func newForker(tasks *os.File) *forker {
-	return &forker{tasks: tasks, jobs: make(chan forkJob)}
+// startForker starts the forker's thread and returns once it serves.
+func startForker(joined func() (bool, error)) *forker {
+	f := &forker{jobs: make(chan forkJob), joined: joined}
+	ready := make(chan int, 1)
+	go f.run(ready)
+	f.tid = <-ready
+	return f
 }
 
 // wrap returns start made to run on the forker's thread.
 func (f *forker) wrap(start func() (int, error)) func() (int, error) {
 	return func() (int, error) {
-		f.once.Do(func() { go f.run(nil) })
 		done := make(chan forkResult, 1)
 		f.jobs <- forkJob{start, done}
 		r := <-done
@@ -52,29 +58,29 @@ func (f *forker) wrap(start func() (int, error)) func() (int, error) {
 }
 
 // run locks its goroutine to the thread it runs on, never to unlock it,
-// and serves forks there; ready, when not nil, is closed once it serves.
-// On the main thread it instead holds that thread while another goroutine,
-// which then cannot run there, takes over, and returns: Go would park the
-// main thread for good under a goroutine that exits locked, and a main
-// thread in the group would put /proc/1/cgroup there. So the agent's main
-// goroutine need not keep the main thread, and an idle agent has no
-// template thread (the first command starts it): one thread fewer.
-func (f *forker) run(ready chan<- struct{}) {
+// sends the thread's id on ready and serves forks there. On the main thread
+// it instead holds that thread while another goroutine, which then cannot
+// run there, takes over, and returns: the host must never move the main
+// thread, whose group /proc/1/cgroup shows, and the agent's main goroutine
+// need not keep it (an idle agent has no template thread: one thread fewer).
+func (f *forker) run(ready chan<- int) {
 	runtime.LockOSThread()
 	if syscall.Gettid() == syscall.Getpid() {
-		elsewhere := make(chan struct{})
+		elsewhere := make(chan int, 1)
 		go f.run(elsewhere)
-		<-elsewhere
+		ready <- <-elsewhere
 		runtime.UnlockOSThread()
 		return
 	}
-	if ready != nil {
-		close(ready)
-	}
+	ready <- syscall.Gettid()
 	joined := false
 	for j := range f.jobs {
 		if !joined {
-			if err := joinGroup(f.tasks); err != nil {
+			ok, err := f.joined()
+			if err == nil && !ok {
+				err = fmt.Errorf("workload pids group: the host has not moved the agent's forking thread (%d) into it", syscall.Gettid())
+			}
+			if err != nil {
 				j.done <- forkResult{0, err}
 				continue
 			}
@@ -85,30 +91,30 @@ func (f *forker) run(ready chan<- struct{}) {
 	}
 }
 
-// joinGroup moves the calling thread into the group of a cgroup v1 tasks file.
-func joinGroup(tasks *os.File) error {
-	if _, err := tasks.WriteString(strconv.Itoa(syscall.Gettid())); err != nil {
-		return fmt.Errorf("workload cgroup: join: %w", err)
+// inOwnPidsGroup reports whether the calling thread is in another cgroup
+// v1 pids group than the agent's main thread: where the host put it.
+func inOwnPidsGroup() (bool, error) {
+	mine, err := pidsGroupOf("/proc/thread-self/cgroup")
+	if err != nil {
+		return false, err
 	}
-	return nil
+	main, err := pidsGroupOf("/proc/self/cgroup")
+	if err != nil {
+		return false, err
+	}
+	return mine != main, nil
 }
 
-// OpenWorkloadTasks opens the cgroup v1 tasks file at path for
-// Config.WorkloadTasks and checks that it is one: a regular file of a cgroup
-// file system. Call it before any command runs.
-func OpenWorkloadTasks(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+// pidsGroupOf returns the pids line of a /proc cgroup file.
+func pidsGroupOf(path string) (string, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("workload cgroup: %w", err)
+		return "", fmt.Errorf("workload pids group: %w", err)
 	}
-	var fs unix.Statfs_t
-	fi, err := f.Stat()
-	if err == nil {
-		err = unix.Fstatfs(int(f.Fd()), &fs)
+	for line := range strings.Lines(string(b)) {
+		if _, rest, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(rest, "pids:") {
+			return strings.TrimSpace(rest), nil
+		}
 	}
-	if err != nil || !fi.Mode().IsRegular() || fs.Type != unix.CGROUP_SUPER_MAGIC {
-		f.Close()
-		return nil, fmt.Errorf("workload cgroup: %s is not a cgroup v1 tasks file (%v)", path, err)
-	}
-	return f, nil
+	return "", fmt.Errorf("workload pids group: no cgroup v1 pids hierarchy in %s", path)
 }

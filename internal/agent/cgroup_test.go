@@ -4,8 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -15,9 +15,9 @@ import (
 func init() { runtime.LockOSThread() }
 
 // fromMainThread is what a forker started on the main thread did with two
-// forks: what it wrote to the tasks file, the threads they ran on.
+// forks: the thread id it reported, the threads the forks ran on.
 var fromMainThread struct {
-	joined  string
+	tid     int
 	started [2]int
 	err     error
 }
@@ -28,23 +28,10 @@ func TestMain(m *testing.M) {
 }
 
 func forkFromMainThread() {
-	dir, err := os.MkdirTemp("", "agent-tasks-")
-	if err != nil {
-		fromMainThread.err = err
-		return
-	}
-	defer os.RemoveAll(dir)
-	// A plain file stands in for the cgroup v1 tasks file: joinGroup only
-	// writes the thread's id to it. (The real group: TestWorkloadPidsGroup
-	// in internal/sandbox/docker.)
-	tasks, err := os.Create(filepath.Join(dir, "tasks"))
-	if err != nil {
-		fromMainThread.err = err
-		return
-	}
-	defer tasks.Close()
-	f := newForker(tasks)
-	f.once.Do(func() { f.run(nil) }) // here, on the main thread
+	f := &forker{jobs: make(chan forkJob), joined: func() (bool, error) { return true, nil }}
+	ready := make(chan int, 1)
+	f.run(ready) // here, on the main thread: it hands over and returns
+	fromMainThread.tid = <-ready
 	for i := range fromMainThread.started {
 		tid, err := f.wrap(func() (int, error) { return syscall.Gettid(), nil })()
 		if err != nil {
@@ -53,36 +40,75 @@ func forkFromMainThread() {
 		}
 		fromMainThread.started[i] = tid
 	}
-	b, _ := os.ReadFile(tasks.Name())
-	fromMainThread.joined = string(b)
 }
 
-// TestForkNeverOnTheMainThread: a fork may be asked for on the main thread,
-// which cannot end (Go parks it for good); it must join the workload group
-// and fork from another thread, or the agent's main thread, and with it
-// /proc/1/cgroup, would stay in the workload's group.
+// TestForkNeverOnTheMainThread: a forker may be started on the main
+// thread, which the host must never move (/proc/1/cgroup shows its group)
+// and which cannot end (Go parks it for good); it must fork from another
+// thread and report that one.
 func TestForkNeverOnTheMainThread(t *testing.T) {
 	t.Parallel()
 	r := fromMainThread
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	main := os.Getpid()
-	if r.started[0] == main || strings.TrimSpace(r.joined) == strconv.Itoa(main) || r.joined == "" {
-		t.Errorf("started on the main thread (%d): joined the group as %q, forked on %d; want another thread for both", main, r.joined, r.started[0])
+	if main := os.Getpid(); r.tid == main || r.started[0] == main {
+		t.Errorf("started on the main thread (%d): reported thread %d, forked on %d; want another thread for both", main, r.tid, r.started[0])
 	}
 }
 
-// TestForkerJoinsOnce: every fork runs on the one thread that joined the
-// group, which joined once (a thread per fork cost a clone and an exit on
-// every exec).
-func TestForkerJoinsOnce(t *testing.T) {
+// TestForkerKeepsItsThread: every fork runs on the one thread the forker
+// reported (the one the host moves), not on a thread per fork.
+func TestForkerKeepsItsThread(t *testing.T) {
 	t.Parallel()
 	r := fromMainThread
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if r.started[0] != r.started[1] || r.joined != strconv.Itoa(r.started[0]) {
-		t.Errorf("two forks ran on threads %v and wrote %q to the tasks file; want one thread, joined once", r.started, r.joined)
+	if r.started[0] != r.tid || r.started[1] != r.tid {
+		t.Errorf("forks ran on threads %v; want both on the reported thread %d", r.started, r.tid)
+	}
+}
+
+// TestForkerRefusesUntilJoined: until the host moved the forker's thread
+// into the workload group, no command starts (fail closed); once it is
+// there, commands start and the check is not made again.
+func TestForkerRefusesUntilJoined(t *testing.T) {
+	t.Parallel()
+	var checks, joinedAfter atomic.Int32
+	joinedAfter.Store(1)
+	f := startForker(func() (bool, error) { return checks.Add(1) > joinedAfter.Load(), nil })
+	ran := 0
+	start := f.wrap(func() (int, error) { ran++; return 42, nil })
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), "has not moved") || ran != 0 {
+		t.Fatalf("fork before the host moved the thread: err %v, ran %d; want refused, not run", err, ran)
+	}
+	for range 3 {
+		if pid, err := start(); err != nil || pid != 42 {
+			t.Fatalf("fork after the move: %d, %v", pid, err)
+		}
+	}
+	if ran != 3 || checks.Load() != 2 {
+		t.Errorf("ran %d, checked %d times; want 3 runs and the check made until it passed (2)", ran, checks.Load())
+	}
+}
+
+// TestPidsGroupOf reads the pids line of a cgroup file, and refuses a
+// file without one (a cgroup v2 host has no workload group to be in).
+func TestPidsGroupOf(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	v1 := filepath.Join(dir, "v1")
+	os.WriteFile(v1, []byte("9:name=systemd:/docker/abc\n8:pids:/aetherium/x\n7:blkio:/docker/abc\n"), 0o644)
+	if g, err := pidsGroupOf(v1); err != nil || g != "pids:/aetherium/x" {
+		t.Errorf("v1 file: %q, %v", g, err)
+	}
+	v2 := filepath.Join(dir, "v2")
+	os.WriteFile(v2, []byte("0::/user.slice\n"), 0o644)
+	if g, err := pidsGroupOf(v2); err == nil {
+		t.Errorf("v2 file: %q, want an error", g)
+	}
+	if ok, err := inOwnPidsGroup(); err == nil && ok {
+		t.Errorf("a test thread nobody moved is in its own pids group")
 	}
 }

@@ -19,6 +19,12 @@ type Hello struct {
 	PID1 bool `json:"pid1,omitempty"`
 	// Hostname is the sandbox's hostname (answer only).
 	Hostname string `json:"hostname,omitempty"`
+	// ForkerTID is, for an agent started to run commands in a workload
+	// pids group, the id (in the sandbox's pid namespace) of the thread
+	// the host must move into that group before any command can start
+	// (answer only). It comes from the guest: the host moves it only if it
+	// is a thread of the sandbox's init process.
+	ForkerTID int `json:"forker_tid,omitempty"`
 }
 
 // Operation names carried in Request.Op.

@@ -56,6 +56,12 @@ func connectOnce(ctx context.Context, rt Runtime, id string) (*agentclient.Clien
 	if err != nil {
 		return nil, err
 	}
+	if a, ok := rt.(AgentAdopter); ok {
+		if err := a.AdoptAgent(hctx, id, c.Hello()); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	if _, err := c.Health(hctx); err != nil {
 		c.Close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aetherium/aetherium/internal/agentproto"
 	"github.com/aetherium/aetherium/internal/egress"
 )
 
@@ -104,6 +105,15 @@ type Committer interface {
 	// in a running sandbox first: a microVM's disk does not see what is
 	// still in the guest's page cache.
 	Commit(ctx context.Context, id, ref string) (string, error)
+}
+
+// AgentAdopter is a runtime with host-side work to do for each agent
+// session once its handshake answered, before the session is used: the
+// Docker runtime moves the agent's forking thread into the sandbox's
+// workload pids group (agentproto.Hello.ForkerTID). Connect calls it after
+// every handshake. Found with a type assertion on a Runtime.
+type AgentAdopter interface {
+	AdoptAgent(ctx context.Context, id string, hello agentproto.Hello) error
 }
 
 // ImageRemover is a runtime that can delete an image it made (deleting a

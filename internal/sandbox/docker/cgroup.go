@@ -14,6 +14,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"golang.org/x/sys/unix"
+
+	"github.com/aetherium/aetherium/internal/agentproto"
+	"github.com/aetherium/aetherium/internal/errdefs"
 )
 
 // Workload pids groups (cgroup v1 hosts). The agent is PID 1 of its
@@ -22,17 +25,18 @@ import (
 // it could not end the bomb, and the sandbox would be lost. So on a host
 // with a cgroup v1 pids hierarchy each sandbox gets a pids group of its own
 // (pidsV1Root/aetherium/<id>, made by aetherd) with PidsLimit − reserve
-// pids; its `tasks` file is bind-mounted into the container, and the agent
-// forks every command from a thread that joined it (agent.forker).
-// The container's own pids cgroup, where only the agent runs, is limited
-// to the reserve. Together a sandbox never holds more than PidsLimit.
+// pids; the agent forks every command from one thread (agent.forker), which
+// aetherd moves into the group after each handshake (AdoptAgent). No tasks
+// file is inside the container: a root workload that could write one could
+// move the agent's threads into the group it fills. The container's own
+// pids cgroup, where only the agent runs, is limited to the reserve.
+// Together a sandbox never holds more than PidsLimit.
 //
 // On cgroup v2 the container's cgroup is all Docker gives (a private
 // cgroup namespace, mounted read-only); there the workload shares the
 // container's limit as before, and Delete's kill fallback still ends a bomb.
 const (
 	pidsV1Root      = "/sys/fs/cgroup/pids"
-	workloadTasks   = "/.aether/workload-tasks"
 	agentPidsBudget = 256 // the agent's share of PidsLimit (at most a quarter)
 )
 
@@ -79,6 +83,61 @@ func (r *Runtime) ensureWorkloadGroup(id string) error {
 		return fmt.Errorf("docker: workload pids group: %w", err)
 	}
 	return nil
+}
+
+// AdoptAgent implements sandbox.AgentAdopter: it moves the agent's forking
+// thread (hello.ForkerTID, in the container's pid namespace) into the
+// sandbox's workload pids group. The id comes from the guest, so only a
+// thread of the container's init process (the agent) is ever moved, and
+// it is checked to still be that thread after the move. An agent that
+// reports no thread (one of before the host moved it, which joins through
+// the tasks file its older container has) is left alone.
+func (r *Runtime) AdoptAgent(ctx context.Context, id string, hello agentproto.Hello) error {
+	group := r.workloadGroup(id)
+	if group == "" || hello.ForkerTID == 0 {
+		return nil
+	}
+	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	if err != nil {
+		return r.mapErr(err, id)
+	}
+	if c.State == nil || c.State.Pid <= 0 {
+		return errdefs.Unavailable("sandbox %s is not running", id)
+	}
+	tid, err := hostTID(c.State.Pid, hello.ForkerTID)
+	if err != nil {
+		return fmt.Errorf("docker: sandbox %s: %w", id, err)
+	}
+	if err := os.WriteFile(filepath.Join(group, "tasks"), []byte(strconv.Itoa(tid)), 0); err != nil {
+		return fmt.Errorf("docker: sandbox %s: move the agent's forking thread into its workload group: %w", id, err)
+	}
+	if again, err := hostTID(c.State.Pid, hello.ForkerTID); err != nil || again != tid {
+		return fmt.Errorf("docker: sandbox %s: the agent's forking thread %d ended while it was moved", id, hello.ForkerTID)
+	}
+	return nil
+}
+
+// hostTID returns the host id of the thread of process pid whose id in
+// the process's innermost pid namespace is nsTID.
+func hostTID(pid, nsTID int) (int, error) {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("the agent's threads: %w", err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "status"))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		for line := range strings.Lines(string(b)) {
+			ids, ok := strings.CutPrefix(line, "NSpid:")
+			if f := strings.Fields(ids); ok && len(f) > 0 && f[0] == e.Name() && f[len(f)-1] == strconv.Itoa(nsTID) {
+				return strconv.Atoi(e.Name())
+			}
+		}
+	}
+	return 0, fmt.Errorf("the agent (pid %d) has no thread %d", pid, nsTID)
 }
 
 // removeWorkloadGroup kills what is left in a sandbox's workload group and

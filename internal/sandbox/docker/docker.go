@@ -493,10 +493,11 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 	}
 	entrypoint := []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName}
 	binds := []string{r.cfg.AgentPath + ":" + agentPath + ":ro", dir + ":" + socketDir}
-	if group := r.workloadGroup(spec.ID); group != "" {
-		pids, _ = pidsSplit(pids) // the container's cgroup holds only the agent
-		entrypoint = append(entrypoint, "--workload-tasks", workloadTasks)
-		binds = append(binds, filepath.Join(group, "tasks")+":"+workloadTasks)
+	if r.workloadGroup(spec.ID) != "" {
+		// The container's cgroup holds only the agent; the host moves the
+		// agent's forking thread into the workload group (AdoptAgent).
+		pids, _ = pidsSplit(pids)
+		entrypoint = append(entrypoint, "--workload-group")
 	}
 	h := hardening(!r.cfg.Unhardened)
 	cfg := &container.Config{

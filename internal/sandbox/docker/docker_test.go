@@ -132,19 +132,25 @@ func TestWorkloadPidsGroup(t *testing.T) {
 	if b, err := os.ReadFile(group + "/pids.max"); err != nil || strings.TrimSpace(string(b)) != "3840" {
 		t.Errorf("workload group pids.max: %q, %v; want 3840", b, err)
 	}
-	// The guest (root) moves the mount away and leaves a plain file where it
-	// was: later commands still start in the workload group (the agent holds
-	// the file it opened at start), never in the agent's.
-	swap := "mv /.aether /.moved && mkdir /.aether && : > /.aether/workload-tasks"
-	if exit, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", swap}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil || exit.ExitCode != 0 {
-		t.Fatalf("moving the tasks file's mount: %+v, %v, %s", exit, err, out.String())
-	}
+	// No cgroup tasks file is writable inside: a root workload that could
+	// write one could move the agent's threads into the group it fills.
 	out.Reset()
-	if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"grep", ":pids:", "/proc/self/cgroup"}}, agentclient.ExecIO{Stdout: &out, Stderr: &out}); err != nil {
+	probe := "test -e /.aether/workload-tasks && echo mounted; echo 1 > /sys/fs/cgroup/pids/tasks && echo moved; " +
+		"grep -l . /sys/fs/cgroup/pids/aetherium/*/tasks 2>/dev/null; true"
+	if _, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sh", "-c", probe}}, agentclient.ExecIO{Stdout: &out}); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(out.String()); !strings.HasSuffix(got, ":pids:/aetherium/"+spec.ID) {
-		t.Errorf("a command after the guest moved the tasks file: %q; want pids:/aetherium/%s", got, spec.ID)
+	if got := strings.TrimSpace(out.String()); got != "" {
+		t.Errorf("inside the sandbox: %q; want no workload tasks file and the pids hierarchy read-only", got)
+	}
+	// The thread to move comes from the guest: one that is not the agent's
+	// is refused, and nothing moves.
+	before, _ := os.ReadFile(group + "/tasks")
+	if err := rt.AdoptAgent(ctx, spec.ID, agentproto.Hello{ForkerTID: 1 << 22}); err == nil {
+		t.Error("AdoptAgent of a thread the agent does not have: nil error")
+	}
+	if after, _ := os.ReadFile(group + "/tasks"); string(after) != string(before) {
+		t.Errorf("workload group's tasks after a refused adoption: %q, was %q", after, before)
 	}
 	c.Close()
 	if err := rt.Delete(ctx, spec.ID); err != nil {
