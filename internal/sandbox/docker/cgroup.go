@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,11 +89,14 @@ func (r *Runtime) ensureWorkloadGroup(id string) error {
 
 // AdoptAgent implements sandbox.AgentAdopter: it moves the agent's forking
 // thread (hello.ForkerTID, in the container's pid namespace) into the
-// sandbox's workload pids group. The id comes from the guest, so only a
-// thread of the container's init process (the agent) is ever moved, and
-// it is checked to still be that thread after the move. An agent that
-// reports no thread (one of before the host moved it, which joins through
-// the tasks file its older container has) is left alone.
+// sandbox's workload pids group. The id comes from the guest (a root
+// workload can answer on the agent's socket path itself), so: only a
+// thread of the container's init (the agent), other than its main thread,
+// is ever moved; nothing is moved while a thread of init is in the group
+// already (the first handshake after a start, which comes before any
+// command, adopted the real one); and the thread is checked to be the same
+// after the move. An agent that reports no thread (one of before the host
+// moved it) is left alone.
 func (r *Runtime) AdoptAgent(ctx context.Context, id string, hello agentproto.Hello) error {
 	group := r.workloadGroup(id)
 	if group == "" || hello.ForkerTID == 0 {
@@ -104,21 +109,65 @@ func (r *Runtime) AdoptAgent(ctx context.Context, id string, hello agentproto.He
 	if c.State == nil || c.State.Pid <= 0 {
 		return errdefs.Unavailable("sandbox %s is not running", id)
 	}
-	tid, err := hostTID(c.State.Pid, hello.ForkerTID)
+	if c.HostConfig != nil && slices.ContainsFunc(c.HostConfig.Binds, func(b string) bool { return strings.Contains(b, ":/.aether/workload-tasks") }) {
+		r.cfg.Logger.WarnContext(ctx, "docker: sandbox made by an older aetherd: its workload can write its pids group's tasks file (bind-mounted in); recreate it",
+			slog.String("sandbox_id", id))
+	}
+	init := agentProcess{pid: c.State.Pid, container: c.ID}
+	if adopted, err := init.threadIn(group); err != nil || adopted {
+		return err
+	}
+	tid, err := init.thread(hello.ForkerTID)
 	if err != nil {
 		return fmt.Errorf("docker: sandbox %s: %w", id, err)
 	}
 	if err := os.WriteFile(filepath.Join(group, "tasks"), []byte(strconv.Itoa(tid)), 0); err != nil {
 		return fmt.Errorf("docker: sandbox %s: move the agent's forking thread into its workload group: %w", id, err)
 	}
-	if again, err := hostTID(c.State.Pid, hello.ForkerTID); err != nil || again != tid {
+	if again, err := init.thread(hello.ForkerTID); err != nil || again != tid {
 		return fmt.Errorf("docker: sandbox %s: the agent's forking thread %d ended while it was moved", id, hello.ForkerTID)
 	}
 	return nil
 }
 
+// agentProcess is a container's init process (the agent), by host pid.
+type agentProcess struct {
+	pid       int
+	container string // the container's full id, which its cgroup paths carry
+}
+
+// thread returns the host id of the agent's thread whose id in the agent's
+// pid namespace is nsTID, refusing its main thread, a process that is not
+// in the container (the pid was reused), and one in the host's pid
+// namespace.
+func (a agentProcess) thread(nsTID int) (int, error) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", a.pid)); err != nil || !strings.Contains(string(b), a.container) {
+		return 0, fmt.Errorf("process %d is not the container's init any more (%v)", a.pid, err)
+	}
+	tid, err := hostTID(a.pid, nsTID)
+	if err == nil && tid == a.pid {
+		err = fmt.Errorf("thread %d is the agent's main thread", nsTID)
+	}
+	return tid, err
+}
+
+// threadIn reports whether a thread of the agent is in group already.
+func (a agentProcess) threadIn(group string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(group, "tasks"))
+	if err != nil {
+		return false, fmt.Errorf("docker: workload pids group: %w", err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%s", a.pid, f)); err == nil {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // hostTID returns the host id of the thread of process pid whose id in
-// the process's innermost pid namespace is nsTID.
+// the process's innermost pid namespace is nsTID; the process must be in a
+// pid namespace of its own (NSpid has two ids or more).
 func hostTID(pid, nsTID int) (int, error) {
 	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
 	entries, err := os.ReadDir(dir)
@@ -132,12 +181,12 @@ func hostTID(pid, nsTID int) (int, error) {
 		}
 		for line := range strings.Lines(string(b)) {
 			ids, ok := strings.CutPrefix(line, "NSpid:")
-			if f := strings.Fields(ids); ok && len(f) > 0 && f[0] == e.Name() && f[len(f)-1] == strconv.Itoa(nsTID) {
+			if f := strings.Fields(ids); ok && len(f) > 1 && f[0] == e.Name() && f[len(f)-1] == strconv.Itoa(nsTID) {
 				return strconv.Atoi(e.Name())
 			}
 		}
 	}
-	return 0, fmt.Errorf("the agent (pid %d) has no thread %d", pid, nsTID)
+	return 0, fmt.Errorf("the agent (pid %d) has no thread %d in its pid namespace", pid, nsTID)
 }
 
 // removeWorkloadGroup kills what is left in a sandbox's workload group and

@@ -143,14 +143,26 @@ func TestWorkloadPidsGroup(t *testing.T) {
 	if got := strings.TrimSpace(out.String()); got != "" {
 		t.Errorf("inside the sandbox: %q; want no workload tasks file and the pids hierarchy read-only", got)
 	}
-	// The thread to move comes from the guest: one that is not the agent's
-	// is refused, and nothing moves.
+	// The thread to move comes from the guest (which can answer on the
+	// agent's socket): once the agent's forker is in, another handshake
+	// moves nothing, and neither the agent's main thread nor a thread it
+	// lacks is ever taken.
 	before, _ := os.ReadFile(group + "/tasks")
-	if err := rt.AdoptAgent(ctx, spec.ID, agentproto.Hello{ForkerTID: 1 << 22}); err == nil {
-		t.Error("AdoptAgent of a thread the agent does not have: nil error")
+	for _, tid := range []int{1, 1 << 22} {
+		if err := rt.AdoptAgent(ctx, spec.ID, agentproto.Hello{ForkerTID: tid}); err != nil {
+			t.Errorf("AdoptAgent(%d) after the agent was adopted: %v; want nothing done", tid, err)
+		}
 	}
 	if after, _ := os.ReadFile(group + "/tasks"); string(after) != string(before) {
-		t.Errorf("workload group's tasks after a refused adoption: %q, was %q", after, before)
+		t.Errorf("workload group's tasks after later adoptions: %q, was %q", after, before)
+	}
+	for _, tid := range []int{1, 1 << 22} {
+		if got, err := rt.AgentThread(ctx, spec.ID, tid); err == nil {
+			t.Errorf("the agent's thread %d: host thread %d; want refused (its main thread, or one it lacks)", tid, got)
+		}
+	}
+	if got, err := rt.ForeignThread(ctx, spec.ID, os.Getpid(), syscall.Gettid()); err == nil {
+		t.Errorf("a process outside the container: thread %d; want refused", got)
 	}
 	c.Close()
 	if err := rt.Delete(ctx, spec.ID); err != nil {
