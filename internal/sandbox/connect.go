@@ -57,7 +57,7 @@ func connectOnce(ctx context.Context, rt Runtime, id string) (*agentclient.Clien
 		return nil, err
 	}
 	if a, ok := rt.(AgentAdopter); ok {
-		if err := a.AdoptAgent(hctx, id, c.Hello()); err != nil {
+		if err := a.AdoptAgent(hctx, id, conn, c.Hello()); err != nil {
 			c.Close()
 			return nil, err
 		}

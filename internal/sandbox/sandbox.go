@@ -111,9 +111,10 @@ type Committer interface {
 // session once its handshake answered, before the session is used: the
 // Docker runtime moves the agent's forking thread into the sandbox's
 // workload pids group (agentproto.Hello.ForkerTID). Connect calls it after
-// every handshake. Found with a type assertion on a Runtime.
+// every handshake, with the connection it made (whose peer is the process
+// that answered). Found with a type assertion on a Runtime.
 type AgentAdopter interface {
-	AdoptAgent(ctx context.Context, id string, hello agentproto.Hello) error
+	AdoptAgent(ctx context.Context, id string, conn net.Conn, hello agentproto.Hello) error
 }
 
 // ImageRemover is a runtime that can delete an image it made (deleting a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aetherium/aetherium/internal/agentproto"
-	"github.com/aetherium/aetherium/internal/errdefs"
 )
 
 // Workload pids groups (cgroup v1 hosts). The agent is PID 1 of its
@@ -90,59 +90,114 @@ func (r *Runtime) ensureWorkloadGroup(id string) error {
 // AdoptAgent implements sandbox.AgentAdopter: it moves the agent's forking
 // thread (hello.ForkerTID, in the container's pid namespace) into the
 // sandbox's workload pids group. The id comes from the guest (a root
-// workload can answer on the agent's socket path itself), so: only a
-// thread of the container's init (the agent), other than its main thread,
-// is ever moved; nothing is moved while a thread of init is in the group
-// already (the first handshake after a start, which comes before any
-// command, adopted the real one); and the thread is checked to be the same
-// after the move. An agent that reports no thread (one of before the host
-// moved it) is left alone.
-func (r *Runtime) AdoptAgent(ctx context.Context, id string, hello agentproto.Hello) error {
+// workload can answer on the agent's socket path itself), so only a thread
+// of the process listening at the other end of conn (SO_PEERCRED), which
+// must be in the sandbox's container and in a pid namespace of its own, is
+// ever moved; never that process's main thread; nothing while a thread of
+// it is in the group already (the first handshake after a start, which
+// comes before any command, adopted the real one); and the thread is
+// checked to be the same after the move. A fake agent can thus only have
+// its own threads moved, into the group its processes are in anyway. An
+// agent that reports no thread (one of before the host moved it) is left
+// alone.
+func (r *Runtime) AdoptAgent(ctx context.Context, id string, conn net.Conn, hello agentproto.Hello) error {
 	group := r.workloadGroup(id)
 	if group == "" || hello.ForkerTID == 0 {
 		return nil
 	}
-	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	pid, err := peerPID(conn)
 	if err != nil {
-		return r.mapErr(err, id)
+		return fmt.Errorf("docker: sandbox %s: the agent's process: %w", id, err)
 	}
-	if c.State == nil || c.State.Pid <= 0 {
-		return errdefs.Unavailable("sandbox %s is not running", id)
-	}
-	if c.HostConfig != nil && slices.ContainsFunc(c.HostConfig.Binds, func(b string) bool { return strings.Contains(b, ":/.aether/workload-tasks") }) {
-		r.cfg.Logger.WarnContext(ctx, "docker: sandbox made by an older aetherd: its workload can write its pids group's tasks file (bind-mounted in); recreate it",
-			slog.String("sandbox_id", id))
-	}
-	init := agentProcess{pid: c.State.Pid, container: c.ID}
-	if adopted, err := init.threadIn(group); err != nil || adopted {
+	cid, cached, err := r.containerID(ctx, id)
+	if err != nil {
 		return err
 	}
-	tid, err := init.thread(hello.ForkerTID)
+	agent := agentProcess{pid: pid, container: cid}
+	if cached && !agent.inContainer() { // made again behind this process's back
+		r.containers.Delete(id)
+		if cid, _, err = r.containerID(ctx, id); err != nil {
+			return err
+		}
+		agent.container = cid
+	}
+	if adopted, err := agent.threadIn(group); err != nil || adopted {
+		return err
+	}
+	tid, err := agent.thread(hello.ForkerTID)
 	if err != nil {
 		return fmt.Errorf("docker: sandbox %s: %w", id, err)
 	}
 	if err := os.WriteFile(filepath.Join(group, "tasks"), []byte(strconv.Itoa(tid)), 0); err != nil {
 		return fmt.Errorf("docker: sandbox %s: move the agent's forking thread into its workload group: %w", id, err)
 	}
-	if again, err := init.thread(hello.ForkerTID); err != nil || again != tid {
+	if again, err := agent.thread(hello.ForkerTID); err != nil || again != tid {
 		return fmt.Errorf("docker: sandbox %s: the agent's forking thread %d ended while it was moved", id, hello.ForkerTID)
 	}
 	return nil
 }
 
-// agentProcess is a container's init process (the agent), by host pid.
+// containerID returns the full id of sandbox id's container, from the
+// create or an earlier inspection when there was one (cached). An
+// inspection also warns about a container made by an older aetherd, whose
+// workload can write its pids group's tasks file, bind-mounted in.
+func (r *Runtime) containerID(ctx context.Context, id string) (cid string, cached bool, err error) {
+	if v, ok := r.containers.Load(id); ok {
+		return v.(string), true, nil
+	}
+	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	if err != nil {
+		return "", false, r.mapErr(err, id)
+	}
+	if c.HostConfig != nil && slices.ContainsFunc(c.HostConfig.Binds, func(b string) bool { return strings.Contains(b, ":/.aether/workload-tasks") }) {
+		r.cfg.Logger.WarnContext(ctx, "docker: sandbox made by an older aetherd: its workload can write its pids group's tasks file (bind-mounted in); recreate it",
+			slog.String("sandbox_id", id))
+	}
+	r.containers.Store(id, c.ID)
+	return c.ID, false, nil
+}
+
+// peerPID returns the pid, in aetherd's pid namespace, of the process that
+// listens at the other end of a unix socket connection.
+func peerPID(conn net.Conn) (int, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return 0, fmt.Errorf("%T is not a unix socket", conn)
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	cerr := rc.Control(func(fd uintptr) { cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if err = errors.Join(cerr, err); err != nil {
+		return 0, err
+	}
+	if cred.Pid <= 0 {
+		return 0, errors.New("no peer process (outside aetherd's pid namespace)")
+	}
+	return int(cred.Pid), nil
+}
+
+// agentProcess is the process answering on a sandbox's agent socket, by
+// host pid, and the container it must be in.
 type agentProcess struct {
 	pid       int
 	container string // the container's full id, which its cgroup paths carry
 }
 
-// thread returns the host id of the agent's thread whose id in the agent's
-// pid namespace is nsTID, refusing its main thread, a process that is not
-// in the container (the pid was reused), and one in the host's pid
-// namespace.
+// inContainer reports whether the process is in the container.
+func (a agentProcess) inContainer() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", a.pid))
+	return err == nil && strings.Contains(string(b), a.container)
+}
+
+// thread returns the host id of the process's thread whose id in its pid
+// namespace is nsTID, refusing its main thread, a process that is not in
+// the container (the pid was reused), and one in the host's pid namespace.
 func (a agentProcess) thread(nsTID int) (int, error) {
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", a.pid)); err != nil || !strings.Contains(string(b), a.container) {
-		return 0, fmt.Errorf("process %d is not the container's init any more (%v)", a.pid, err)
+	if !a.inContainer() {
+		return 0, fmt.Errorf("process %d is not in the sandbox's container", a.pid)
 	}
 	tid, err := hostTID(a.pid, nsTID)
 	if err == nil && tid == a.pid {

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -25,5 +26,29 @@ func TestHostTID(t *testing.T) {
 	defer other.Process.Kill()
 	if got, err := hostTID(os.Getpid(), other.Process.Pid); err == nil {
 		t.Errorf("hostTID(self, another process %d) = %d; want an error", other.Process.Pid, got)
+	}
+}
+
+// TestPeerPID names the process listening at the other end of a unix
+// socket: here this one.
+func TestPeerPID(t *testing.T) {
+	l, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if pid, err := peerPID(c); err != nil || pid != os.Getpid() {
+		t.Errorf("peerPID = %d, %v; want %d", pid, err, os.Getpid())
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := peerPID(a); err == nil {
+		t.Error("peerPID of a pipe: nil error")
 	}
 }

@@ -144,6 +144,10 @@ type Runtime struct {
 	iso   *Isolation // nil until the daemon answered
 
 	pruneOnce sync.Once // workload groups of vanished containers
+	// containers maps a sandbox id to its container's full id, kept from
+	// the create or an inspection, so AdoptAgent asks dockerd nothing on
+	// a create's path.
+	containers sync.Map
 
 	netMu    sync.Mutex
 	netReady bool // the network and firewall are set up
@@ -266,6 +270,7 @@ func (r *Runtime) Create(ctx context.Context, spec *sandbox.Spec) (*sandbox.Info
 		// exists after all).
 		return nil, errors.Join(err, r.removeWorkloadGroup(spec.ID), r.unclaim(ctx, spec.ID, addr))
 	}
+	r.containers.Store(spec.ID, runtimeID)
 	if !addr.IsValid() {
 		return r.startAndInspect(ctx, spec.ID)
 	}
@@ -618,6 +623,7 @@ func (r *Runtime) start(ctx context.Context, id string) (*container.InspectRespo
 	if err != nil {
 		return nil, r.mapErr(err, id)
 	}
+	r.containers.Store(id, c.ID)
 	return &c, r.applyEgress(ctx, id, &c)
 }
 
@@ -668,6 +674,7 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 // container (a fork bomb outruns its kill), the host kills the workload
 // group's processes itself and removes the container again.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
+	r.containers.Delete(id)
 	remove := func() error {
 		err := r.cli.ContainerRemove(ctx, containerName(id), container.RemoveOptions{Force: true, RemoveVolumes: true})
 		if err != nil && !client.IsErrNotFound(err) && !strings.Contains(err.Error(), "is already in progress") {

@@ -148,8 +148,13 @@ func TestWorkloadPidsGroup(t *testing.T) {
 	// moves nothing, and neither the agent's main thread nor a thread it
 	// lacks is ever taken.
 	before, _ := os.ReadFile(group + "/tasks")
+	conn, err := rt.Dial(ctx, spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	for _, tid := range []int{1, 1 << 22} {
-		if err := rt.AdoptAgent(ctx, spec.ID, agentproto.Hello{ForkerTID: tid}); err != nil {
+		if err := rt.AdoptAgent(ctx, spec.ID, conn, agentproto.Hello{ForkerTID: tid}); err != nil {
 			t.Errorf("AdoptAgent(%d) after the agent was adopted: %v; want nothing done", tid, err)
 		}
 	}
