@@ -186,10 +186,29 @@ type agentProcess struct {
 	container string // the container's full id, which its cgroup paths carry
 }
 
-// inContainer reports whether the process is in the container.
+// inContainer reports whether the process is in the container: one of its
+// cgroup paths has the container's full id as a part of its own (cgroupfs:
+// /docker/<id>; systemd: docker-<id>.scope).
 func (a agentProcess) inContainer() bool {
+	if len(a.container) != 64 {
+		return false
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", a.pid))
-	return err == nil && strings.Contains(string(b), a.container)
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for part := range strings.SplitSeq(parts[2], "/") {
+			if part == a.container || part == "docker-"+a.container+".scope" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // thread returns the host id of the process's thread whose id in its pid

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -50,5 +51,33 @@ func TestPeerPID(t *testing.T) {
 	defer b.Close()
 	if _, err := peerPID(a); err == nil {
 		t.Error("peerPID of a pipe: nil error")
+	}
+}
+
+// TestInContainer takes a process as the container's only when one of its
+// cgroup paths has the container's full id as a part of its own: not an id
+// inside another part (a sandbox id naming it), not an empty or short id.
+func TestInContainer(t *testing.T) {
+	self := os.Getpid()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (agentProcess{pid: self, container: ""}).inContainer() {
+		t.Error("an empty container id matched")
+	}
+	// This process's own cgroup path, if it has a part of 64 characters
+	// (the test may itself run in a container), must match; one made up
+	// must not.
+	made := strings.Repeat("ab", 32)
+	if (agentProcess{pid: self, container: made}).inContainer() {
+		t.Errorf("a made-up id matched cgroups %q", b)
+	}
+	for line := range strings.Lines(string(b)) {
+		for part := range strings.SplitSeq(strings.TrimSpace(line), "/") {
+			if len(part) == 64 && !(agentProcess{pid: self, container: part}).inContainer() {
+				t.Errorf("this process's own container id %s did not match", part)
+			}
+		}
 	}
 }
