@@ -23,7 +23,8 @@ type Hello struct {
 	// pids group, the id (in the sandbox's pid namespace) of the thread
 	// the host must move into that group before any command can start
 	// (answer only). It comes from the guest: the host moves it only if it
-	// is a thread of the sandbox's init process.
+	// is a thread, not the main one, of the process answering on the
+	// connection, in the sandbox.
 	ForkerTID int `json:"forker_tid,omitempty"`
 }
 

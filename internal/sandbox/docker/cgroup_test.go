@@ -12,8 +12,8 @@ import (
 
 // TestHostTID refuses a process in the host's pid namespace (NSpid has one
 // id), even for its own thread, and a thread that is another process's:
-// AdoptAgent moves only threads of a container's init. (Finding one:
-// TestWorkloadPidsGroup.)
+// AdoptAgent moves only threads of the process answering on the agent's
+// socket, in its container. (Finding one: TestWorkloadPidsGroup.)
 func TestHostTID(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

@@ -162,11 +162,11 @@ func TestWorkloadPidsGroup(t *testing.T) {
 		t.Errorf("workload group's tasks after later adoptions: %q, was %q", after, before)
 	}
 	for _, tid := range []int{1, 1 << 22} {
-		if got, err := rt.AgentThread(ctx, spec.ID, tid); err == nil {
+		if got, err := rt.AgentThread(ctx, spec.ID, 0, tid); err == nil {
 			t.Errorf("the agent's thread %d: host thread %d; want refused (its main thread, or one it lacks)", tid, got)
 		}
 	}
-	if got, err := rt.ForeignThread(ctx, spec.ID, os.Getpid(), syscall.Gettid()); err == nil {
+	if got, err := rt.AgentThread(ctx, spec.ID, os.Getpid(), syscall.Gettid()); err == nil {
 		t.Errorf("a process outside the container: thread %d; want refused", got)
 	}
 	c.Close()
