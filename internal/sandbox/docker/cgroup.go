@@ -92,8 +92,8 @@ func (r *Runtime) ensureWorkloadGroup(id string) error {
 // sandbox's workload pids group. The id comes from the guest (a root
 // workload can answer on the agent's socket path itself), so only a thread
 // of the process listening at the other end of conn (SO_PEERCRED), which
-// must be in the sandbox's container and in a pid namespace of its own, is
-// ever moved; never that process's main thread; nothing while a thread of
+// must be in the sandbox's container and the init of a pid namespace of its
+// own (the container's PID 1, as the agent is), is ever moved; never that process's main thread; nothing while a thread of
 // it is in the group already (the first handshake after a start, which
 // comes before any command, adopted the real one); and the thread is
 // checked to be the same after the move. A fake agent can thus only have
@@ -213,10 +213,15 @@ func (a agentProcess) inContainer() bool {
 
 // thread returns the host id of the process's thread whose id in its pid
 // namespace is nsTID, refusing its main thread, a process that is not in
-// the container (the pid was reused), and one in the host's pid namespace.
+// the container (the pid was reused), and one that is not the init of a pid
+// namespace of its own (the agent is its container's PID 1; a pid is only a
+// process's, not one of its threads').
 func (a agentProcess) thread(nsTID int) (int, error) {
 	if !a.inContainer() {
 		return 0, fmt.Errorf("process %d is not in the sandbox's container", a.pid)
+	}
+	if err := nsInit(a.pid); err != nil {
+		return 0, err
 	}
 	tid, err := hostTID(a.pid, nsTID)
 	if err == nil && tid == a.pid {
@@ -237,6 +242,37 @@ func (a agentProcess) threadIn(group string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// nsInit checks that pid is a process (not another process's thread: a
+// peer's pid may have been reused as one) and PID 1 of a pid namespace of
+// its own, as the agent is in its container.
+func nsInit(pid int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return fmt.Errorf("the agent's process: %w", err)
+	}
+	if !statusOfNSInit(string(b), pid) {
+		return fmt.Errorf("process %d is not the init of a pid namespace of its own, as the agent is", pid)
+	}
+	return nil
+}
+
+// statusOfNSInit reports whether a /proc/<pid>/status text is that of the
+// process pid itself (Tgid) and of PID 1 of a pid namespace below the
+// host's (NSpid: pid ... 1).
+func statusOfNSInit(status string, pid int) bool {
+	tgid, nspid := false, false
+	for line := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			tgid = strings.TrimSpace(v) == strconv.Itoa(pid)
+		}
+		if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(v)
+			nspid = len(f) > 1 && f[0] == strconv.Itoa(pid) && f[len(f)-1] == "1"
+		}
+	}
+	return tgid && nspid
 }
 
 // hostTID returns the host id of the thread of process pid whose id in

@@ -30,6 +30,30 @@ func TestHostTID(t *testing.T) {
 	}
 }
 
+// TestStatusOfNSInit: only a process (not a thread of another) that is
+// PID 1 of a pid namespace below the host's is taken as an agent.
+func TestStatusOfNSInit(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status string
+		pid    int
+		want   bool
+	}{
+		{"the container's init", "Name:\tagent\nTgid:\t100\nPid:\t100\nNSpid:\t100\t1\n", 100, true},
+		{"init of a nested namespace", "Tgid:\t100\nNSpid:\t100\t20\t1\n", 100, true},
+		{"a thread of the init", "Tgid:\t100\nPid:\t101\nNSpid:\t101\t7\n", 101, false},
+		{"a thread numbered 1 in its namespace", "Tgid:\t100\nPid:\t101\nNSpid:\t101\t1\n", 101, false},
+		{"a workload process", "Tgid:\t300\nNSpid:\t300\t42\n", 300, false},
+		{"a host process", "Tgid:\t1\nNSpid:\t1\n", 1, false},
+		{"another process's status", "Tgid:\t100\nNSpid:\t100\t1\n", 200, false},
+		{"no NSpid line", "Tgid:\t100\n", 100, false},
+	} {
+		if got := statusOfNSInit(tt.status, tt.pid); got != tt.want {
+			t.Errorf("%s: statusOfNSInit = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
 // TestPeerPID names the process listening at the other end of a unix
 // socket: here this one.
 func TestPeerPID(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -169,6 +170,13 @@ func TestWorkloadPidsGroup(t *testing.T) {
 	if got, err := rt.AgentThread(ctx, spec.ID, os.Getpid(), syscall.Gettid()); err == nil {
 		t.Errorf("a process outside the container: thread %d; want refused", got)
 	}
+	// A peer's pid may since name a thread (pids and thread ids share one
+	// space): a thread of the agent taken as the process would have let
+	// its main thread (1) be moved.
+	tid := agentThreadOtherThanMain(t, rt, spec.ID)
+	if got, err := rt.AgentThread(ctx, spec.ID, tid, 1); err == nil {
+		t.Errorf("the agent's thread %d taken as a process: its thread 1 is host thread %d; want refused", tid, got)
+	}
 	c.Close()
 	if err := rt.Delete(ctx, spec.ID); err != nil {
 		t.Fatal(err)
@@ -214,6 +222,27 @@ func TestPruneWorkloadGroups(t *testing.T) {
 	if _, err := os.Stat(young); err != nil {
 		t.Errorf("a new group without a container yet: %v; want it kept", err)
 	}
+}
+
+// agentThreadOtherThanMain returns the host id of a thread of sandbox id's
+// agent that is not its main thread.
+func agentThreadOtherThanMain(t *testing.T, rt *docker.Runtime, id string) int {
+	t.Helper()
+	pid, err := rt.AgentPID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if tid, _ := strconv.Atoi(e.Name()); tid != pid {
+			return tid
+		}
+	}
+	t.Fatalf("the agent (%d) has one thread", pid)
+	return 0
 }
 
 func hostPidsV1() bool {

@@ -15,3 +15,12 @@ func (r *Runtime) AgentThread(ctx context.Context, id string, pid, nsTID int) (i
 	}
 	return agentProcess{pid: pid, container: c.ID}.thread(nsTID)
 }
+
+// AgentPID is the host pid of sandbox id's agent, its container's init.
+func (r *Runtime) AgentPID(ctx context.Context, id string) (int, error) {
+	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	if err != nil {
+		return 0, err
+	}
+	return c.State.Pid, nil
+}
