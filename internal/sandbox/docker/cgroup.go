@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -318,10 +317,12 @@ func (r *Runtime) removeWorkloadGroup(id string) error {
 	}
 }
 
-// killGroup SIGKILLs every process of a cgroup v1 group, over and over until
-// it is empty (a fork bomb refills it while it is being killed) or 5 s pass.
-// The host does this when dockerd's own kill does not end a container.
+// killGroup SIGKILLs every process of a cgroup v1 pids group, over and
+// over until it is empty (a fork bomb refills it while it is being killed)
+// or 5 s pass. The host does this when dockerd's own kill does not end a
+// container.
 func killGroup(dir string) {
+	group := strings.TrimPrefix(dir, pidsV1Root)
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		if err != nil || len(strings.TrimSpace(string(b))) == 0 {
@@ -329,10 +330,44 @@ func killGroup(dir string) {
 		}
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-				syscall.Kill(pid, syscall.SIGKILL)
+				killIn(pid, group)
 			}
 		}
 	}
+}
+
+// killIn SIGKILLs process pid if it is in the pids group group (a path
+// below the hierarchy's root). A pid read from the group's list may have
+// been reaped and given to another process since (a fork bomb goes through
+// this host's pids fast): the process is pinned by a pidfd first, then
+// checked, so one that is not the group's is never signalled.
+func killIn(pid int, group string) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // gone
+	}
+	defer unix.Close(fd)
+	if pidsGroupOfProcess(pid) != group {
+		return
+	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+}
+
+// pidsGroupOfProcess returns the cgroup v1 pids group of process pid ("" if
+// it has none or is gone).
+func pidsGroupOfProcess(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(b)) {
+		if _, rest, ok := strings.Cut(line, ":"); ok {
+			if group, ok := strings.CutPrefix(strings.TrimSpace(rest), "pids:"); ok {
+				return group
+			}
+		}
+	}
+	return ""
 }
 
 // pruneAge spares the groups of creates still under way (the group is made

@@ -4,7 +4,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,5 +105,43 @@ func TestInContainer(t *testing.T) {
 				t.Errorf("this process's own container id %s did not match", part)
 			}
 		}
+	}
+}
+
+// TestKillGroupOnlyItsOwn: the host's kill of a workload group (Delete's
+// fallback for a fork bomb) signals only processes in the group, even
+// given a pid that has meanwhile gone to another process.
+func TestKillGroupOnlyItsOwn(t *testing.T) {
+	if _, err := os.Stat(pidsV1Root + "/tasks"); err != nil {
+		t.Skip("skipping: no cgroup v1 pids hierarchy on this host")
+	}
+	dir := filepath.Join(pidsV1Root, "aetherium", "killtest-"+strconv.Itoa(os.Getpid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Rmdir(dir)
+	inside, outside := exec.Command("sleep", "60"), exec.Command("sleep", "60")
+	for _, c := range []*exec.Cmd{inside, outside} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Process.Kill()
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(inside.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	group := strings.TrimPrefix(dir, pidsV1Root)
+	// The outside process stands for a pid the group listed a moment ago
+	// and that this host has since given to another process.
+	killIn(outside.Process.Pid, group)
+	killGroup(dir)
+	if err := inside.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the group's process: %v; want killed", err)
+	}
+	// A SIGKILL sent before would win over this SIGTERM (the process is
+	// already exiting with it).
+	outside.Process.Signal(syscall.SIGTERM)
+	if err := outside.Wait(); err == nil || !strings.Contains(err.Error(), "terminated") {
+		t.Errorf("a process outside the group: %v; want it untouched until terminated by the test", err)
 	}
 }
