@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/aetherium/aetherium/internal/egress"
 	"github.com/aetherium/aetherium/internal/errdefs"
@@ -262,8 +263,18 @@ func (m *Machine) Stop(ctx context.Context, id string) error {
 	if pid == 0 {
 		return nil
 	}
+	// Signals go through a pidfd, checked to pin the VMM, so that its pid
+	// reused after it exits (during the grace) is never signalled.
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil // exited meanwhile
+	}
+	defer unix.Close(pidfd)
+	if m.dirs.PID(id) != pid {
+		return nil // exited, and the pid was reused before it was pinned
+	}
 	if m.cfg.StopGrace > 0 {
-		syscall.Kill(pid, syscall.SIGTERM)
+		unix.PidfdSendSignal(pidfd, unix.SIGTERM, nil, 0)
 		gctx, cancel := context.WithTimeout(ctx, m.cfg.StopGrace)
 		err := m.dirs.WaitExit(gctx, id)
 		cancel()
@@ -274,7 +285,7 @@ func (m *Machine) Stop(ctx context.Context, id string) error {
 			return ctx.Err()
 		}
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 	return m.dirs.WaitExit(ctx, id)
 }
 
