@@ -29,8 +29,12 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 }
 
 func printExecutionRows(tw *tabwriter.Writer, list []*apiv1.Execution) {
-	fmt.Fprintln(tw, "STARTED\tCOMMAND\tEXIT\tDURATION\tSTDOUT")
+	fmt.Fprintln(tw, "STARTED\tSHELL\tCOMMAND\tEXIT\tDURATION\tSTDOUT")
 	for _, e := range list {
+		shell := "-" // recorded before Aetherium kept it: unknown
+		if e.Shell != nil {
+			shell = map[bool]string{true: "yes", false: "no"}[*e.Shell]
+		}
 		exit := "-"
 		switch {
 		case e.TimedOut:
@@ -44,6 +48,7 @@ func printExecutionRows(tw *tabwriter.Writer, list []*apiv1.Execution) {
 		}
 		cmdline := strings.Join(append([]string{e.Command}, e.Args...), " ")
 		out := printable(strings.ReplaceAll(strings.TrimSpace(e.Stdout), "\n", "⏎"))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%dms\t%s\n", e.StartedAt.Local().Format(time.TimeOnly), trunc(printable(cmdline), 40), exit, e.DurationMS, trunc(out, 50))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%s\n", e.StartedAt.Local().Format(time.TimeOnly), shell, trunc(printable(cmdline), 40), exit,
+			e.DurationMS, trunc(out, 50))
 	}
 }

@@ -41,7 +41,8 @@ func TestWireUnchanged(t *testing.T) {
 	if tk, err = a.st.TaskUpdate(ctx, &store.TaskUpdateParams{ID: tk.ID, Status: store.TaskSucceeded, Result: json.RawMessage(`{"job_id":"j1"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := a.st.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: vm.ID, TaskID: tk.ID, JobID: "j1", Command: "true"})
+	e, err := a.st.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: vm.ID, TaskID: tk.ID, JobID: "j1",
+		Command: "true", Shell: new(false)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,7 +28,9 @@ func putWeirdProgram(t *testing.T, c *client.Client, vm string) {
 
 // TestExecWithoutShell runs a lone command with "shell":false through the
 // streaming exec, the queue and the CLI: each runs it as the program, where
-// the default (a shell line) does not.
+// the default (a shell line) does not. The history endpoint then says how
+// each one ran: the records once kept only command and args, so a shell
+// line and the same command run as the program read back alike.
 func TestExecWithoutShell(t *testing.T) {
 	t.Parallel()
 	e := newDockerEnv(t)
@@ -55,5 +59,41 @@ func TestExecWithoutShell(t *testing.T) {
 
 	if out, code := e.aether("", "exec", "--no-shell", vm.Name, "--", weirdProgram); out != "ran\n" || code != 0 {
 		t.Errorf("aether exec --no-shell = %q exit %d, want ran", out, code)
+	}
+	// With args and no "shell" field the worker runs the program: the record
+	// holds its decision, not the request's (absent) field.
+	out.Reset()
+	if res, err := e.c.Exec(ctx(t), vm.ID, &task.ExecParams{Command: weirdProgram, Args: []string{"x"}}, nil, &out, &out); err != nil ||
+		*res.ExitCode != 0 || out.String() != "ran x\n" {
+		t.Errorf("exec with args = %q %+v %v, want ran x and exit 0", out.String(), res, err)
+	}
+
+	execs, err := e.c.Executions(ctx(t), vm.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range execs {
+		if x.Command != weirdProgram {
+			continue
+		}
+		shell, exit := "unknown", "none"
+		if x.Shell != nil {
+			shell = fmt.Sprint(*x.Shell)
+		}
+		if x.ExitCode != nil {
+			exit = fmt.Sprint(*x.ExitCode)
+		}
+		got = append(got, fmt.Sprintf("shell=%s args=%q exit=%s", shell, x.Args, exit))
+	}
+	want := []string{
+		`shell=false args=[] exit=0`,    // exec, "shell":false
+		`shell=true args=[] exit=127`,   // exec, a shell line
+		`shell=false args=[] exit=0`,    // execute (queued), "shell":false
+		`shell=false args=[] exit=0`,    // aether exec --no-shell
+		`shell=false args=["x"] exit=0`, // exec with args
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("history of %s:\n got %q\nwant %q", weirdProgram, got, want)
 	}
 }

@@ -160,6 +160,9 @@ type ExecutionInsertParams struct {
 	Command   string
 	JobID     string
 	ProjectID string
+	// Shell is how the command runs: true as a line for /bin/sh -c, false
+	// as the program Command with Args. nil records it as unknown.
+	Shell     *bool
 	StartedAt time.Time
 	TaskID    string
 	VMID      string

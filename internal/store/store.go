@@ -278,6 +278,9 @@ type Job struct {
 }
 
 // Execution is the record of one command run in a sandbox, by any path.
+// Shell says how Command ran: true as a line for /bin/sh -c, false as the
+// program Command with Args; nil (omitted) for executions recorded before
+// Aetherium kept it, whose way is unknown.
 type Execution struct {
 	ID              string     `json:"id"`
 	ProjectID       string     `json:"project_id"`
@@ -286,6 +289,7 @@ type Execution struct {
 	JobID           string     `json:"job_id,omitempty"`
 	Command         string     `json:"command"`
 	Args            []string   `json:"args"`
+	Shell           *bool      `json:"shell,omitempty"`
 	ExitCode        *int       `json:"exit_code"`
 	Signal          string     `json:"signal,omitempty"`
 	TimedOut        bool       `json:"timed_out"`

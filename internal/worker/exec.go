@@ -49,8 +49,10 @@ func (w *Worker) Exec(ctx context.Context, vm *store.VM, p *task.ExecParams, rec
 		return nil, err
 	}
 	defer w.begin(ctx, vm)()
+	// Shell is what agentRequest decides, not the request's field: the
+	// record says how the command actually ran.
 	e, err := w.store.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: vm.ProjectID, VMID: vm.ID,
-		TaskID: rec.TaskID, JobID: rec.JobID, Command: p.Command, Args: p.Args})
+		TaskID: rec.TaskID, JobID: rec.JobID, Command: p.Command, Args: p.Args, Shell: new(p.UsesShell())})
 	if err != nil {
 		return nil, err
 	}

@@ -157,3 +157,54 @@ func TestActivityTouchSkipsTheFlush(t *testing.T) {
 		t.Error("an update of more than the activity went through the pool that does not wait for the disk")
 	}
 }
+
+// TestOldExecutionShellUnknown: an execution recorded before migration 16
+// (executions.shell) reads back with Shell nil, unknown, not a made-up false
+// or true; and migration 16 goes down and up again.
+func TestOldExecutionShellUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "aether.db")
+	m, err := sqlite.Migrate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Migrate(15); err != nil {
+		t.Fatalf("migrate to 15: %v", err)
+	}
+	m.Close()
+	db, err := sqlite.OpenDB(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.ExecContext(ctx, `INSERT INTO executions (id, project_id, vm_id, command, started_at) VALUES ('old', ?, 'oldvm', 'true', 1)`,
+		store.DefaultProjectID)
+	db.Close()
+	if err != nil {
+		t.Fatalf("insert at migration 15: %v", err)
+	}
+
+	s, err := sqlite.Open(ctx, path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: store.DefaultProjectID, VMID: "oldvm"})
+	s.Close()
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ExecutionList = %d rows, %v; want the old one", len(list), err)
+	}
+	if list[0].Shell != nil {
+		t.Errorf("old execution's Shell = %v after migration 16, want nil (unknown)", *list[0].Shell)
+	}
+
+	if m, err = sqlite.Migrate(path); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Steps(-1); err != nil {
+		t.Fatalf("migration 16 down: %v", err)
+	}
+	if err := m.Up(); err != nil {
+		t.Fatalf("migration 16 up again: %v", err)
+	}
+}

@@ -10,17 +10,18 @@ import (
 	"github.com/aetherium/aetherium/internal/store"
 )
 
-const execColumns = `id, project_id, vm_id, task_id, job_id, command, args, exit_code, signal, timed_out, error,
+const execColumns = `id, project_id, vm_id, task_id, job_id, command, args, shell, exit_code, signal, timed_out, error,
 	stdout, stderr, stdout_truncated, stderr_truncated, started_at, completed_at, duration_ms`
 
 func scanExecution(row interface{ Scan(...any) error }) (*store.Execution, error) {
 	var e store.Execution
 	var args string
+	var shell sql.NullBool // NULL: recorded before the column, unknown
 	var code sql.NullInt64
 	var started int64
 	var completed sql.NullInt64
 	var stdout, stderr []byte // bytes: output need not be UTF-8
-	err := row.Scan(&e.ID, &e.ProjectID, &e.VMID, &e.TaskID, &e.JobID, &e.Command, &args, &code, &e.Signal,
+	err := row.Scan(&e.ID, &e.ProjectID, &e.VMID, &e.TaskID, &e.JobID, &e.Command, &args, &shell, &code, &e.Signal,
 		&e.TimedOut, &e.Error, &stdout, &stderr, &e.StdoutTruncated, &e.StderrTruncated, &started, &completed, &e.DurationMS)
 	if err != nil {
 		return nil, err
@@ -29,6 +30,9 @@ func scanExecution(row interface{ Scan(...any) error }) (*store.Execution, error
 	json.Unmarshal([]byte(args), &e.Args)
 	if e.Args == nil {
 		e.Args = []string{}
+	}
+	if shell.Valid {
+		e.Shell = &shell.Bool
 	}
 	if code.Valid {
 		c := int(code.Int64)
@@ -45,11 +49,15 @@ func (s *Store) ExecutionInsert(ctx context.Context, p *store.ExecutionInsertPar
 	if started.IsZero() {
 		started = fromMicros(now())
 	}
+	var shell any // nil: NULL, unknown
+	if p.Shell != nil {
+		shell = *p.Shell
+	}
 	// The start is a marker, written without waiting for the disk; the
 	// finish waits (see Store.marker).
 	e, err := scanExecution(s.marker.QueryRowContext(ctx, `INSERT INTO executions (id, project_id, vm_id, task_id, job_id,
-		command, args, started_at) VALUES (?,?,?,?,?,?,?,?) RETURNING `+execColumns,
-		uuid.Must(uuid.NewV7()).String(), p.ProjectID, p.VMID, p.TaskID, p.JobID, p.Command, string(args), micros(started)))
+		command, args, shell, started_at) VALUES (?,?,?,?,?,?,?,?,?) RETURNING `+execColumns,
+		uuid.Must(uuid.NewV7()).String(), p.ProjectID, p.VMID, p.TaskID, p.JobID, p.Command, string(args), shell, micros(started)))
 	return e, s.mapErr(err, "execution")
 }
 

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"TaskListPendingOlderThan", testTaskList},
 		{"JobWithTask", testJob},
 		{"Executions", testExecutions},
+		{"ExecutionShell", testExecutionShell},
 		{"Workers", testWorkers},
 		{"WorkerLoad", testWorkerLoad},
 		{"Templates", testTemplates},
@@ -303,6 +304,67 @@ func testExecutions(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 1 || list[0].Args[0] != "hi" {
 		t.Errorf("ExecutionList = %v, %v", list, err)
 	}
+}
+
+// testExecutionShell guards the audit trail of how a command ran: the
+// history once kept only command and args, so a /bin/sh -c line and the same
+// command run as the program read back alike. Shell round-trips true, false
+// and unset (nil: unknown, never a made-up value) through every read.
+func testExecutionShell(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	vm, _ := createVM(t, s, "shellvm")
+	tests := []struct {
+		name  string
+		shell *bool
+	}{
+		{"shell line", new(true)},
+		{"program", new(false)},
+		{"unknown", nil},
+	}
+	want := map[string]string{} // execution ID → shell
+	for _, tt := range tests {
+		taskID := uuid.NewString()
+		e, err := s.ExecutionInsert(ctx, &store.ExecutionInsertParams{ProjectID: store.DefaultProjectID, VMID: vm.ID,
+			TaskID: taskID, Command: "true", Shell: tt.shell})
+		if err != nil {
+			t.Fatalf("%s: ExecutionInsert: %v", tt.name, err)
+		}
+		want[e.ID] = showBool(tt.shell)
+		code := 0
+		done, err := s.ExecutionFinish(ctx, &store.ExecutionFinishParams{ID: e.ID, ExitCode: &code})
+		if err != nil {
+			t.Fatalf("%s: ExecutionFinish: %v", tt.name, err)
+		}
+		byTask, err := s.ExecutionByTask(ctx, store.DefaultProjectID, taskID)
+		if err != nil {
+			t.Fatalf("%s: ExecutionByTask: %v", tt.name, err)
+		}
+		for _, got := range []struct {
+			from string
+			e    *store.Execution
+		}{{"ExecutionInsert", e}, {"ExecutionFinish", done}, {"ExecutionByTask", byTask}} {
+			if showBool(got.e.Shell) != want[e.ID] {
+				t.Errorf("%s: %s Shell = %s, want %s", tt.name, got.from, showBool(got.e.Shell), want[e.ID])
+			}
+		}
+	}
+	list, err := s.ExecutionList(ctx, &store.ExecutionListParams{ProjectID: store.DefaultProjectID, VMID: vm.ID})
+	if err != nil || len(list) != len(tests) {
+		t.Fatalf("ExecutionList = %d rows, %v; want %d", len(list), err, len(tests))
+	}
+	for _, e := range list {
+		if showBool(e.Shell) != want[e.ID] {
+			t.Errorf("ExecutionList: %s Shell = %s, want %s", e.ID, showBool(e.Shell), want[e.ID])
+		}
+	}
+}
+
+// showBool prints a *bool for a failure message: true, false or nil.
+func showBool(b *bool) string {
+	if b == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*b)
 }
 
 func testWorkers(t *testing.T, s store.Store) {

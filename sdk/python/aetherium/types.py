@@ -71,6 +71,7 @@ class Execution(TypedDict, total=False):
     job_id: str
     command: str
     args: list[str]
+    shell: bool  # True: ran as a /bin/sh -c line; False: as the program; absent: unknown (older records)
     exit_code: int | None
     signal: str
     timed_out: bool

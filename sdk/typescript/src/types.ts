@@ -98,6 +98,8 @@ export interface Execution {
   job_id?: string;
   command: string;
   args: string[];
+  /** true: ran as a /bin/sh -c line; false: as the program; absent: unknown (recorded before Aetherium kept it). */
+  shell?: boolean;
   exit_code: number | null;
   signal?: string;
   timed_out: boolean;
