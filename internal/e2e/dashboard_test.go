@@ -183,6 +183,8 @@ func TestDashboard(t *testing.T) {
 		visit("#/executions/"+vm.ID),
 		chromedp.WaitVisible(chromedp.CSS(`main[data-page="executions"] pre.stdout`)),
 		waitTrue(`document.querySelector('main').textContent.includes('from-the-queue')`),
+		// The queued command ran as a shell line, and the table says so.
+		waitTrue(`document.querySelector('tr[data-ran-as="shell"] td.ran-as')?.textContent === 'shell'`),
 		screenshot(dir, "executions"))
 
 	step("terminal",

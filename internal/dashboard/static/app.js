@@ -168,9 +168,16 @@ async function jobPage(id) {
     el('h2', {}, 'Executions'), executionsTable(d.executions)];
 }
 
+// ranAs says how an execution ran its command: as a line for /bin/sh -c, as
+// the program with its args, or unknown (recorded before Aetherium kept it).
+function ranAs(x) {
+  return x.shell === undefined ? '—' : (x.shell ? 'shell' : 'program');
+}
+
 function executionsTable(execs) {
-  return table(['Started', 'Command', 'Exit', 'Duration', 'Output'], execs.map((x) => el('tr', {},
+  return table(['Started', 'Command', 'Ran as', 'Exit', 'Duration', 'Output'], execs.map((x) => el('tr', { dataset: { ranAs: ranAs(x) } },
     el('td', {}, fmtTime(x.started_at)), el('td', { class: 'mono' }, [x.command, ...(x.args || [])].join(' ')),
+    el('td', { class: 'ran-as' }, ranAs(x)),
     el('td', {}, x.exit_code ?? (x.signal || (x.timed_out ? 'timed out' : x.error || 'running'))),
     el('td', {}, `${x.duration_ms} ms`),
     el('td', {}, el('pre', { class: 'output stdout' }, x.stdout + (x.stdout_truncated ? '\n…(truncated)' : '')),
