@@ -336,27 +336,45 @@ func killGroup(dir string) {
 	}
 }
 
-// killIn SIGKILLs process pid if it is in the pids group group (a path
-// below the hierarchy's root). A pid read from the group's list may have
-// been reaped and given to another process since (a fork bomb goes through
-// this host's pids fast): the process is pinned by a pidfd first, then
-// checked, so one that is not the group's is never signalled.
+// killIn SIGKILLs process pid if a thread of it is in the pids group group
+// (a path below the hierarchy's root): the group's list names a process for
+// any thread of it inside, as the agent's forking thread is (killing the
+// agent, its container's init, ends every process of the container). A pid
+// read from the list may have been reaped and given to another process
+// since (a fork bomb goes through this host's pids fast): the process is
+// pinned by a pidfd first, then checked, so one that is not the group's is
+// never signalled.
 func killIn(pid int, group string) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return // gone
 	}
 	defer unix.Close(fd)
-	if pidsGroupOfProcess(pid) != group {
+	if !threadInGroup(pid, group) {
 		return
 	}
 	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 }
 
-// pidsGroupOfProcess returns the cgroup v1 pids group of process pid ("" if
-// it has none or is gone).
-func pidsGroupOfProcess(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+// threadInGroup reports whether a thread of process pid is in the cgroup v1
+// pids group group.
+func threadInGroup(pid int, group string) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		if pidsGroupIn(fmt.Sprintf("/proc/%d/task/%s/cgroup", pid, t.Name())) == group {
+			return true
+		}
+	}
+	return false
+}
+
+// pidsGroupIn returns the cgroup v1 pids group a /proc cgroup file names
+// ("" if none, or the file is gone).
+func pidsGroupIn(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}

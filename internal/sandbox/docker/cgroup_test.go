@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestHostTID refuses a process in the host's pid namespace (NSpid has one
@@ -130,13 +132,27 @@ func TestKillGroupOnlyItsOwn(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(inside.Process.Pid)), 0); err != nil {
 		t.Fatal(err)
 	}
+	// A process with only one thread of its own in the group (as the agent
+	// has its forking thread there) is the group's too.
+	threaded := exec.Command(os.Args[0], "-test.run=^TestKillGroupHelperProcess$")
+	threaded.Env = append(os.Environ(), "AETHER_KILLGROUP_HELPER=1")
+	if err := threaded.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer threaded.Process.Kill()
+	tid := otherThread(t, threaded.Process.Pid)
+	if err := os.WriteFile(filepath.Join(dir, "tasks"), []byte(strconv.Itoa(tid)), 0); err != nil {
+		t.Fatal(err)
+	}
 	group := strings.TrimPrefix(dir, pidsV1Root)
 	// The outside process stands for a pid the group listed a moment ago
 	// and that this host has since given to another process.
 	killIn(outside.Process.Pid, group)
 	killGroup(dir)
-	if err := inside.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Errorf("the group's process: %v; want killed", err)
+	for name, c := range map[string]*exec.Cmd{"the group's process": inside, "a process with a thread in the group": threaded} {
+		if err := c.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("%s: %v; want killed", name, err)
+		}
 	}
 	// A SIGKILL sent before would win over this SIGTERM (the process is
 	// already exiting with it).
@@ -144,4 +160,32 @@ func TestKillGroupOnlyItsOwn(t *testing.T) {
 	if err := outside.Wait(); err == nil || !strings.Contains(err.Error(), "terminated") {
 		t.Errorf("a process outside the group: %v; want it untouched until terminated by the test", err)
 	}
+}
+
+// TestKillGroupHelperProcess is the multi-threaded process of
+// TestKillGroupOnlyItsOwn (the Go runtime has several threads from the
+// start); run alone it does nothing.
+func TestKillGroupHelperProcess(t *testing.T) {
+	if os.Getenv("AETHER_KILLGROUP_HELPER") != "1" {
+		return
+	}
+	time.Sleep(20 * time.Second)
+	os.Exit(0)
+}
+
+// otherThread returns a thread of process pid other than its main one,
+// waiting for the process to have started one.
+func otherThread(t *testing.T, pid int) int {
+	t.Helper()
+	for range 500 {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, e := range tasks {
+			if tid, _ := strconv.Atoi(e.Name()); tid != pid && tid != 0 {
+				return tid
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d has no second thread", pid)
+	return 0
 }
