@@ -171,7 +171,7 @@ async function jobPage(id) {
 // ranAs says how an execution ran its command: as a line for /bin/sh -c, as
 // the program with its args, or unknown (recorded before Aetherium kept it).
 function ranAs(x) {
-  return x.shell === undefined ? '—' : (x.shell ? 'shell' : 'program');
+  return x.shell == null ? '—' : (x.shell ? 'shell' : 'program');
 }
 
 function executionsTable(execs) {

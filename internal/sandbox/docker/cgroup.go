@@ -328,32 +328,37 @@ func killGroup(dir string) {
 		if err != nil || len(strings.TrimSpace(string(b))) == 0 {
 			return
 		}
+		killed := false
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-				killIn(pid, group)
+				killed = killIn(pid, group) || killed
 			}
+		}
+		if !killed { // what is listed is dying already, or not the group's
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
 
 // killIn SIGKILLs process pid if a thread of it is in the pids group group
-// (a path below the hierarchy's root): the group's list names a process for
-// any thread of it inside, as the agent's forking thread is (killing the
-// agent, its container's init, ends every process of the container). A pid
-// read from the list may have been reaped and given to another process
-// since (a fork bomb goes through this host's pids fast): the process is
-// pinned by a pidfd first, then checked, so one that is not the group's is
-// never signalled.
-func killIn(pid int, group string) {
+// (a path below the hierarchy's root) and reports whether it did: the
+// group's list names a process for any thread of it inside, as the agent's
+// forking thread is (killing the agent, its container's init, ends every
+// process of the container). A pid read from the list may have been reaped
+// and given to another process since (a fork bomb goes through this host's
+// pids fast): the process is pinned by a pidfd first, then checked, so one
+// that is not the group's is never signalled. Without pidfds (Linux before
+// 5.3, a seccomp filter) it is checked and signalled by number.
+func killIn(pid int, group string) bool {
 	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return // gone
+	switch {
+	case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL): // gone, or now a thread's id
+		return false
+	case err != nil:
+		return threadInGroup(pid, group) && unix.Kill(pid, unix.SIGKILL) == nil
 	}
 	defer unix.Close(fd)
-	if !threadInGroup(pid, group) {
-		return
-	}
-	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	return threadInGroup(pid, group) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil
 }
 
 // threadInGroup reports whether a thread of process pid is in the cgroup v1
@@ -379,10 +384,10 @@ func pidsGroupIn(path string) string {
 		return ""
 	}
 	for line := range strings.Lines(string(b)) {
-		if _, rest, ok := strings.Cut(line, ":"); ok {
-			if group, ok := strings.CutPrefix(strings.TrimSpace(rest), "pids:"); ok {
-				return group
-			}
+		// id:controllers:path; pids may share its hierarchy with others.
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "pids") {
+			return parts[2]
 		}
 	}
 	return ""

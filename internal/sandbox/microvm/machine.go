@@ -264,17 +264,22 @@ func (m *Machine) Stop(ctx context.Context, id string) error {
 		return nil
 	}
 	// Signals go through a pidfd, checked to pin the VMM, so that its pid
-	// reused after it exits (during the grace) is never signalled.
+	// reused after it exits (during the grace) is never signalled; without
+	// pidfds (Linux before 5.3, a seccomp filter) by number, as PID checked.
+	signal := func(sig unix.Signal) { unix.Kill(pid, sig) }
 	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
+	switch {
+	case errors.Is(err, unix.ESRCH):
 		return nil // exited meanwhile
-	}
-	defer unix.Close(pidfd)
-	if m.dirs.PID(id) != pid {
-		return nil // exited, and the pid was reused before it was pinned
+	case err == nil:
+		defer unix.Close(pidfd)
+		if m.dirs.PID(id) != pid {
+			return nil // exited, and the pid was reused before it was pinned
+		}
+		signal = func(sig unix.Signal) { unix.PidfdSendSignal(pidfd, sig, nil, 0) }
 	}
 	if m.cfg.StopGrace > 0 {
-		unix.PidfdSendSignal(pidfd, unix.SIGTERM, nil, 0)
+		signal(unix.SIGTERM)
 		gctx, cancel := context.WithTimeout(ctx, m.cfg.StopGrace)
 		err := m.dirs.WaitExit(gctx, id)
 		cancel()
@@ -285,7 +290,7 @@ func (m *Machine) Stop(ctx context.Context, id string) error {
 			return ctx.Err()
 		}
 	}
-	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	signal(unix.SIGKILL)
 	return m.dirs.WaitExit(ctx, id)
 }
 
