@@ -92,13 +92,14 @@ func (r *Runtime) ensureWorkloadGroup(id string) error {
 // workload can answer on the agent's socket path itself), so only a thread
 // of the process listening at the other end of conn (SO_PEERCRED), which
 // must be in the sandbox's container and the init of a pid namespace of its
-// own (the container's PID 1, as the agent is), is ever moved; never that process's main thread; nothing while a thread of
-// it is in the group already (the first handshake after a start, which
-// comes before any command, adopted the real one); and the thread is
-// checked to be the same after the move. A fake agent can thus only have
-// its own threads moved, into the group its processes are in anyway. An
-// agent that reports no thread (one of before the host moved it) is left
-// alone.
+// own (the container's PID 1, as the agent is), is ever moved, and only if
+// that very process (pinned by a pidfd) still lives once /proc was read by
+// its pid; never that process's main thread; nothing while a thread of it
+// is in the group already (the first handshake after a start, which comes
+// before any command, adopted the real one); and the thread is checked to
+// be the same after the move. A fake agent of the workload, never PID 1,
+// has nothing moved. An agent that reports no thread (one of before the
+// host moved it) is left alone.
 func (r *Runtime) AdoptAgent(ctx context.Context, id string, conn net.Conn, hello agentproto.Hello) error {
 	group := r.workloadGroup(id)
 	if group == "" || hello.ForkerTID == 0 {
@@ -108,6 +109,11 @@ func (r *Runtime) AdoptAgent(ctx context.Context, id string, conn net.Conn, hell
 	if err != nil {
 		return fmt.Errorf("docker: sandbox %s: the agent's process: %w", id, err)
 	}
+	pin, err := pinPeer(conn, pid)
+	if err != nil {
+		return fmt.Errorf("docker: sandbox %s: the agent's process: %w", id, err)
+	}
+	defer pin.close()
 	cid, cached, err := r.containerID(ctx, id)
 	if err != nil {
 		return err
@@ -126,6 +132,11 @@ func (r *Runtime) AdoptAgent(ctx context.Context, id string, conn net.Conn, hell
 	tid, err := agent.thread(hello.ForkerTID)
 	if err != nil {
 		return fmt.Errorf("docker: sandbox %s: %w", id, err)
+	}
+	// The checks read /proc by number: they were about the peer only if it
+	// lives still (a pid is never reused while its process lives).
+	if !pin.alive() {
+		return fmt.Errorf("docker: sandbox %s: the agent's process %d ended during its adoption", id, pid)
 	}
 	if err := os.WriteFile(filepath.Join(group, "tasks"), []byte(strconv.Itoa(tid)), 0); err != nil {
 		return fmt.Errorf("docker: sandbox %s: move the agent's forking thread into its workload group: %w", id, err)
@@ -176,6 +187,44 @@ func peerPID(conn net.Conn) (int, error) {
 		return 0, errors.New("no peer process (outside aetherd's pid namespace)")
 	}
 	return int(cred.Pid), nil
+}
+
+// processPin is a pidfd of a process, or -1 where the kernel makes none
+// (before Linux 5.3); it tells whether that very process still lives.
+type processPin int
+
+// pinPeer pins the process listening at the other end of conn: the socket's
+// own pidfd of it (SO_PEERPIDFD, Linux 6.5), which names that process even
+// if it has ended and its pid gone to another; on older kernels a pidfd of
+// pid, its peer credentials' pid, opened now.
+func pinPeer(conn net.Conn, pid int) (processPin, error) {
+	if uc, ok := conn.(*net.UnixConn); ok {
+		if rc, err := uc.SyscallConn(); err == nil {
+			fd, serr := -1, error(nil)
+			if rc.Control(func(s uintptr) { fd, serr = unix.GetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_PEERPIDFD) }) == nil && serr == nil {
+				return processPin(fd), nil
+			}
+		}
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return -1, fmt.Errorf("process %d has ended", pid)
+	case err != nil:
+		return -1, nil // no pidfds here
+	}
+	return processPin(fd), nil
+}
+
+// alive reports whether the pinned process lives (true without a pin).
+func (p processPin) alive() bool {
+	return p < 0 || unix.PidfdSendSignal(int(p), 0, nil, 0) == nil
+}
+
+func (p processPin) close() {
+	if p >= 0 {
+		unix.Close(int(p))
+	}
 }
 
 // agentProcess is the process answering on a sandbox's agent socket, by

@@ -134,12 +134,7 @@ func TestKillGroupOnlyItsOwn(t *testing.T) {
 	}
 	// A process with only one thread of its own in the group (as the agent
 	// has its forking thread there) is the group's too.
-	threaded := exec.Command(os.Args[0], "-test.run=^TestKillGroupHelperProcess$")
-	threaded.Env = append(os.Environ(), "AETHER_KILLGROUP_HELPER=1")
-	if err := threaded.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer threaded.Process.Kill()
+	threaded := helperProcess(t, "sleep")
 	tid := otherThread(t, threaded.Process.Pid)
 	if err := os.WriteFile(filepath.Join(dir, "tasks"), []byte(strconv.Itoa(tid)), 0); err != nil {
 		t.Fatal(err)
@@ -162,15 +157,74 @@ func TestKillGroupOnlyItsOwn(t *testing.T) {
 	}
 }
 
-// TestKillGroupHelperProcess is the multi-threaded process of
-// TestKillGroupOnlyItsOwn (the Go runtime has several threads from the
-// start); run alone it does nothing.
-func TestKillGroupHelperProcess(t *testing.T) {
-	if os.Getenv("AETHER_KILLGROUP_HELPER") != "1" {
+// TestHelperProcess is the other process of TestKillGroupOnlyItsOwn (the
+// Go runtime has several threads from the start) and TestPinPeer (it
+// listens on a unix socket); run alone it does nothing.
+func TestHelperProcess(t *testing.T) {
+	switch os.Getenv("AETHER_DOCKER_TEST_HELPER") {
+	case "":
 		return
+	case "listen":
+		l, err := net.Listen("unix", os.Getenv("AETHER_DOCKER_TEST_SOCKET"))
+		if err != nil {
+			os.Exit(2)
+		}
+		c, err := l.Accept()
+		if err != nil {
+			os.Exit(2)
+		}
+		defer c.Close()
 	}
 	time.Sleep(20 * time.Second)
 	os.Exit(0)
+}
+
+// helperProcess starts TestHelperProcess as mode with env.
+func helperProcess(t *testing.T, mode string, env ...string) *exec.Cmd {
+	t.Helper()
+	c := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	c.Env = append(os.Environ(), append(env, "AETHER_DOCKER_TEST_HELPER="+mode)...)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	return c
+}
+
+// TestPinPeer: AdoptAgent's pin of the process at the other end of its
+// connection tells once that very process has ended, so /proc read by its
+// pid is not taken for it after.
+func TestPinPeer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	peer := helperProcess(t, "listen", "AETHER_DOCKER_TEST_SOCKET="+sock)
+	var conn net.Conn
+	for i := 0; conn == nil; i++ {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			conn = c
+		} else if i == 500 {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer conn.Close()
+	pid, err := peerPID(conn)
+	if err != nil || pid != peer.Process.Pid {
+		t.Fatalf("peerPID = %d, %v; want %d", pid, err, peer.Process.Pid)
+	}
+	pin, err := pinPeer(conn, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.close()
+	if !pin.alive() {
+		t.Error("the listening process, alive, reads as ended")
+	}
+	peer.Process.Kill()
+	peer.Wait()
+	if pin.alive() {
+		t.Error("the listening process, ended, reads as alive")
+	}
 }
 
 // otherThread returns a thread of process pid other than its main one,
