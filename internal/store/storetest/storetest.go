@@ -605,3 +605,17 @@ func testAddressLeaseExclusive(t *testing.T, s store.Store) {
 		t.Errorf("%d sandboxes got 10.9.0.5, want exactly 1", won)
 	}
 }
+
+// OldExecutionShellUnknown checks, after migration 16 (the executions'
+// shell column), the execution a test recorded before it (id "old", sandbox
+// "oldvm", default project): how it ran is unknown, never made up.
+func OldExecutionShellUnknown(t *testing.T, s store.Store) {
+	t.Helper()
+	list, err := s.ExecutionList(context.Background(), &store.ExecutionListParams{ProjectID: store.DefaultProjectID, VMID: "oldvm"})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ExecutionList = %d rows, %v; want the old one", len(list), err)
+	}
+	if list[0].Shell != nil {
+		t.Errorf("old execution's Shell = %v after migration 16, want nil (unknown)", *list[0].Shell)
+	}
+}
