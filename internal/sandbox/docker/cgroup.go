@@ -201,8 +201,13 @@ func pinPeer(conn net.Conn, pid int) (processPin, error) {
 	if uc, ok := conn.(*net.UnixConn); ok {
 		if rc, err := uc.SyscallConn(); err == nil {
 			fd, serr := -1, error(nil)
-			if rc.Control(func(s uintptr) { fd, serr = unix.GetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_PEERPIDFD) }) == nil && serr == nil {
-				return processPin(fd), nil
+			if rc.Control(func(s uintptr) { fd, serr = unix.GetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_PEERPIDFD) }) == nil {
+				switch {
+				case serr == nil:
+					return processPin(fd), nil
+				case !errors.Is(serr, unix.ENOPROTOOPT): // the kernel knows the option: the peer has ended
+					return -1, fmt.Errorf("the process at the other end: %w", serr)
+				}
 			}
 		}
 	}

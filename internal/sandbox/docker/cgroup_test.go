@@ -225,6 +225,10 @@ func TestPinPeer(t *testing.T) {
 	if pin.alive() {
 		t.Error("the listening process, ended, reads as alive")
 	}
+	if again, err := pinPeer(conn, pid); err == nil {
+		again.close()
+		t.Error("a pin of the ended listening process: no error")
+	}
 }
 
 // otherThread returns a thread of process pid other than its main one,
