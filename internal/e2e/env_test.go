@@ -106,6 +106,12 @@ func newEnv(t testing.TB) *testEnv {
 			if t.Failed() {
 				t.Logf("aetherd %s log:\n%s", p.workerID, p.log)
 			}
+			// Only now: a TempDir would be removed before this cleanup
+			// (cleanups run last-registered first), under a running aetherd
+			// whose creates in flight still write there.
+			if err := os.RemoveAll(p.dir); err != nil {
+				t.Errorf("remove aetherd %s's directory: %v", p.workerID, err)
+			}
 		}
 	})
 	return e
@@ -119,7 +125,11 @@ func (e *testEnv) add(extra ...string) *proc {
 	if !slices.Contains(extra, "--runtime") {
 		t.Fatalf("aetherd %v: say which runtime the test means (--runtime docker|qemu|auto)", extra)
 	}
-	p := &proc{t: t, dir: t.TempDir(), addr: freeAddr(t), workerID: "e2e-" + uuid.NewString()[:8],
+	dir, err := os.MkdirTemp("", "aether-e2e-") // removed by newEnv's cleanup, after aetherd stopped
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, dir: dir, addr: freeAddr(t), workerID: "e2e-" + uuid.NewString()[:8],
 		bin: testbin.Build(t, "aetherd"), args: extra, log: &lockedBuffer{}}
 	e.procs = append(e.procs, p)
 	return p

@@ -213,17 +213,33 @@ func pinPeer(conn net.Conn, pid int) (processPin, error) {
 	}
 	fd, err := unix.PidfdOpen(pid, 0)
 	switch {
-	case errors.Is(err, unix.ESRCH):
+	case errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM):
+		return -1, nil // no pidfds here (before Linux 5.3, a seccomp filter)
+	case pidGone(err):
 		return -1, fmt.Errorf("process %d has ended", pid)
 	case err != nil:
-		return -1, nil // no pidfds here
+		return -1, fmt.Errorf("pin process %d: %w", pid, err)
 	}
 	return processPin(fd), nil
 }
 
-// alive reports whether the pinned process lives (true without a pin).
+// pidGone reports whether pidfd_open's err says the pid names no process
+// now: none (ESRCH), or a thread of another (EINVAL; ENOENT from Linux
+// 6.15).
+func pidGone(err error) bool {
+	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT)
+}
+
+// alive reports whether the pinned process lives (true without a pin): its
+// pidfd turns readable when it exits, which needs no permission to signal
+// it.
 func (p processPin) alive() bool {
-	return p < 0 || unix.PidfdSendSignal(int(p), 0, nil, 0) == nil
+	if p < 0 {
+		return true
+	}
+	fds := []unix.PollFd{{Fd: int32(p), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
 }
 
 func (p processPin) close() {
@@ -382,37 +398,39 @@ func killGroup(dir string) {
 		if err != nil || len(strings.TrimSpace(string(b))) == 0 {
 			return
 		}
-		killed := false
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-				killed = killIn(pid, group) || killed
+				killIn(pid, group)
 			}
 		}
-		if !killed { // what is listed is dying already, or not the group's
-			time.Sleep(5 * time.Millisecond)
-		}
+		time.Sleep(time.Millisecond) // what is listed may be dying already
 	}
 }
 
 // killIn SIGKILLs process pid if a thread of it is in the pids group group
-// (a path below the hierarchy's root) and reports whether it did: the
-// group's list names a process for any thread of it inside, as the agent's
+// (a path below the hierarchy's root): the group's list names a process for any thread of it inside, as the agent's
 // forking thread is (killing the agent, its container's init, ends every
 // process of the container). A pid read from the list may have been reaped
 // and given to another process since (a fork bomb goes through this host's
 // pids fast): the process is pinned by a pidfd first, then checked, so one
 // that is not the group's is never signalled. Without pidfds (Linux before
-// 5.3, a seccomp filter) it is checked and signalled by number.
-func killIn(pid int, group string) bool {
+// 5.3, a seccomp filter, no fds left) it is checked and signalled by
+// number.
+func killIn(pid int, group string) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	switch {
-	case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL): // gone, or now a thread's id
-		return false
+	case pidGone(err):
+		return
 	case err != nil:
-		return threadInGroup(pid, group) && unix.Kill(pid, unix.SIGKILL) == nil
+		if threadInGroup(pid, group) {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		return
 	}
 	defer unix.Close(fd)
-	return threadInGroup(pid, group) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil
+	if threadInGroup(pid, group) {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
 }
 
 // threadInGroup reports whether a thread of process pid is in the cgroup v1

@@ -121,7 +121,9 @@ func TestKillGroupOnlyItsOwn(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Rmdir(dir)
+	// After the helper process's own cleanup (cleanups run last first), so
+	// the group is empty whatever failed.
+	t.Cleanup(func() { killGroup(dir); syscall.Rmdir(dir) })
 	inside, outside := exec.Command("sleep", "60"), exec.Command("sleep", "60")
 	for _, c := range []*exec.Cmd{inside, outside} {
 		if err := c.Start(); err != nil {

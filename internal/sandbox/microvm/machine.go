@@ -266,11 +266,15 @@ func (m *Machine) Stop(ctx context.Context, id string) error {
 	// Signals go through a pidfd, checked to pin the VMM, so that its pid
 	// reused after it exits (during the grace) is never signalled; without
 	// pidfds (Linux before 5.3, a seccomp filter) by number, as PID checked.
-	signal := func(sig unix.Signal) { unix.Kill(pid, sig) }
+	signal := func(sig unix.Signal) {
+		if m.dirs.PID(id) == pid { // checked again right before, by number
+			unix.Kill(pid, sig)
+		}
+	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	switch {
-	case errors.Is(err, unix.ESRCH):
-		return nil // exited meanwhile
+	case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT):
+		return nil // exited meanwhile (the pid may name another's thread now)
 	case err == nil:
 		defer unix.Close(pidfd)
 		if m.dirs.PID(id) != pid {
