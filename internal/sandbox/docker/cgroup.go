@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net"
 	"os"
@@ -262,22 +263,31 @@ func (a agentProcess) inContainer() bool {
 	if len(a.container) != 64 {
 		return false
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", a.pid))
-	if err != nil {
-		return false
-	}
-	for line := range strings.Lines(string(b)) {
-		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		for part := range strings.SplitSeq(parts[2], "/") {
+	for _, path := range cgroupLines(fmt.Sprintf("/proc/%d/cgroup", a.pid)) {
+		for part := range strings.SplitSeq(path, "/") {
 			if part == a.container || part == "docker-"+a.container+".scope" {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// cgroupLines yields the controllers and the path of each line
+// (id:controllers:path) of a /proc cgroup file; nothing if it is gone.
+func cgroupLines(file string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return
+		}
+		for line := range strings.Lines(string(b)) {
+			parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+			if len(parts) == 3 && !yield(parts[1], parts[2]) {
+				return
+			}
+		}
+	}
 }
 
 // thread returns the host id of the process's thread whose id in its pid
@@ -450,16 +460,10 @@ func threadInGroup(pid int, group string) bool {
 
 // pidsGroupIn returns the cgroup v1 pids group a /proc cgroup file names
 // ("" if none, or the file is gone).
-func pidsGroupIn(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	for line := range strings.Lines(string(b)) {
-		// id:controllers:path; pids may share its hierarchy with others.
-		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "pids") {
-			return parts[2]
+func pidsGroupIn(file string) string {
+	for controllers, path := range cgroupLines(file) {
+		if slices.Contains(strings.Split(controllers, ","), "pids") { // it may share its hierarchy
+			return path
 		}
 	}
 	return ""
