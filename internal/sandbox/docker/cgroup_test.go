@@ -219,6 +219,9 @@ func TestPinPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pin.close()
+	if pin < 0 {
+		t.Skip("skipping: this kernel makes no pidfds (before Linux 5.3, or a seccomp filter); a pin is then none")
+	}
 	if !pin.alive() {
 		t.Error("the listening process, alive, reads as ended")
 	}
