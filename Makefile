@@ -9,8 +9,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 all: build
 
+# aether-waiter is C (see its source for why), static like the agent.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/aetherd ./cmd/aether ./cmd/aether-agent
+	$(CC) -static -Os -s -Wall -Wextra -Werror -o $(BIN)/aether-waiter cmd/aether-waiter/waiter.c
 
 setup:
 	./scripts/setup.sh

@@ -3,7 +3,8 @@
 # Docker Engine and mmdebstrap (embedded mode), PostgreSQL and Redis
 # (distributed mode and its tests), QEMU with a Debian kernel and static
 # busybox (microVMs), iproute2/iptables (microVM networking), nftables (the
-# egress firewall of every runtime), util-linux's setpriv (QEMU), xz-utils
+# egress firewall of every runtime), gcc and libc6-dev (the static
+# aether-waiter, the dormant agent's stand-in), util-linux's setpriv (QEMU), xz-utils
 # (the Firecracker kernel), shellcheck and Node.js with the pinned Redocly CLI
 # (make lint), python3-pytest and the TypeScript SDK's pinned tsc (the SDK
 # suites), and Chromium (the dashboard's headless-browser test). Starts dockerd and
@@ -32,6 +33,7 @@ need iptables iptables
 need nft nftables
 need setpriv util-linux
 need xz xz-utils
+need cc gcc
 need shellcheck shellcheck
 need node nodejs
 need npm npm
@@ -39,6 +41,7 @@ need chromium chromium
 ls /boot/vmlinuz-* >/dev/null 2>&1 || missing+=(linux-image-amd64)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 dpkg -s python3-pytest >/dev/null 2>&1 || missing+=(python3-pytest)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	$SUDO apt-get update -qq

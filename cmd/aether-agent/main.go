@@ -42,6 +42,9 @@ func run() error {
 	// Containers made by an older aetherd pass a tasks file to join; the
 	// host joins the thread now, and the file is never opened.
 	oldTasks := fs.String("workload-tasks", "", "deprecated: as --workload-group")
+	dormantAfter := fs.Duration("dormant-after", 0, "after this long with no host connection, operation or tracked process, swap this agent for aether-waiter (--waiter), which holds PID 1 and the socket until the next connection starts the agent again; 0 never")
+	waiterPath := fs.String("waiter", "", "aether-waiter, for --dormant-after (a unix --listen only)")
+	resumeFDs := fs.String(resumeFlag[2:], "", "set by aether-waiter: the descriptors it passes on (LISTEN,SELF,WAITER)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -51,22 +54,59 @@ func run() error {
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var l net.Listener
+	var sl *sleeper
+	if *resumeFDs != "" {
+		// First, before anything can start a process: the descriptors
+		// are close-on-exec again only after this.
+		var err error
+		if l, sl, err = resume(*resumeFDs, withoutResume(os.Args[1:])); err != nil {
+			return err
+		}
+	}
 	var workload *os.File
 	if os.Getpid() == 1 {
 		workload = initPID1(log)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv := agent.New(agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadGroup: *workloadGroup || *oldTasks != ""})
-	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
+	cfg := agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadGroup: *workloadGroup || *oldTasks != ""}
 	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
-		return serveSerial(ctx, srv, dev, log)
+		log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
+		return serveSerial(ctx, agent.New(cfg), dev, log)
 	}
-	l, err := listenOn(*listen)
-	if err != nil {
-		return err
+	if l == nil {
+		var err error
+		if l, err = listenOn(*listen); err != nil {
+			return err
+		}
+		if *dormantAfter > 0 {
+			if sl, err = newSleeper(l, *waiterPath, os.Args[1:]); err != nil {
+				log.Warn("the agent will not go dormant", slog.Any("err", err))
+			}
+		}
 	}
-	return srv.Serve(ctx, l)
+	if sl != nil {
+		cfg.Dormant, cfg.DormantAfter = sl.sleep, *dormantAfter
+	}
+	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version), slog.Bool("resumed", *resumeFDs != ""))
+	return agent.New(cfg).Serve(ctx, l)
+}
+
+// withoutResume returns args without the --resume flag and its value.
+func withoutResume(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name := strings.TrimLeft(args[i], "-")
+		switch {
+		case name == resumeFlag[2:] && args[i] != name:
+			i++ // its value
+		case strings.HasPrefix(name, resumeFlag[2:]+"=") && args[i] != name:
+		default:
+			out = append(out, args[i])
+		}
+	}
+	return out
 }
 
 // serveSerial serves a virtio-serial port: a single byte stream with no

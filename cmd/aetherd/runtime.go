@@ -284,7 +284,7 @@ func (r *runtimes) hardware(q *qemu.Runtime, qerr error) []probed {
 func (r *runtimes) docker() (*docker.Runtime, error) {
 	c := docker.Config{AgentPath: r.agent, StateDir: filepath.Join(r.cfg.DataDir, "sandboxes"),
 		Owner: r.workerID, Network: r.cfg.Docker.Network, PidsLimit: r.cfg.Docker.PidsLimit, DiskMB: r.cfg.Docker.DiskMB,
-		Host: r.cfg.Docker.Host, Logger: r.log}
+		Host: r.cfg.Docker.Host, AgentIdle: r.cfg.Docker.AgentIdle, Logger: r.log}
 	if r.cfg.Docker.Network != "none" {
 		c.Subnet = netip.MustParsePrefix(r.cfg.Docker.Subnet)
 	}

@@ -54,6 +54,13 @@ type Config struct {
 	// returns its free heap to the OS (see trimmer). Zero means 5s;
 	// negative never.
 	IdleTrim time.Duration
+	// Dormant, when set, is called once the server has had no host
+	// connection, no stream and no tracked process for DormantAfter. It
+	// replaces the process (cmd/aether-agent execs aether-waiter) and
+	// returns only on failure, which is logged; the agent then stays.
+	Dormant func() error
+	// DormantAfter is that wait; zero or negative never calls Dormant.
+	DormantAfter time.Duration
 }
 
 func (c *Config) withDefaults() {
@@ -86,6 +93,7 @@ type Server struct {
 	procs  *procTable
 	execs  atomic.Int64
 	trim   *trimmer
+	dorm   *dormancy // nil unless cfg.Dormant is set
 }
 
 // New returns a Server and starts its child reaper.
@@ -96,6 +104,7 @@ func New(cfg Config) *Server {
 	if cfg.WorkloadGroup {
 		s.forker = startForker(inOwnPidsGroup)
 	}
+	s.dorm = newDormancy(cfg.DormantAfter, cfg.Dormant, s.idle, s.log)
 	return s
 }
 
@@ -116,8 +125,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			return fmt.Errorf("accept: %w", err)
 		}
 		wg.Add(1)
+		s.dorm.connBegin()
 		go func() {
 			defer wg.Done()
+			defer s.dorm.connEnd()
 			if err := s.ServeConn(ctx, conn); err != nil {
 				s.log.WarnContext(ctx, "connection ended", slog.Any("err", err))
 			}
@@ -161,6 +172,11 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 			s.serveStream(ctx, st)
 		}()
 	}
+}
+
+// idle reports whether no stream is being served and no process is tracked.
+func (s *Server) idle() bool {
+	return s.trim.open.Load() == 0 && s.procs.len() == 0
 }
 
 func (s *Server) handshake(conn net.Conn) error {

@@ -107,6 +107,13 @@ func (pt *procTable) evictOne() bool {
 	return true
 }
 
+// len is how many processes the table holds, running or ended.
+func (pt *procTable) len() int {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return len(pt.procs)
+}
+
 func (pt *procTable) get(pid int) (*tracked, error) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()

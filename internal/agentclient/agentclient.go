@@ -99,6 +99,9 @@ func handshake(conn net.Conn) (agentproto.Hello, error) {
 // Hello returns the agent's handshake answer.
 func (c *Client) Hello() agentproto.Hello { return c.hello }
 
+// Streams is how many operation streams are open.
+func (c *Client) Streams() int { return c.sess.NumStreams() }
+
 // Close ends the session and its operations. It is idempotent.
 func (c *Client) Close() error { return c.sess.Close() }
 

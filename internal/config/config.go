@@ -174,6 +174,11 @@ type Docker struct {
 	// worker measures every reconcile and fails and stops a sandbox over it.
 	// 0 means no limit.
 	DiskMB int64 `yaml:"disk_mb"`
+	// AgentIdle is how long aetherd keeps a sandbox's agent connection that
+	// no operation uses; 5 s after it closes, the agent goes dormant (PID 1
+	// becomes aether-waiter until the next operation). 0 means 30s;
+	// negative keeps connections and agents for good.
+	AgentIdle time.Duration `yaml:"agent_idle"`
 }
 
 // QEMU configures the QEMU microVM runtime.

@@ -70,22 +70,33 @@ func connectOnce(ctx context.Context, rt Runtime, id string) (*agentclient.Clien
 }
 
 // Agents keeps one live agent connection per sandbox, so an exec costs a
-// stream open, not a dial and handshake. It is safe for concurrent use.
+// stream open, not a dial and handshake. Over a runtime that is an
+// AgentIdler it closes a connection no operation used for its AgentIdle,
+// and the next use connects again. It is safe for concurrent use.
 type Agents struct {
-	rt Runtime
-	mu sync.Mutex
-	m  map[string]*agentEntry
+	rt   Runtime
+	idle time.Duration // 0: connections stay
+	stop chan struct{}
+	halt sync.Once
+	mu   sync.Mutex
+	m    map[string]*agentEntry
 }
 
 type agentEntry struct {
 	once   chan struct{} // closed when client/err are set
 	client *agentclient.Client
 	err    error
+	used   time.Time // under Agents.mu: last handed out, or last seen with an operation open
 }
 
-// NewAgents returns an empty connection cache over rt.
+// NewAgents returns an empty connection cache over rt. Close stops it.
 func NewAgents(rt Runtime) *Agents {
-	return &Agents{rt: rt, m: make(map[string]*agentEntry)}
+	a := &Agents{rt: rt, m: make(map[string]*agentEntry), stop: make(chan struct{})}
+	if i, ok := rt.(AgentIdler); ok && i.AgentIdle() > 0 {
+		a.idle = i.AgentIdle()
+		go a.sweep()
+	}
+	return a
 }
 
 // Get returns a ready client for sandbox id, connecting (and waiting for
@@ -109,6 +120,7 @@ func (a *Agents) Get(ctx context.Context, id string) (*agentclient.Client, error
 			a.m[id] = e
 			a.mu.Unlock()
 			e.client, e.err = Connect(ctx, a.rt, id)
+			a.touch(e)
 			close(e.once)
 			return e.client, e.err
 		}
@@ -116,12 +128,61 @@ func (a *Agents) Get(ctx context.Context, id string) (*agentclient.Client, error
 		select {
 		case <-e.once:
 			if e.err == nil && !isDone(e.client) {
+				a.touch(e)
 				return e.client, nil
 			}
 			// The connection another caller made failed or died: try again.
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// touch marks e used now, so the sweep leaves it for another a.idle: the
+// caller opens its operation's stream right away.
+func (a *Agents) touch(e *agentEntry) {
+	a.mu.Lock()
+	e.used = time.Now()
+	a.mu.Unlock()
+}
+
+// sweep closes idle connections until Close.
+func (a *Agents) sweep() {
+	t := time.NewTicker(max(a.idle/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case now := <-t.C:
+			a.closeIdle(now)
+		}
+	}
+}
+
+// closeIdle closes every connection with no operation open that has not
+// been handed out for a.idle.
+func (a *Agents) closeIdle(now time.Time) {
+	var idle []*agentclient.Client
+	a.mu.Lock()
+	for id, e := range a.m {
+		select {
+		case <-e.once:
+		default:
+			continue // connecting
+		}
+		switch {
+		case e.client == nil:
+		case e.client.Streams() > 0:
+			e.used = now
+		case now.Sub(e.used) >= a.idle:
+			delete(a.m, id)
+			idle = append(idle, e.client)
+		}
+	}
+	a.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
 	}
 }
 
@@ -141,8 +202,9 @@ func (a *Agents) Forget(id string) {
 	}
 }
 
-// Close closes every connection.
+// Close closes every connection and stops the idle sweep.
 func (a *Agents) Close() {
+	a.halt.Do(func() { close(a.stop) })
 	a.mu.Lock()
 	ids := make([]string, 0, len(a.m))
 	for id := range a.m {

@@ -117,6 +117,17 @@ type AgentAdopter interface {
 	AdoptAgent(ctx context.Context, id string, conn net.Conn, hello agentproto.Hello) error
 }
 
+// AgentIdler is a runtime whose agents do better without a connection they
+// do not use: the Docker runtime's go dormant once the host lets go (see
+// cmd/aether-waiter), so an idle sandbox costs the host what a container of
+// `sleep` does. Agents closes connections unused for AgentIdle. Found with a
+// type assertion on a Runtime.
+type AgentIdler interface {
+	// AgentIdle is how long an agent connection no operation uses stays
+	// open; zero keeps it (with its keepalive pings) for good.
+	AgentIdle() time.Duration
+}
+
 // ImageRemover is a runtime that can delete an image it made (deleting a
 // template). Found with a type assertion on a Runtime.
 type ImageRemover interface {

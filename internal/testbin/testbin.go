@@ -40,7 +40,8 @@ func Root() string {
 
 // Build compiles ./cmd/<name> (or, for a name with a slash, that package
 // path) statically (CGO off) once per test process and
-// returns the binary's path.
+// returns the binary's path. Building aether-agent builds aether-waiter
+// beside it too.
 func Build(t testing.TB, name string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -60,8 +61,17 @@ func Build(t testing.TB, name string) string {
 		pkg = "./" + name // a test helper program elsewhere in the module
 	}
 	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = Root()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if name == "aether-agent" {
+		// The Docker runtime finds aether-waiter beside the agent (as
+		// `make build` puts it), and its agents go dormant with it.
+		waiter := exec.Command("cc", "-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-o", filepath.Join(buildDir, "aether-waiter"), "cmd/aether-waiter/waiter.c")
+		waiter.Dir = Root()
+		if b, err := waiter.CombinedOutput(); err != nil {
+			t.Fatalf("build aether-waiter (gcc and libc6-dev, see scripts/setup.sh): %v\n%s", err, b)
+		}
+	}
+	cmd.Dir = Root()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)
 	}

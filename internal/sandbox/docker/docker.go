@@ -46,6 +46,7 @@ const (
 // sandbox sees besides the agent binary.
 const (
 	agentPath  = "/.aether/aether-agent"
+	waiterPath = "/.aether/aether-waiter"
 	socketDir  = "/run/aether"
 	socketName = "agent.sock"
 )
@@ -54,6 +55,19 @@ const (
 type Config struct {
 	// AgentPath is the host path of a static aether-agent binary. Required.
 	AgentPath string
+	// WaiterPath is the host path of aether-waiter, the static program that
+	// holds an idle sandbox's PID 1 while its agent is dormant (see
+	// cmd/aether-waiter). Empty means aether-waiter beside AgentPath, and
+	// agents that never go dormant when there is none.
+	WaiterPath string
+	// AgentIdle is how long aetherd keeps an agent connection no operation
+	// uses (sandbox.AgentIdler); the agent goes dormant AgentDormantAfter
+	// after the host let go of it. Zero means 30s; negative keeps every
+	// connection, and every agent awake.
+	AgentIdle time.Duration
+	// AgentDormantAfter is the agent's own wait (--dormant-after); zero
+	// means 5s. Tests shorten both.
+	AgentDormantAfter time.Duration
 	// StateDir holds one directory per sandbox for its agent socket. Required.
 	StateDir string
 	// Owner marks containers as this runtime instance's (the worker ID), so
@@ -109,6 +123,12 @@ func (c *Config) withDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.AgentIdle == 0 {
+		c.AgentIdle = 30 * time.Second
+	}
+	if c.AgentDormantAfter == 0 {
+		c.AgentDormantAfter = 5 * time.Second
+	}
 }
 
 func (c *Config) validate() error {
@@ -159,7 +179,37 @@ type Runtime struct {
 	reserved []netip.Addr // in static, never given: the network's address, the gateway
 }
 
-var _ sandbox.Runtime = (*Runtime)(nil)
+var (
+	_ sandbox.Runtime    = (*Runtime)(nil)
+	_ sandbox.AgentIdler = (*Runtime)(nil)
+)
+
+// findWaiter returns aether-waiter's absolute path: path, which must be a
+// file, or else the one beside the agent, or "" (agents stay awake) when
+// there is none.
+func findWaiter(path, agent string, log *slog.Logger) (string, error) {
+	if path == "" {
+		beside := filepath.Join(filepath.Dir(agent), "aether-waiter")
+		if fi, err := os.Stat(beside); err != nil || !fi.Mode().IsRegular() {
+			log.Info("agents never go dormant: no aether-waiter beside the agent (make build)", slog.String("agent", agent))
+			return "", nil
+		}
+		path = beside
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("docker runtime: WaiterPath %s is not a file (build it with `make build`)", path)
+	}
+	return filepath.Abs(path)
+}
+
+// AgentIdle is how long an unused agent connection stays open, or 0 when
+// agents cannot go dormant (no aether-waiter) and connections stay.
+func (r *Runtime) AgentIdle() time.Duration {
+	if r.cfg.WaiterPath == "" || r.cfg.AgentIdle < 0 {
+		return 0
+	}
+	return r.cfg.AgentIdle
+}
 
 // New connects to the Docker daemon (API version negotiated) and returns a
 // Runtime. It does not fail when the daemon is down; Health reports that.
@@ -173,6 +223,9 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	cfg.AgentPath = agent
+	if cfg.WaiterPath, err = findWaiter(cfg.WaiterPath, agent, cfg.Logger); err != nil {
+		return nil, err
+	}
 	// Bind mounts need absolute host paths; a relative one is read by Docker
 	// as a volume name.
 	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
@@ -498,6 +551,10 @@ func (r *Runtime) createContainer(ctx context.Context, spec *sandbox.Spec, dir s
 	}
 	entrypoint := []string{agentPath, "--listen", "unix:" + socketDir + "/" + socketName}
 	binds := []string{r.cfg.AgentPath + ":" + agentPath + ":ro", dir + ":" + socketDir}
+	if r.AgentIdle() > 0 {
+		entrypoint = append(entrypoint, "--dormant-after", r.cfg.AgentDormantAfter.String(), "--waiter", waiterPath)
+		binds = append(binds, r.cfg.WaiterPath+":"+waiterPath+":ro")
+	}
 	if r.workloadGroup(spec.ID) != "" {
 		// The container's cgroup holds only the agent; the host moves the
 		// agent's forking thread into the workload group (AdoptAgent).

@@ -24,3 +24,12 @@ func (r *Runtime) AgentPID(ctx context.Context, id string) (int, error) {
 	}
 	return c.State.Pid, nil
 }
+
+// ExitCode is sandbox id's container's exit code once it stopped.
+func (r *Runtime) ExitCode(ctx context.Context, id string) (int, error) {
+	c, err := r.cli.ContainerInspect(ctx, containerName(id))
+	if err != nil {
+		return 0, err
+	}
+	return c.State.ExitCode, nil
+}

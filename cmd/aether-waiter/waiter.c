@@ -1,0 +1,111 @@
+/*
+ * aether-waiter holds a Docker sandbox's PID 1 while its agent is dormant.
+ *
+ * An idle agent (a Go program, about 1.2 MiB of a sandbox's memory more than
+ * `sleep`) replaces itself with this program by execve, so the process, its
+ * pid and its children stay; this program keeps the agent's listening socket
+ * and reaps orphans, as PID 1 must. The first connection to the socket makes
+ * it execve the agent again, which accepts that connection. See
+ * docs/ARCHITECTURE.md, "Dormant agents".
+ *
+ * It reads nothing from the sandbox: no connection, no file, no path. Its
+ * arguments come from the agent: the listening socket's fd, the agent
+ * binary's fd (opened when the container started, before any command ran)
+ * and the agent's argv. SIGTERM and SIGINT end it, as they end the agent.
+ *
+ * C, not Go: a Go runtime is what costs the memory (see BENCHMARKS.md).
+ * Static, so it runs in any image. Usage:
+ *
+ *	aether-waiter LISTEN_FD AGENT_FD AGENT_ARGV0 [AGENT_ARGS...]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void say(const char *msg) {
+	write(2, msg, strlen(msg));
+}
+
+static int fd_arg(const char *s) {
+	char *end;
+	long v;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || v < 3 || v > 1 << 20)
+		return -1;
+	if (fcntl((int)v, F_GETFD) < 0)
+		return -1;
+	return (int)v;
+}
+
+static void reap(void) {
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+/* stop_signalled drains the signals that arrived and reports whether one
+ * of them asks the sandbox to stop. */
+static int stop_signalled(int sfd) {
+	struct signalfd_siginfo si;
+	int stop = 0;
+	while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			stop = 1;
+	return stop;
+}
+
+int main(int argc, char **argv) {
+	sigset_t mask, old;
+	int lfd, afd, sfd;
+
+	if (argc < 4 || (lfd = fd_arg(argv[1])) < 0 || (afd = fd_arg(argv[2])) < 0) {
+		say("aether-waiter: usage: aether-waiter LISTEN_FD AGENT_FD AGENT_ARGV0 [ARGS...]\n");
+		return 2;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, &old) < 0)
+		return 1;
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		return 1;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		reap();
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		if (stop_signalled(sfd))
+			return 0;
+		if (p[0].revents & (POLLERR | POLLNVAL))
+			return 1;
+		if (p[0].revents & POLLIN)
+			break;
+	}
+	reap();
+	/* The agent starts with the mask this process was given (its commands
+	 * inherit it); a stop that came in meanwhile is still honoured. */
+	if (stop_signalled(sfd))
+		return 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(sfd);
+	syscall(SYS_execveat, afd, "", argv + 3, environ, AT_EMPTY_PATH);
+	say("aether-waiter: cannot start the agent: ");
+	say(strerror(errno));
+	say("\n");
+	return 127;
+}
