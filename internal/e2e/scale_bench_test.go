@@ -423,8 +423,8 @@ func (f *rawFleet) remove(b *testing.B, ids []string) time.Duration {
 }
 
 // BenchmarkDensity is the density run of issue 13: N idle sandboxes (500;
-// AETHER_BENCH_DENSITY_N overrides) on one aetherd, created 10 at a time,
-// then in the same run N raw containers (rawFleet: same image and limits,
+// AETHER_BENCH_DENSITY_N overrides) on one aetherd, created 10 at a time and
+// measured once their agents went dormant (or after two minutes), then in the same run N raw containers (rawFleet: same image and limits,
 // `sleep infinity` as their process) created and removed the same way. It
 // reports host memory per sandbox both ways (MemAvailable's drop, and the
 // containers' own cgroups) with the kernel's counters, aetherd's RSS, the
@@ -460,6 +460,10 @@ func BenchmarkDensity(b *testing.B) {
 			return nil
 		})
 		progress("density: %d sandboxes created in %.1fs", n, created.Seconds())
+		// Idle sandboxes: aetherd lets go of an agent after docker.agent_idle
+		// (30s) unused, and it goes dormant 5 s later.
+		asleep, total := waitFleetDormant(b, docker, "io.aetherium.owner="+e.workerID, 2*time.Minute)
+		progress("density: %d of %d agents dormant", asleep, total)
 		time.Sleep(10 * time.Second) // settle: first-touch page faults, caches
 		mem1, rss1, info1 := memAvailable(b), procRSS(b, e.cmd.Process.Pid), meminfo(b)
 		ours := cgroupMemory(b, docker, "io.aetherium.owner="+e.workerID)
@@ -518,7 +522,7 @@ func BenchmarkDensity(b *testing.B) {
 		b.ReportMetric(delOurs.Seconds()/delRaw.Seconds(), "delete-ratio")
 		b.Logf("%d sandboxes vs %d raw containers (10 submitters each):", n, n)
 		b.Logf("  create all: aetherium %.1fs, Engine API %.1fs", created.Seconds(), rawCreated.Seconds())
-		b.Logf("  host memory (MemAvailable drop) per sandbox: aetherium %.2f MiB, raw %.2f MiB, ratio %.3f", perOurs, perRaw, perOurs/perRaw)
+		b.Logf("  host memory (MemAvailable drop) per sandbox: aetherium %.2f MiB, raw %.2f MiB, ratio %.3f (%d of %d agents dormant)", perOurs, perRaw, perOurs/perRaw, asleep, total)
 		b.Logf("  container cgroups per sandbox: aetherium %s | raw %s", ours.per(n), rawMem.per(n))
 		b.Logf("  /proc/meminfo growth per sandbox: aetherium %s | raw %s", info1.less(info0).per(n), info3.less(info2).per(n))
 		b.Logf("  aetherd RSS %.1f MiB (%.1f MiB before; %.1f KiB per sandbox)",

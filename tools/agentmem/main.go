@@ -4,6 +4,9 @@
 // agent connection each, as aetherd's agent cache keeps), reads their
 // cgroups and their agents' /proc, removes them, then does the same with K
 // raw containers running `sleep infinity`. Network none on both sides.
+// With -idle D the connections close after D unused, as aetherd's do after
+// docker.agent_idle, and the agents go dormant 5 s later (aether-waiter
+// beside -agent); give -settle the time for both.
 //
 //	go build -o /tmp/aether-agent ./cmd/aether-agent
 //	go run ./tools/agentmem -agent /tmp/aether-agent -k 30
@@ -41,6 +44,7 @@ func main() {
 	dump := flag.Bool("dump", false, "print one agent's mappings with resident memory")
 	execs := flag.Int("execs", 0, "commands each sandbox runs (each prints 64 KiB) before the settle")
 	noRaw := flag.Bool("noraw", false, "skip the raw containers")
+	idle := flag.Duration("idle", -1, "close agent connections unused this long, so agents go dormant (negative: keep them, agents awake)")
 	flag.Parse()
 	ctx := context.Background()
 	cli, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
@@ -50,7 +54,7 @@ func main() {
 	state, _ := os.MkdirTemp("", "agentmem-")
 	defer os.RemoveAll(state)
 	owner := "agentmem-" + uuid.NewString()[:8]
-	rt, err := docker.New(docker.Config{AgentPath: *agent, StateDir: state, Owner: owner, Network: "none"})
+	rt, err := docker.New(docker.Config{AgentPath: *agent, StateDir: state, Owner: owner, Network: "none", AgentIdle: *idle})
 	if err != nil {
 		log.Fatal(err)
 	}
