@@ -344,7 +344,7 @@ func Default() *Config {
 		Store:             Store{Synchronous: "full"},
 		Tools:             Tools{Provider: "recipes"},
 		Sandbox:           Sandbox{DefaultImage: "aetherium/base:bookworm", MaxVCPUs: 16, MaxMemoryMB: 65536},
-		Docker:            Docker{Network: "aether-docker", Subnet: "10.78.0.0/16", PidsLimit: 4096, DiskMB: 10240},
+		Docker:            Docker{Network: "aether-docker", Subnet: "10.78.0.0/16", PidsLimit: 4096, DiskMB: 10240, AgentIdle: 30 * time.Second},
 		QEMU:              QEMU{Accel: "auto", AgentChannel: "auto"},
 		Network:           Network{Mode: "bridge", Bridge: "aetherium0", Subnet: "10.77.0.0/16", NAT: true, Egress: "internet"},
 		Queue:             Queue{Concurrency: 16, PollInterval: time.Second, RedisPollInterval: 5 * time.Millisecond},
