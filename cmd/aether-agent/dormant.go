@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -20,51 +21,56 @@ import (
 // Both programs are reached through descriptors opened when the container
 // started, before any command ran: the workload (root in its container) can
 // rename what a path names by the time of a later exec, a descriptor it
-// cannot change.
+// cannot change. They are raw descriptors, not os.Files, whose Fd would make
+// the socket the live listener shares blocking.
 type sleeper struct {
-	listener *os.File // the listening socket
-	self     *os.File // this agent's binary
-	waiter   *os.File // aether-waiter
-	args     []string // this agent's flags, without --resume
+	listener, self, waiter int
+	args                   []string // this agent's flags, without --resume
+	stopping               context.Context
 }
 
-// newSleeper opens what going dormant needs: this binary, the waiter at path
-// and a descriptor of l.
-func newSleeper(l net.Listener, path string, args []string) (*sleeper, error) {
+// newSleeper opens what going dormant needs: a descriptor of l, this binary
+// and the waiter at path.
+func newSleeper(stopping context.Context, l net.Listener, path string, args []string) (*sleeper, error) {
 	ul, ok := l.(*net.UnixListener)
 	if !ok {
 		return nil, fmt.Errorf("dormancy needs a unix socket, not %T", l)
 	}
-	lf, err := ul.File()
+	rc, err := ul.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
+	lfd := -1
+	cerr := rc.Control(func(fd uintptr) { lfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3) })
+	if err = errors.Join(cerr, err); err != nil {
+		return nil, fmt.Errorf("the listening socket: %w", err)
+	}
 	self, err := openExec("/proc/self/exe")
 	if err != nil {
-		lf.Close()
+		unix.Close(lfd)
 		return nil, err
 	}
 	waiter, err := openExec(path)
 	if err != nil {
-		lf.Close()
-		self.Close()
+		unix.Close(lfd)
+		unix.Close(self)
 		return nil, err
 	}
-	return &sleeper{listener: lf, self: self, waiter: waiter, args: args}, nil
+	return &sleeper{listener: lfd, self: self, waiter: waiter, args: args, stopping: stopping}, nil
 }
 
 // openExec opens an executable regular file for a later exec.
-func openExec(path string) (*os.File, error) {
+func openExec(path string) (int, error) {
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s is not a regular file", path)
+		return -1, fmt.Errorf("%s is not a regular file", path)
 	}
-	return os.NewFile(uintptr(fd), path), nil
+	return fd, nil
 }
 
 // resumeFlag carries the three descriptors to the agent the waiter starts.
@@ -74,55 +80,54 @@ const resumeFlag = "--resume"
 // returns the listener and a sleeper for the next dormancy. Nothing else in
 // the agent may start a process before they are close-on-exec again, so
 // this runs first.
-func resume(spec string, args []string) (net.Listener, *sleeper, error) {
-	fds := strings.Split(spec, ",")
-	if len(fds) != 3 {
+func resume(stopping context.Context, spec string, args []string) (net.Listener, *sleeper, error) {
+	parts := strings.Split(spec, ",")
+	if len(parts) != 3 {
 		return nil, nil, fmt.Errorf("%s %q: want LISTEN,SELF,WAITER descriptors", resumeFlag, spec)
 	}
-	files := make([]*os.File, 3)
-	for i, s := range fds {
+	fds := make([]int, 3)
+	for i, s := range parts {
 		fd, err := strconv.Atoi(s)
 		if err != nil || fd < 3 {
 			return nil, nil, fmt.Errorf("%s %q: bad descriptor %q", resumeFlag, spec, s)
 		}
 		unix.CloseOnExec(fd)
-		files[i] = os.NewFile(uintptr(fd), "fd"+s)
+		fds[i] = fd
 	}
-	l, err := net.FileListener(files[0])
+	f := os.NewFile(uintptr(fds[0]), "listener")
+	l, err := net.FileListener(f) // a descriptor of its own; f's is kept for the next sleep
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: the listening socket: %w", resumeFlag, err)
 	}
-	return l, &sleeper{listener: files[0], self: files[1], waiter: files[2], args: args}, nil
+	return l, &sleeper{listener: fds[0], self: fds[1], waiter: fds[2], args: args, stopping: stopping}, nil
 }
 
-// sleep execs the waiter; it returns only on failure. The descriptors lose
-// close-on-exec only under syscall.ForkLock, so no command started meanwhile
-// inherits them, and get it back if the exec fails.
+// sleep execs the waiter; it returns only on failure, or when the agent is
+// stopping (a SIGTERM it took would not reach the waiter). The descriptors
+// lose close-on-exec only under syscall.ForkLock, so no command started
+// meanwhile inherits them, and get it back if the exec fails.
 func (s *sleeper) sleep() error {
-	files := []*os.File{s.listener, s.self, s.waiter}
-	fds := make([]string, len(files))
+	fds := []int{s.listener, s.self, s.waiter}
 	syscall.ForkLock.Lock()
 	defer syscall.ForkLock.Unlock()
-	for i, f := range files {
-		fd := int(f.Fd())
-		fds[i] = strconv.Itoa(fd)
+	if err := s.stopping.Err(); err != nil {
+		return err
+	}
+	defer func() {
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+		}
+	}()
+	for _, fd := range fds {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			s.restore()
 			return err
 		}
 	}
-	argv := append([]string{"aether-waiter", fds[0], fds[1], os.Args[0]}, s.args...)
-	argv = append(argv, resumeFlag, strings.Join(fds, ","))
+	argv := append([]string{"aether-waiter", strconv.Itoa(s.listener), strconv.Itoa(s.self), os.Args[0]}, s.args...)
+	argv = append(argv, resumeFlag, fmt.Sprintf("%d,%d,%d", s.listener, s.self, s.waiter))
 	// The kernel resolves /proc/self/fd/N to the open file itself; exec
 	// by path keeps the runtime's own exec lock (syscall.Exec), which
 	// execveat would not.
-	err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", s.waiter.Fd()), argv, os.Environ())
-	s.restore()
+	err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", s.waiter), argv, os.Environ())
 	return errors.Join(errors.New("exec aether-waiter"), err)
-}
-
-func (s *sleeper) restore() {
-	for _, f := range []*os.File{s.listener, s.self, s.waiter} {
-		unix.CloseOnExec(int(f.Fd()))
-	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/vsock"
+	"golang.org/x/sys/unix"
 
 	"github.com/aetherium/aetherium/internal/agent"
 )
@@ -54,22 +55,28 @@ func run() error {
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	var l net.Listener
 	var sl *sleeper
 	if *resumeFDs != "" {
 		// First, before anything can start a process: the descriptors
 		// are close-on-exec again only after this.
 		var err error
-		if l, sl, err = resume(*resumeFDs, withoutResume(os.Args[1:])); err != nil {
+		if l, sl, err = resume(ctx, *resumeFDs, withoutResume(os.Args[1:])); err != nil {
 			return err
 		}
 	}
+	// Not ptraceable, and its descriptors closed to the workload, which
+	// has the agent's capabilities and uid (the kernel makes a process
+	// dumpable again at each exec; its commands are).
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	var workload *os.File
-	if os.Getpid() == 1 {
+	if os.Getpid() == 1 && *resumeFDs == "" {
+		// (A resumed agent did this at its first start; the sandbox's
+		// paths are the workload's by now.)
 		workload = initPID1(log)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	cfg := agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadGroup: *workloadGroup || *oldTasks != ""}
 	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
 		log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
@@ -81,7 +88,7 @@ func run() error {
 			return err
 		}
 		if *dormantAfter > 0 {
-			if sl, err = newSleeper(l, *waiterPath, os.Args[1:]); err != nil {
+			if sl, err = newSleeper(ctx, l, *waiterPath, os.Args[1:]); err != nil {
 				log.Warn("the agent will not go dormant", slog.Any("err", err))
 			}
 		}

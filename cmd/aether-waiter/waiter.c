@@ -12,6 +12,8 @@
  * arguments come from the agent: the listening socket's fd, the agent
  * binary's fd (opened when the container started, before any command ran)
  * and the agent's argv. SIGTERM and SIGINT end it, as they end the agent.
+ * If the agent cannot be started, it stays (its sandbox's processes would
+ * end with PID 1), refuses that connection and tries again at the next.
  *
  * C, not Go: a Go runtime is what costs the memory (see BENCHMARKS.md).
  * Static, so it runs in any image. Usage:
@@ -25,7 +27,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,7 +37,8 @@
 extern char **environ;
 
 static void say(const char *msg) {
-	write(2, msg, strlen(msg));
+	if (write(2, msg, strlen(msg)) < 0)
+		return; /* nowhere to say it */
 }
 
 static int fd_arg(const char *s) {
@@ -64,6 +69,26 @@ static int stop_signalled(int sfd) {
 	return stop;
 }
 
+/* wait_for_connection reaps orphans until a connection waits on lfd (1)
+ * or a stop is asked for (0). */
+static int wait_for_connection(int lfd, int sfd) {
+	for (;;) {
+		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		reap();
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (stop_signalled(sfd))
+			return 0;
+		if (p[0].revents & POLLNVAL)
+			return 0;
+		if (p[0].revents & POLLIN)
+			return 1;
+	}
+}
+
 int main(int argc, char **argv) {
 	sigset_t mask, old;
 	int lfd, afd, sfd;
@@ -72,6 +97,9 @@ int main(int argc, char **argv) {
 		say("aether-waiter: usage: aether-waiter LISTEN_FD AGENT_FD AGENT_ARGV0 [ARGS...]\n");
 		return 2;
 	}
+	/* Not ptraceable, and /proc/1's descriptors closed to the workload
+	 * (which has PID 1's capabilities and uid). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
@@ -81,31 +109,23 @@ int main(int argc, char **argv) {
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		return 1;
-	for (;;) {
-		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+	while (wait_for_connection(lfd, sfd)) {
 		reap();
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return 1;
-		}
-		if (stop_signalled(sfd))
-			return 0;
-		if (p[0].revents & (POLLERR | POLLNVAL))
-			return 1;
-		if (p[0].revents & POLLIN)
-			break;
+		/* The agent starts with the mask this process was given (its
+		 * commands inherit it); a stop that came in meanwhile is still
+		 * honoured. */
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		syscall(SYS_execveat, afd, "", argv + 3, environ, AT_EMPTY_PATH);
+		/* PID 1 stays, or the sandbox and its processes would end: the
+		 * connection is refused, the next one tries again. */
+		sigprocmask(SIG_BLOCK, &mask, NULL);
+		say("aether-waiter: cannot start the agent: ");
+		say(strerror(errno));
+		say("\n");
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (c >= 0)
+			close(c);
+		sleep(1);
 	}
-	reap();
-	/* The agent starts with the mask this process was given (its commands
-	 * inherit it); a stop that came in meanwhile is still honoured. */
-	if (stop_signalled(sfd))
-		return 0;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	close(sfd);
-	syscall(SYS_execveat, afd, "", argv + 3, environ, AT_EMPTY_PATH);
-	say("aether-waiter: cannot start the agent: ");
-	say(strerror(errno));
-	say("\n");
-	return 127;
+	return 0;
 }

@@ -104,7 +104,7 @@ func New(cfg Config) *Server {
 	if cfg.WorkloadGroup {
 		s.forker = startForker(inOwnPidsGroup)
 	}
-	s.dorm = newDormancy(cfg.DormantAfter, cfg.Dormant, s.idle, s.log)
+	s.dorm = newDormancy(cfg.DormantAfter, cfg.Dormant, func() bool { return s.trim.open.Load() > 0 }, func() bool { return s.procs.len() > 0 }, s.log)
 	return s
 }
 
@@ -172,11 +172,6 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 			s.serveStream(ctx, st)
 		}()
 	}
-}
-
-// idle reports whether no stream is being served and no process is tracked.
-func (s *Server) idle() bool {
-	return s.trim.open.Load() == 0 && s.procs.len() == 0
 }
 
 func (s *Server) handshake(conn net.Conn) error {

@@ -11,26 +11,28 @@ import (
 // process: an idle sandbox then needs no agent in memory (the Docker runtime
 // swaps it for aether-waiter, which starts it again on the next connection).
 //
-// A tracked process keeps the agent: its output lives only here. Nothing
-// takes one out of the table, so a sandbox that ran one stays awake.
+// A tracked process keeps the agent: its output lives only here. An ended
+// one leaves the table only to make room for another, so a sandbox that
+// ran one stays awake.
 type dormancy struct {
-	mu    sync.Mutex // held from the decision through Dormant, so no connection starts meanwhile
-	conns int
-	after time.Duration
-	timer *time.Timer
-	idle  func() bool // no stream open and no tracked process
-	sleep func() error
-	log   *slog.Logger
+	mu      sync.Mutex // held from the decision through Dormant, so no connection starts meanwhile
+	conns   int
+	after   time.Duration
+	timer   *time.Timer
+	streams func() bool // a stream is still being served
+	tracks  func() bool // the process table holds a process
+	sleep   func() error
+	log     *slog.Logger
 }
 
 // newDormancy returns nil when sleep is nil or after is not positive: the
 // agent never goes dormant. Otherwise the wait starts now, so an agent no
 // host ever connects to goes dormant too.
-func newDormancy(after time.Duration, sleep func() error, idle func() bool, log *slog.Logger) *dormancy {
+func newDormancy(after time.Duration, sleep func() error, streams, tracks func() bool, log *slog.Logger) *dormancy {
 	if sleep == nil || after <= 0 {
 		return nil
 	}
-	d := &dormancy{after: after, idle: idle, sleep: sleep, log: log}
+	d := &dormancy{after: after, streams: streams, tracks: tracks, sleep: sleep, log: log}
 	d.timer = time.AfterFunc(after, d.fire)
 	return d
 }
@@ -64,13 +66,16 @@ func (d *dormancy) connEnd() {
 func (d *dormancy) fire() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.conns > 0 {
+	switch {
+	case d.conns > 0:
 		return
-	}
-	if !d.idle() {
-		// Streams of a closed connection still ending: wait again. (A
-		// tracked process never leaves, so the wait would only repeat
-		// for nothing; the next connection's end starts it again.)
+	case d.streams():
+		// A closed connection's streams are still ending: wait again.
+		d.timer.Reset(d.after)
+		return
+	case d.tracks():
+		// The table only empties to make room for another process, which
+		// needs a connection, whose end starts the wait again.
 		return
 	}
 	d.log.Info("agent going dormant", slog.Duration("idle", d.after))

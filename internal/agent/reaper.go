@@ -24,10 +24,10 @@ func startReaper() *reaper {
 	r := &reaper{waiters: make(map[int]chan syscall.WaitStatus)}
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGCHLD)
-	// Orphans that ended before this process was (a dormant agent's
-	// waiter execs it with children it has not reaped yet).
-	sigc <- syscall.SIGCHLD
 	go func() {
+		// First the orphans that ended before this process was (a dormant
+		// agent's waiter execs it with children it has not reaped).
+		r.reapAll()
 		for range sigc {
 			r.reapAll()
 		}

@@ -127,11 +127,11 @@ func (a *Agents) Get(ctx context.Context, id string) (*agentclient.Client, error
 		a.mu.Unlock()
 		select {
 		case <-e.once:
-			if e.err == nil && !isDone(e.client) {
-				a.touch(e)
+			if a.handOut(id, e) {
 				return e.client, nil
 			}
-			// The connection another caller made failed or died: try again.
+			// The connection another caller made failed, died or was
+			// closed as idle meanwhile: try again.
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -144,6 +144,19 @@ func (a *Agents) touch(e *agentEntry) {
 	a.mu.Lock()
 	e.used = time.Now()
 	a.mu.Unlock()
+}
+
+// handOut reports whether e, connected, may be handed out for id: it is
+// still the cache's (the sweep did not take it) and alive; then it is
+// marked used, under the lock the sweep decides under.
+func (a *Agents) handOut(id string, e *agentEntry) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m[id] != e || e.err != nil || isDone(e.client) {
+		return false
+	}
+	e.used = time.Now()
+	return true
 }
 
 // sweep closes idle connections until Close.

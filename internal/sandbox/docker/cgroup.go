@@ -87,25 +87,23 @@ func (r *Runtime) ensureWorkloadGroup(id string) error {
 	return nil
 }
 
-// AdoptAgent implements sandbox.AgentAdopter: it moves the agent's forking
-// thread (hello.ForkerTID, in the container's pid namespace) into the
-// sandbox's workload pids group. The id comes from the guest (a root
-// workload can answer on the agent's socket path itself), so only a thread
-// of the process listening at the other end of conn (SO_PEERCRED), which
-// must be in the sandbox's container and the init of a pid namespace of its
-// own (the container's PID 1, as the agent is), is ever moved, and only if
-// that very process (pinned by a pidfd) still lives once /proc was read by
-// its pid; never that process's main thread; nothing while a thread of it
-// is in the group already (the first handshake after a start, which comes
-// before any command, adopted the real one); and the thread is checked to
-// be the same after the move. A fake agent of the workload, never PID 1,
-// has nothing moved. An agent that reports no thread (one of before the
-// host moved it) is left alone.
+// AdoptAgent implements sandbox.AgentAdopter. First, for every connection,
+// it checks that the process listening at the other end of conn
+// (SO_PEERCRED) is the sandbox's agent: in the sandbox's container and the
+// init of a pid namespace of its own (the container's PID 1, as the agent
+// is), and still that very process (pinned by a pidfd) once /proc was read
+// by its pid. A root workload can put a socket of its own at the agent's
+// path (its directory is the workload's to write) and relay the host's
+// connection; since idle connections close (docker.agent_idle), the host
+// connects often. Then it moves the agent's forking thread
+// (hello.ForkerTID, in the container's pid namespace) into the sandbox's
+// workload pids group: never that process's main thread; nothing while a
+// thread of it is in the group already (this process's earlier
+// handshake adopted it; a dormant agent started again is a new program
+// with new threads, adopted anew); and the thread is checked to be the
+// same after the move. An agent that reports no thread (one of before the
+// host moved it) has nothing moved.
 func (r *Runtime) AdoptAgent(ctx context.Context, id string, conn net.Conn, hello agentproto.Hello) error {
-	group := r.workloadGroup(id)
-	if group == "" || hello.ForkerTID == 0 {
-		return nil
-	}
 	pid, err := peerPID(conn)
 	if err != nil {
 		return fmt.Errorf("docker: sandbox %s: the agent's process: %w", id, err)
@@ -126,6 +124,16 @@ func (r *Runtime) AdoptAgent(ctx context.Context, id string, conn net.Conn, hell
 			return err
 		}
 		agent.container = cid
+	}
+	if err := agent.isInit(); err != nil {
+		return fmt.Errorf("docker: sandbox %s: the process answering on its agent socket is not its agent: %w", id, err)
+	}
+	group := r.workloadGroup(id)
+	if group == "" || hello.ForkerTID == 0 {
+		if !pin.alive() {
+			return fmt.Errorf("docker: sandbox %s: the agent's process %d ended during its adoption", id, pid)
+		}
+		return nil
 	}
 	if adopted, err := agent.threadIn(group); err != nil || adopted {
 		return err
@@ -296,10 +304,7 @@ func cgroupLines(file string) iter.Seq2[string, string] {
 // namespace of its own (the agent is its container's PID 1; a pid is only a
 // process's, not one of its threads').
 func (a agentProcess) thread(nsTID int) (int, error) {
-	if !a.inContainer() {
-		return 0, fmt.Errorf("process %d is not in the sandbox's container", a.pid)
-	}
-	if err := nsInit(a.pid); err != nil {
+	if err := a.isInit(); err != nil {
 		return 0, err
 	}
 	tid, err := hostTID(a.pid, nsTID)
@@ -307,6 +312,15 @@ func (a agentProcess) thread(nsTID int) (int, error) {
 		err = fmt.Errorf("thread %d is the agent's main thread", nsTID)
 	}
 	return tid, err
+}
+
+// isInit checks that the process is in the sandbox's container and its
+// PID 1.
+func (a agentProcess) isInit() error {
+	if !a.inContainer() {
+		return fmt.Errorf("process %d is not in the sandbox's container", a.pid)
+	}
+	return nsInit(a.pid)
 }
 
 // threadIn reports whether a thread of the agent is in group already.

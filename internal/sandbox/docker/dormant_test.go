@@ -3,6 +3,7 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,4 +176,47 @@ func waitNoChildren(t *testing.T, pid int) {
 		}
 	}
 	t.Fatalf("host pid %d still has children %s after 15 s (zombies not reaped?)", pid, kids)
+}
+
+// TestAdoptAgentChecksPeer: every connection's peer must be the sandbox's
+// PID 1, whatever the agent reports: a root workload can put a socket of
+// its own at the agent's path and relay the host's connections (which are
+// frequent, idle ones being closed), answering with no forking thread.
+func TestAdoptAgentChecksPeer(t *testing.T) {
+	t.Parallel()
+	img := testbin.BaseImage(t)
+	ctx := context.Background()
+	rt := newRuntime(t, "none")
+	spec := &sandbox.Spec{Image: img}
+	startSandbox(t, rt, spec)
+	real, err := rt.Dial(ctx, spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer real.Close()
+	if err := rt.AdoptAgent(ctx, spec.ID, real, agentproto.Hello{}); err != nil {
+		t.Errorf("AdoptAgent on the agent's own connection, no forking thread reported: %v; want accepted", err)
+	}
+	path := filepath.Join(t.TempDir(), "relay.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	relay, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	for _, hello := range []agentproto.Hello{{}, {ForkerTID: 2}} {
+		if err := rt.AdoptAgent(ctx, spec.ID, relay, hello); err == nil {
+			t.Errorf("AdoptAgent(%+v) on a connection to a process outside the container: accepted; want refused", hello)
+		}
+	}
 }
