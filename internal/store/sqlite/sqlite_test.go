@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	modernc "modernc.org/sqlite"
 
 	"github.com/aetherium/aetherium/internal/errdefs"
 	"github.com/aetherium/aetherium/internal/store"
@@ -200,5 +201,18 @@ func TestOldExecutionShellUnknown(t *testing.T) {
 	}
 	if err := m.Up(); err != nil {
 		t.Fatalf("migration 16 up again: %v", err)
+	}
+}
+
+// TestCommitsWithFdatasync: once a database is open, the process's SQLite
+// commits sync with fdatasync(2), as SQLite's own Linux builds do.
+func TestCommitsWithFdatasync(t *testing.T) {
+	db, err := sqlite.OpenDB(filepath.Join(t.TempDir(), "x.db"), sqlite.SyncFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if !modernc.FdatasyncEnabled() {
+		t.Error("SQLite commits with fsync; want fdatasync")
 	}
 }
