@@ -84,7 +84,9 @@ static int wait_for_connection(int lfd, int sfd) {
 			return 0;
 		if (p[0].revents & POLLNVAL)
 			return 0;
-		if (p[0].revents & POLLIN)
+		/* An error on the socket is the agent's to report (polling on
+		 * would spin). */
+		if (p[0].revents & (POLLIN | POLLERR | POLLHUP))
 			return 1;
 	}
 }
