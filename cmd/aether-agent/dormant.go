@@ -94,12 +94,24 @@ func resume(stopping context.Context, spec string, args []string) (net.Listener,
 		unix.CloseOnExec(fd)
 		fds[i] = fd
 	}
-	f := os.NewFile(uintptr(fds[0]), "listener")
-	l, err := net.FileListener(f) // a descriptor of its own; f's is kept for the next sleep
+	l, err := listenerOf(fds[0])
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: the listening socket: %w", resumeFlag, err)
 	}
 	return l, &sleeper{listener: fds[0], self: fds[1], waiter: fds[2], args: args, stopping: stopping}, nil
+}
+
+// listenerOf returns a listener on a descriptor of its own for the socket
+// of fd, which stays the caller's: an os.File made of fd itself would close
+// it when collected.
+func listenerOf(fd int) (net.Listener, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), "listener")
+	defer f.Close()
+	return net.FileListener(f)
 }
 
 // sleep execs the waiter; it returns only on failure, or when the agent is
@@ -123,6 +135,18 @@ func (s *sleeper) sleep() error {
 			return err
 		}
 	}
+	// An exec makes a process dumpable again until the new program says
+	// otherwise, and the workload, which has PID 1's uid and capabilities,
+	// could open /proc/1/mem in that moment (it wakes the waiter at will).
+	// With a real gid other than the effective one the kernel makes the
+	// new program non-dumpable from its first instruction, and refuses the
+	// workload (whose gids all match) meanwhile; each program sets it back
+	// (dropPtrace). Without CAP_SETGID the agent stays awake instead.
+	egid := unix.Getegid()
+	if err := syscall.Setresgid(otherGID(egid), egid, egid); err != nil {
+		return fmt.Errorf("set a real gid for a non-dumpable exec: %w", err)
+	}
+	defer syscall.Setresgid(egid, egid, egid)
 	argv := append([]string{"aether-waiter", strconv.Itoa(s.listener), strconv.Itoa(s.self), os.Args[0]}, s.args...)
 	argv = append(argv, resumeFlag, fmt.Sprintf("%d,%d,%d", s.listener, s.self, s.waiter))
 	// The kernel resolves /proc/self/fd/N to the open file itself; exec
@@ -130,4 +154,23 @@ func (s *sleeper) sleep() error {
 	// execveat would not.
 	err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", s.waiter), argv, os.Environ())
 	return errors.Join(errors.New("exec aether-waiter"), err)
+}
+
+// otherGID is a gid other than gid.
+func otherGID(gid int) int {
+	if gid == 65534 {
+		return 65533
+	}
+	return 65534
+}
+
+// dropPtrace makes the agent non-dumpable, so the workload, which has its
+// uid and capabilities, can neither ptrace it nor open its /proc files
+// (memory, descriptors), then gives back the real gid a dormancy's exec
+// borrowed (see sleep).
+func dropPtrace() {
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	if g, eg := os.Getgid(), os.Getegid(); g != eg {
+		syscall.Setresgid(eg, eg, eg)
+	}
 }

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/vsock"
-	"golang.org/x/sys/unix"
 
 	"github.com/aetherium/aetherium/internal/agent"
 )
@@ -37,6 +36,7 @@ func main() {
 }
 
 func run() error {
+	dropPtrace() // first: the workload may be waiting for this process (see sleeper.sleep)
 	fs := flag.NewFlagSet("aether-agent", flag.ContinueOnError)
 	listen := fs.String("listen", "unix:/run/aether/agent.sock", "where to serve: unix:PATH, vsock:PORT or serial:NAME|DEVICE")
 	workloadGroup := fs.Bool("workload-group", false, "start every command from a thread the host moves into a cgroup v1 pids group of its own (the Docker runtime's workload group); refuse commands until it is there")
@@ -67,10 +67,6 @@ func run() error {
 			return err
 		}
 	}
-	// Not ptraceable, and its descriptors closed to the workload, which
-	// has the agent's capabilities and uid (the kernel makes a process
-	// dumpable again at each exec; its commands are).
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	var workload *os.File
 	if os.Getpid() == 1 && *resumeFDs == "" {
 		// (A resumed agent did this at its first start; the sandbox's

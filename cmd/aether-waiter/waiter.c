@@ -53,6 +53,16 @@ static int fd_arg(const char *s) {
 	return (int)v;
 }
 
+/* stopping is set by a SIGTERM or SIGINT that arrives while the signals
+ * are unblocked around the agent's exec; as a namespace's init, PID 1
+ * would otherwise drop it (no handler, default action). */
+static volatile sig_atomic_t stopping;
+
+static void on_stop(int sig) {
+	(void)sig;
+	stopping = 1;
+}
+
 static void reap(void) {
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
@@ -67,6 +77,24 @@ static int stop_signalled(int sfd) {
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 			stop = 1;
 	return stop;
+}
+
+/* exec_agent execs the agent, returning only on failure. An exec makes a
+ * process dumpable until the new program says otherwise, and the workload
+ * could open /proc/1/mem in that moment; with a real gid other than the
+ * effective one the kernel makes the new program non-dumpable from the
+ * start, and refuses the workload (whose gids match) meanwhile. The agent
+ * gives the gid back first thing. */
+static void exec_agent(int afd, char **agent_argv) {
+	gid_t eg = getegid();
+	int e;
+	if (setresgid(eg == 65534 ? 65533 : 65534, eg, eg) < 0)
+		return;
+	syscall(SYS_execveat, afd, "", agent_argv, environ, AT_EMPTY_PATH);
+	e = errno;
+	if (setresgid(eg, eg, eg) < 0)
+		say("aether-waiter: cannot give the real gid back\n");
+	errno = e;
 }
 
 /* wait_for_connection reaps orphans until a connection waits on lfd (1)
@@ -99,15 +127,20 @@ int main(int argc, char **argv) {
 		say("aether-waiter: usage: aether-waiter LISTEN_FD AGENT_FD AGENT_ARGV0 [ARGS...]\n");
 		return 2;
 	}
-	/* Not ptraceable, and /proc/1's descriptors closed to the workload
-	 * (which has PID 1's capabilities and uid). */
+	/* Not ptraceable, and /proc/1's memory and descriptors closed to the
+	 * workload (which has PID 1's capabilities and uid); then the real gid
+	 * the agent's exec borrowed is given back (see exec_agent). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (getgid() != getegid() && setresgid(getegid(), getegid(), getegid()) < 0)
+		say("aether-waiter: cannot give the real gid back\n");
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &mask, &old) < 0)
 		return 1;
+	signal(SIGTERM, on_stop);
+	signal(SIGINT, on_stop);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		return 1;
@@ -117,7 +150,9 @@ int main(int argc, char **argv) {
 		 * commands inherit it); a stop that came in meanwhile is still
 		 * honoured. */
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		syscall(SYS_execveat, afd, "", argv + 3, environ, AT_EMPTY_PATH);
+		if (stopping)
+			return 0;
+		exec_agent(afd, argv + 3);
 		/* PID 1 stays, or the sandbox and its processes would end: the
 		 * connection is refused, the next one tries again. */
 		sigprocmask(SIG_BLOCK, &mask, NULL);

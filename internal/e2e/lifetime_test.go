@@ -60,7 +60,21 @@ func TestTTL(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
 	e := newDockerEnv(t)
-	vm := e.MustCreateVM(&client.CreateVMRequest{Name: "idle", IdleTimeout: 2})
+	acc, err := e.c.CreateVM(ctx(t), &client.CreateVMRequest{Name: "idle", IdleTimeout: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := e.mustWait(acc.TaskID)
+	vm, err := e.c.GetVM(ctx(t), acc.VMID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The idle clock starts when the sandbox is made, not when it was
+	// asked for: a create slower than the timeout (a busy CI host) had it
+	// expire as it became ready.
+	if created.StartedAt == nil || vm.LastActiveAt == nil || vm.LastActiveAt.Before(*created.StartedAt) {
+		t.Fatalf("idle clock of a new sandbox: last active %v, its create started %v; want after", vm.LastActiveAt, created.StartedAt)
+	}
 	if out, code := e.MustExec("idle", "sleep 5; echo survived"); out != "survived\n" || code != 0 {
 		t.Fatalf("exec running past the idle timeout: %q %d", out, code)
 	}

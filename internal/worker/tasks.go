@@ -102,12 +102,14 @@ func (w *Worker) vmCreate(ctx context.Context, t *store.Task, a task.VMCreateArg
 		w.discard(ctx, vm.ID)
 		return &task.VMResult{VMID: vm.ID, Status: cur.Status}, nil
 	}
-	empty, final := "", store.VMRunning
+	empty, final, now := "", store.VMRunning, time.Now()
 	if a.Pool {
 		final = store.VMPooled
 	}
+	// An idle timeout counts from here: a create slower than the timeout
+	// (a busy host) had the sandbox expire as it became ready.
 	vm, err = w.store.VMUpdate(ctx, &store.VMUpdateParams{ID: vm.ID, Status: &final, RuntimeID: &info.RuntimeID,
-		IPAddress: &info.Address, WorkerID: &w.cfg.ID, Error: &empty})
+		IPAddress: &info.Address, WorkerID: &w.cfg.ID, Error: &empty, LastActiveAt: &now})
 	if err != nil {
 		return w.createLost(ctx, t, err)
 	}

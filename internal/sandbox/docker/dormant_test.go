@@ -69,6 +69,11 @@ func TestDormantAgent(t *testing.T) {
 	// the same before and after a round through the waiter.
 	const sigs = "grep -E '^Sig(Blk|Ign)' /proc/self/status"
 	sigsBefore := run(sigs)
+	// PID 1 is closed to the workload, which has its uid and capabilities.
+	const closed = "grep ^Gid: /proc/1/status; cat /proc/1/environ >/dev/null 2>&1 && echo readable || echo closed"
+	if got := run(closed); got != "Gid:\t0\t0\t0\t0\nclosed\n" {
+		t.Errorf("PID 1 to the workload: %q; want gids 0 and /proc/1 closed", got)
+	}
 	// An orphan in a session of its own outlives its exec and ends while
 	// the agent is dormant.
 	run("setsid sleep 2 </dev/null >/dev/null 2>&1 &")
@@ -88,6 +93,11 @@ func TestDormantAgent(t *testing.T) {
 	}
 	if got := program(t, pid); got != "aether-agent" {
 		t.Errorf("PID 1 after an exec: %s; want aether-agent", got)
+	}
+	// PID 1 woke non-dumpable, with the real gid its exec borrowed (so
+	// that it never was dumpable) given back.
+	if got := run(closed); got != "Gid:\t0\t0\t0\t0\nclosed\n" {
+		t.Errorf("PID 1 to the workload after dormancy: %q; want gids 0 and /proc/1 closed", got)
 	}
 	if got := run(sigs); got != sigsBefore {
 		t.Errorf("a command's signals after dormancy:\n%s\nbefore:\n%s", got, sigsBefore)
