@@ -57,16 +57,6 @@ func run() error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var l net.Listener
-	var sl *sleeper
-	if *resumeFDs != "" {
-		// First, before anything can start a process: the descriptors
-		// are close-on-exec again only after this.
-		var err error
-		if l, sl, err = resume(ctx, *resumeFDs, withoutResume(os.Args[1:])); err != nil {
-			return err
-		}
-	}
 	var workload *os.File
 	if os.Getpid() == 1 && *resumeFDs == "" {
 		// (A resumed agent did this at its first start; the sandbox's
@@ -74,26 +64,38 @@ func run() error {
 		workload = initPID1(log)
 	}
 	cfg := agent.Config{Version: version, Logger: log, WorkloadCgroup: workload, WorkloadGroup: *workloadGroup || *oldTasks != ""}
+	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version), slog.Bool("resumed", *resumeFDs != ""))
 	if dev, ok := strings.CutPrefix(*listen, "serial:"); ok {
-		log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version))
 		return serveSerial(ctx, agent.New(cfg), dev, log)
 	}
-	if l == nil {
-		var err error
-		if l, err = listenOn(*listen); err != nil {
-			return err
-		}
-		if *dormantAfter > 0 {
-			if sl, err = newSleeper(ctx, l, *waiterPath, os.Args[1:]); err != nil {
-				log.Warn("the agent will not go dormant", slog.Any("err", err))
-			}
-		}
+	l, sl, err := openListener(ctx, *listen, *resumeFDs, *dormantAfter, *waiterPath, log)
+	if err != nil {
+		return err
 	}
 	if sl != nil {
 		cfg.Dormant, cfg.DormantAfter = sl.sleep, *dormantAfter
 	}
-	log.Info("agent serving", slog.String("listen", *listen), slog.String("version", version), slog.Bool("resumed", *resumeFDs != ""))
 	return agent.New(cfg).Serve(ctx, l)
+}
+
+// openListener returns the agent's listener: the one a waiter passed on
+// (resumeFDs; before anything starts a process, since the descriptors are
+// close-on-exec again only then), or a new one on addr; and, for a
+// dormancy after dormantAfter, the sleeper that swaps the agent for the
+// waiter at waiterPath.
+func openListener(ctx context.Context, addr, resumeFDs string, dormantAfter time.Duration, waiterPath string, log *slog.Logger) (net.Listener, *sleeper, error) {
+	if resumeFDs != "" {
+		return resume(ctx, resumeFDs, withoutResume(os.Args[1:]))
+	}
+	l, err := listenOn(addr)
+	if err != nil || dormantAfter <= 0 {
+		return l, nil, err
+	}
+	sl, err := newSleeper(ctx, l, waiterPath, os.Args[1:])
+	if err != nil {
+		log.Warn("the agent will not go dormant", slog.Any("err", err))
+	}
+	return l, sl, nil
 }
 
 // withoutResume returns args without the --resume flag and its value.
