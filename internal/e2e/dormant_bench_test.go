@@ -63,10 +63,11 @@ func dormant(pid int) bool {
 	return err == nil && filepath.Base(exe) == "aether-waiter"
 }
 
-func waitDormant(b *testing.B, pid int, limit time.Duration) {
+func waitDormant(tb testing.TB, pid int, limit time.Duration) {
+	tb.Helper()
 	for deadline := time.Now().Add(limit); !dormant(pid); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			b.Fatalf("host pid %d not dormant after %v", pid, limit)
+			tb.Fatalf("host pid %d not dormant after %v", pid, limit)
 		}
 	}
 }
