@@ -5,13 +5,17 @@ BIN := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build setup demo test unit fuzz bench lint clean
+.PHONY: all build waiter setup demo test unit fuzz bench lint clean
 
 all: build
 
-# aether-waiter is C (see its source for why), static like the agent.
-build:
+build: waiter
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/aetherd ./cmd/aether ./cmd/aether-agent
+
+# aether-waiter is C (see its source for why), static like the agent. The
+# tests build it here too (testbin.Build, with BIN set to their directory).
+waiter:
+	@mkdir -p $(BIN)
 	$(CC) -static -Os -s -Wall -Wextra -Werror -o $(BIN)/aether-waiter cmd/aether-waiter/waiter.c
 
 setup:

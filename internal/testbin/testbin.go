@@ -65,7 +65,7 @@ func Build(t testing.TB, name string) string {
 	if name == "aether-agent" {
 		// The Docker runtime finds aether-waiter beside the agent (as
 		// `make build` puts it), and its agents go dormant with it.
-		waiter := exec.Command("cc", "-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-o", filepath.Join(buildDir, "aether-waiter"), "cmd/aether-waiter/waiter.c")
+		waiter := exec.Command("make", "--no-print-directory", "-s", "waiter", "BIN="+buildDir)
 		waiter.Dir = Root()
 		if b, err := waiter.CombinedOutput(); err != nil {
 			t.Fatalf("build aether-waiter (gcc and libc6-dev, see scripts/setup.sh): %v\n%s", err, b)

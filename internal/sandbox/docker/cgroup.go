@@ -138,7 +138,7 @@ func (r *Runtime) AdoptAgent(ctx context.Context, id string, conn net.Conn, hell
 	if adopted, err := agent.threadIn(group); err != nil || adopted {
 		return err
 	}
-	tid, err := agent.thread(hello.ForkerTID)
+	tid, err := agent.hostThread(hello.ForkerTID) // isInit accepted it above; the pin's check below covers both
 	if err != nil {
 		return fmt.Errorf("docker: sandbox %s: %w", id, err)
 	}
@@ -307,6 +307,11 @@ func (a agentProcess) thread(nsTID int) (int, error) {
 	if err := a.isInit(); err != nil {
 		return 0, err
 	}
+	return a.hostThread(nsTID)
+}
+
+// hostThread is thread for a process isInit has just accepted.
+func (a agentProcess) hostThread(nsTID int) (int, error) {
 	tid, err := hostTID(a.pid, nsTID)
 	if err == nil && tid == a.pid {
 		err = fmt.Errorf("thread %d is the agent's main thread", nsTID)

@@ -188,15 +188,15 @@ var (
 // file, or else the one beside the agent, or "" (agents stay awake) when
 // there is none.
 func findWaiter(path, agent string, log *slog.Logger) (string, error) {
-	if path == "" {
-		beside := filepath.Join(filepath.Dir(agent), "aether-waiter")
-		if fi, err := os.Stat(beside); err != nil || !fi.Mode().IsRegular() {
+	beside := path == ""
+	if beside {
+		path = filepath.Join(filepath.Dir(agent), "aether-waiter")
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		if beside {
 			log.Info("agents never go dormant: no aether-waiter beside the agent (make build)", slog.String("agent", agent))
 			return "", nil
 		}
-		path = beside
-	}
-	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("docker runtime: WaiterPath %s is not a file (build it with `make build`)", path)
 	}
 	return filepath.Abs(path)
