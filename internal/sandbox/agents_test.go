@@ -61,7 +61,9 @@ func TestAgentsCloseIdle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := serveAgent(t)
-	a := sandbox.NewAgents(idleRuntime{agentRuntime{path: path}, 100 * time.Millisecond})
+	// An idle period well above a loaded host's scheduling delays: Get
+	// marks the connection used, and the exec opens its stream after.
+	a := sandbox.NewAgents(idleRuntime{agentRuntime{path: path}, 400 * time.Millisecond})
 	defer a.Close()
 	c, err := a.Get(ctx, "sb")
 	if err != nil {
@@ -69,10 +71,10 @@ func TestAgentsCloseIdle(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sleep", "0.6"}}, agentclient.ExecIO{})
+		_, err := c.Exec(ctx, &agentproto.ExecRequest{Argv: []string{"sleep", "2"}}, agentclient.ExecIO{})
 		done <- err
 	}()
-	if closedWithin(c, 400*time.Millisecond) {
+	if closedWithin(c, 1500*time.Millisecond) {
 		t.Fatal("a connection with an exec open was closed as idle")
 	}
 	if err := <-done; err != nil {
